@@ -1,0 +1,328 @@
+//! `/v1/integrations`: register AWS accounts, get their setup documents, check the connection.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::Json;
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::extract::{ApiPath, QueryParams, ValidJson};
+use super::pagination::PageRequest;
+use crate::app::AppState;
+use crate::aws::check::{check_access, AccessCheck};
+use crate::aws::permissions::{setup_documents, SetupDocuments};
+use crate::domain::integration::{
+    generate_external_id, validate_name, validate_options, validate_root_account, Connection, Integration,
+    IntegrationOptions, RootAccount,
+};
+use crate::domain::tags::TagPair;
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
+use crate::storage;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_integration, list_integrations))
+        .routes(routes!(get_integration, update_integration, delete_integration))
+        .routes(routes!(get_setup))
+        .routes(routes!(check_integration))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateIntegration {
+    #[schema(example = "prod")]
+    pub name: String,
+    pub connection: Connection,
+    pub root_account: RootAccountInput,
+    #[serde(default)]
+    pub options: IntegrationOptions,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RootAccountInput {
+    #[schema(example = "123456789012")]
+    pub account_id: String,
+    #[schema(example = "arn:aws:iam::123456789012:role/jit-iam-access")]
+    pub access_role_arn: String,
+    /// Leave out to have jit-iam generate one (returned in the answer).
+    #[schema(example = "4c9f0d6b2a7e41e3b8d5c0a9f6e2d1b7")]
+    pub external_id: Option<String>,
+    #[schema(example = "us-east-1")]
+    pub region: String,
+}
+
+/// Fields to change; absent fields stay as they are. `connection` and
+/// `root_account.account_id` cannot change: create a new integration instead.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateIntegration {
+    pub name: Option<String>,
+    pub connection: Option<Connection>,
+    pub root_account: Option<RootAccountPatch>,
+    pub options: Option<OptionsPatch>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RootAccountPatch {
+    pub account_id: Option<String>,
+    pub access_role_arn: Option<String>,
+    pub external_id: Option<String>,
+    pub region: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OptionsPatch {
+    pub tags: Option<Vec<TagPair>>,
+    /// `null` clears the list (every enabled region).
+    #[serde(default, deserialize_with = "present")]
+    pub regions: Option<Option<Vec<String>>>,
+    /// `null` goes back to the root access role's name.
+    #[serde(default, deserialize_with = "present")]
+    pub member_role_name: Option<Option<String>>,
+    pub include_aws_managed_policies: Option<bool>,
+}
+
+/// Tells a field given as `null` (Some(None)) from a field left out (None).
+fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IntegrationPage {
+    pub items: Vec<Integration>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Register an integration.
+///
+/// Validates every field strictly; when `root_account.external_id` is left out,
+/// a random one is generated and returned. The first inventory sync starts at once.
+#[utoipa::path(
+    post, path = "/v1/integrations", tag = "integrations",
+    request_body = CreateIntegration,
+    responses(
+        (status = 201, description = "Created", body = Integration),
+        (status = "4XX", description = "Invalid input, unauthorized, or the name is taken", body = ErrorBody),
+        (status = "5XX", description = "Service unavailable", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create_integration(
+    State(state): State<AppState>,
+    ValidJson(input): ValidJson<CreateIntegration>,
+) -> ApiResult<(StatusCode, HeaderMap, Json<Integration>)> {
+    let name = validate_name(&input.name)?;
+    let root = RootAccount {
+        account_id: input.root_account.account_id,
+        access_role_arn: input.root_account.access_role_arn,
+        external_id: input.root_account.external_id.unwrap_or_else(generate_external_id),
+        region: input.root_account.region,
+    };
+    validate_root_account(&root, "root_account")?;
+    validate_options(&input.options, input.connection)?;
+
+    let id = Uuid::now_v7();
+    let integration = storage::integrations::insert(&state.db, id, &name, input.connection, &root, &input.options)
+        .await
+        .map_err(|e| name_conflict(e, &name))?;
+    tracing::info!(integration_id = %id, name = %integration.name, "integration created");
+
+    let mut headers = HeaderMap::new();
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/integrations/{id}")) {
+        headers.insert(header::LOCATION, location);
+    }
+    Ok((StatusCode::CREATED, headers, Json(integration)))
+}
+
+fn name_conflict(error: sqlx::Error, name: &str) -> ApiError {
+    if storage::violates(&error, storage::integrations::NAME_CONSTRAINT) {
+        ApiError::conflict(ErrorCode::NameTaken, format!("an integration named `{name}` exists already"))
+            .with_field("name")
+    } else {
+        error.into()
+    }
+}
+
+/// List integrations, oldest first.
+#[utoipa::path(
+    get, path = "/v1/integrations", tag = "integrations",
+    params(
+        ("limit" = Option<i64>, Query, description = "Page size, 1-1000 (default 100)", minimum = 1, maximum = 1000),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, body = IntegrationPage),
+        (status = "4XX", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_integrations(State(state): State<AppState>, mut params: QueryParams) -> ApiResult<Json<IntegrationPage>> {
+    let page = PageRequest::from_query(&mut params)?;
+    params.finish()?;
+    let rows = storage::integrations::list(&state.db, page.after, page.fetch_limit()).await?;
+    let (items, next_cursor) = page.finish(rows, |i| i.id);
+    Ok(Json(IntegrationPage { items, next_cursor }))
+}
+
+/// Get one integration.
+#[utoipa::path(
+    get, path = "/v1/integrations/{id}", tag = "integrations",
+    params(("id" = Uuid, Path, description = "Integration id")),
+    responses(
+        (status = 200, body = Integration),
+        (status = "4XX", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_integration(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<Integration>> {
+    Ok(Json(find(&state, id).await?))
+}
+
+pub async fn find(state: &AppState, id: Uuid) -> ApiResult<Integration> {
+    storage::integrations::get(&state.db, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("integration", id))
+}
+
+/// Change an integration.
+///
+/// Cached AWS sessions of the integration are dropped, so the next call uses
+/// the new role, external id or region.
+#[utoipa::path(
+    patch, path = "/v1/integrations/{id}", tag = "integrations",
+    params(("id" = Uuid, Path, description = "Integration id")),
+    request_body = UpdateIntegration,
+    responses(
+        (status = 200, body = Integration),
+        (status = "4XX", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn update_integration(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+    ValidJson(patch): ValidJson<UpdateIntegration>,
+) -> ApiResult<Json<Integration>> {
+    let mut tx = state.db.begin().await?;
+    let mut integration = storage::integrations::get_for_update(&mut *tx, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("integration", id))?;
+    apply_patch(&mut integration, patch)?;
+    let updated = storage::integrations::update(&mut *tx, &integration)
+        .await
+        .map_err(|e| name_conflict(e, &integration.name))?;
+    tx.commit().await?;
+    state.aws.forget(id);
+    tracing::info!(integration_id = %id, "integration updated");
+    Ok(Json(updated))
+}
+
+fn apply_patch(integration: &mut Integration, patch: UpdateIntegration) -> ApiResult<()> {
+    if let Some(name) = patch.name {
+        integration.name = validate_name(&name)?;
+    }
+    if patch.connection.is_some_and(|c| c != integration.connection) {
+        return Err(ApiError::validation("connection", "the connection cannot change; create a new integration"));
+    }
+    if let Some(root) = patch.root_account {
+        if root.account_id.is_some_and(|a| a != integration.root_account.account_id) {
+            return Err(ApiError::validation(
+                "root_account.account_id",
+                "the account cannot change; create a new integration",
+            ));
+        }
+        let current = &mut integration.root_account;
+        current.access_role_arn = root.access_role_arn.unwrap_or(current.access_role_arn.clone());
+        current.external_id = root.external_id.unwrap_or(current.external_id.clone());
+        current.region = root.region.unwrap_or(current.region.clone());
+        validate_root_account(current, "root_account")?;
+    }
+    if let Some(options) = patch.options {
+        let current = &mut integration.options;
+        if let Some(tags) = options.tags {
+            current.tags = tags;
+        }
+        if let Some(regions) = options.regions {
+            current.regions = regions;
+        }
+        if let Some(member_role_name) = options.member_role_name {
+            current.member_role_name = member_role_name;
+        }
+        if let Some(include) = options.include_aws_managed_policies {
+            current.include_aws_managed_policies = include;
+        }
+        validate_options(current, integration.connection)?;
+    }
+    Ok(())
+}
+
+/// Delete an integration.
+#[utoipa::path(
+    delete, path = "/v1/integrations/{id}", tag = "integrations",
+    params(("id" = Uuid, Path, description = "Integration id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = "4XX", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn delete_integration(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<StatusCode> {
+    if !storage::integrations::delete(&state.db, id).await? {
+        return Err(ApiError::not_found("integration", id));
+    }
+    state.aws.forget(id);
+    tracing::info!(integration_id = %id, "integration deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The AWS setup documents of an integration.
+///
+/// The trust policy names jit-iam's own identity and requires the external id;
+/// the permission policy lists exactly the actions jit-iam uses. Both are
+/// valid IAM policy documents, ready to paste.
+#[utoipa::path(
+    get, path = "/v1/integrations/{id}/setup", tag = "integrations",
+    params(("id" = Uuid, Path, description = "Integration id")),
+    responses(
+        (status = 200, body = SetupDocuments),
+        (status = "4XX", body = ErrorBody),
+        (status = "5XX", description = "jit-iam cannot learn its own AWS identity", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_setup(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<SetupDocuments>> {
+    let integration = find(&state, id).await?;
+    let principal = state.aws.service_principal().await?;
+    Ok(Json(setup_documents(&integration, &principal)))
+}
+
+/// Check the connection.
+///
+/// Assumes the access role with the external id, calls sts:GetCallerIdentity
+/// and confirms the account. Each step reports pass or fail; a failure carries
+/// AWS's error code and message. AWS refusing is a result (200), not an error.
+#[utoipa::path(
+    post, path = "/v1/integrations/{id}/check", tag = "integrations",
+    params(("id" = Uuid, Path, description = "Integration id")),
+    responses(
+        (status = 200, body = AccessCheck),
+        (status = "4XX", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn check_integration(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<AccessCheck>> {
+    let integration = find(&state, id).await?;
+    Ok(Json(check_access(&state.aws, &integration).await))
+}

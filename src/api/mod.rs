@@ -1,0 +1,125 @@
+//! The HTTP API: routes, middleware, and the OpenAPI document generated from them.
+
+use std::time::Duration;
+
+use axum::http::{header, HeaderName, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{middleware, Router};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::OpenApi as OpenApiDoc;
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_scalar::{Scalar, Servable};
+
+use crate::app::AppState;
+use crate::error::ApiError;
+
+pub mod auth;
+pub mod extract;
+pub mod health;
+pub mod integrations;
+pub mod pagination;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "jit-iam",
+        description = "Just-in-time access for AWS IAM. Every `/v1` route needs `Authorization: Bearer <token>`. \
+                       Errors always have the shape `{\"error\": {\"code\", \"message\", \"field\"?, \"aws\"?}}`."
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "integrations", description = "AWS accounts jit-iam reaches through a role"),
+        (name = "health", description = "Liveness and readiness (no token needed)"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        openapi.components.get_or_insert_with(Default::default).add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The `/v1` routes (behind the token) and the open routes, with the document describing both.
+fn documented_routes() -> (Router<AppState>, Router<AppState>, OpenApiDoc) {
+    let (v1, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(integrations::router())
+        .split_for_parts();
+    let (open, open_doc) = OpenApiRouter::new()
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .split_for_parts();
+    doc.merge(open_doc);
+    (v1, open, doc)
+}
+
+/// The OpenAPI document, as served at `/openapi.json` and committed in `openapi/`.
+pub fn openapi() -> OpenApiDoc {
+    documented_routes().2
+}
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub fn router(state: AppState) -> Router {
+    let (v1, open, doc) = documented_routes();
+    let v1 = v1.route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
+    let spec = doc.to_json().expect("the OpenAPI document serializes");
+    let config = &state.config;
+    let middleware = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request<_>| {
+                    let request_id = request
+                        .headers()
+                        .get(&REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(),
+                                        request_id, caller = tracing::field::Empty)
+                })
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(CatchPanicLayer::custom(|_| ApiError::internal("a handler panicked").into_response()))
+        .layer(middleware::map_response(json_errors))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.request_timeout))
+        .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(10)))
+        .layer(axum::extract::DefaultBodyLimit::max(config.max_body_bytes as usize));
+    Router::new()
+        .merge(v1)
+        .merge(open)
+        .route("/openapi.json", get(move || async move { ([(header::CONTENT_TYPE, "application/json")], spec) }))
+        .merge(Scalar::with_url("/docs", doc))
+        .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND) })
+        .method_not_allowed_fallback(|| async { ApiError::from_status(StatusCode::METHOD_NOT_ALLOWED) })
+        .layer(middleware)
+        .with_state(state)
+}
+
+/// Gives bare error statuses from outside the handlers (timeouts, body limits) the API's JSON shape.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if (status.is_client_error() || status.is_server_error()) && !is_json {
+        return ApiError::from_status(status).into_response();
+    }
+    response
+}

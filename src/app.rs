@@ -1,0 +1,78 @@
+//! The one shared state of the service, and `serve`: start-up, workers, shutdown.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use anyhow::Context;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::aws::AwsPool;
+use crate::config::{ApiTokens, ServeConfig};
+use crate::{api, storage};
+
+pub struct App {
+    pub config: ServeConfig,
+    pub db: PgPool,
+    pub aws: AwsPool,
+    pub tokens: ApiTokens,
+}
+
+/// Cheap to clone; every handler and worker holds one.
+#[derive(Clone)]
+pub struct AppState(Arc<App>);
+
+impl Deref for AppState {
+    type Target = App;
+
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+/// Prepares the database, then serves the API and runs the workers until SIGINT or SIGTERM.
+pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    if !config.skip_migrations {
+        storage::create_database_if_missing(&config.database).await?;
+    }
+    let db = storage::connect(&config.database).await?;
+    if !config.skip_migrations {
+        storage::migrate(&db).await?;
+    }
+    let aws = AwsPool::load(config.aws.clone()).await;
+    let tokens = config.api_tokens.clone().context("JIT_IAM_API_TOKENS is required")?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let state = AppState(Arc::new(App { config, db, aws, tokens }));
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    tracing::info!(address = %listener.local_addr()?, "listening");
+    axum::serve(listener, api::router(state.clone()))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await
+        .context("the HTTP server failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(signal) => signal,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM");
+            let _ = ctrl_c.await;
+            shutdown.cancel();
+            return;
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+    shutdown.cancel();
+}

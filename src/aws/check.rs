@@ -1,0 +1,182 @@
+//! The connection check: can jit-iam assume the integration's role, and is it
+//! the account the integration names? Each step reports pass or fail with
+//! AWS's own error, so the customer sees exactly what to fix.
+
+use aws_credential_types::Credentials;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::error::AwsError;
+use super::metrics::CallMetrics;
+use super::pool::{client, session_name, AwsPool};
+use crate::domain::integration::{Connection, Integration};
+use crate::error::AwsErrorBody;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccessCheck {
+    pub integration_id: Uuid,
+    /// True when every step passed.
+    pub ok: bool,
+    #[schema(example = "arn:aws:iam::123456789012:role/jit-iam-access")]
+    pub role_arn: String,
+    pub checked_at: DateTime<Utc>,
+    pub steps: Vec<CheckStep>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckStep {
+    pub name: CheckStepName,
+    pub status: StepStatus,
+    /// What was found, in a sentence.
+    pub detail: String,
+    /// AWS's answer when the step failed on an AWS error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<AwsErrorBody>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStepName {
+    /// sts:AssumeRole of the access role with the external id.
+    AssumeRole,
+    /// sts:GetCallerIdentity with the assumed credentials.
+    GetCallerIdentity,
+    /// The assumed identity belongs to the integration's account.
+    AccountMatches,
+    /// organizations:ListAccounts works (organizations only).
+    ListAccounts,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Passed,
+    Failed,
+    /// Not run because an earlier step failed.
+    Skipped,
+}
+
+impl CheckStep {
+    fn passed(name: CheckStepName, detail: String) -> Self {
+        Self { name, status: StepStatus::Passed, detail, error: None }
+    }
+
+    fn failed(name: CheckStepName, error: &AwsError) -> Self {
+        Self { name, status: StepStatus::Failed, detail: error.to_string(), error: Some(error.body()) }
+    }
+
+    fn skipped(name: CheckStepName) -> Self {
+        Self { name, status: StepStatus::Skipped, detail: "not run: an earlier step failed".into(), error: None }
+    }
+}
+
+/// Runs the check with fresh credentials (never the pool's cached ones), so it
+/// tells the truth about the role as it is now.
+pub async fn check_access(pool: &AwsPool, integration: &Integration) -> AccessCheck {
+    let root = &integration.root_account;
+    let role_arn = integration.root_role_arn().to_string();
+    let mut steps = Vec::new();
+
+    let assumed = pool
+        .service_sts(&root.region)
+        .assume_role()
+        .role_arn(&role_arn)
+        .role_session_name(session_name(integration.id))
+        .external_id(&root.external_id)
+        .duration_seconds(900)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("sts:AssumeRole", &e));
+    let credentials = match assumed {
+        Ok(output) => match output.credentials {
+            Some(c) => {
+                steps.push(CheckStep::passed(
+                    CheckStepName::AssumeRole,
+                    format!("assumed {role_arn} with the external id"),
+                ));
+                Credentials::new(
+                    c.access_key_id,
+                    c.secret_access_key,
+                    Some(c.session_token),
+                    None,
+                    "jit-iam-check",
+                )
+            }
+            None => {
+                let error = AwsError::new(
+                    super::AwsErrorKind::Rejected,
+                    "sts:AssumeRole",
+                    "the answer carried no credentials",
+                );
+                steps.push(CheckStep::failed(CheckStepName::AssumeRole, &error));
+                return finish(integration, role_arn, steps);
+            }
+        },
+        Err(error) => {
+            steps.push(CheckStep::failed(CheckStepName::AssumeRole, &error));
+            return finish(integration, role_arn, steps);
+        }
+    };
+
+    let config = pool.config_with_credentials(credentials, &root.region);
+    let identity = client!(aws_sdk_sts, &config)
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("sts:GetCallerIdentity", &e));
+    let account = match identity {
+        Ok(identity) => {
+            let arn = identity.arn().unwrap_or_default();
+            steps.push(CheckStep::passed(CheckStepName::GetCallerIdentity, format!("jit-iam acts as {arn}")));
+            identity.account().unwrap_or_default().to_string()
+        }
+        Err(error) => {
+            steps.push(CheckStep::failed(CheckStepName::GetCallerIdentity, &error));
+            return finish(integration, role_arn, steps);
+        }
+    };
+
+    if account != root.account_id {
+        steps.push(CheckStep {
+            name: CheckStepName::AccountMatches,
+            status: StepStatus::Failed,
+            detail: format!("the role belongs to account {account}, not to {}", root.account_id),
+            error: None,
+        });
+        return finish(integration, role_arn, steps);
+    }
+    steps.push(CheckStep::passed(CheckStepName::AccountMatches, format!("account {account}")));
+
+    if integration.connection == Connection::Organization {
+        let listed = client!(aws_sdk_organizations, &config)
+            .list_accounts()
+            .max_results(1)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("organizations:ListAccounts", &e));
+        steps.push(match listed {
+            Ok(_) => CheckStep::passed(CheckStepName::ListAccounts, "the organization's accounts can be listed".into()),
+            Err(error) => CheckStep::failed(CheckStepName::ListAccounts, &error),
+        });
+    }
+    finish(integration, role_arn, steps)
+}
+
+/// Completes the report: the steps not reached are listed as skipped.
+fn finish(integration: &Integration, role_arn: String, mut steps: Vec<CheckStep>) -> AccessCheck {
+    let mut plan = vec![CheckStepName::AssumeRole, CheckStepName::GetCallerIdentity, CheckStepName::AccountMatches];
+    if integration.connection == Connection::Organization {
+        plan.push(CheckStepName::ListAccounts);
+    }
+    let reached = steps.len();
+    steps.extend(plan[reached..].iter().copied().map(CheckStep::skipped));
+    AccessCheck {
+        integration_id: integration.id,
+        ok: steps.iter().all(|s| s.status == StepStatus::Passed),
+        role_arn,
+        checked_at: Utc::now(),
+        steps,
+    }
+}

@@ -1,0 +1,11 @@
+//! Everything that talks to AWS: the pool of assumed-role clients, error
+//! classification, the connection check, inventory listing and IAM changes.
+
+pub mod check;
+pub mod error;
+pub mod metrics;
+pub mod permissions;
+pub mod pool;
+
+pub use error::{AwsError, AwsErrorKind};
+pub use pool::{AwsClients, AwsPool};

@@ -1,0 +1,232 @@
+//! The assumed-role client pool.
+//!
+//! jit-iam's own identity comes from the default AWS credential chain
+//! (environment, profile, web identity / IRSA, EKS Pod Identity, ECS, instance
+//! metadata). For each (integration, account) the pool keeps one assumed-role
+//! credentials provider whose credentials are cached and refreshed before they
+//! expire; every client of that account shares it, so concurrent users of one
+//! integration share one sts:AssumeRole call.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::identity::IdentityCache;
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::retry::RetryConfig;
+use aws_config::sts::AssumeRoleProvider;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::{future, ProvideCredentials, SharedCredentialsProvider};
+use aws_credential_types::Credentials;
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+use super::error::AwsError;
+use super::metrics::CallMetrics;
+use crate::config::AwsConfig;
+use crate::domain::arn::{PrincipalArn, RoleArn};
+use crate::domain::integration::Integration;
+
+/// Builds a client of `$sdk` from an `SdkConfig`, with call metrics attached.
+macro_rules! client {
+    ($sdk:ident, $config:expr) => {
+        client!($sdk, $config, |builder| builder)
+    };
+    ($sdk:ident, $config:expr, |$builder:ident| $customize:expr) => {{
+        let $builder = $sdk::config::Builder::from($config).interceptor(CallMetrics);
+        $sdk::Client::from_conf($customize.build())
+    }};
+}
+pub(crate) use client;
+
+/// Refresh assumed credentials this long before they expire, so that no call
+/// ever starts with credentials about to lapse.
+const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
+
+pub struct AwsPool {
+    base: SdkConfig,
+    settings: AwsConfig,
+    identity: OnceCell<PrincipalArn>,
+    entries: Mutex<HashMap<(Uuid, String), Arc<AwsClients>>>,
+}
+
+impl fmt::Debug for AwsPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AwsPool").finish_non_exhaustive()
+    }
+}
+
+impl AwsPool {
+    /// Loads the service's own AWS configuration (nothing is called yet).
+    pub async fn load(settings: AwsConfig) -> Self {
+        let region = RegionProviderChain::default_provider().or_else(Region::from_static("us-east-1"));
+        let base = aws_config::defaults(BehaviorVersion::latest())
+            .region(region)
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(settings.max_attempts)
+                    .with_initial_backoff(Duration::from_millis(200))
+                    .with_max_backoff(Duration::from_secs(10)),
+            )
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(3))
+                    .operation_attempt_timeout(settings.attempt_timeout)
+                    .build(),
+            )
+            .load()
+            .await;
+        Self { base, settings, identity: OnceCell::new(), entries: Mutex::new(HashMap::new()) }
+    }
+
+    /// The principal customers trust in their access role: configured, or
+    /// derived from sts:GetCallerIdentity (asked once, then remembered).
+    pub async fn service_principal(&self) -> Result<PrincipalArn, AwsError> {
+        if let Some(arn) = &self.settings.service_principal_arn {
+            return Ok(PrincipalArn::parse(arn).expect("validated at start"));
+        }
+        self.identity
+            .get_or_try_init(|| async {
+                let caller = client!(aws_sdk_sts, &self.base)
+                    .get_caller_identity()
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("sts:GetCallerIdentity", &e))?;
+                let arn = caller.arn().unwrap_or_default();
+                PrincipalArn::parse(arn).map_err(|e| {
+                    AwsError::new(super::AwsErrorKind::Rejected, "sts:GetCallerIdentity", e)
+                })
+            })
+            .await
+            .cloned()
+    }
+
+    /// An STS client with the service's own identity, in `region`.
+    pub fn service_sts(&self, region: &str) -> aws_sdk_sts::Client {
+        client!(aws_sdk_sts, &self.base, |b| b.region(Region::new(region.to_string())))
+    }
+
+    /// A configuration using fixed credentials (the connection check's fresh session).
+    pub fn config_with_credentials(&self, credentials: Credentials, region: &str) -> SdkConfig {
+        self.base
+            .to_builder()
+            .credentials_provider(SharedCredentialsProvider::new(credentials))
+            .region(Region::new(region.to_string()))
+            .build()
+    }
+
+    /// The clients for `account_id` of `integration`, assuming its role.
+    pub async fn clients(&self, integration: &Integration, account_id: &str) -> Arc<AwsClients> {
+        let key = (integration.id, account_id.to_string());
+        if let Some(entry) = self.entries.lock().expect("pool lock").get(&key) {
+            if entry.revision == integration.revision {
+                return entry.clone();
+            }
+        }
+        let built = Arc::new(self.build(integration, account_id).await);
+        let mut entries = self.entries.lock().expect("pool lock");
+        // Whoever stored first wins, so that one credentials cache serves everyone.
+        let entry = entries
+            .entry(key)
+            .and_modify(|existing| {
+                if existing.revision < built.revision {
+                    *existing = built.clone();
+                }
+            })
+            .or_insert_with(|| built.clone());
+        entry.clone()
+    }
+
+    /// Drops the cached clients of an integration that changed or was deleted.
+    pub fn forget(&self, integration_id: Uuid) {
+        self.entries.lock().expect("pool lock").retain(|(id, _), _| *id != integration_id);
+    }
+
+    async fn build(&self, integration: &Integration, account_id: &str) -> AwsClients {
+        let role = integration.role_arn_for(account_id);
+        let region = Region::new(integration.root_account.region.clone());
+        let provider = AssumeRoleProvider::builder(role.to_string())
+            .external_id(integration.root_account.external_id.clone())
+            .session_name(session_name(integration.id))
+            .session_length(self.settings.session_duration)
+            .region(region.clone())
+            .configure(&self.base)
+            .build()
+            .await;
+        let credentials = CountedAssumeRole { inner: provider, role: role.clone() };
+        let config = self
+            .base
+            .to_builder()
+            .region(region)
+            .credentials_provider(SharedCredentialsProvider::new(credentials))
+            .identity_cache(IdentityCache::lazy().buffer_time(REFRESH_BEFORE_EXPIRY).build())
+            .build();
+        AwsClients::new(config, role, integration.revision, self.settings.s3_force_path_style)
+    }
+}
+
+/// `jit-iam-<integration id>`: recognisable in CloudTrail.
+pub fn session_name(integration_id: Uuid) -> String {
+    format!("jit-iam-{integration_id}")
+}
+
+/// Counts the sts:AssumeRole calls behind the credentials cache.
+#[derive(Debug)]
+struct CountedAssumeRole {
+    inner: AssumeRoleProvider,
+    role: RoleArn,
+}
+
+impl ProvideCredentials for CountedAssumeRole {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::new(async move {
+            let result = self.inner.provide_credentials().await;
+            let outcome = if result.is_ok() { "success" } else { "failure" };
+            tracing::info!(role = %self.role, outcome, "assumed role");
+            metrics::counter!("jit_iam_assume_role_total", "outcome" => outcome).increment(1);
+            result
+        })
+    }
+}
+
+/// The clients of one account, all sharing one assumed-role credentials cache.
+pub struct AwsClients {
+    pub role: RoleArn,
+    revision: i64,
+    config: SdkConfig,
+    pub iam: aws_sdk_iam::Client,
+    pub organizations: aws_sdk_organizations::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub sts: aws_sdk_sts::Client,
+    ec2: Mutex<HashMap<String, aws_sdk_ec2::Client>>,
+}
+
+impl AwsClients {
+    fn new(config: SdkConfig, role: RoleArn, revision: i64, s3_force_path_style: bool) -> Self {
+        Self {
+            role,
+            revision,
+            iam: client!(aws_sdk_iam, &config),
+            organizations: client!(aws_sdk_organizations, &config),
+            s3: client!(aws_sdk_s3, &config, |b| b.force_path_style(s3_force_path_style)),
+            sts: client!(aws_sdk_sts, &config),
+            ec2: Mutex::new(HashMap::new()),
+            config,
+        }
+    }
+
+    /// The EC2 client of one region (EC2 is regional; IAM, S3 listing and STS are not).
+    pub fn ec2(&self, region: &str) -> aws_sdk_ec2::Client {
+        self.ec2
+            .lock()
+            .expect("ec2 clients lock")
+            .entry(region.to_string())
+            .or_insert_with(|| client!(aws_sdk_ec2, &self.config, |b| b.region(Region::new(region.to_string()))))
+            .clone()
+    }
+}

@@ -1,0 +1,296 @@
+//! Configuration, read once at start from flags and the environment.
+//!
+//! Every value is validated before anything else happens, so a bad setting
+//! stops the process with one clear line instead of failing later.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{ArgAction, Args, ValueEnum};
+use sha2::{Digest, Sha256};
+
+/// Where the database is.
+#[derive(Clone, Args)]
+pub struct DatabaseConfig {
+    /// Postgres connection URL. `serve` and `migrate` create the database when it is missing.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/jit_iam",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+
+    /// Largest number of Postgres connections one process opens.
+    #[arg(long, env = "JIT_IAM_DB_MAX_CONNECTIONS", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(2..=1000))]
+    pub db_max_connections: u32,
+
+    /// How long a request waits for a free connection before answering 503.
+    #[arg(long, env = "JIT_IAM_DB_ACQUIRE_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
+    pub db_acquire_timeout: Duration,
+}
+
+impl fmt::Debug for DatabaseConfig {
+    // The URL may carry a password: never print it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("db_max_connections", &self.db_max_connections)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything `serve` needs.
+#[derive(Clone, Debug, Args)]
+pub struct ServeConfig {
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+
+    /// Address the HTTP API listens on.
+    #[arg(long, env = "JIT_IAM_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Named API tokens, `name:token` separated by commas. Callers send
+    /// `Authorization: Bearer <token>`; the name appears in logs and audit events.
+    #[arg(long, env = "JIT_IAM_API_TOKENS", hide_env_values = true, value_parser = ApiTokens::from_str)]
+    pub api_tokens: Option<ApiTokens>,
+
+    /// Log format.
+    #[arg(long, env = "JIT_IAM_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Do not create the database or apply migrations at start (run `jit-iam migrate` instead).
+    #[arg(long, env = "JIT_IAM_SKIP_MIGRATIONS", action = ArgAction::SetTrue)]
+    pub skip_migrations: bool,
+
+    /// Longest time one HTTP request may take.
+    #[arg(long, env = "JIT_IAM_REQUEST_TIMEOUT", default_value = "40s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "JIT_IAM_MAX_BODY_BYTES", default_value_t = 64 * 1024,
+          value_parser = clap::value_parser!(u32).range(1024..=16 * 1024 * 1024))]
+    pub max_body_bytes: u32,
+
+    #[command(flatten)]
+    pub aws: AwsConfig,
+
+    #[command(flatten)]
+    pub sync: SyncConfig,
+
+    #[command(flatten)]
+    pub grants: GrantConfig,
+
+    #[command(flatten)]
+    pub worker: WorkerConfig,
+}
+
+/// How jit-iam reaches AWS. The endpoint, region and the service's own
+/// credentials come from the AWS SDK's standard configuration
+/// (`AWS_ENDPOINT_URL`, `AWS_REGION`, the default credential chain).
+#[derive(Clone, Debug, Args)]
+pub struct AwsConfig {
+    /// The service's own identity, written into the trust policy of the setup documents.
+    /// Default: derived from sts:GetCallerIdentity (set it when the role has a path).
+    #[arg(long, env = "JIT_IAM_SERVICE_PRINCIPAL_ARN")]
+    pub service_principal_arn: Option<String>,
+
+    /// Length of the sessions jit-iam assumes in customer accounts (15 min to 12 h).
+    #[arg(long, env = "JIT_IAM_SESSION_DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub session_duration: Duration,
+
+    /// Attempts per AWS call, retries of throttling and transient errors included.
+    #[arg(long, env = "JIT_IAM_AWS_MAX_ATTEMPTS", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub max_attempts: u32,
+
+    /// Timeout of one attempt of an AWS call.
+    #[arg(long, env = "JIT_IAM_AWS_ATTEMPT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub attempt_timeout: Duration,
+
+    /// Use path-style S3 addressing (for S3-compatible endpoints reached by host name).
+    #[arg(long, env = "JIT_IAM_S3_FORCE_PATH_STYLE", action = ArgAction::SetTrue)]
+    pub s3_force_path_style: bool,
+}
+
+/// How the inventory is kept.
+#[derive(Clone, Debug, Args)]
+pub struct SyncConfig {
+    /// Time between two scheduled syncs of one integration.
+    #[arg(long, env = "JIT_IAM_SYNC_INTERVAL", default_value = "15m", value_parser = parse_duration)]
+    pub sync_interval: Duration,
+
+    /// AWS calls in flight at once while syncing one account.
+    #[arg(long, env = "JIT_IAM_SYNC_CONCURRENCY", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub sync_concurrency: u32,
+
+    /// Accounts of one organization synced at once.
+    #[arg(long, env = "JIT_IAM_SYNC_ACCOUNT_CONCURRENCY", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub sync_account_concurrency: u32,
+}
+
+/// Limits on grants.
+#[derive(Clone, Debug, Args)]
+pub struct GrantConfig {
+    /// Shortest grant accepted.
+    #[arg(long, env = "JIT_IAM_MIN_GRANT", default_value = "60s", value_parser = parse_duration)]
+    pub min_grant: Duration,
+
+    /// Longest grant accepted (at most 730 days).
+    #[arg(long, env = "JIT_IAM_MAX_GRANT", default_value = "7days", value_parser = parse_duration)]
+    pub max_grant: Duration,
+
+    /// IAM quota of managed policies attached to one user (AWS default 10, at most 20 when raised).
+    #[arg(long, env = "JIT_IAM_MAX_POLICIES_PER_USER", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub max_policies_per_user: u32,
+}
+
+/// The background worker that applies and revokes grants and runs syncs.
+#[derive(Clone, Debug, Args)]
+pub struct WorkerConfig {
+    /// Grants worked on at once by one process.
+    #[arg(long, env = "JIT_IAM_WORKER_CONCURRENCY", default_value_t = 32,
+          value_parser = clap::value_parser!(u32).range(1..=512))]
+    pub worker_concurrency: u32,
+
+    /// How long a claim on a grant or sync lasts before another replica may take it over.
+    #[arg(long, env = "JIT_IAM_WORKER_LEASE", default_value = "30s", value_parser = parse_duration)]
+    pub worker_lease: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl ServeConfig {
+    /// Checks that values fit together; clap has already checked each one alone.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.api_tokens.is_none() {
+            return Err("JIT_IAM_API_TOKENS is required: give at least one `name:token`".into());
+        }
+        let session = self.aws.session_duration.as_secs();
+        if !(900..=43_200).contains(&session) {
+            return Err(format!(
+                "JIT_IAM_SESSION_DURATION must lie between 15m and 12h, got {}",
+                humantime::format_duration(self.aws.session_duration)
+            ));
+        }
+        if let Some(arn) = &self.aws.service_principal_arn {
+            crate::domain::arn::PrincipalArn::parse(arn)
+                .map_err(|e| format!("JIT_IAM_SERVICE_PRINCIPAL_ARN: {e}"))?;
+        }
+        let max_allowed = Duration::from_secs(730 * 24 * 3600);
+        if self.grants.max_grant > max_allowed {
+            return Err("JIT_IAM_MAX_GRANT may be at most 730 days".into());
+        }
+        if self.grants.min_grant.is_zero() || self.grants.min_grant > self.grants.max_grant {
+            return Err("JIT_IAM_MIN_GRANT must be positive and not above JIT_IAM_MAX_GRANT".into());
+        }
+        if self.worker.worker_lease < Duration::from_secs(2) {
+            return Err("JIT_IAM_WORKER_LEASE must be at least 2s".into());
+        }
+        if self.sync.sync_interval < Duration::from_secs(10) {
+            return Err("JIT_IAM_SYNC_INTERVAL must be at least 10s".into());
+        }
+        if self.request_timeout < Duration::from_secs(1) {
+            return Err("JIT_IAM_REQUEST_TIMEOUT must be at least 1s".into());
+        }
+        Ok(())
+    }
+}
+
+/// Accepts `90` (seconds) or a human duration such as `15m`, `7days`, `1h30m`.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Ok(Duration::from_secs(seconds));
+    }
+    humantime::parse_duration(value).map_err(|e| format!("`{value}` is not a duration ({e})"))
+}
+
+/// One configured caller: a name for logs and audit, and the SHA-256 of its token.
+#[derive(Clone)]
+pub struct ApiToken {
+    pub name: String,
+    pub sha256: [u8; 32],
+}
+
+#[derive(Clone)]
+pub struct ApiTokens(pub Vec<ApiToken>);
+
+impl fmt::Debug for ApiTokens {
+    // Names only: the tokens themselves are never printed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|t| &t.name)).finish()
+    }
+}
+
+impl FromStr for ApiTokens {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        let mut tokens: Vec<ApiToken> = Vec::new();
+        for (index, entry) in value.split(',').map(str::trim).filter(|e| !e.is_empty()).enumerate() {
+            let (name, token) = entry
+                .split_once(':')
+                .ok_or_else(|| format!("entry {} is not `name:token`", index + 1))?;
+            let valid_name = !name.is_empty()
+                && name.len() <= 64
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+            if !valid_name {
+                return Err(format!(
+                    "entry {}: the name must be 1-64 characters of letters, digits, '-', '_' or '.'",
+                    index + 1
+                ));
+            }
+            if token.len() < 16 {
+                return Err(format!("token `{name}` must be at least 16 characters long"));
+            }
+            let sha256: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+            if tokens.iter().any(|t| t.name == name) {
+                return Err(format!("token name `{name}` is given twice"));
+            }
+            if tokens.iter().any(|t| t.sha256 == sha256) {
+                return Err(format!("token `{name}` is the same as another token"));
+            }
+            tokens.push(ApiToken { name: name.to_string(), sha256 });
+        }
+        if tokens.is_empty() {
+            return Err("no token given".into());
+        }
+        Ok(ApiTokens(tokens))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_seconds_and_human_forms() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_duration("7days").unwrap(), Duration::from_secs(7 * 86_400));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn tokens_are_named_hashed_and_checked() {
+        let tokens: ApiTokens = "portal:0123456789abcdef, ops:fedcba9876543210".parse().unwrap();
+        assert_eq!(tokens.0.len(), 2);
+        assert_eq!(tokens.0[1].name, "ops");
+        assert!(!format!("{tokens:?}").contains("0123456789abcdef"));
+        assert!("portal".parse::<ApiTokens>().is_err());
+        assert!("portal:short".parse::<ApiTokens>().is_err());
+        assert!("a:0123456789abcdef,a:0123456789abcdeg".parse::<ApiTokens>().is_err());
+        assert!("a:0123456789abcdef,b:0123456789abcdef".parse::<ApiTokens>().is_err());
+        assert!("bad name:0123456789abcdef".parse::<ApiTokens>().is_err());
+    }
+}

@@ -1,0 +1,107 @@
+//! IAM policy documents, as jit-iam writes them.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+pub const POLICY_VERSION: &str = "2012-10-17";
+
+/// IAM's limit on a managed policy, counted without whitespace.
+pub const MAX_MANAGED_POLICY_CHARS: usize = 6144;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "PascalCase")]
+#[schema(example = json!({"Version": "2012-10-17", "Statement": [{"Sid": "Read", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": ["arn:aws:s3:::example/*"]}]}))]
+pub struct PolicyDocument {
+    pub version: String,
+    pub statement: Vec<Statement>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "PascalCase")]
+pub struct Statement {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    pub effect: String,
+    /// Only in trust policies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub principal: Option<Value>,
+    pub action: Vec<String>,
+    /// Absent in trust policies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub condition: Option<Value>,
+}
+
+impl Statement {
+    pub fn allow(sid: &str, actions: impl IntoIterator<Item = impl Into<String>>, resources: Vec<String>) -> Self {
+        Self {
+            sid: Some(sid.to_string()),
+            effect: "Allow".into(),
+            principal: None,
+            action: actions.into_iter().map(Into::into).collect(),
+            resource: Some(resources),
+            condition: None,
+        }
+    }
+}
+
+impl PolicyDocument {
+    pub fn new(statement: Vec<Statement>) -> Self {
+        Self { version: POLICY_VERSION.into(), statement }
+    }
+
+    /// The compact JSON sent to IAM.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a policy document always serializes")
+    }
+
+    /// The size IAM measures against its quota: characters, whitespace excluded.
+    pub fn quota_size(&self) -> usize {
+        self.to_json().chars().filter(|c| !c.is_whitespace()).count()
+    }
+}
+
+/// A trust policy letting `principal` assume the role when it presents `external_id`.
+pub fn trust_policy(principal: &str, external_id: &str) -> PolicyDocument {
+    PolicyDocument::new(vec![Statement {
+        sid: Some("JitIamAssumeRole".into()),
+        effect: "Allow".into(),
+        principal: Some(serde_json::json!({ "AWS": principal })),
+        action: vec!["sts:AssumeRole".into()],
+        resource: None,
+        condition: Some(serde_json::json!({ "StringEquals": { "sts:ExternalId": external_id } })),
+    }])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trust_policy_shape() {
+        let doc = serde_json::to_value(trust_policy("arn:aws:iam::111122223333:role/pod", "ext")).unwrap();
+        assert_eq!(
+            doc,
+            serde_json::json!({
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Sid": "JitIamAssumeRole",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": "arn:aws:iam::111122223333:role/pod"},
+                    "Action": ["sts:AssumeRole"],
+                    "Condition": {"StringEquals": {"sts:ExternalId": "ext"}}
+                }]
+            })
+        );
+    }
+
+    #[test]
+    fn quota_size_ignores_whitespace() {
+        let doc = PolicyDocument::new(vec![Statement::allow("A B", ["s3:GetObject"], vec!["*".into()])]);
+        assert_eq!(doc.quota_size(), doc.to_json().len() - 1);
+    }
+}

@@ -1,0 +1,221 @@
+//! The one error type every handler returns, and the one JSON shape every error
+//! response has: `{"error": {"code", "message", "field"?, "aws"?}}`.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::aws::error::{AwsError, AwsErrorKind};
+use crate::domain::FieldError;
+
+/// Stable, documented error codes. Clients switch on these, never on messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The body is not valid JSON.
+    MalformedJson,
+    /// A query or path parameter is missing, unknown or malformed.
+    InvalidParameter,
+    /// The body is JSON but a field is missing, unknown, of the wrong type or breaks a rule.
+    ValidationFailed,
+    /// No bearer token, or one that is not configured.
+    Unauthorized,
+    NotFound,
+    MethodNotAllowed,
+    /// Another integration has this name.
+    NameTaken,
+    /// The same `request_id` was submitted with a different body.
+    RequestIdConflict,
+    /// The object is in a state that does not allow this operation.
+    InvalidState,
+    /// The integration still has live grants.
+    IntegrationHasLiveGrants,
+    /// An IAM quota would be exceeded.
+    QuotaExceeded,
+    RequestTimeout,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    /// AWS refused jit-iam (access denied, wrong external id).
+    AwsAccessDenied,
+    /// AWS kept throttling jit-iam past its retries.
+    AwsThrottled,
+    /// AWS could not be reached or failed.
+    AwsUnavailable,
+    /// AWS rejected the call for another reason (see `aws.code`).
+    AwsError,
+    /// Postgres cannot be reached; retry later.
+    DatabaseUnavailable,
+    Internal,
+}
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"error": {"code": "validation_failed", "message": "an AWS account id is exactly 12 digits", "field": "root_account.account_id"}}))]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    pub message: String,
+    /// The body field or parameter at fault, as a path such as `root_account.account_id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// What AWS answered, when the error comes from AWS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aws: Option<AwsErrorBody>,
+}
+
+/// An AWS error as the API reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+pub struct AwsErrorBody {
+    /// The AWS error code, e.g. `AccessDenied`, `NoSuchEntity`.
+    #[schema(example = "AccessDenied")]
+    pub code: Option<String>,
+    pub message: String,
+    /// The AWS call, e.g. `sts:AssumeRole`; for access denied, the permission that is missing.
+    #[schema(example = "sts:AssumeRole")]
+    pub operation: String,
+    pub request_id: Option<String>,
+    pub http_status: Option<u16>,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: ErrorCode,
+    pub message: String,
+    pub field: Option<String>,
+    pub aws: Option<AwsErrorBody>,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), field: None, aws: None }
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::ValidationFailed, message).with_field(field)
+    }
+
+    pub fn invalid_parameter(name: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidParameter, message).with_field(name)
+    }
+
+    pub fn not_found(what: &str, id: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, format!("no {what} with id {id}"))
+    }
+
+    pub fn conflict(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized,
+            "send a configured API token as `Authorization: Bearer <token>`",
+        )
+    }
+
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        // Logged with its detail; the client only learns that it happened.
+        tracing::error!(error = %error, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "internal error; see the service logs")
+    }
+
+    pub fn database_unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::DatabaseUnavailable,
+            "the database is unavailable; retry shortly",
+        )
+    }
+
+    /// The JSON shape for a bare status produced outside the handlers
+    /// (routing, timeouts, body limits, panics).
+    pub fn from_status(status: StatusCode) -> Self {
+        let (code, message) = match status {
+            StatusCode::NOT_FOUND => (ErrorCode::NotFound, "no such route"),
+            StatusCode::METHOD_NOT_ALLOWED => (ErrorCode::MethodNotAllowed, "method not allowed on this route"),
+            StatusCode::REQUEST_TIMEOUT => (ErrorCode::RequestTimeout, "the request took too long"),
+            StatusCode::PAYLOAD_TOO_LARGE => (ErrorCode::PayloadTooLarge, "the request body is too large"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                (ErrorCode::UnsupportedMediaType, "send the body as application/json")
+            }
+            StatusCode::UNAUTHORIZED => return Self::unauthorized(),
+            StatusCode::SERVICE_UNAVAILABLE => return Self::database_unavailable(),
+            s if s.is_client_error() => (ErrorCode::InvalidParameter, "the request is not valid"),
+            _ => (ErrorCode::Internal, "internal error; see the service logs"),
+        };
+        Self::new(status, code, message)
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message.clone(),
+                field: self.field.clone(),
+                aws: self.aws.clone(),
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(self.body())).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        Self::validation(e.field, e.message)
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        if crate::storage::is_unavailable(&e) {
+            tracing::warn!(error = %e, "database unavailable");
+            Self::database_unavailable()
+        } else {
+            Self::internal(e)
+        }
+    }
+}
+
+impl From<AwsError> for ApiError {
+    fn from(e: AwsError) -> Self {
+        let code = match e.kind {
+            AwsErrorKind::AccessDenied => ErrorCode::AwsAccessDenied,
+            AwsErrorKind::Throttled => ErrorCode::AwsThrottled,
+            AwsErrorKind::Transient => ErrorCode::AwsUnavailable,
+            _ => ErrorCode::AwsError,
+        };
+        Self {
+            status: StatusCode::BAD_GATEWAY,
+            code,
+            message: e.to_string(),
+            field: None,
+            aws: Some(e.body()),
+        }
+    }
+}

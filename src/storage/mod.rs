@@ -1,0 +1,108 @@
+//! Postgres: connecting, creating the database, migrations, and one module of
+//! queries per table family. Query helpers take `impl PgExecutor` so they run
+//! on the pool or inside a transaction alike.
+
+use std::str::FromStr;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+
+use crate::config::DatabaseConfig;
+
+pub mod integrations;
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// Why the database could not be prepared, in words an operator can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("DATABASE_URL is not a valid Postgres URL: {0}")]
+    BadUrl(sqlx::Error),
+    #[error("cannot connect to Postgres at {target}: {source}")]
+    Unreachable { target: String, source: sqlx::Error },
+    #[error("cannot create database {name}: {source}")]
+    Create { name: String, source: sqlx::Error },
+    #[error("cannot apply migrations: {0}")]
+    Migrate(sqlx::migrate::MigrateError),
+}
+
+fn options(config: &DatabaseConfig) -> Result<PgConnectOptions, StartupError> {
+    PgConnectOptions::from_str(&config.database_url)
+        .map(|o| o.log_statements(tracing::log::LevelFilter::Trace))
+        .map_err(StartupError::BadUrl)
+}
+
+fn describe(options: &PgConnectOptions) -> String {
+    format!(
+        "{}:{}/{}",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or("postgres")
+    )
+}
+
+/// Creates the database named in the URL when it does not exist yet.
+pub async fn create_database_if_missing(config: &DatabaseConfig) -> Result<(), StartupError> {
+    let target = options(config)?;
+    let Some(name) = target.get_database().map(str::to_string) else {
+        return Ok(());
+    };
+    let maintenance = target.clone().database("postgres");
+    let mut conn = PgConnection::connect_with(&maintenance)
+        .await
+        .map_err(|source| StartupError::Unreachable { target: describe(&maintenance), source })?;
+    let exists: bool = sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
+        .bind(&name)
+        .fetch_one(&mut conn)
+        .await
+        .map_err(|source| StartupError::Create { name: name.clone(), source })?;
+    if !exists {
+        let statement = format!("create database \"{}\"", name.replace('"', "\"\""));
+        match sqlx::query(&statement).execute(&mut conn).await {
+            Ok(_) => tracing::info!(database = %name, "created database"),
+            // Another replica created it at the same moment.
+            Err(e) if sql_state(&e).as_deref() == Some("42P04") => {}
+            Err(source) => return Err(StartupError::Create { name, source }),
+        }
+    }
+    let _ = conn.close().await;
+    Ok(())
+}
+
+pub async fn connect(config: &DatabaseConfig) -> Result<PgPool, StartupError> {
+    let options = options(config)?;
+    let target = describe(&options);
+    PgPoolOptions::new()
+        .max_connections(config.db_max_connections)
+        .acquire_timeout(config.db_acquire_timeout)
+        .connect_with(options)
+        .await
+        .map_err(|source| StartupError::Unreachable { target, source })
+}
+
+pub async fn migrate(pool: &PgPool) -> Result<(), StartupError> {
+    MIGRATOR.run(pool).await.map_err(StartupError::Migrate)
+}
+
+pub fn sql_state(error: &sqlx::Error) -> Option<String> {
+    match error {
+        sqlx::Error::Database(e) => e.code().map(|c| c.into_owned()),
+        _ => None,
+    }
+}
+
+/// A unique violation of the named constraint.
+pub fn violates(error: &sqlx::Error, constraint: &str) -> bool {
+    matches!(error, sqlx::Error::Database(e) if e.constraint() == Some(constraint))
+}
+
+/// Errors that mean "Postgres is not there right now", as opposed to a bad query.
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => true,
+        // admin_shutdown, crash_shutdown, cannot_connect_now
+        sqlx::Error::Database(e) => matches!(e.code().as_deref(), Some("57P01" | "57P02" | "57P03")),
+        _ => false,
+    }
+}
