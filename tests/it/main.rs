@@ -1,0 +1,7 @@
+//! Integration tests: the real server, a real Postgres, moto as AWS.
+
+mod support;
+
+mod integrations;
+mod openapi;
+mod startup;

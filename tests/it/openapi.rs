@@ -1,0 +1,45 @@
+//! The committed OpenAPI document is the one the code generates.
+
+use serde_json::Value;
+
+use crate::support::TestServer;
+
+fn committed() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json");
+    serde_json::from_str(&std::fs::read_to_string(path).expect("openapi/openapi.json")).unwrap()
+}
+
+#[test]
+fn committed_document_matches_the_code() {
+    let generated: Value = serde_json::from_str(&jit_iam::api::openapi().to_pretty_json().unwrap()).unwrap();
+    assert!(
+        generated == committed(),
+        "openapi/openapi.json is stale: regenerate it with `cargo run -- openapi > openapi/openapi.json`"
+    );
+}
+
+#[tokio::test]
+async fn served_document_is_the_committed_one_and_docs_are_open() {
+    let server = TestServer::start().await;
+    let served: Value = reqwest::get(format!("{}/openapi.json", server.url)).await.unwrap().json().await.unwrap();
+    assert_eq!(served, committed());
+    let docs = reqwest::get(format!("{}/docs", server.url)).await.unwrap();
+    assert_eq!(docs.status(), 200);
+    assert!(docs.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(docs.text().await.unwrap().contains("Just-in-time access for AWS IAM"));
+}
+
+#[test]
+fn every_v1_operation_documents_errors_and_the_token() {
+    let doc = committed();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let responses = operation["responses"].as_object().unwrap();
+            if path.starts_with("/v1/") {
+                assert!(responses.contains_key("4XX"), "{method} {path} lacks the 4XX error schema");
+                assert!(responses.contains_key("5XX"), "{method} {path} lacks the 5XX error schema");
+                assert_eq!(operation["security"][0]["bearer"], serde_json::json!([]), "{method} {path}");
+            }
+        }
+    }
+}
