@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::aws::AwsPool;
 use crate::config::{ApiTokens, ServeConfig};
+use crate::worker::{self, Wakeups};
 use crate::{api, storage};
 
 pub struct App {
@@ -17,6 +18,9 @@ pub struct App {
     pub db: PgPool,
     pub aws: AwsPool,
     pub tokens: ApiTokens,
+    /// Names this process in leases, so a replica knows which claims are its own.
+    pub instance_id: String,
+    pub wake: Wakeups,
 }
 
 /// Cheap to clone; every handler and worker holds one.
@@ -45,17 +49,33 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let state = AppState(Arc::new(App { config, db, aws, tokens }));
+    let instance_id = instance_id();
+    let state = AppState(Arc::new(App { config, db, aws, tokens, instance_id, wake: Wakeups::default() }));
 
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    tracing::info!(address = %listener.local_addr()?, "listening");
-    axum::serve(listener, api::router(state.clone()))
+    let mut workers = worker::spawn(state.clone(), shutdown.clone());
+    tracing::info!(address = %listener.local_addr()?, instance = %state.instance_id, "listening");
+    let served = axum::serve(listener, api::router(state.clone()))
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await
-        .context("the HTTP server failed")?;
+        .await;
+    shutdown.cancel();
+    while workers.join_next().await.is_some() {}
+    served.context("the HTTP server failed")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `<host>:<pid>:<random>`: unique per process, readable in the database.
+fn instance_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "jit-iam".into());
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}:{}:{}", std::process::id(), &random[..8])
 }
 
 async fn cancel_on_signal(shutdown: CancellationToken) {

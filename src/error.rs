@@ -81,6 +81,10 @@ pub struct AwsErrorBody {
     pub operation: String,
     pub request_id: Option<String>,
     pub http_status: Option<u16>,
+    /// For access denied: the IAM permission the call needs, to add to the role's policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "iam:CreatePolicy")]
+    pub permission: Option<String>,
 }
 
 #[derive(Debug)]

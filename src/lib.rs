@@ -4,6 +4,7 @@
 //! - `domain`: integrations, tags, policies and their rules
 //! - `storage`: Postgres queries (schema in `migrations/`)
 //! - `aws`: the assumed-role client pool and every AWS call
+//! - `worker`: background syncs and grants, claimed from Postgres with leases
 //! - `app`: shared state and the `serve` lifecycle; `cli`, `config`, `telemetry`
 
 pub mod api;
@@ -15,3 +16,4 @@ pub mod domain;
 pub mod error;
 pub mod storage;
 pub mod telemetry;
+pub mod worker;

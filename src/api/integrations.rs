@@ -18,7 +18,8 @@ use crate::domain::integration::{
     generate_external_id, validate_name, validate_options, validate_root_account, Connection, Integration,
     IntegrationOptions, RootAccount,
 };
-use crate::domain::tags::TagPair;
+use crate::domain::sync::{Account, SyncRun, SyncTrigger};
+use crate::domain::tags::{filter_document, TagPair};
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::storage;
 
@@ -28,6 +29,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_integration, update_integration, delete_integration))
         .routes(routes!(get_setup))
         .routes(routes!(check_integration))
+        .routes(routes!(start_sync))
+        .routes(routes!(list_syncs))
+        .routes(routes!(get_sync))
+        .routes(routes!(list_accounts))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -129,9 +134,13 @@ pub async fn create_integration(
     validate_options(&input.options, input.connection)?;
 
     let id = Uuid::now_v7();
-    let integration = storage::integrations::insert(&state.db, id, &name, input.connection, &root, &input.options)
+    let mut tx = state.db.begin().await?;
+    let integration = storage::integrations::insert(&mut *tx, id, &name, input.connection, &root, &input.options)
         .await
         .map_err(|e| name_conflict(e, &name))?;
+    storage::syncs::enqueue(&mut tx, id, SyncTrigger::Created).await?;
+    tx.commit().await?;
+    state.wake.syncs.notify_one();
     tracing::info!(integration_id = %id, name = %integration.name, "integration created");
 
     let mut headers = HeaderMap::new();
@@ -167,7 +176,7 @@ fn name_conflict(error: sqlx::Error, name: &str) -> ApiError {
 pub async fn list_integrations(State(state): State<AppState>, mut params: QueryParams) -> ApiResult<Json<IntegrationPage>> {
     let page = PageRequest::from_query(&mut params)?;
     params.finish()?;
-    let rows = storage::integrations::list(&state.db, page.after, page.fetch_limit()).await?;
+    let rows = storage::integrations::list(&state.db, page.after_id()?, page.fetch_limit()).await?;
     let (items, next_cursor) = page.finish(rows, |i| i.id);
     Ok(Json(IntegrationPage { items, next_cursor }))
 }
@@ -217,12 +226,25 @@ pub async fn update_integration(
     let mut integration = storage::integrations::get_for_update(&mut *tx, id)
         .await?
         .ok_or_else(|| ApiError::not_found("integration", id))?;
+    let before = integration.clone();
     apply_patch(&mut integration, patch)?;
     let updated = storage::integrations::update(&mut *tx, &integration)
         .await
         .map_err(|e| name_conflict(e, &integration.name))?;
+    if updated.options.tags != before.options.tags {
+        // What is offered follows the new filter at once, without waiting for a sync.
+        storage::resources::apply_filter(&mut *tx, id, &filter_document(&updated.options.tags)).await?;
+    }
+    let lists_differently = updated.root_account != before.root_account
+        || updated.options.regions != before.options.regions
+        || updated.options.member_role_name != before.options.member_role_name
+        || updated.options.include_aws_managed_policies != before.options.include_aws_managed_policies;
+    if lists_differently {
+        storage::syncs::enqueue(&mut tx, id, SyncTrigger::Updated).await?;
+    }
     tx.commit().await?;
     state.aws.forget(id);
+    state.wake.syncs.notify_one();
     tracing::info!(integration_id = %id, "integration updated");
     Ok(Json(updated))
 }
@@ -325,4 +347,121 @@ pub async fn get_setup(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>
 pub async fn check_integration(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<AccessCheck>> {
     let integration = find(&state, id).await?;
     Ok(Json(check_access(&state.aws, &integration).await))
+}
+
+/// Start a sync of the inventory now.
+///
+/// Answers 202 with the queued run, or with the run already queued or running:
+/// one integration never has two syncs at once, across all replicas.
+#[utoipa::path(
+    post, path = "/v1/integrations/{id}/sync", tag = "inventory",
+    params(("id" = Uuid, Path, description = "Integration id")),
+    responses(
+        (status = 202, description = "Queued (or already queued or running)", body = SyncRun),
+        (status = "4XX", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn start_sync(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<(StatusCode, Json<SyncRun>)> {
+    let mut tx = state.db.begin().await?;
+    let integration = storage::integrations::get(&mut *tx, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("integration", id))?;
+    let run = storage::syncs::enqueue(&mut tx, integration.id, SyncTrigger::Manual).await?;
+    tx.commit().await?;
+    state.wake.syncs.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(run)))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncRunPage {
+    pub items: Vec<SyncRun>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// List the sync runs of an integration, newest first.
+#[utoipa::path(
+    get, path = "/v1/integrations/{id}/syncs", tag = "inventory",
+    params(
+        ("id" = Uuid, Path, description = "Integration id"),
+        ("limit" = Option<i64>, Query, description = "Page size, 1-1000 (default 100)", minimum = 1, maximum = 1000),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, body = SyncRunPage),
+        (status = "4XX", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_syncs(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+    mut params: QueryParams,
+) -> ApiResult<Json<SyncRunPage>> {
+    let page = PageRequest::from_query(&mut params)?;
+    params.finish()?;
+    find(&state, id).await?;
+    let rows = storage::syncs::list(&state.db, id, page.after_id()?, page.fetch_limit()).await?;
+    let (items, next_cursor) = page.finish(rows, |run| run.id);
+    Ok(Json(SyncRunPage { items, next_cursor }))
+}
+
+/// One sync run, with the result of each account.
+#[utoipa::path(
+    get, path = "/v1/integrations/{id}/syncs/{sync_id}", tag = "inventory",
+    params(
+        ("id" = Uuid, Path, description = "Integration id"),
+        ("sync_id" = Uuid, Path, description = "Sync run id"),
+    ),
+    responses(
+        (status = 200, body = SyncRun),
+        (status = "4XX", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_sync(State(state): State<AppState>, ApiPath((id, sync_id)): ApiPath<(Uuid, Uuid)>) -> ApiResult<Json<SyncRun>> {
+    let mut run = storage::syncs::get(&state.db, id, sync_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("sync run", sync_id))?;
+    run.accounts = Some(storage::syncs::account_results(&state.db, sync_id).await?);
+    Ok(Json(run))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountPage {
+    pub items: Vec<Account>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The accounts of an integration, with the result of their last sync.
+#[utoipa::path(
+    get, path = "/v1/integrations/{id}/accounts", tag = "inventory",
+    params(
+        ("id" = Uuid, Path, description = "Integration id"),
+        ("limit" = Option<i64>, Query, description = "Page size, 1-1000 (default 100)", minimum = 1, maximum = 1000),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, body = AccountPage),
+        (status = "4XX", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_accounts(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+    mut params: QueryParams,
+) -> ApiResult<Json<AccountPage>> {
+    let page = PageRequest::from_query(&mut params)?;
+    params.finish()?;
+    find(&state, id).await?;
+    let rows = storage::accounts::list(&state.db, id, page.after.as_deref(), page.fetch_limit()).await?;
+    let (items, next_cursor) = page.finish(rows, |account| account.account_id.clone());
+    Ok(Json(AccountPage { items, next_cursor }))
 }

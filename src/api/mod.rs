@@ -27,6 +27,7 @@ pub mod extract;
 pub mod health;
 pub mod integrations;
 pub mod pagination;
+pub mod resources;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -38,6 +39,7 @@ pub mod pagination;
     modifiers(&BearerAuth),
     tags(
         (name = "integrations", description = "AWS accounts jit-iam reaches through a role"),
+        (name = "inventory", description = "What the accounts hold, synced from AWS and browsed from Postgres"),
         (name = "health", description = "Liveness and readiness (no token needed)"),
     )
 )]
@@ -58,6 +60,7 @@ impl Modify for BearerAuth {
 fn documented_routes() -> (Router<AppState>, Router<AppState>, OpenApiDoc) {
     let (v1, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(integrations::router())
+        .merge(resources::router())
         .split_for_parts();
     let (open, open_doc) = OpenApiRouter::new()
         .routes(routes!(health::healthz))

@@ -13,23 +13,28 @@ pub const MAX_LIMIT: i64 = 1000;
 /// Cursors carry a version prefix so that anything the service did not issue is refused.
 const CURSOR_PREFIX: &str = "jit1:";
 
-pub fn encode_cursor(last_id: Uuid) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{last_id}"))
+/// The cursor of a page ending at `last_key` (an id, or an account id).
+pub fn encode_cursor(last_key: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{last_key}"))
 }
 
-pub fn decode_cursor(cursor: &str) -> Result<Uuid, ApiError> {
+fn invalid_cursor() -> ApiError {
+    ApiError::invalid_parameter("cursor", "`cursor` must be a `next_cursor` this service returned")
+}
+
+pub fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
     URL_SAFE_NO_PAD
         .decode(cursor)
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| text.strip_prefix(CURSOR_PREFIX).and_then(|id| Uuid::parse_str(id).ok()))
-        .ok_or_else(|| ApiError::invalid_parameter("cursor", "`cursor` must be a `next_cursor` this service returned"))
+        .and_then(|text| text.strip_prefix(CURSOR_PREFIX).filter(|key| !key.is_empty()).map(str::to_string))
+        .ok_or_else(invalid_cursor)
 }
 
 /// `limit` (1-1000, default 100) and `cursor`, the two paging parameters.
 pub struct PageRequest {
     pub limit: i64,
-    pub after: Option<Uuid>,
+    pub after: Option<String>,
 }
 
 impl PageRequest {
@@ -44,16 +49,21 @@ impl PageRequest {
         Ok(Self { limit, after })
     }
 
+    /// The cursor's key, for lists ordered by id.
+    pub fn after_id(&self) -> Result<Option<Uuid>, ApiError> {
+        self.after.as_deref().map(|key| Uuid::parse_str(key).map_err(|_| invalid_cursor())).transpose()
+    }
+
     /// Rows to fetch: one more than the page, to learn whether another page follows.
     pub fn fetch_limit(&self) -> i64 {
         self.limit + 1
     }
 
     /// Trims the extra row and returns the cursor of the next page, if any.
-    pub fn finish<T>(&self, mut rows: Vec<T>, id_of: impl Fn(&T) -> Uuid) -> (Vec<T>, Option<String>) {
+    pub fn finish<T, K: ToString>(&self, mut rows: Vec<T>, key_of: impl Fn(&T) -> K) -> (Vec<T>, Option<String>) {
         let more = rows.len() as i64 > self.limit;
         rows.truncate(self.limit as usize);
-        let next = if more { rows.last().map(|row| encode_cursor(id_of(row))) } else { None };
+        let next = if more { rows.last().map(|row| encode_cursor(&key_of(row).to_string())) } else { None };
         (rows, next)
     }
 }
@@ -65,10 +75,13 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_forgeries_fail() {
         let id = Uuid::now_v7();
-        assert_eq!(decode_cursor(&encode_cursor(id)).unwrap(), id);
+        let page = PageRequest { limit: 1, after: Some(decode_cursor(&encode_cursor(&id.to_string())).unwrap()) };
+        assert_eq!(page.after_id().unwrap(), Some(id));
         assert!(decode_cursor("not-a-cursor").is_err());
         assert!(decode_cursor(&URL_SAFE_NO_PAD.encode(id.to_string())).is_err());
-        assert!(decode_cursor(&URL_SAFE_NO_PAD.encode("jit1:nope")).is_err());
+        assert!(decode_cursor(&URL_SAFE_NO_PAD.encode("jit1:")).is_err());
+        let forged = PageRequest { limit: 1, after: Some(decode_cursor(&URL_SAFE_NO_PAD.encode("jit1:nope")).unwrap()) };
+        assert!(forged.after_id().is_err());
     }
 
     #[test]
@@ -77,7 +90,7 @@ mod tests {
         let ids: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
         let (rows, next) = page.finish(ids.clone(), |id| *id);
         assert_eq!(rows, ids[..2]);
-        assert_eq!(decode_cursor(&next.unwrap()).unwrap(), ids[1]);
+        assert_eq!(decode_cursor(&next.unwrap()).unwrap(), ids[1].to_string());
         let (rows, next) = page.finish(ids[..2].to_vec(), |id| *id);
         assert_eq!(rows.len(), 2);
         assert!(next.is_none());

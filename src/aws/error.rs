@@ -47,7 +47,13 @@ pub struct AwsError {
 impl fmt::Display for AwsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind {
-            AwsErrorKind::AccessDenied => write!(f, "AWS denied {}", self.operation)?,
+            AwsErrorKind::AccessDenied if self.operation == "sts:AssumeRole" => write!(
+                f,
+                "AWS denied sts:AssumeRole (check the role's trust policy and external id, and that jit-iam may call sts:AssumeRole)"
+            )?,
+            AwsErrorKind::AccessDenied => {
+                write!(f, "AWS denied {} (needs {})", self.operation, super::permissions::permission_for(&self.operation))?
+            }
             _ => write!(f, "{} failed", self.operation)?,
         }
         if let Some(code) = &self.code {
@@ -138,6 +144,8 @@ impl AwsError {
             operation: self.operation.clone(),
             request_id: self.request_id.clone(),
             http_status: self.http_status,
+            permission: (self.kind == AwsErrorKind::AccessDenied)
+                .then(|| super::permissions::permission_for(&self.operation).to_string()),
         }
     }
 }

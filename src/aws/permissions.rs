@@ -52,6 +52,14 @@ pub const PERMISSIONS: &[Permission] = &[
     Permission { action: "organizations:ListAccounts", purpose: Purpose::Organization, why: "the member accounts to inventory" },
 ];
 
+/// The IAM action a call needs: its own name, except where AWS names it differently.
+pub fn permission_for(operation: &str) -> &str {
+    match operation {
+        "s3:ListBuckets" => "s3:ListAllMyBuckets",
+        other => other,
+    }
+}
+
 /// The permission policy of the access role; member accounts need no Organizations access.
 pub fn permission_policy(include_organization: bool) -> PolicyDocument {
     let statement = |sid: &str, purpose: Purpose| {

@@ -203,7 +203,9 @@ pub struct AwsClients {
     pub organizations: aws_sdk_organizations::Client,
     pub s3: aws_sdk_s3::Client,
     pub sts: aws_sdk_sts::Client,
+    s3_force_path_style: bool,
     ec2: Mutex<HashMap<String, aws_sdk_ec2::Client>>,
+    regional_s3: Mutex<HashMap<String, aws_sdk_s3::Client>>,
 }
 
 impl AwsClients {
@@ -215,9 +217,33 @@ impl AwsClients {
             organizations: client!(aws_sdk_organizations, &config),
             s3: client!(aws_sdk_s3, &config, |b| b.force_path_style(s3_force_path_style)),
             sts: client!(aws_sdk_sts, &config),
+            s3_force_path_style,
             ec2: Mutex::new(HashMap::new()),
+            regional_s3: Mutex::new(HashMap::new()),
             config,
         }
+    }
+
+    /// The region the integration's calls go to by default.
+    pub fn home_region(&self) -> String {
+        self.config.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into())
+    }
+
+    /// An S3 client for buckets living in `region`.
+    pub fn s3_in(&self, region: &str) -> aws_sdk_s3::Client {
+        if region == self.home_region() {
+            return self.s3.clone();
+        }
+        self.regional_s3
+            .lock()
+            .expect("s3 clients lock")
+            .entry(region.to_string())
+            .or_insert_with(|| {
+                client!(aws_sdk_s3, &self.config, |b| b
+                    .region(Region::new(region.to_string()))
+                    .force_path_style(self.s3_force_path_style))
+            })
+            .clone()
     }
 
     /// The EC2 client of one region (EC2 is regional; IAM, S3 listing and STS are not).

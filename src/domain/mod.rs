@@ -3,6 +3,8 @@
 pub mod arn;
 pub mod integration;
 pub mod policy;
+pub mod resource;
+pub mod sync;
 pub mod tags;
 
 /// A rule broken by one field of the input; the API answers it with 422 naming `field`.

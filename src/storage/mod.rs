@@ -10,7 +10,10 @@ use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
 use crate::config::DatabaseConfig;
 
+pub mod accounts;
 pub mod integrations;
+pub mod resources;
+pub mod syncs;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 

@@ -3,5 +3,6 @@
 mod support;
 
 mod integrations;
+mod inventory;
 mod openapi;
 mod startup;

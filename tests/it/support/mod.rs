@@ -57,6 +57,76 @@ impl Account {
     pub fn role_arn(&self, name: &str) -> String {
         format!("arn:aws:iam::{}:role/{name}", self.id)
     }
+
+    pub async fn create_user(&self, name: &str, tags: &[(&str, &str)]) {
+        self.iam.create_user().user_name(name).set_tags(Some(iam_tags(tags))).send().await.unwrap();
+    }
+
+    pub async fn create_group(&self, name: &str) {
+        self.iam.create_group().group_name(name).send().await.unwrap();
+    }
+
+    pub async fn create_role(&self, name: &str, tags: &[(&str, &str)]) -> String {
+        let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#;
+        let role = self
+            .iam
+            .create_role()
+            .role_name(name)
+            .assume_role_policy_document(trust)
+            .set_tags(Some(iam_tags(tags)))
+            .send()
+            .await
+            .unwrap();
+        role.role.unwrap().arn
+    }
+
+    /// A customer-managed policy; returns its ARN.
+    pub async fn create_policy(&self, name: &str, path: &str, tags: &[(&str, &str)]) -> String {
+        let document = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListAllMyBuckets","Resource":"*"}]}"#;
+        let policy = self
+            .iam
+            .create_policy()
+            .policy_name(name)
+            .path(path)
+            .policy_document(document)
+            .set_tags(Some(iam_tags(tags)))
+            .send()
+            .await
+            .unwrap();
+        policy.policy.unwrap().arn.unwrap()
+    }
+
+    pub async fn create_bucket(&self, name: &str, tags: &[(&str, &str)]) {
+        self.s3.create_bucket().bucket(name).send().await.unwrap();
+        if !tags.is_empty() {
+            let tag_set = tags
+                .iter()
+                .map(|(k, v)| aws_sdk_s3::types::Tag::builder().key(*k).value(*v).build().unwrap())
+                .collect();
+            let tagging = aws_sdk_s3::types::Tagging::builder().set_tag_set(Some(tag_set)).build().unwrap();
+            self.s3.put_bucket_tagging().bucket(name).tagging(tagging).send().await.unwrap();
+        }
+    }
+
+    /// Starts `count` instances in `region`; returns their ids.
+    pub async fn run_instances(&self, region: &str, count: i32, tags: &[(&str, &str)]) -> Vec<String> {
+        let mut request = self.ec2(region).run_instances().image_id("ami-12c6146b").min_count(count).max_count(count);
+        if !tags.is_empty() {
+            let spec = aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
+                .set_tags(Some(
+                    tags.iter().map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(*k).value(*v).build()).collect(),
+                ))
+                .build();
+            request = request.tag_specifications(spec);
+        }
+        let output = request.send().await.unwrap();
+        output.instances().iter().map(|i| i.instance_id().unwrap().to_string()).collect()
+    }
+}
+
+fn iam_tags(tags: &[(&str, &str)]) -> Vec<aws_sdk_iam::types::Tag> {
+    tags.iter().map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(*k).value(*v).build().unwrap()).collect()
 }
 
 /// Polls `check` until it returns Some, or fails the test after `timeout`.

@@ -56,11 +56,17 @@ pub fn die_with_parent(command: &mut Command) -> &mut Command {
 impl Moto {
     /// A moto of this test alone (needed to switch IAM enforcement on).
     pub fn start() -> Moto {
+        Self::start_with(&[])
+    }
+
+    /// A moto of this test alone, with moto settings from `env`.
+    pub fn start_with(env: &[(&str, &str)]) -> Moto {
         for _ in 0..5 {
             let port = free_port();
             let mut command = Command::new(moto_binary());
             command
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .envs(env.iter().copied())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
             let child = die_with_parent(&mut command).spawn().expect("start moto_server");

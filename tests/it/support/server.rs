@@ -137,6 +137,37 @@ impl TestServer {
         self.call(Method::DELETE, path, None).await
     }
 
+    /// Waits until no sync of the integration is queued or running, and returns
+    /// the newest run with its accounts.
+    pub async fn wait_for_sync(&self, integration_id: &str) -> Value {
+        let run_id = super::eventually(Duration::from_secs(120), "the sync to finish", || async {
+            let (_, page) = self.get(&format!("/v1/integrations/{integration_id}/syncs?limit=1")).await;
+            let run = page["items"].get(0)?;
+            (!matches!(run["status"].as_str(), Some("queued" | "running"))).then(|| run["id"].as_str().unwrap().to_string())
+        })
+        .await;
+        self.get(&format!("/v1/integrations/{integration_id}/syncs/{run_id}")).await.1
+    }
+
+    /// Every resource the browse API lists for `query`, following all pages.
+    pub async fn browse_all(&self, query: &str) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path = format!("/v1/resources?{query}");
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let (status, page) = self.get(&path).await;
+            assert_eq!(status, 200, "{path}: {page}");
+            items.extend(page["items"].as_array().unwrap().iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_string()),
+                None => return items,
+            }
+        }
+    }
+
     /// Creates an integration and returns its JSON; fails the test on any error.
     pub async fn create_integration(&self, body: Value) -> Value {
         let (status, json) = self.post("/v1/integrations", body).await;

@@ -1,0 +1,142 @@
+//! `/v1/resources`: browse the inventory, served from Postgres (never from AWS).
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::extract::{ApiPath, QueryParams};
+use super::pagination::PageRequest;
+use crate::app::AppState;
+use crate::domain::arn::{is_account_id, is_region_code};
+use crate::domain::resource::{Resource, ResourceType};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::storage;
+use crate::storage::resources::BrowseFilter;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_resources)).routes(routes!(get_resource))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResourcePage {
+    pub items: Vec<Resource>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Browse offered resources (and IAM users, the grantees).
+///
+/// Only resources passing their integration's tag filter are listed. `tag`
+/// filters repeat: values of one key are OR'd, different keys are AND'd.
+#[utoipa::path(
+    get, path = "/v1/resources", tag = "inventory",
+    params(
+        ("integration_id" = Option<Uuid>, Query, description = "Only this integration"),
+        ("account_id" = Option<String>, Query, description = "Only this account (12 digits)"),
+        ("type" = Option<ResourceType>, Query, description = "Only this type"),
+        ("region" = Option<String>, Query, description = "Only this region"),
+        ("tag" = Option<Vec<String>>, Query, description = "`key:value` (split at the first colon); repeatable", explode = true),
+        ("q" = Option<String>, Query, description = "Matches name or ARN, case-insensitive"),
+        ("limit" = Option<i64>, Query, description = "Page size, 1-1000 (default 100)", minimum = 1, maximum = 1000),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, body = ResourcePage),
+        (status = "4XX", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_resources(State(state): State<AppState>, mut params: QueryParams) -> ApiResult<Json<ResourcePage>> {
+    let page = PageRequest::from_query(&mut params)?;
+    let filter = BrowseFilter {
+        integration_id: params.parse("integration_id", "an integration id")?,
+        account_id: params.one("account_id")?,
+        resource_type: match params.one("type")? {
+            None => None,
+            Some(t) => Some(ResourceType::parse(&t).ok_or_else(|| {
+                ApiError::invalid_parameter(
+                    "type",
+                    "`type` must be one of ec2_instance, s3_bucket, iam_role, iam_policy, iam_group, iam_user",
+                )
+            })?),
+        },
+        region: params.one("region")?,
+        tags: parse_tags(params.all("tag"))?,
+        query: params.one("q")?.filter(|q| !q.is_empty()),
+    };
+    params.finish()?;
+    if filter.account_id.as_deref().is_some_and(|a| !is_account_id(a)) {
+        return Err(ApiError::invalid_parameter("account_id", "`account_id` must be 12 digits"));
+    }
+    if filter.region.as_deref().is_some_and(|r| !is_region_code(r)) {
+        return Err(ApiError::invalid_parameter("region", "`region` must be a region code such as us-east-1"));
+    }
+    if filter.query.as_ref().is_some_and(|q| q.chars().count() > 256) {
+        return Err(ApiError::invalid_parameter("q", "`q` may be at most 256 characters"));
+    }
+    if let Some(id) = filter.integration_id {
+        super::integrations::find(&state, id).await?;
+    }
+    let rows = storage::resources::browse(&state.db, &filter, page.after_id()?, page.fetch_limit()).await?;
+    let (items, next_cursor) = page.finish(rows, |r| r.id);
+    Ok(Json(ResourcePage { items, next_cursor }))
+}
+
+/// `key:value` filters grouped by key.
+fn parse_tags(raw: Vec<String>) -> ApiResult<BTreeMap<String, Vec<String>>> {
+    let mut tags: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for filter in raw {
+        let (key, value) = filter
+            .split_once(':')
+            .filter(|(key, _)| !key.is_empty() && key.chars().count() <= 128)
+            .ok_or_else(|| ApiError::invalid_parameter("tag", format!("`tag={filter}` must be `key:value`")))?;
+        let values = tags.entry(key.to_string()).or_default();
+        if !values.iter().any(|v| v == value) {
+            values.push(value.to_string());
+        }
+    }
+    if tags.len() > 50 {
+        return Err(ApiError::invalid_parameter("tag", "at most 50 tag keys"));
+    }
+    Ok(tags)
+}
+
+/// One resource.
+#[utoipa::path(
+    get, path = "/v1/resources/{id}", tag = "inventory",
+    params(("id" = Uuid, Path, description = "Resource id")),
+    responses(
+        (status = 200, body = Resource),
+        (status = "4XX", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_resource(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<Resource>> {
+    storage::resources::get(&state.db, id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("resource", id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_split_at_the_first_colon_and_group_by_key() {
+        let tags = parse_tags(vec!["env:prod".into(), "env:dev".into(), "aws:x:y".into(), "team:".into()]).unwrap();
+        assert_eq!(tags["env"], ["prod", "dev"]);
+        assert_eq!(tags["aws"], ["x:y"]);
+        assert_eq!(tags["team"], [""]);
+        assert!(parse_tags(vec!["novalue".into()]).is_err());
+        assert!(parse_tags(vec![":v".into()]).is_err());
+    }
+}

@@ -1,0 +1,143 @@
+//! Resources of the inventory and the access levels grants offer on them.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceType {
+    Ec2Instance,
+    S3Bucket,
+    IamRole,
+    IamPolicy,
+    IamGroup,
+    /// The grantees: users receive access, they are not offered as resources.
+    IamUser,
+}
+
+impl ResourceType {
+    pub const ALL: [ResourceType; 6] = [
+        Self::Ec2Instance,
+        Self::S3Bucket,
+        Self::IamRole,
+        Self::IamPolicy,
+        Self::IamGroup,
+        Self::IamUser,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ec2Instance => "ec2_instance",
+            Self::S3Bucket => "s3_bucket",
+            Self::IamRole => "iam_role",
+            Self::IamPolicy => "iam_policy",
+            Self::IamGroup => "iam_group",
+            Self::IamUser => "iam_user",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == value)
+    }
+
+    /// The access levels a grant may ask for on a resource of this type.
+    pub fn access_levels(self) -> &'static [AccessLevel] {
+        use AccessLevel::*;
+        match self {
+            Self::Ec2Instance => &[Connect, Operate, Admin],
+            Self::S3Bucket => &[Read, Write, Admin],
+            Self::IamRole => &[Assume],
+            Self::IamPolicy => &[Attach],
+            Self::IamGroup => &[Member],
+            Self::IamUser => &[],
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessLevel {
+    Connect,
+    Operate,
+    Admin,
+    Read,
+    Write,
+    Assume,
+    Attach,
+    Member,
+}
+
+impl AccessLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Operate => "operate",
+            Self::Admin => "admin",
+            Self::Read => "read",
+            Self::Write => "write",
+            Self::Assume => "assume",
+            Self::Attach => "attach",
+            Self::Member => "member",
+        }
+    }
+}
+
+/// A resource as the browse API shows it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Resource {
+    pub id: Uuid,
+    pub integration_id: Uuid,
+    #[schema(example = "123456789012")]
+    pub account_id: String,
+    #[serde(rename = "type")]
+    pub resource_type: ResourceType,
+    #[schema(example = "arn:aws:s3:::example-bucket")]
+    pub arn: String,
+    #[schema(example = "example-bucket")]
+    pub name: String,
+    /// The region, for regional resources (EC2 instances, S3 buckets).
+    #[schema(example = "us-east-1")]
+    pub region: Option<String>,
+    #[schema(value_type = Object, example = json!({"env": "prod"}))]
+    pub tags: BTreeMap<String, String>,
+    pub access_levels: Vec<AccessLevel>,
+    pub synced_at: DateTime<Utc>,
+}
+
+/// A resource as a sync finds it in AWS.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DiscoveredResource {
+    pub resource_type: ResourceType,
+    pub arn: String,
+    pub name: String,
+    pub region: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    /// Type-specific facts kept for grants (an IAM user's policies and groups).
+    pub details: serde_json::Value,
+}
+
+/// What jit-iam records about an IAM user, to check quotas before a grant.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserDetails {
+    pub attached_policy_arns: Vec<String>,
+    pub group_names: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_round_trip_and_users_offer_nothing() {
+        for t in ResourceType::ALL {
+            assert_eq!(ResourceType::parse(t.as_str()), Some(t));
+            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+        }
+        assert!(ResourceType::IamUser.access_levels().is_empty());
+        assert_eq!(ResourceType::parse("ec2"), None);
+    }
+}

@@ -1,0 +1,216 @@
+//! Inventory syncs: the scheduler that queues them and the runner that claims
+//! and carries them out, one account at a time in its own transaction.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use futures::StreamExt;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::{idle, pause, with_lease};
+use crate::app::AppState;
+use crate::aws::inventory::{self, CallLimiter};
+use crate::aws::AwsError;
+use crate::domain::integration::{Connection, Integration};
+use crate::domain::sync::{AccountSyncStatus, SyncAccountResult, SyncRun, SyncStatus, TypeCounts};
+use crate::domain::tags::filter_document;
+use crate::error::AwsErrorBody;
+use crate::storage;
+use crate::storage::accounts::ListedAccount;
+
+/// Syncs one replica runs at once; each already runs many AWS calls in parallel.
+const CONCURRENT_SYNCS: usize = 2;
+
+/// Queues scheduled syncs. Every replica runs it; the database keeps it to one run per integration.
+pub async fn schedule(state: AppState, shutdown: CancellationToken) {
+    let every = state.config.sync.sync_interval;
+    let tick = (every / 10).clamp(Duration::from_secs(1), Duration::from_secs(30));
+    while !shutdown.is_cancelled() {
+        match storage::syncs::enqueue_due(&state.db, every).await {
+            Ok(0) => {}
+            Ok(queued) => {
+                tracing::info!(queued, "scheduled syncs");
+                state.wake.syncs.notify_one();
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot schedule syncs"),
+        }
+        pause(&shutdown, tick).await;
+    }
+}
+
+/// Claims queued syncs (and syncs whose replica died) and runs them.
+pub async fn run(state: AppState, shutdown: CancellationToken) {
+    let slots = Arc::new(Semaphore::new(CONCURRENT_SYNCS));
+    let lease = state.config.worker.worker_lease;
+    while !shutdown.is_cancelled() {
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        match storage::syncs::claim(&state.db, &state.instance_id, lease).await {
+            Ok(Some(run)) => {
+                let state = state.clone();
+                tokio::spawn(async move {
+                    run_with_lease(&state, run).await;
+                    drop(slot);
+                    // A slot is free: look for more work at once.
+                    state.wake.syncs.notify_one();
+                });
+            }
+            Ok(None) => {
+                drop(slot);
+                idle(&shutdown, &state.wake.syncs, lease / 2).await;
+            }
+            Err(e) => {
+                drop(slot);
+                tracing::warn!(error = %e, "cannot claim syncs");
+                pause(&shutdown, Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+async fn run_with_lease(state: &AppState, run: SyncRun) {
+    let lease = state.config.worker.worker_lease;
+    let extend = || async {
+        match storage::syncs::extend_lease(&state.db, run.id, &state.instance_id, lease).await {
+            Ok(ours) => ours,
+            // The database may come back before the lease ends: keep working.
+            Err(e) => {
+                tracing::warn!(sync_id = %run.id, error = %e, "cannot extend the sync lease");
+                true
+            }
+        }
+    };
+    match with_lease(lease, sync_integration(state, &run), extend).await {
+        None => tracing::warn!(sync_id = %run.id, "sync lease lost; another replica took it over"),
+        Some(Err(e)) => tracing::error!(sync_id = %run.id, error = %e, "sync failed"),
+        Some(Ok(())) => {}
+    }
+}
+
+/// The accounts to sync and, when listing them failed, why.
+struct AccountPlan {
+    accounts: Vec<ListedAccount>,
+    error: Option<AwsError>,
+    aws_calls: u64,
+}
+
+async fn plan_accounts(state: &AppState, integration: &Integration) -> AccountPlan {
+    let root_id = integration.root_account.account_id.clone();
+    let root = || ListedAccount { account_id: root_id.clone(), name: None, status: "ACTIVE".into(), is_root: true };
+    if integration.connection == Connection::SingleAccount {
+        return AccountPlan { accounts: vec![root()], error: None, aws_calls: 0 };
+    }
+    let clients = state.aws.clients(integration, &root_id).await;
+    let limiter = CallLimiter::new(1);
+    match inventory::list_organization_accounts(&clients, &limiter).await {
+        Ok(listed) => {
+            let mut accounts: Vec<ListedAccount> = listed
+                .into_iter()
+                .map(|a| ListedAccount { is_root: a.id == root_id, account_id: a.id, name: a.name, status: a.status })
+                .collect();
+            if !accounts.iter().any(|a| a.is_root) {
+                accounts.push(root());
+            }
+            AccountPlan { accounts, error: None, aws_calls: limiter.calls() }
+        }
+        Err(error) => AccountPlan { accounts: vec![root()], error: Some(error), aws_calls: limiter.calls() },
+    }
+}
+
+async fn sync_integration(state: &AppState, run: &SyncRun) -> Result<(), sqlx::Error> {
+    let started = Instant::now();
+    let Some(integration) = storage::integrations::get(&state.db, run.integration_id).await? else {
+        return Ok(()); // deleted meanwhile; its runs went with it
+    };
+    tracing::info!(sync_id = %run.id, integration_id = %integration.id, "sync started");
+    let plan = plan_accounts(state, &integration).await;
+    {
+        let mut tx = state.db.begin().await?;
+        // When listing failed, keep the accounts known so far.
+        storage::accounts::replace(&mut tx, integration.id, &plan.accounts, plan.error.is_none()).await?;
+        tx.commit().await?;
+    }
+
+    let filter = filter_document(&integration.options.tags);
+    let concurrency = state.config.sync.sync_account_concurrency as usize;
+    let account_syncs: Vec<_> =
+        plan.accounts.iter().map(|account| sync_account(state, &integration, run, account, &filter)).collect();
+    let results: Vec<Result<SyncAccountResult, sqlx::Error>> =
+        futures::stream::iter(account_syncs).buffer_unordered(concurrency).collect().await;
+    let results = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+
+    let mut counts = TypeCounts::new();
+    for result in &results {
+        for (kind, n) in &result.counts {
+            *counts.entry(kind.clone()).or_default() += n;
+        }
+    }
+    let succeeded = results.iter().filter(|r| r.status == AccountSyncStatus::Succeeded).count();
+    let mut failed = results.iter().filter(|r| r.status == AccountSyncStatus::Failed).count();
+    failed += usize::from(plan.error.is_some());
+    let status = SyncStatus::from_accounts(succeeded, failed);
+    let aws_calls = plan.aws_calls as i64 + results.iter().map(|r| r.aws_calls).sum::<i64>();
+    let error: Option<AwsErrorBody> = plan.error.as_ref().map(AwsError::body);
+    let outcome = storage::syncs::Outcome { status, aws_calls, counts: &counts, error: error.as_ref() };
+    storage::syncs::finish(&state.db, run.id, &state.instance_id, outcome).await?;
+
+    metrics::histogram!("jit_iam_sync_duration_seconds").record(started.elapsed().as_secs_f64());
+    metrics::counter!("jit_iam_sync_account_failures_total").increment(failed as u64);
+    tracing::info!(sync_id = %run.id, integration_id = %integration.id, status = status.as_str(), aws_calls,
+                   seconds = started.elapsed().as_secs_f64(), "sync finished");
+    Ok(())
+}
+
+/// Lists one account and replaces its stored inventory in one transaction.
+/// AWS failures are recorded as the account's result; database failures stop the run.
+async fn sync_account(
+    state: &AppState,
+    integration: &Integration,
+    run: &SyncRun,
+    account: &ListedAccount,
+    filter: &serde_json::Value,
+) -> Result<SyncAccountResult, sqlx::Error> {
+    let started_at = Utc::now();
+    let mut result = SyncAccountResult {
+        account_id: account.account_id.clone(),
+        status: AccountSyncStatus::Skipped,
+        error: None,
+        counts: TypeCounts::new(),
+        aws_calls: 0,
+        started_at,
+        finished_at: started_at,
+    };
+    let mut found = Vec::new();
+    if account.status == "ACTIVE" {
+        let clients = state.aws.clients(integration, &account.account_id).await;
+        let limiter = CallLimiter::new(state.config.sync.sync_concurrency as usize);
+        let listed = inventory::list_account(&clients, &account.account_id, &integration.options, &limiter).await;
+        result.aws_calls = limiter.calls() as i64;
+        match listed {
+            Ok(resources) => {
+                for resource in &resources {
+                    *result.counts.entry(resource.resource_type.as_str().to_string()).or_default() += 1;
+                }
+                found = resources;
+                result.status = AccountSyncStatus::Succeeded;
+            }
+            Err(error) => {
+                tracing::warn!(sync_id = %run.id, account_id = %account.account_id, error = %error, "account sync failed");
+                result.status = AccountSyncStatus::Failed;
+                result.error = Some(error.body());
+            }
+        }
+    }
+    result.finished_at = Utc::now();
+
+    let mut tx = state.db.begin().await?;
+    if result.status == AccountSyncStatus::Succeeded {
+        storage::resources::replace_account(&mut tx, integration.id, &account.account_id, run.id, &found, filter).await?;
+    }
+    storage::accounts::record_sync(&mut *tx, integration.id, &account.account_id, run.id, result.status, result.error.as_ref())
+        .await?;
+    storage::syncs::record_account(&mut *tx, run.id, &result).await?;
+    tx.commit().await?;
+    Ok(result)
+}
