@@ -6,6 +6,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
+use tokio::sync::broadcast;
+use uuid::Uuid;
 use tokio_util::sync::CancellationToken;
 
 use crate::aws::AwsPool;
@@ -21,6 +23,8 @@ pub struct App {
     /// Names this process in leases, so a replica knows which claims are its own.
     pub instance_id: String,
     pub wake: Wakeups,
+    /// Ids of grants that just changed, for requests waiting on them (`?wait=`).
+    pub grant_updates: broadcast::Sender<Uuid>,
 }
 
 /// Cheap to clone; every handler and worker holds one.
@@ -50,7 +54,16 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let instance_id = instance_id();
-    let state = AppState(Arc::new(App { config, db, aws, tokens, instance_id, wake: Wakeups::default() }));
+    let (grant_updates, _) = broadcast::channel(1024);
+    let state = AppState(Arc::new(App {
+        config,
+        db,
+        aws,
+        tokens,
+        instance_id,
+        wake: Wakeups::default(),
+        grant_updates,
+    }));
 
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
@@ -74,7 +87,7 @@ fn instance_id() -> String {
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "jit-iam".into());
-    let random = uuid::Uuid::new_v4().simple().to_string();
+    let random = Uuid::new_v4().simple().to_string();
     format!("{host}:{}:{}", std::process::id(), &random[..8])
 }
 

@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
@@ -16,7 +17,7 @@ use crate::aws::check::{check_access, AccessCheck};
 use crate::aws::permissions::{setup_documents, SetupDocuments};
 use crate::domain::integration::{
     generate_external_id, validate_name, validate_options, validate_root_account, Connection, Integration,
-    IntegrationOptions, RootAccount,
+    IntegrationOptions, IntegrationStatus, RootAccount,
 };
 use crate::domain::sync::{Account, SyncRun, SyncTrigger};
 use crate::domain::tags::{filter_document, TagPair};
@@ -226,6 +227,7 @@ pub async fn update_integration(
     let mut integration = storage::integrations::get_for_update(&mut *tx, id)
         .await?
         .ok_or_else(|| ApiError::not_found("integration", id))?;
+    ensure_active(&integration)?;
     let before = integration.clone();
     apply_patch(&mut integration, patch)?;
     let updated = storage::integrations::update(&mut *tx, &integration)
@@ -289,23 +291,64 @@ fn apply_patch(integration: &mut Integration, patch: UpdateIntegration) -> ApiRe
 }
 
 /// Delete an integration.
+///
+/// Without live grants it is deleted at once (204). With live grants the
+/// answer is 409 `integration_has_live_grants`, unless `revoke_grants=true`:
+/// then its grants are revoked (reason `integration_deleted`) and the
+/// integration, in status `deleting` meanwhile, is deleted after the last one (202).
 #[utoipa::path(
     delete, path = "/v1/integrations/{id}", tag = "integrations",
-    params(("id" = Uuid, Path, description = "Integration id")),
+    params(
+        ("id" = Uuid, Path, description = "Integration id"),
+        ("revoke_grants" = Option<bool>, Query, description = "Revoke live grants first, then delete"),
+    ),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 202, description = "Revoking its grants; deleted after the last one", body = Integration),
         (status = "4XX", body = ErrorBody),
         (status = "5XX", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
-pub async fn delete_integration(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<StatusCode> {
-    if !storage::integrations::delete(&state.db, id).await? {
-        return Err(ApiError::not_found("integration", id));
+pub async fn delete_integration(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+    mut params: QueryParams,
+) -> ApiResult<Response> {
+    let revoke_grants = params.parse::<bool>("revoke_grants", "true or false")?.unwrap_or(false);
+    params.finish()?;
+    let mut tx = state.db.begin().await?;
+    let integration = storage::integrations::get_for_update(&mut *tx, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("integration", id))?;
+    let live = storage::grants::count_live_of_integration(&mut *tx, id).await?;
+    if live == 0 {
+        storage::integrations::delete(&mut *tx, id).await?;
+        tx.commit().await?;
+        state.aws.forget(id);
+        tracing::info!(integration_id = %id, "integration deleted");
+        return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    state.aws.forget(id);
-    tracing::info!(integration_id = %id, "integration deleted");
-    Ok(StatusCode::NO_CONTENT)
+    if !revoke_grants && integration.status == IntegrationStatus::Active {
+        return Err(ApiError::conflict(
+            ErrorCode::IntegrationHasLiveGrants,
+            format!("the integration has {live} live grants; DELETE with ?revoke_grants=true revokes them first"),
+        ));
+    }
+    let deleting = storage::integrations::set_status(&mut *tx, id, IntegrationStatus::Deleting).await?;
+    let revoked = storage::grants::revoke_all_of_integration(&mut *tx, id).await?;
+    tx.commit().await?;
+    state.wake.grants.notify_one();
+    tracing::info!(integration_id = %id, grants = revoked.len(), "integration deletion started: revoking its grants");
+    Ok((StatusCode::ACCEPTED, Json(deleting)).into_response())
+}
+
+/// Refuses changes to an integration being deleted.
+fn ensure_active(integration: &Integration) -> ApiResult<()> {
+    match integration.status {
+        IntegrationStatus::Active => Ok(()),
+        IntegrationStatus::Deleting => Err(ApiError::conflict(ErrorCode::InvalidState, "the integration is being deleted")),
+    }
 }
 
 /// The AWS setup documents of an integration.
@@ -368,6 +411,7 @@ pub async fn start_sync(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid
     let integration = storage::integrations::get(&mut *tx, id)
         .await?
         .ok_or_else(|| ApiError::not_found("integration", id))?;
+    ensure_active(&integration)?;
     let run = storage::syncs::enqueue(&mut tx, integration.id, SyncTrigger::Manual).await?;
     tx.commit().await?;
     state.wake.syncs.notify_one();

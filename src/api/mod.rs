@@ -24,6 +24,7 @@ use crate::error::ApiError;
 
 pub mod auth;
 pub mod extract;
+pub mod grants;
 pub mod health;
 pub mod integrations;
 pub mod pagination;
@@ -40,6 +41,7 @@ pub mod resources;
     tags(
         (name = "integrations", description = "AWS accounts jit-iam reaches through a role"),
         (name = "inventory", description = "What the accounts hold, synced from AWS and browsed from Postgres"),
+        (name = "grants", description = "Approved, time-bound access: applied in IAM, revoked at expiry"),
         (name = "health", description = "Liveness and readiness (no token needed)"),
     )
 )]
@@ -61,6 +63,7 @@ fn documented_routes() -> (Router<AppState>, Router<AppState>, OpenApiDoc) {
     let (v1, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(integrations::router())
         .merge(resources::router())
+        .merge(grants::router())
         .split_for_parts();
     let (open, open_doc) = OpenApiRouter::new()
         .routes(routes!(health::healthz))

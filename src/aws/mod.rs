@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod error;
+pub mod iam_changes;
 pub mod inventory;
 pub mod metrics;
 pub mod permissions;

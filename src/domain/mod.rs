@@ -1,6 +1,8 @@
 //! Domain types and the rules that govern them, free of HTTP, SQL and AWS SDK concerns.
 
+pub mod access;
 pub mod arn;
+pub mod grant;
 pub mod integration;
 pub mod policy;
 pub mod resource;

@@ -138,3 +138,14 @@ pub async fn delete(db: impl PgExecutor<'_>, id: Uuid) -> Result<bool, sqlx::Err
         .await?;
     Ok(result.rows_affected() == 1)
 }
+
+pub async fn set_status(db: impl PgExecutor<'_>, id: Uuid, status: IntegrationStatus) -> Result<Integration, sqlx::Error> {
+    sqlx::query_as::<_, IntegrationRow>(&format!(
+        "update integrations set status = $2 where integration_id = $1 returning {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(status.as_str())
+    .fetch_one(db)
+    .await
+    .map(Into::into)
+}

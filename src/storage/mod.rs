@@ -11,6 +11,7 @@ use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 use crate::config::DatabaseConfig;
 
 pub mod accounts;
+pub mod grants;
 pub mod integrations;
 pub mod resources;
 pub mod syncs;

@@ -181,3 +181,41 @@ pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Resource>, 
         .await
         .map(|row| row.map(Into::into))
 }
+
+/// An offered resource of one integration, by id or by ARN: what a grant may target.
+pub async fn find_offered(
+    db: impl PgExecutor<'_>,
+    integration_id: Uuid,
+    id: Option<Uuid>,
+    arn: Option<&str>,
+) -> Result<Option<Resource>, sqlx::Error> {
+    sqlx::query_as::<_, ResourceRow>(&format!(
+        "select {COLUMNS} from resources
+         where integration_id = $1 and offered and (resource_id = $2 or arn = $3)"
+    ))
+    .bind(integration_id)
+    .bind(id)
+    .bind(arn)
+    .fetch_optional(db)
+    .await
+    .map(|row| row.map(Into::into))
+}
+
+/// The IAM user `name` of one account of the integration, as the last sync found it.
+pub async fn find_user(
+    db: impl PgExecutor<'_>,
+    integration_id: Uuid,
+    account_id: &str,
+    name: &str,
+) -> Result<Option<Resource>, sqlx::Error> {
+    sqlx::query_as::<_, ResourceRow>(&format!(
+        "select {COLUMNS} from resources
+         where integration_id = $1 and account_id = $2 and type = 'iam_user' and name = $3"
+    ))
+    .bind(integration_id)
+    .bind(account_id)
+    .bind(name)
+    .fetch_optional(db)
+    .await
+    .map(|row| row.map(Into::into))
+}

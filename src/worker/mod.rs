@@ -1,4 +1,4 @@
-//! Background work inside `serve`: inventory syncs (and, later, grants).
+//! Background work inside `serve`: inventory syncs, and applying and revoking grants.
 //!
 //! Work lives in Postgres and is claimed with `FOR UPDATE SKIP LOCKED` and a
 //! lease, so several replicas share it safely. LISTEN/NOTIFY wakes the workers
@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::AppState;
 
+pub mod grants;
 pub mod sync;
 
 /// The channel every replica listens on; the payload says which worker to wake.
@@ -23,11 +24,13 @@ pub const CHANNEL: &str = "jit_iam_work";
 #[derive(Debug, Default)]
 pub struct Wakeups {
     pub syncs: Notify,
+    pub grants: Notify,
 }
 
 impl Wakeups {
     fn wake_all(&self) {
         self.syncs.notify_one();
+        self.grants.notify_one();
     }
 }
 
@@ -36,7 +39,8 @@ pub fn spawn(state: AppState, shutdown: CancellationToken) -> JoinSet<()> {
     let mut workers = JoinSet::new();
     workers.spawn(listen(state.clone(), shutdown.clone()));
     workers.spawn(sync::schedule(state.clone(), shutdown.clone()));
-    workers.spawn(sync::run(state, shutdown));
+    workers.spawn(sync::run(state.clone(), shutdown.clone()));
+    workers.spawn(grants::run(state, shutdown));
     workers
 }
 
@@ -63,8 +67,16 @@ async fn listen(state: AppState, shutdown: CancellationToken) {
                 received = listener.try_recv() => received,
             };
             match received {
-                Ok(Some(notification)) if notification.payload() == "sync" => state.wake.syncs.notify_one(),
-                Ok(Some(_)) => {}
+                Ok(Some(notification)) => match notification.payload() {
+                    "sync" => state.wake.syncs.notify_one(),
+                    "grant" => state.wake.grants.notify_one(),
+                    changed => {
+                        // A grant changed on some replica: wake whoever waits for it here.
+                        if let Some(id) = changed.strip_prefix("grant_changed:").and_then(|id| id.parse().ok()) {
+                            let _ = state.grant_updates.send(id);
+                        }
+                    }
+                },
                 // The connection was lost and re-established: notifications may have been missed.
                 Ok(None) => state.wake.wake_all(),
                 Err(e) => {

@@ -13,7 +13,7 @@ use aws_config::SdkConfig;
 use rand::Rng;
 
 pub use moto::{die_with_parent, free_port, Moto};
-pub use server::{TestDb, TestServer};
+pub use server::{ServerBuilder, TestDb, TestServer};
 
 /// A random 12-digit account id: each test works in accounts of its own.
 pub fn random_account_id() -> String {
@@ -122,6 +122,34 @@ impl Account {
         }
         let output = request.send().await.unwrap();
         output.instances().iter().map(|i| i.instance_id().unwrap().to_string()).collect()
+    }
+}
+
+impl Account {
+    /// Managed policies attached to `user`, as IAM has them.
+    pub async fn user_policies(&self, user: &str) -> Vec<String> {
+        let out = self.iam.list_attached_user_policies().user_name(user).send().await.unwrap();
+        out.attached_policies().iter().map(|p| p.policy_arn().unwrap().to_string()).collect()
+    }
+
+    /// Groups `user` is in, as IAM has them.
+    pub async fn user_groups(&self, user: &str) -> Vec<String> {
+        let out = self.iam.list_groups_for_user().user_name(user).send().await.unwrap();
+        out.groups().iter().map(|g| g.group_name().to_string()).collect()
+    }
+
+    /// The policies jit-iam created in this account (path /jit-iam/).
+    pub async fn jit_policies(&self) -> Vec<String> {
+        let out = self.iam.list_policies().scope(aws_sdk_iam::types::PolicyScopeType::Local).path_prefix("/jit-iam/").send().await.unwrap();
+        out.policies().iter().map(|p| p.arn().unwrap().to_string()).collect()
+    }
+
+    pub async fn attach(&self, user: &str, policy_arn: &str) {
+        self.iam.attach_user_policy().user_name(user).policy_arn(policy_arn).send().await.unwrap();
+    }
+
+    pub async fn add_to_group(&self, user: &str, group: &str) {
+        self.iam.add_user_to_group().user_name(user).group_name(group).send().await.unwrap();
     }
 }
 

@@ -1,0 +1,663 @@
+//! `/v1/grants`: submit approved access, follow it, extend it, revoke it.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::broadcast;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::auth::Caller;
+use super::extract::{ApiPath, QueryParams, ValidJson};
+use super::pagination::PageRequest;
+use crate::app::AppState;
+use crate::domain::access::{policy_document, Mechanism};
+use crate::domain::arn::is_account_id;
+use crate::domain::grant::{policy_name, Grant, GrantEvent, GrantStatus, Principal, RevokeReason};
+use crate::domain::integration::{Integration, IntegrationStatus};
+use crate::domain::policy::{PolicyDocument, MAX_MANAGED_POLICY_CHARS};
+use crate::domain::resource::{AccessLevel, Resource};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
+use crate::storage;
+use crate::storage::grants::{GrantFilter, GrantRow, NewEvent, NewGrant};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(submit_grant, list_grants))
+        .routes(routes!(preview_grant))
+        .routes(routes!(get_grant))
+        .routes(routes!(list_events))
+        .routes(routes!(revoke_grant))
+        .routes(routes!(extend_grant))
+}
+
+/// An approved request, as the portal submits it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitGrant {
+    pub integration_id: Uuid,
+    /// The resource, by inventory id (or give `resource_arn`).
+    pub resource_id: Option<Uuid>,
+    #[schema(example = "arn:aws:s3:::example-bucket")]
+    pub resource_arn: Option<String>,
+    pub access_level: AccessLevel,
+    pub principal: Principal,
+    /// How long the access lasts (or give `expires_at`).
+    #[schema(example = 3600)]
+    pub duration_seconds: Option<i64>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The portal's id of the approved request: submitting it again returns the same grant.
+    #[schema(example = "REQ-1042")]
+    pub request_id: String,
+    #[schema(example = "bob@example.com")]
+    pub approved_by: String,
+    #[schema(example = "incident 4711")]
+    pub reason: Option<String>,
+}
+
+/// What a grant would do, changing nothing.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GrantPreview {
+    pub integration_id: Uuid,
+    pub account_id: String,
+    pub resource: Resource,
+    pub access_level: AccessLevel,
+    pub principal_arn: String,
+    pub expires_at: DateTime<Utc>,
+    /// The policy jit-iam would create (EC2, S3 and role grants).
+    pub policy_name: Option<String>,
+    pub policy_document: Option<PolicyDocument>,
+    /// The AWS calls applying the grant makes, in order.
+    pub apply_calls: Vec<PlannedCall>,
+    /// The AWS calls revoking it makes, in order.
+    pub revoke_calls: Vec<PlannedCall>,
+    /// Managed policies the user has now (as far as jit-iam knows) and its quota.
+    pub managed_policies: Option<PolicyQuota>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlannedCall {
+    #[schema(example = "iam:CreatePolicy")]
+    pub operation: String,
+    pub target: String,
+    /// When the call is made, if not always.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyQuota {
+    pub attached: usize,
+    pub after_grant: usize,
+    pub limit: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GrantPage {
+    pub items: Vec<Grant>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GrantEventPage {
+    pub items: Vec<GrantEvent>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A new expiry: `duration_seconds` more than the current one, or `expires_at`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtendGrant {
+    #[schema(example = 1800)]
+    pub duration_seconds: Option<i64>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Everything checked before a grant is accepted.
+struct Plan {
+    integration: Integration,
+    resource: Resource,
+    principal_arn: String,
+    expires_at: DateTime<Utc>,
+    mechanism: Mechanism,
+    /// The policy to create, for generated-policy grants.
+    policy: Option<PolicyDocument>,
+    quota: Option<PolicyQuota>,
+}
+
+fn check_text(value: &str, field: &str, max: usize) -> ApiResult<()> {
+    let length = value.chars().count();
+    if value.trim().is_empty() || length > max || value.chars().any(char::is_control) {
+        return Err(ApiError::validation(field, format!("`{field}` must be 1-{max} printable characters")));
+    }
+    Ok(())
+}
+
+async fn plan(state: &AppState, input: &SubmitGrant) -> ApiResult<Plan> {
+    check_text(&input.request_id, "request_id", 256)?;
+    check_text(&input.approved_by, "approved_by", 256)?;
+    if let Some(reason) = &input.reason {
+        if reason.chars().count() > 2000 {
+            return Err(ApiError::validation("reason", "`reason` may be at most 2000 characters"));
+        }
+    }
+    let integration = storage::integrations::get(&state.db, input.integration_id)
+        .await?
+        .ok_or_else(|| ApiError::validation("integration_id", "no integration has this id"))?;
+    if integration.status != IntegrationStatus::Active {
+        return Err(ApiError::conflict(ErrorCode::InvalidState, "the integration is being deleted").with_field("integration_id"));
+    }
+
+    let field = if input.resource_arn.is_some() { "resource_arn" } else { "resource_id" };
+    if input.resource_id.is_some() == input.resource_arn.is_some() {
+        return Err(ApiError::validation("resource_id", "give exactly one of `resource_id` and `resource_arn`"));
+    }
+    let resource = storage::resources::find_offered(&state.db, integration.id, input.resource_id, input.resource_arn.as_deref())
+        .await?
+        .ok_or_else(|| {
+            ApiError::validation(field, "not in this integration's inventory, or excluded by its tag filter")
+        })?;
+    let Some(mechanism) = Mechanism::of(resource.resource_type) else {
+        return Err(ApiError::validation(field, "IAM users receive access; they are not granted"));
+    };
+    if !resource.resource_type.access_levels().contains(&input.access_level) {
+        let offered: Vec<&str> = resource.resource_type.access_levels().iter().map(|l| l.as_str()).collect();
+        return Err(ApiError::validation(
+            "access_level",
+            format!("a {} offers {}", resource.resource_type.as_str(), offered.join(", ")),
+        ));
+    }
+    let user = storage::resources::find_user(&state.db, integration.id, &resource.account_id, &input.principal.name)
+        .await?
+        .ok_or_else(|| {
+            ApiError::validation(
+                "principal.name",
+                format!("no IAM user `{}` in account {} (as of the last sync)", input.principal.name, resource.account_id),
+            )
+        })?;
+
+    let expires_at = expiry(state, input.duration_seconds, input.expires_at, Utc::now())?;
+
+    let policy = match mechanism {
+        Mechanism::GeneratedPolicy => {
+            let document = policy_document(resource.resource_type, input.access_level, &resource.arn)
+                .expect("every offered level of a policy type has a document");
+            if document.quota_size() > MAX_MANAGED_POLICY_CHARS {
+                return Err(ApiError::conflict(
+                    ErrorCode::QuotaExceeded,
+                    format!("the policy would be {} characters; IAM allows {MAX_MANAGED_POLICY_CHARS}", document.quota_size()),
+                )
+                .with_field(field));
+            }
+            Some(document)
+        }
+        _ => None,
+    };
+    let quota = match mechanism {
+        Mechanism::GroupMembership => None,
+        _ => {
+            let held = storage::grants::managed_policies_of(&state.db, &resource.account_id, &user.name, Uuid::nil()).await?;
+            let adds = mechanism == Mechanism::GeneratedPolicy || !held.contains(&resource.arn);
+            let quota = PolicyQuota {
+                attached: held.len(),
+                after_grant: held.len() + usize::from(adds),
+                limit: state.config.grants.max_policies_per_user as usize,
+            };
+            if quota.after_grant > quota.limit {
+                return Err(ApiError::conflict(
+                    ErrorCode::QuotaExceeded,
+                    format!(
+                        "user {} has {} managed policies attached and IAM allows {} (JIT_IAM_MAX_POLICIES_PER_USER)",
+                        user.name, quota.attached, quota.limit
+                    ),
+                )
+                .with_field("principal.name"));
+            }
+            Some(quota)
+        }
+    };
+    Ok(Plan { integration, resource, principal_arn: user.arn, expires_at, mechanism, policy, quota })
+}
+
+/// The expiry asked for, within `JIT_IAM_MIN_GRANT` and `JIT_IAM_MAX_GRANT` of `from`.
+fn expiry(
+    state: &AppState,
+    duration_seconds: Option<i64>,
+    expires_at: Option<DateTime<Utc>>,
+    from: DateTime<Utc>,
+) -> ApiResult<DateTime<Utc>> {
+    let (min, max) = (state.config.grants.min_grant, state.config.grants.max_grant);
+    let bounds = format!(
+        "between {} and {}",
+        humantime::format_duration(min),
+        humantime::format_duration(max)
+    );
+    match (duration_seconds, expires_at) {
+        (Some(seconds), None) => {
+            if seconds < min.as_secs() as i64 || seconds > max.as_secs() as i64 {
+                return Err(ApiError::validation("duration_seconds", format!("the duration must lie {bounds}")));
+            }
+            Ok(from + chrono::Duration::seconds(seconds))
+        }
+        (None, Some(at)) => {
+            let length = (at - from).to_std().unwrap_or(Duration::ZERO);
+            if length < min || length > max {
+                return Err(ApiError::validation("expires_at", format!("expires_at must lie {bounds} from now")));
+            }
+            Ok(at)
+        }
+        _ => Err(ApiError::validation("duration_seconds", "give exactly one of `duration_seconds` and `expires_at`")),
+    }
+}
+
+fn planned_calls(plan: &Plan, user: &str, policy_arn: Option<&str>) -> (Vec<PlannedCall>, Vec<PlannedCall>) {
+    let call = |operation: &str, target: &str, condition: Option<&str>| PlannedCall {
+        operation: operation.to_string(),
+        target: target.to_string(),
+        condition: condition.map(str::to_string),
+    };
+    let first = "unless another live grant holds it already";
+    let last = "only when no other live grant holds it and the user did not have it before";
+    match plan.mechanism {
+        Mechanism::GeneratedPolicy => {
+            let arn = policy_arn.unwrap_or_default();
+            (
+                vec![call("iam:CreatePolicy", arn, None), call("iam:AttachUserPolicy", arn, None)],
+                vec![call("iam:DetachUserPolicy", arn, None), call("iam:DeletePolicy", arn, None)],
+            )
+        }
+        Mechanism::AttachPolicy => (
+            vec![
+                call("iam:ListAttachedUserPolicies", user, Some(first)),
+                call("iam:AttachUserPolicy", &plan.resource.arn, Some("unless the user has it already")),
+            ],
+            vec![call("iam:DetachUserPolicy", &plan.resource.arn, Some(last))],
+        ),
+        Mechanism::GroupMembership => (
+            vec![
+                call("iam:ListGroupsForUser", user, Some(first)),
+                call("iam:AddUserToGroup", &plan.resource.name, Some("unless the user is in it already")),
+            ],
+            vec![call("iam:RemoveUserFromGroup", &plan.resource.name, Some(last))],
+        ),
+    }
+}
+
+/// `arn:<partition>:iam::<account>:policy/jit-iam/<name>`.
+fn policy_arn(plan: &Plan, name: &str) -> String {
+    let partition = plan.integration.root_role_arn().partition.as_str();
+    format!("arn:{partition}:iam::{}:policy/jit-iam/{name}", plan.resource.account_id)
+}
+
+fn fingerprint(input: &SubmitGrant) -> String {
+    let canonical = serde_json::to_value(input).expect("the request serializes").to_string();
+    let digest = Sha256::digest(canonical.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The existing grant of a request id, if the body is the same one.
+fn replay(existing: GrantRow, input: &SubmitGrant) -> ApiResult<GrantRow> {
+    if existing.request_fingerprint == fingerprint(input) {
+        Ok(existing)
+    } else {
+        Err(ApiError::conflict(
+            ErrorCode::RequestIdConflict,
+            format!("request_id `{}` was submitted before with a different body", input.request_id),
+        )
+        .with_field("request_id"))
+    }
+}
+
+fn wait_param(params: &mut QueryParams) -> ApiResult<Option<Duration>> {
+    let wait = params.parse::<u64>("wait", "a number of seconds from 0 to 30")?;
+    if wait.is_some_and(|w| w > 30) {
+        return Err(ApiError::invalid_parameter("wait", "`wait` must be a number of seconds from 0 to 30"));
+    }
+    Ok(wait.filter(|w| *w > 0).map(Duration::from_secs))
+}
+
+/// Done with its first step: applied, or failed and undone (not pending, not undoing).
+fn settled(grant: &GrantRow) -> bool {
+    match grant.status() {
+        GrantStatus::Pending => false,
+        GrantStatus::Revoking => grant.activated_at.is_some(),
+        _ => true,
+    }
+}
+
+/// Holds the answer until the grant settles or `wait` runs out.
+async fn wait_until_settled(
+    state: &AppState,
+    mut updates: broadcast::Receiver<Uuid>,
+    id: Uuid,
+    wait: Duration,
+) -> ApiResult<GrantRow> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let grant = storage::grants::get(&state.db, id).await?.ok_or_else(|| ApiError::not_found("grant", id))?;
+        if settled(&grant) || tokio::time::Instant::now() >= deadline {
+            return Ok(grant);
+        }
+        loop {
+            match tokio::time::timeout_at(deadline, updates.recv()).await {
+                Ok(Ok(changed)) if changed != id => continue,
+                // Ours, missed updates, or the deadline: look at the grant again.
+                _ => break,
+            }
+        }
+    }
+}
+
+/// Submit an approved grant.
+///
+/// Everything is checked before the grant is accepted; it is then applied in
+/// the background. `?wait=<seconds>` (at most 30) holds the answer until the
+/// grant is active or failed. Submitting the same `request_id` with the same
+/// body returns the existing grant (200); with a different body, 409.
+#[utoipa::path(
+    post, path = "/v1/grants", tag = "grants",
+    params(("wait" = Option<u64>, Query, description = "Seconds (0-30) to wait for the grant to be active or failed", maximum = 30)),
+    request_body = SubmitGrant,
+    responses(
+        (status = 202, description = "Accepted", body = Grant),
+        (status = 200, description = "This request_id was submitted before with the same body", body = Grant),
+        (status = "4XX", description = "Invalid, unauthorized, quota exceeded, or request_id reused", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn submit_grant(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    mut params: QueryParams,
+    ValidJson(input): ValidJson<SubmitGrant>,
+) -> ApiResult<(StatusCode, Json<Grant>)> {
+    let wait = wait_param(&mut params)?;
+    params.finish()?;
+    let updates = state.grant_updates.subscribe();
+    if let Some(existing) = storage::grants::get_by_request_id(&state.db, &input.request_id).await? {
+        return Ok((StatusCode::OK, Json(replay(existing, &input)?.view())));
+    }
+    let plan = plan(&state, &input).await?;
+    let grant_id = Uuid::now_v7();
+    let policy = plan.policy.as_ref().map(|document| {
+        let name = policy_name(grant_id);
+        (policy_arn(&plan, &name), name, document)
+    });
+    let fingerprint = fingerprint(&input);
+    let new = NewGrant {
+        grant_id,
+        integration_id: plan.integration.id,
+        account_id: &plan.resource.account_id,
+        resource_id: plan.resource.id,
+        resource_type: plan.resource.resource_type,
+        resource_arn: &plan.resource.arn,
+        resource_name: &plan.resource.name,
+        access_level: input.access_level,
+        principal_name: &input.principal.name,
+        principal_arn: &plan.principal_arn,
+        request_id: &input.request_id,
+        request_fingerprint: &fingerprint,
+        approved_by: &input.approved_by,
+        reason: input.reason.as_deref(),
+        requested_by: &caller.name,
+        expires_at: plan.expires_at,
+        policy_name: policy.as_ref().map(|(_, name, _)| name.as_str()),
+        policy_arn: policy.as_ref().map(|(arn, _, _)| arn.as_str()),
+        policy_document: policy.as_ref().map(|(_, _, document)| *document),
+    };
+    let Some(inserted) = storage::grants::insert(&state.db, &new).await? else {
+        // The same request_id arrived at the same moment.
+        let existing = storage::grants::get_by_request_id(&state.db, &input.request_id)
+            .await?
+            .ok_or_else(|| ApiError::internal("a conflicting grant vanished"))?;
+        return Ok((StatusCode::OK, Json(replay(existing, &input)?.view())));
+    };
+    state.wake.grants.notify_one();
+    metrics::counter!("jit_iam_grant_transitions_total", "to" => "pending").increment(1);
+    tracing::info!(grant_id = %grant_id, request_id = %input.request_id, "grant submitted");
+    let grant = match wait {
+        Some(wait) => wait_until_settled(&state, updates, grant_id, wait).await?,
+        None => inserted,
+    };
+    Ok((StatusCode::ACCEPTED, Json(grant.view())))
+}
+
+/// Preview a grant: the exact policy and AWS calls, changing nothing.
+#[utoipa::path(
+    post, path = "/v1/grants/preview", tag = "grants",
+    request_body = SubmitGrant,
+    responses(
+        (status = 200, body = GrantPreview),
+        (status = "4XX", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn preview_grant(State(state): State<AppState>, ValidJson(input): ValidJson<SubmitGrant>) -> ApiResult<Json<GrantPreview>> {
+    let plan = plan(&state, &input).await?;
+    // The real name carries the grant's id, known once it is submitted.
+    let name = "jit-iam-<grant id>".to_string();
+    let arn = plan.policy.as_ref().map(|_| policy_arn(&plan, &name));
+    let (apply_calls, revoke_calls) = planned_calls(&plan, &input.principal.name, arn.as_deref());
+    Ok(Json(GrantPreview {
+        integration_id: plan.integration.id,
+        account_id: plan.resource.account_id.clone(),
+        access_level: input.access_level,
+        principal_arn: plan.principal_arn.clone(),
+        expires_at: plan.expires_at,
+        policy_name: plan.policy.as_ref().map(|_| name),
+        policy_document: plan.policy.clone(),
+        apply_calls,
+        revoke_calls,
+        managed_policies: plan.quota,
+        resource: plan.resource,
+    }))
+}
+
+/// List grants, newest first.
+#[utoipa::path(
+    get, path = "/v1/grants", tag = "grants",
+    params(
+        ("status" = Option<GrantStatus>, Query, description = "Only grants in this status"),
+        ("integration_id" = Option<Uuid>, Query, description = "Only this integration"),
+        ("account_id" = Option<String>, Query, description = "Only this account"),
+        ("principal" = Option<String>, Query, description = "Only this IAM user name"),
+        ("resource_id" = Option<Uuid>, Query, description = "Only this resource"),
+        ("request_id" = Option<String>, Query, description = "The grant of this request id"),
+        ("limit" = Option<i64>, Query, description = "Page size, 1-1000 (default 100)", minimum = 1, maximum = 1000),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, body = GrantPage),
+        (status = "4XX", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_grants(State(state): State<AppState>, mut params: QueryParams) -> ApiResult<Json<GrantPage>> {
+    let page = PageRequest::from_query(&mut params)?;
+    let filter = GrantFilter {
+        status: match params.one("status")? {
+            None => None,
+            Some(s) => Some(GrantStatus::parse(&s).ok_or_else(|| {
+                ApiError::invalid_parameter("status", "`status` must be one of pending, active, revoking, revoked, failed")
+            })?),
+        },
+        integration_id: params.parse("integration_id", "an integration id")?,
+        account_id: params.one("account_id")?,
+        principal: params.one("principal")?,
+        resource_id: params.parse("resource_id", "a resource id")?,
+        request_id: params.one("request_id")?,
+    };
+    params.finish()?;
+    if filter.account_id.as_deref().is_some_and(|a| !is_account_id(a)) {
+        return Err(ApiError::invalid_parameter("account_id", "`account_id` must be 12 digits"));
+    }
+    let rows = storage::grants::list(&state.db, &filter, page.after_id()?, page.fetch_limit()).await?;
+    let (rows, next_cursor) = page.finish(rows, |g| g.grant_id);
+    Ok(Json(GrantPage { items: rows.iter().map(GrantRow::view).collect(), next_cursor }))
+}
+
+async fn find(state: &AppState, id: Uuid) -> ApiResult<GrantRow> {
+    storage::grants::get(&state.db, id).await?.ok_or_else(|| ApiError::not_found("grant", id))
+}
+
+/// One grant.
+#[utoipa::path(
+    get, path = "/v1/grants/{id}", tag = "grants",
+    params(("id" = Uuid, Path, description = "Grant id")),
+    responses(
+        (status = 200, body = Grant),
+        (status = "4XX", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_grant(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<Grant>> {
+    Ok(Json(find(&state, id).await?.view()))
+}
+
+/// The history of a grant: every transition and every AWS call, in order.
+#[utoipa::path(
+    get, path = "/v1/grants/{id}/events", tag = "grants",
+    params(
+        ("id" = Uuid, Path, description = "Grant id"),
+        ("limit" = Option<i64>, Query, description = "Page size, 1-1000 (default 100)", minimum = 1, maximum = 1000),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, body = GrantEventPage),
+        (status = "4XX", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_events(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+    mut params: QueryParams,
+) -> ApiResult<Json<GrantEventPage>> {
+    let page = PageRequest::from_query(&mut params)?;
+    params.finish()?;
+    let after = page
+        .after
+        .as_deref()
+        .map(|key| key.parse::<i64>().map_err(|_| ApiError::invalid_parameter("cursor", "`cursor` must be a `next_cursor` this service returned")))
+        .transpose()?;
+    find(&state, id).await?;
+    let rows = storage::grants::events(&state.db, id, after, page.fetch_limit()).await?;
+    let (items, next_cursor) = page.finish(rows, |e| e.id);
+    Ok(Json(GrantEventPage { items, next_cursor }))
+}
+
+/// Revoke a grant now.
+///
+/// A pending or active grant starts revoking (202); asking again for one
+/// revoking or revoked is answered with its state (202). A failed grant has
+/// nothing to revoke (409).
+#[utoipa::path(
+    post, path = "/v1/grants/{id}/revoke", tag = "grants",
+    params(("id" = Uuid, Path, description = "Grant id")),
+    responses(
+        (status = 202, body = Grant),
+        (status = "4XX", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn revoke_grant(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<(StatusCode, Json<Grant>)> {
+    let current = find(&state, id).await?;
+    if current.status() == GrantStatus::Failed {
+        return Err(ApiError::conflict(ErrorCode::InvalidState, "the grant failed; there is nothing to revoke"));
+    }
+    let mut tx = state.db.begin().await?;
+    let Some(revoking) = storage::grants::request_revoke(&mut *tx, id, RevokeReason::Revoked).await? else {
+        // Revoking or revoked already.
+        return Ok((StatusCode::ACCEPTED, Json(find(&state, id).await?.view())));
+    };
+    let event = NewEvent::transition(Some(current.status()), GrantStatus::Revoking, "revocation requested");
+    storage::grants::insert_events(&mut *tx, id, &caller.name, &[event]).await?;
+    tx.commit().await?;
+    state.wake.grants.notify_one();
+    tracing::info!(grant_id = %id, caller = %caller.name, "grant revocation requested");
+    Ok((StatusCode::ACCEPTED, Json(revoking.view())))
+}
+
+/// Extend a pending or active grant.
+#[utoipa::path(
+    post, path = "/v1/grants/{id}/extend", tag = "grants",
+    params(("id" = Uuid, Path, description = "Grant id")),
+    request_body = ExtendGrant,
+    responses(
+        (status = 200, body = Grant),
+        (status = "4XX", body = ErrorBody),
+        (status = "5XX", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn extend_grant(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(id): ApiPath<Uuid>,
+    ValidJson(input): ValidJson<ExtendGrant>,
+) -> ApiResult<Json<Grant>> {
+    let current = find(&state, id).await?;
+    let not_extendable = || ApiError::conflict(ErrorCode::InvalidState, "only pending or active grants can be extended");
+    if !matches!(current.status(), GrantStatus::Pending | GrantStatus::Active) {
+        return Err(not_extendable());
+    }
+    let new_expiry = match (input.duration_seconds, input.expires_at) {
+        (Some(seconds), None) if seconds > 0 => current.expires_at + chrono::Duration::seconds(seconds),
+        (Some(_), None) => return Err(ApiError::validation("duration_seconds", "the extension must be positive")),
+        (None, Some(at)) if at > current.expires_at => at,
+        (None, Some(_)) => return Err(ApiError::validation("expires_at", "the new expiry must be later than the current one")),
+        _ => return Err(ApiError::validation("duration_seconds", "give exactly one of `duration_seconds` and `expires_at`")),
+    };
+    let field = if input.expires_at.is_some() { "expires_at" } else { "duration_seconds" };
+    if new_expiry > Utc::now() + state.config.grants.max_grant {
+        return Err(ApiError::validation(
+            field,
+            format!("a grant may last at most {} from now", humantime::format_duration(state.config.grants.max_grant)),
+        ));
+    }
+    let mut tx = state.db.begin().await?;
+    let extended = storage::grants::extend(&mut *tx, id, new_expiry).await?.ok_or_else(not_extendable)?;
+    let event = NewEvent::extended(current.expires_at, new_expiry);
+    storage::grants::insert_events(&mut *tx, id, &caller.name, &[event]).await?;
+    tx.commit().await?;
+    state.wake.grants.notify_one();
+    Ok(Json(extended.view()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_ignore_nothing_and_order_nothing() {
+        let input: SubmitGrant = serde_json::from_value(serde_json::json!({
+            "integration_id": Uuid::nil(), "resource_id": Uuid::nil(), "access_level": "read",
+            "principal": {"type": "iam_user", "name": "alice"}, "duration_seconds": 3600,
+            "request_id": "r", "approved_by": "bob"
+        }))
+        .unwrap();
+        let mut other = input.clone();
+        assert_eq!(fingerprint(&input), fingerprint(&other));
+        other.duration_seconds = Some(3601);
+        assert_ne!(fingerprint(&input), fingerprint(&other));
+    }
+}

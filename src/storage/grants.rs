@@ -1,0 +1,632 @@
+//! Queries on `grants`, `grant_events` and `shared_attachments`.
+//!
+//! Every state change is a conditional UPDATE (`where status = ...`), so a
+//! worker and an API call racing on one grant can never both win.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::{PgExecutor, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use super::syncs::interval;
+use crate::domain::grant::{
+    CallOutcome, EventKind, Grant, GrantError, GrantEvent, GrantPolicy, GrantPrincipal, GrantResource, GrantStatus,
+    PrincipalType, RevokeReason,
+};
+use crate::domain::policy::PolicyDocument;
+use crate::domain::resource::{AccessLevel, ResourceType};
+
+pub const REQUEST_ID_CONSTRAINT: &str = "grants_request_id_key";
+
+/// A grant as stored, with what the worker needs.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct GrantRow {
+    pub grant_id: Uuid,
+    pub integration_id: Option<Uuid>,
+    pub account_id: String,
+    pub resource_id: Uuid,
+    pub resource_type: String,
+    pub resource_arn: String,
+    pub resource_name: String,
+    pub access_level: String,
+    pub principal_name: String,
+    pub principal_arn: String,
+    pub request_id: String,
+    pub request_fingerprint: String,
+    pub approved_by: String,
+    pub reason: Option<String>,
+    pub requested_by: String,
+    pub status: String,
+    pub revoke_reason: Option<String>,
+    pub expires_at: DateTime<Utc>,
+    pub policy_name: Option<String>,
+    pub policy_arn: Option<String>,
+    pub policy_document: Option<Json<PolicyDocument>>,
+    pub holds_attachment: bool,
+    pub attempts: i32,
+    pub next_run_at: Option<DateTime<Utc>>,
+    pub lease_owner: Option<String>,
+    pub last_error: Option<Json<GrantError>>,
+    pub activated_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl GrantRow {
+    pub fn status(&self) -> GrantStatus {
+        GrantStatus::parse(&self.status).expect("checked by the table")
+    }
+
+    pub fn resource_type(&self) -> ResourceType {
+        ResourceType::parse(&self.resource_type).expect("checked by the table")
+    }
+
+    pub fn view(&self) -> Grant {
+        let status = self.status();
+        Grant {
+            id: self.grant_id,
+            integration_id: self.integration_id,
+            account_id: self.account_id.clone(),
+            resource: GrantResource {
+                id: self.resource_id,
+                resource_type: self.resource_type(),
+                arn: self.resource_arn.clone(),
+                name: self.resource_name.clone(),
+            },
+            access_level: serde_json::from_value(serde_json::json!(self.access_level)).expect("stored from the enum"),
+            principal: GrantPrincipal {
+                principal_type: PrincipalType::IamUser,
+                name: self.principal_name.clone(),
+                arn: self.principal_arn.clone(),
+            },
+            request_id: self.request_id.clone(),
+            approved_by: self.approved_by.clone(),
+            reason: self.reason.clone(),
+            requested_by: self.requested_by.clone(),
+            status,
+            revoke_reason: self.revoke_reason.as_deref().and_then(RevokeReason::parse),
+            expires_at: self.expires_at,
+            created_at: self.created_at,
+            activated_at: self.activated_at,
+            finished_at: self.finished_at,
+            policy: match (&self.policy_name, &self.policy_arn, &self.policy_document) {
+                (Some(name), Some(arn), Some(document)) => {
+                    Some(GrantPolicy { name: name.clone(), arn: arn.clone(), document: document.0.clone() })
+                }
+                _ => None,
+            },
+            attempts: self.attempts,
+            revoke_failing: status == GrantStatus::Revoking && self.last_error.is_some(),
+            last_error: self.last_error.as_ref().map(|e| e.0.clone()),
+        }
+    }
+}
+
+/// A grant about to be stored.
+pub struct NewGrant<'a> {
+    pub grant_id: Uuid,
+    pub integration_id: Uuid,
+    pub account_id: &'a str,
+    pub resource_id: Uuid,
+    pub resource_type: ResourceType,
+    pub resource_arn: &'a str,
+    pub resource_name: &'a str,
+    pub access_level: AccessLevel,
+    pub principal_name: &'a str,
+    pub principal_arn: &'a str,
+    pub request_id: &'a str,
+    pub request_fingerprint: &'a str,
+    pub approved_by: &'a str,
+    pub reason: Option<&'a str>,
+    pub requested_by: &'a str,
+    pub expires_at: DateTime<Utc>,
+    pub policy_name: Option<&'a str>,
+    pub policy_arn: Option<&'a str>,
+    pub policy_document: Option<&'a PolicyDocument>,
+}
+
+/// Stores a grant and its first event, and wakes the workers, in one round
+/// trip. None when `request_id` exists already.
+pub async fn insert(db: impl PgExecutor<'_>, grant: &NewGrant<'_>) -> Result<Option<GrantRow>, sqlx::Error> {
+    sqlx::query_as::<_, GrantRow>(
+        "with inserted as (
+             insert into grants (grant_id, integration_id, account_id, resource_id, resource_type, resource_arn,
+                                 resource_name, access_level, principal_type, principal_name, principal_arn,
+                                 request_id, request_fingerprint, approved_by, reason, requested_by, expires_at,
+                                 policy_name, policy_arn, policy_document)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, 'iam_user', $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+             on conflict (request_id) do nothing
+             returning *),
+         event as (
+             insert into grant_events (grant_id, kind, to_status, actor, message)
+             select grant_id, 'transition', 'pending', $15, 'submitted' from inserted)
+         select inserted.*, pg_notify('jit_iam_work', 'grant') from inserted",
+    )
+    .bind(grant.grant_id)
+    .bind(grant.integration_id)
+    .bind(grant.account_id)
+    .bind(grant.resource_id)
+    .bind(grant.resource_type.as_str())
+    .bind(grant.resource_arn)
+    .bind(grant.resource_name)
+    .bind(grant.access_level.as_str())
+    .bind(grant.principal_name)
+    .bind(grant.principal_arn)
+    .bind(grant.request_id)
+    .bind(grant.request_fingerprint)
+    .bind(grant.approved_by)
+    .bind(grant.reason)
+    .bind(grant.requested_by)
+    .bind(grant.expires_at)
+    .bind(grant.policy_name)
+    .bind(grant.policy_arn)
+    .bind(grant.policy_document.map(Json))
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<GrantRow>, sqlx::Error> {
+    sqlx::query_as::<_, GrantRow>("select * from grants where grant_id = $1").bind(id).fetch_optional(db).await
+}
+
+pub async fn get_by_request_id(db: impl PgExecutor<'_>, request_id: &str) -> Result<Option<GrantRow>, sqlx::Error> {
+    sqlx::query_as::<_, GrantRow>("select * from grants where request_id = $1")
+        .bind(request_id)
+        .fetch_optional(db)
+        .await
+}
+
+#[derive(Debug, Default)]
+pub struct GrantFilter {
+    pub status: Option<GrantStatus>,
+    pub integration_id: Option<Uuid>,
+    pub account_id: Option<String>,
+    pub principal: Option<String>,
+    pub resource_id: Option<Uuid>,
+    pub request_id: Option<String>,
+}
+
+/// Newest first, before `before` when given.
+pub async fn list(
+    db: impl PgExecutor<'_>,
+    filter: &GrantFilter,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<GrantRow>, sqlx::Error> {
+    let mut sql: QueryBuilder<Postgres> = QueryBuilder::new("select * from grants where true");
+    if let Some(status) = filter.status {
+        sql.push(" and status = ").push_bind(status.as_str());
+    }
+    if let Some(id) = filter.integration_id {
+        sql.push(" and integration_id = ").push_bind(id);
+    }
+    if let Some(account_id) = &filter.account_id {
+        sql.push(" and account_id = ").push_bind(account_id.clone());
+    }
+    if let Some(principal) = &filter.principal {
+        sql.push(" and principal_name = ").push_bind(principal.clone());
+    }
+    if let Some(id) = filter.resource_id {
+        sql.push(" and resource_id = ").push_bind(id);
+    }
+    if let Some(request_id) = &filter.request_id {
+        sql.push(" and request_id = ").push_bind(request_id.clone());
+    }
+    if let Some(before) = before {
+        sql.push(" and grant_id < ").push_bind(before);
+    }
+    sql.push(" order by grant_id desc limit ").push_bind(limit);
+    sql.build_query_as().fetch_all(db).await
+}
+
+/// Claims up to `limit` grants that are due, or whose replica's lease ran out.
+pub async fn claim_due(db: impl PgExecutor<'_>, owner: &str, lease: Duration, limit: i64) -> Result<Vec<GrantRow>, sqlx::Error> {
+    sqlx::query_as::<_, GrantRow>(
+        "update grants g set lease_owner = $1, lease_expires_at = now() + $2
+         from (select grant_id from grants
+               where next_run_at <= now() and (lease_expires_at is null or lease_expires_at < now())
+               order by next_run_at
+               limit $3
+               for update skip locked) due
+         where g.grant_id = due.grant_id
+         returning g.*",
+    )
+    .bind(owner)
+    .bind(interval(lease))
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+/// How long until the next grant falls due (by the database's clock).
+pub async fn next_due_in(db: impl PgExecutor<'_>) -> Result<Option<Duration>, sqlx::Error> {
+    let seconds: Option<f64> = sqlx::query_scalar(
+        "select extract(epoch from min(next_run_at) - now())::float8 from grants
+         where next_run_at is not null and (lease_expires_at is null or lease_expires_at < now())",
+    )
+    .fetch_one(db)
+    .await?;
+    Ok(seconds.map(|s| Duration::from_secs_f64(s.max(0.0))))
+}
+
+pub async fn extend_lease(db: impl PgExecutor<'_>, grant_id: Uuid, owner: &str, lease: Duration) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query("update grants set lease_expires_at = now() + $3 where grant_id = $1 and lease_owner = $2")
+        .bind(grant_id)
+        .bind(owner)
+        .bind(interval(lease))
+        .execute(db)
+        .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Gives up the lease: the grant waits for `next_run_at` (or for nothing).
+pub async fn release(db: impl PgExecutor<'_>, grant_id: Uuid, owner: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("update grants set lease_owner = null, lease_expires_at = null where grant_id = $1 and lease_owner = $2")
+        .bind(grant_id)
+        .bind(owner)
+        .execute(db)
+        .await
+        .map(|_| ())
+}
+
+/// A state change the worker makes, applied only if the grant is still in
+/// `from` and leased by `owner`.
+pub struct Transition<'a> {
+    pub grant_id: Uuid,
+    pub owner: &'a str,
+    pub from: GrantStatus,
+    pub to: GrantStatus,
+    /// When the worker must act next (None: nothing left to do).
+    pub next_run_at: Option<DateTime<Utc>>,
+    pub attempts: i32,
+    pub last_error: Option<&'a GrantError>,
+    pub holds_attachment: bool,
+    pub revoke_reason: Option<RevokeReason>,
+}
+
+/// Applies a worker transition; None when the grant changed under the worker
+/// (e.g. revoked through the API meanwhile). Keeps the lease when more work is
+/// due at once. Also notifies waiters on other replicas.
+pub async fn transition(db: impl PgExecutor<'_>, t: &Transition<'_>) -> Result<Option<GrantRow>, sqlx::Error> {
+    sqlx::query_as::<_, GrantRow>(
+        "with updated as (
+             update grants
+             set status = $4, next_run_at = $5, attempts = $6, last_error = $7, holds_attachment = $8,
+                 revoke_reason = coalesce($9, revoke_reason),
+                 activated_at = case when $4 = 'active' and activated_at is null then now() else activated_at end,
+                 finished_at = case when $4 in ('revoked', 'failed') then now() else finished_at end,
+                 lease_owner = case when $5 <= now() then lease_owner end,
+                 lease_expires_at = case when $5 <= now() then lease_expires_at end
+             where grant_id = $1 and lease_owner = $2 and status = $3
+             returning *)
+         select updated.*, pg_notify('jit_iam_work', 'grant_changed:' || grant_id) from updated",
+    )
+    .bind(t.grant_id)
+    .bind(t.owner)
+    .bind(t.from.as_str())
+    .bind(t.to.as_str())
+    .bind(t.next_run_at)
+    .bind(t.attempts)
+    .bind(t.last_error.map(Json))
+    .bind(t.holds_attachment)
+    .bind(t.revoke_reason.map(RevokeReason::as_str))
+    .fetch_optional(db)
+    .await
+}
+
+/// Starts the revocation of an active grant that reached its expiry.
+pub async fn expire(db: impl PgExecutor<'_>, grant_id: Uuid, owner: &str) -> Result<Option<GrantRow>, sqlx::Error> {
+    sqlx::query_as::<_, GrantRow>(
+        "update grants set status = 'revoking', revoke_reason = 'expired', attempts = 0, last_error = null
+         where grant_id = $1 and lease_owner = $2 and status = 'active' and expires_at <= now()
+         returning *",
+    )
+    .bind(grant_id)
+    .bind(owner)
+    .fetch_optional(db)
+    .await
+}
+
+/// Asks for the revocation of a pending or active grant (API).
+pub async fn request_revoke(db: impl PgExecutor<'_>, grant_id: Uuid, reason: RevokeReason) -> Result<Option<GrantRow>, sqlx::Error> {
+    sqlx::query_as::<_, GrantRow>(
+        "with updated as (
+             update grants set status = 'revoking', revoke_reason = $2, next_run_at = now(), attempts = 0, last_error = null
+             where grant_id = $1 and status in ('pending', 'active')
+             returning *)
+         select updated.*, pg_notify('jit_iam_work', 'grant') from updated",
+    )
+    .bind(grant_id)
+    .bind(reason.as_str())
+    .fetch_optional(db)
+    .await
+}
+
+/// Moves the expiry of a pending or active grant (API).
+pub async fn extend(db: impl PgExecutor<'_>, grant_id: Uuid, expires_at: DateTime<Utc>) -> Result<Option<GrantRow>, sqlx::Error> {
+    sqlx::query_as::<_, GrantRow>(
+        "with updated as (
+             update grants
+             set expires_at = $2, next_run_at = case when status = 'active' then $2 else next_run_at end
+             where grant_id = $1 and status in ('pending', 'active')
+             returning *)
+         select updated.*, pg_notify('jit_iam_work', 'grant') from updated",
+    )
+    .bind(grant_id)
+    .bind(expires_at)
+    .fetch_optional(db)
+    .await
+}
+
+/// Starts revoking every live grant of an integration being deleted.
+pub async fn revoke_all_of_integration(db: impl PgExecutor<'_>, integration_id: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "update grants set status = 'revoking', revoke_reason = 'integration_deleted', next_run_at = now(),
+                           attempts = 0, last_error = null
+         where integration_id = $1 and status in ('pending', 'active')
+         returning grant_id",
+    )
+    .bind(integration_id)
+    .fetch_all(db)
+    .await
+}
+
+pub async fn count_live_of_integration(db: impl PgExecutor<'_>, integration_id: Uuid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("select count(*) from grants where integration_id = $1 and status in ('pending', 'active', 'revoking')")
+        .bind(integration_id)
+        .fetch_one(db)
+        .await
+}
+
+/// The managed policies a user has, as far as jit-iam knows: attached at the
+/// last sync (jit-iam's own excepted) plus those live grants hold now.
+pub async fn managed_policies_of(
+    db: impl PgExecutor<'_>,
+    account_id: &str,
+    user: &str,
+    excluding_grant: Uuid,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select arn from (
+             select jsonb_array_elements_text(details -> 'attached_policy_arns') as arn
+             from resources where account_id = $1 and type = 'iam_user' and name = $2
+         ) inventory where arn not like '%:policy/jit-iam/%'
+         union
+         select coalesce(policy_arn, resource_arn) from grants
+         where account_id = $1 and principal_name = $2 and grant_id <> $3 and status in ('pending', 'active', 'revoking')
+           and (policy_arn is not null or (resource_type = 'iam_policy' and holds_attachment))",
+    )
+    .bind(account_id)
+    .bind(user)
+    .bind(excluding_grant)
+    .fetch_all(db)
+    .await
+}
+
+/// Serializes every grant operation on one user, across replicas, until the transaction ends.
+pub async fn lock_user(db: impl PgExecutor<'_>, account_id: &str, user: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("select pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(format!("jit-iam-user/{account_id}/{user}"))
+        .execute(db)
+        .await
+        .map(|_| ())
+}
+
+/// One event to record.
+pub struct NewEvent {
+    pub kind: EventKind,
+    pub from_status: Option<GrantStatus>,
+    pub to_status: Option<GrantStatus>,
+    pub operation: Option<String>,
+    pub target: Option<String>,
+    pub outcome: Option<CallOutcome>,
+    pub aws_request_id: Option<String>,
+    pub error_code: Option<String>,
+    pub message: Option<String>,
+    pub attempts: Option<i32>,
+}
+
+impl NewEvent {
+    fn empty(kind: EventKind) -> Self {
+        Self {
+            kind,
+            from_status: None,
+            to_status: None,
+            operation: None,
+            target: None,
+            outcome: None,
+            aws_request_id: None,
+            error_code: None,
+            message: None,
+            attempts: None,
+        }
+    }
+
+    pub fn extended(from: DateTime<Utc>, to: DateTime<Utc>) -> Self {
+        Self {
+            message: Some(format!("expiry moved from {} to {}", from.to_rfc3339(), to.to_rfc3339())),
+            ..Self::empty(EventKind::Extended)
+        }
+    }
+
+    pub fn transition(from: Option<GrantStatus>, to: GrantStatus, message: impl Into<String>) -> Self {
+        Self { from_status: from, to_status: Some(to), message: Some(message.into()), ..Self::empty(EventKind::Transition) }
+    }
+}
+
+/// Records events in one statement.
+pub async fn insert_events(db: impl PgExecutor<'_>, grant_id: Uuid, actor: &str, events: &[NewEvent]) -> Result<(), sqlx::Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let column = |f: fn(&NewEvent) -> Option<String>| events.iter().map(f).collect::<Vec<_>>();
+    sqlx::query(
+        "insert into grant_events (grant_id, actor, kind, from_status, to_status, operation, target, outcome,
+                                   aws_request_id, error_code, message, attempts)
+         select $1, $2, t.kind, t.from_status, t.to_status, t.operation, t.target, t.outcome, t.aws_request_id,
+                t.error_code, t.message, t.attempts
+         from unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                                      $9::text[], $10::text[], $11::text[], $12::int[])
+         with ordinality as t(kind, from_status, to_status, operation, target, outcome, aws_request_id,
+                              error_code, message, attempts, n)
+         order by n",
+    )
+    .bind(grant_id)
+    .bind(actor)
+    .bind(column(|e| Some(e.kind.as_str().to_string())))
+    .bind(column(|e| e.from_status.map(|s| s.as_str().to_string())))
+    .bind(column(|e| e.to_status.map(|s| s.as_str().to_string())))
+    .bind(column(|e| e.operation.clone()))
+    .bind(column(|e| e.target.clone()))
+    .bind(column(|e| e.outcome.map(|o| o.as_str().to_string())))
+    .bind(column(|e| e.aws_request_id.clone()))
+    .bind(column(|e| e.error_code.clone()))
+    .bind(column(|e| e.message.clone()))
+    .bind(events.iter().map(|e| e.attempts).collect::<Vec<_>>())
+    .execute(db)
+    .await
+    .map(|_| ())
+}
+
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    event_id: i64,
+    kind: String,
+    from_status: Option<String>,
+    to_status: Option<String>,
+    operation: Option<String>,
+    target: Option<String>,
+    outcome: Option<String>,
+    aws_request_id: Option<String>,
+    error_code: Option<String>,
+    message: Option<String>,
+    actor: String,
+    attempts: Option<i32>,
+    created_at: DateTime<Utc>,
+}
+
+/// Events in order, after `after` when given.
+pub async fn events(db: impl PgExecutor<'_>, grant_id: Uuid, after: Option<i64>, limit: i64) -> Result<Vec<GrantEvent>, sqlx::Error> {
+    let rows = sqlx::query_as::<_, EventRow>(
+        "select event_id, kind, from_status, to_status, operation, target, outcome, aws_request_id, error_code,
+                message, actor, attempts, created_at
+         from grant_events where grant_id = $1 and ($2::bigint is null or event_id > $2)
+         order by event_id limit $3",
+    )
+    .bind(grant_id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| GrantEvent {
+            id: row.event_id,
+            kind: EventKind::parse(&row.kind).expect("checked by the table"),
+            from_status: row.from_status.as_deref().and_then(GrantStatus::parse),
+            to_status: row.to_status.as_deref().and_then(GrantStatus::parse),
+            operation: row.operation,
+            target: row.target,
+            outcome: row.outcome.as_deref().and_then(CallOutcome::parse),
+            aws_request_id: row.aws_request_id,
+            error_code: row.error_code,
+            message: row.message,
+            actor: row.actor,
+            attempts: row.attempts,
+            created_at: row.created_at,
+        })
+        .collect())
+}
+
+/// A policy attachment or group membership shared by grants.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct SharedAttachment {
+    pub preexisting: bool,
+    pub state: String,
+}
+
+pub async fn shared_attachment(
+    db: impl PgExecutor<'_>,
+    account_id: &str,
+    user: &str,
+    kind: &str,
+    target: &str,
+) -> Result<Option<SharedAttachment>, sqlx::Error> {
+    sqlx::query_as::<_, SharedAttachment>(
+        "select preexisting, state from shared_attachments
+         where account_id = $1 and principal_name = $2 and kind = $3 and target = $4",
+    )
+    .bind(account_id)
+    .bind(user)
+    .bind(kind)
+    .bind(target)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn put_shared_attachment(
+    db: impl PgExecutor<'_>,
+    account_id: &str,
+    user: &str,
+    kind: &str,
+    target: &str,
+    preexisting: bool,
+    state: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into shared_attachments (account_id, principal_name, kind, target, preexisting, state)
+         values ($1, $2, $3, $4, $5, $6)
+         on conflict (account_id, principal_name, kind, target) do update
+         set preexisting = excluded.preexisting, state = excluded.state",
+    )
+    .bind(account_id)
+    .bind(user)
+    .bind(kind)
+    .bind(target)
+    .bind(preexisting)
+    .bind(state)
+    .execute(db)
+    .await
+    .map(|_| ())
+}
+
+pub async fn delete_shared_attachment(db: impl PgExecutor<'_>, account_id: &str, user: &str, kind: &str, target: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("delete from shared_attachments where account_id = $1 and principal_name = $2 and kind = $3 and target = $4")
+        .bind(account_id)
+        .bind(user)
+        .bind(kind)
+        .bind(target)
+        .execute(db)
+        .await
+        .map(|_| ())
+}
+
+/// Other live grants holding the same attachment.
+pub async fn other_holders(db: impl PgExecutor<'_>, grant: &GrantRow) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "select count(*) from grants
+         where account_id = $1 and principal_name = $2 and resource_arn = $3 and grant_id <> $4
+           and holds_attachment and status in ('active', 'revoking')",
+    )
+    .bind(&grant.account_id)
+    .bind(&grant.principal_name)
+    .bind(&grant.resource_arn)
+    .bind(grant.grant_id)
+    .fetch_one(db)
+    .await
+}
+
+/// Removes an integration being deleted once its last grant is revoked.
+pub async fn finish_integration_deletion(db: impl PgExecutor<'_>, integration_id: Uuid) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query(
+        "delete from integrations
+         where integration_id = $1 and status = 'deleting'
+           and not exists (select 1 from grants where integration_id = $1 and status in ('pending', 'active', 'revoking'))",
+    )
+    .bind(integration_id)
+    .execute(db)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}

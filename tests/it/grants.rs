@@ -1,0 +1,474 @@
+//! Grants: applied and revoked in IAM (checked in moto with the SDK), exactly
+//! once, surviving crashes and replicas.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::support::{eventually, random_account_id, unique, Account, Moto, TestServer};
+
+/// An account with something of every type, synced into a server's inventory.
+struct Fixture {
+    server: TestServer,
+    account: Account,
+    integration: String,
+    bucket: String,
+    group_policy: String,
+}
+
+impl Fixture {
+    async fn new() -> Fixture {
+        Self::with(TestServer::builder(Moto::shared()).env("JIT_IAM_MIN_GRANT", "1s")).await
+    }
+
+    async fn with(builder: crate::support::ServerBuilder) -> Fixture {
+        let account = Moto::shared().account(&random_account_id()).await;
+        let bucket = unique("grants");
+        for user in ["alice", "bob", "carol", "dave"] {
+            account.create_user(user, &[]).await;
+        }
+        account.create_group("ops").await;
+        account.create_role("deployer", &[]).await;
+        let group_policy = account.create_policy("readonly", "/", &[]).await;
+        account.create_bucket(&bucket, &[]).await;
+        account.run_instances("us-east-1", 1, &[("Name", "web")]).await;
+        let server = builder.start().await;
+        let integration = server
+            .create_integration(json!({
+                "name": unique("grants"),
+                "connection": "single_account",
+                "root_account": {
+                    "account_id": account.id,
+                    "access_role_arn": format!("arn:aws:iam::{}:role/jit-iam-access", account.id),
+                    "external_id": "external-id-123",
+                    "region": "us-east-1"
+                },
+                "options": {"regions": ["us-east-1"]}
+            }))
+            .await;
+        let integration = integration["id"].as_str().unwrap().to_string();
+        assert_eq!(server.wait_for_sync(&integration).await["status"], "succeeded");
+        Fixture { server, account, integration, bucket, group_policy }
+    }
+
+    async fn resource(&self, resource_type: &str) -> Value {
+        let items = self.server.browse_all(&format!("integration_id={}&type={resource_type}", self.integration)).await;
+        items.into_iter().next().unwrap_or_else(|| panic!("no {resource_type} in the inventory"))
+    }
+
+    async fn body(&self, resource_type: &str, level: &str, user: &str, seconds: i64) -> Value {
+        let resource = self.resource(resource_type).await;
+        json!({
+            "integration_id": self.integration,
+            "resource_id": resource["id"],
+            "access_level": level,
+            "principal": {"type": "iam_user", "name": user},
+            "duration_seconds": seconds,
+            "request_id": unique("req"),
+            "approved_by": "approver@example.com",
+            "reason": "tests"
+        })
+    }
+
+    /// Submits and waits until the grant is active or failed.
+    async fn grant(&self, body: Value) -> Value {
+        let (status, grant) = self.server.post("/v1/grants?wait=20", body).await;
+        assert_eq!(status, 202, "{grant}");
+        grant
+    }
+
+    async fn wait_status(&self, id: &str, wanted: &str) -> Value {
+        eventually(Duration::from_secs(30), &format!("grant {id} to be {wanted}"), || async {
+            let (_, grant) = self.server.get(&format!("/v1/grants/{id}")).await;
+            (grant["status"] == wanted).then_some(grant)
+        })
+        .await
+    }
+
+    async fn revoke(&self, id: &str) -> Value {
+        let (status, grant) = self.server.post(&format!("/v1/grants/{id}/revoke"), json!({})).await;
+        assert_eq!(status, 202, "{grant}");
+        self.wait_status(id, "revoked").await
+    }
+
+    async fn events(&self, id: &str) -> Vec<Value> {
+        let (_, page) = self.server.get(&format!("/v1/grants/{id}/events")).await;
+        page["items"].as_array().unwrap().clone()
+    }
+}
+
+/// The successful AWS calls of a grant, in order.
+fn calls(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["kind"] == "aws_call" && e["outcome"] == "success")
+        .map(|e| e["operation"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn transitions(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["kind"] == "transition")
+        .map(|e| e["to_status"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn policy_document(account: &Account, arn: &str) -> Value {
+    let policy = account.iam.get_policy().policy_arn(arn).send().await.unwrap().policy.unwrap();
+    let version = account
+        .iam
+        .get_policy_version()
+        .policy_arn(arn)
+        .version_id(policy.default_version_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let raw = version.policy_version.unwrap().document.unwrap();
+    let decoded = percent_encoding::percent_decode_str(&raw).decode_utf8_lossy().to_string();
+    serde_json::from_str(&decoded).or_else(|_| serde_json::from_str(&raw)).unwrap()
+}
+
+#[tokio::test]
+async fn every_type_and_level_is_applied_then_revoked() {
+    let f = Fixture::new().await;
+    let cases = [
+        ("s3_bucket", "read"),
+        ("s3_bucket", "write"),
+        ("s3_bucket", "admin"),
+        ("ec2_instance", "connect"),
+        ("ec2_instance", "operate"),
+        ("ec2_instance", "admin"),
+        ("iam_role", "assume"),
+    ];
+    let mut ids = Vec::new();
+    for (resource_type, level) in cases {
+        let grant = f.grant(f.body(resource_type, level, "alice", 3600).await).await;
+        assert_eq!(grant["status"], "active", "{resource_type} {level}: {grant}");
+        let policy = &grant["policy"];
+        let arn = policy["arn"].as_str().unwrap();
+        assert_eq!(policy["name"], format!("jit-iam-{}", grant["id"].as_str().unwrap()));
+        assert!(arn.starts_with(&format!("arn:aws:iam::{}:policy/jit-iam/jit-iam-", f.account.id)));
+        // What IAM holds is exactly the document the grant shows.
+        assert_eq!(policy_document(&f.account, arn).await, policy["document"], "{resource_type} {level}");
+        assert!(f.account.user_policies("alice").await.contains(&arn.to_string()));
+        let tags = f.account.iam.list_policy_tags().policy_arn(arn).send().await.unwrap();
+        let tags: BTreeMap<&str, &str> = tags.tags().iter().map(|t| (t.key(), t.value())).collect();
+        assert_eq!(tags["managed-by"], "jit-iam");
+        assert_eq!(tags["jit-iam:grant-id"], grant["id"].as_str().unwrap());
+        assert_eq!(tags["jit-iam:resource-arn"], grant["resource"]["arn"].as_str().unwrap());
+        ids.push(grant["id"].as_str().unwrap().to_string());
+    }
+    let policy_grant = f.grant(f.body("iam_policy", "attach", "alice", 3600).await).await;
+    assert_eq!(policy_grant["status"], "active", "{policy_grant}");
+    assert!(policy_grant["policy"].is_null());
+    assert!(f.account.user_policies("alice").await.contains(&f.group_policy));
+    let group_grant = f.grant(f.body("iam_group", "member", "alice", 3600).await).await;
+    assert_eq!(group_grant["status"], "active", "{group_grant}");
+    assert_eq!(f.account.user_groups("alice").await, ["ops"]);
+    assert_eq!(f.account.jit_policies().await.len(), 7);
+
+    for id in &ids {
+        let revoked = f.revoke(id).await;
+        assert_eq!(revoked["revoke_reason"], "revoked");
+        let events = f.events(id).await;
+        assert_eq!(calls(&events), ["iam:CreatePolicy", "iam:AttachUserPolicy", "iam:DetachUserPolicy", "iam:DeletePolicy"]);
+        assert_eq!(transitions(&events), ["pending", "active", "revoking", "revoked"]);
+        assert!(events.iter().all(|e| e["outcome"] != "failed"), "{events:?}");
+    }
+    for grant in [&policy_grant, &group_grant] {
+        f.revoke(grant["id"].as_str().unwrap()).await;
+    }
+    assert!(f.account.jit_policies().await.is_empty(), "no policy is left behind");
+    assert!(f.account.user_policies("alice").await.is_empty());
+    assert!(f.account.user_groups("alice").await.is_empty());
+    let events = f.events(policy_grant["id"].as_str().unwrap()).await;
+    assert_eq!(calls(&events), ["iam:ListAttachedUserPolicies", "iam:AttachUserPolicy", "iam:DetachUserPolicy"]);
+    let events = f.events(group_grant["id"].as_str().unwrap()).await;
+    assert_eq!(calls(&events), ["iam:ListGroupsForUser", "iam:AddUserToGroup", "iam:RemoveUserFromGroup"]);
+
+    // The rows in Postgres agree.
+    let statuses: Vec<String> = sqlx::query_scalar("select distinct status from grants").fetch_all(&f.server.db().await).await.unwrap();
+    assert_eq!(statuses, ["revoked"]);
+}
+
+#[tokio::test]
+async fn grants_expire_on_time() {
+    let f = Fixture::new().await;
+    let grant = f.grant(f.body("s3_bucket", "read", "bob", 2).await).await;
+    assert_eq!(grant["status"], "active");
+    let arn = grant["policy"]["arn"].as_str().unwrap().to_string();
+    assert!(f.account.user_policies("bob").await.contains(&arn));
+    let revoked = f.wait_status(grant["id"].as_str().unwrap(), "revoked").await;
+    assert_eq!(revoked["revoke_reason"], "expired");
+    let expires_at: chrono::DateTime<chrono::Utc> = revoked["expires_at"].as_str().unwrap().parse().unwrap();
+    let finished_at: chrono::DateTime<chrono::Utc> = revoked["finished_at"].as_str().unwrap().parse().unwrap();
+    let lag = (finished_at - expires_at).num_milliseconds();
+    assert!((0..1000).contains(&lag), "revoked {lag} ms after expiry");
+    assert!(f.account.user_policies("bob").await.is_empty());
+    assert!(f.account.jit_policies().await.is_empty());
+}
+
+#[tokio::test]
+async fn extend_and_revoke_on_request() {
+    let f = Fixture::new().await;
+    let grant = f.grant(f.body("iam_role", "assume", "carol", 120).await).await;
+    let id = grant["id"].as_str().unwrap();
+    let path = format!("/v1/grants/{id}/extend");
+    let (status, extended) = f.server.post(&path, json!({"duration_seconds": 600})).await;
+    assert_eq!(status, 200, "{extended}");
+    let before: chrono::DateTime<chrono::Utc> = grant["expires_at"].as_str().unwrap().parse().unwrap();
+    let after: chrono::DateTime<chrono::Utc> = extended["expires_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!((after - before).num_seconds(), 600);
+    for (body, field) in [
+        (json!({"expires_at": before.to_rfc3339()}), "expires_at"),
+        (json!({"duration_seconds": 30 * 86_400}), "duration_seconds"),
+        (json!({"duration_seconds": -5}), "duration_seconds"),
+        (json!({}), "duration_seconds"),
+    ] {
+        let (status, error) = f.server.post(&path, body.clone()).await;
+        assert_eq!((status.as_u16(), error["error"]["field"].as_str()), (422, Some(field)), "{body}: {error}");
+    }
+    let events = f.events(id).await;
+    assert!(events.iter().any(|e| e["kind"] == "extended" && e["actor"] == "tests"), "{events:?}");
+
+    let revoked = f.revoke(id).await;
+    assert_eq!(revoked["revoke_reason"], "revoked");
+    assert!(f.account.user_policies("carol").await.is_empty());
+    let (status, again) = f.server.post(&format!("/v1/grants/{id}/revoke"), json!({})).await;
+    assert_eq!((status.as_u16(), again["status"].as_str()), (202, Some("revoked")));
+    let (status, error) = f.server.post(&path, json!({"duration_seconds": 60})).await;
+    assert_eq!((status.as_u16(), error["error"]["code"].as_str()), (409, Some("invalid_state")));
+}
+
+#[tokio::test]
+async fn a_request_id_is_granted_once() {
+    let f = Fixture::new().await;
+    let body = f.body("s3_bucket", "read", "alice", 600).await;
+    let (status, first) = f.server.post("/v1/grants", body.clone()).await;
+    assert_eq!(status, 202);
+    assert_eq!(first["status"], "pending");
+    let (status, replay) = f.server.post("/v1/grants", body.clone()).await;
+    assert_eq!((status.as_u16(), &replay["id"]), (200, &first["id"]));
+    let mut different = body.clone();
+    different["access_level"] = json!("write");
+    let (status, error) = f.server.post("/v1/grants", different).await;
+    assert_eq!((status.as_u16(), error["error"]["code"].as_str(), error["error"]["field"].as_str()), (409, Some("request_id_conflict"), Some("request_id")));
+    // Racing replays make one grant too.
+    let mut racing = body.clone();
+    racing["request_id"] = json!(unique("race"));
+    let answers = futures::future::join_all((0..8).map(|_| f.server.post("/v1/grants", racing.clone()))).await;
+    let ids: BTreeSet<&str> = answers.iter().map(|(_, g)| g["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 1);
+    let rows: i64 = sqlx::query_scalar("select count(*) from grants").fetch_one(&f.server.db().await).await.unwrap();
+    assert_eq!(rows, 2);
+    f.wait_status(first["id"].as_str().unwrap(), "active").await;
+    let (_, listed) = f.server.get(&format!("/v1/grants?request_id={}", body["request_id"].as_str().unwrap())).await;
+    assert_eq!(listed["items"][0]["id"], first["id"]);
+}
+
+/// Access the user had before any grant is never removed; a policy or group
+/// shared by overlapping grants stays until the last of them ends.
+#[tokio::test]
+async fn shared_attachments_are_reference_counted() {
+    let f = Fixture::new().await;
+    // carol had the policy before jit-iam.
+    f.account.attach("carol", &f.group_policy).await;
+    let held_before = f.grant(f.body("iam_policy", "attach", "carol", 600).await).await;
+    assert_eq!(held_before["status"], "active");
+    let events = f.events(held_before["id"].as_str().unwrap()).await;
+    assert_eq!(calls(&events), ["iam:ListAttachedUserPolicies"], "nothing to change");
+    f.revoke(held_before["id"].as_str().unwrap()).await;
+    assert_eq!(f.account.user_policies("carol").await, [f.group_policy.clone()], "kept: carol had it before");
+
+    // Two overlapping group grants for dave.
+    let first = f.grant(f.body("iam_group", "member", "dave", 600).await).await;
+    let second = f.grant(f.body("iam_group", "member", "dave", 600).await).await;
+    assert_eq!((first["status"].as_str(), second["status"].as_str()), (Some("active"), Some("active")));
+    assert!(calls(&f.events(second["id"].as_str().unwrap()).await).is_empty(), "the second grant changes nothing");
+    f.revoke(first["id"].as_str().unwrap()).await;
+    assert_eq!(f.account.user_groups("dave").await, ["ops"], "the second grant still holds it");
+    f.revoke(second["id"].as_str().unwrap()).await;
+    assert!(f.account.user_groups("dave").await.is_empty());
+
+    // bob is in the group before jit-iam: a grant and its end leave him there.
+    f.account.add_to_group("bob", "ops").await;
+    let grant = f.grant(f.body("iam_group", "member", "bob", 600).await).await;
+    f.revoke(grant["id"].as_str().unwrap()).await;
+    assert_eq!(f.account.user_groups("bob").await, ["ops"]);
+    let tracked: i64 = sqlx::query_scalar("select count(*) from shared_attachments").fetch_one(&f.server.db().await).await.unwrap();
+    assert_eq!(tracked, 0);
+}
+
+#[tokio::test]
+async fn the_managed_policy_quota_is_checked_before_any_change() {
+    let account = Moto::shared().account(&random_account_id()).await;
+    account.create_user("full", &[]).await;
+    for i in 0..10 {
+        let arn = account.create_policy(&format!("p{i}"), "/", &[]).await;
+        account.attach("full", &arn).await;
+    }
+    let bucket = unique("quota");
+    account.create_bucket(&bucket, &[]).await;
+    let server = TestServer::start().await;
+    let integration = server
+        .create_integration(json!({
+            "name": "quota", "connection": "single_account",
+            "root_account": {"account_id": account.id, "access_role_arn": account.role_arn("jit-iam-access"),
+                             "external_id": "external-id-123", "region": "us-east-1"},
+            "options": {"regions": ["us-east-1"]}
+        }))
+        .await;
+    let id = integration["id"].as_str().unwrap();
+    server.wait_for_sync(id).await;
+    let bucket_resource = &server.browse_all(&format!("integration_id={id}&type=s3_bucket")).await[0];
+    let body = json!({
+        "integration_id": id, "resource_id": bucket_resource["id"], "access_level": "read",
+        "principal": {"type": "iam_user", "name": "full"}, "duration_seconds": 600,
+        "request_id": unique("req"), "approved_by": "approver"
+    });
+    let (status, error) = server.post("/v1/grants", body.clone()).await;
+    assert_eq!(status, 409, "{error}");
+    assert_eq!((error["error"]["code"].as_str(), error["error"]["field"].as_str()), (Some("quota_exceeded"), Some("principal.name")));
+    let (status, error) = server.post("/v1/grants/preview", body).await;
+    assert_eq!((status.as_u16(), error["error"]["code"].as_str()), (409, Some("quota_exceeded")));
+    let rows: i64 = sqlx::query_scalar("select count(*) from grants").fetch_one(&server.db().await).await.unwrap();
+    assert_eq!(rows, 0);
+    assert!(account.jit_policies().await.is_empty());
+    assert_eq!(account.user_policies("full").await.len(), 10);
+}
+
+#[tokio::test]
+async fn a_user_deleted_before_apply_fails_the_grant_and_nothing_is_left() {
+    let f = Fixture::new().await;
+    f.account.iam.delete_user().user_name("dave").send().await.unwrap();
+    let grant = f.grant(f.body("s3_bucket", "write", "dave", 600).await).await;
+    let grant = if grant["status"] == "failed" { grant } else { f.wait_status(grant["id"].as_str().unwrap(), "failed").await };
+    assert_eq!(grant["last_error"]["aws"]["code"], "NoSuchEntity", "{grant}");
+    assert_eq!(grant["last_error"]["aws"]["operation"], "iam:AttachUserPolicy");
+    assert!(grant["activated_at"].is_null());
+    let events = f.events(grant["id"].as_str().unwrap()).await;
+    assert_eq!(calls(&events), ["iam:CreatePolicy", "iam:DeletePolicy"], "created, then undone");
+    assert_eq!(transitions(&events), ["pending", "revoking", "failed"]);
+    assert!(f.account.jit_policies().await.is_empty(), "nothing left behind");
+}
+
+#[tokio::test]
+async fn preview_shows_the_policy_and_calls_and_changes_nothing() {
+    let f = Fixture::new().await;
+    let (status, preview) = f.server.post("/v1/grants/preview", f.body("s3_bucket", "read", "alice", 600).await).await;
+    assert_eq!(status, 200, "{preview}");
+    let bucket_arn = format!("arn:aws:s3:::{}", f.bucket);
+    assert_eq!(preview["policy_document"]["Statement"][0]["Resource"], json!([bucket_arn]));
+    assert_eq!(preview["policy_document"]["Statement"][1]["Action"], json!(["s3:GetObject", "s3:GetObjectVersion"]));
+    let operations = |calls: &Value| calls.as_array().unwrap().iter().map(|c| c["operation"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    assert_eq!(operations(&preview["apply_calls"]), ["iam:CreatePolicy", "iam:AttachUserPolicy"]);
+    assert_eq!(operations(&preview["revoke_calls"]), ["iam:DetachUserPolicy", "iam:DeletePolicy"]);
+    assert_eq!(preview["managed_policies"], json!({"attached": 0, "after_grant": 1, "limit": 10}));
+    let (_, group) = f.server.post("/v1/grants/preview", f.body("iam_group", "member", "alice", 600).await).await;
+    assert_eq!(operations(&group["apply_calls"]), ["iam:ListGroupsForUser", "iam:AddUserToGroup"]);
+    assert!(group["policy_document"].is_null());
+    let rows: i64 = sqlx::query_scalar("select count(*) from grants").fetch_one(&f.server.db().await).await.unwrap();
+    assert_eq!(rows, 0);
+    assert!(f.account.jit_policies().await.is_empty());
+}
+
+#[tokio::test]
+async fn bad_grants_are_refused_naming_the_field() {
+    let f = Fixture::new().await;
+    let base = f.body("s3_bucket", "read", "alice", 600).await;
+    let user = f.resource("iam_user").await;
+    type Mutation = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(Mutation, u16, &str)> = vec![
+        (Box::new(|b| b["integration_id"] = json!(uuid::Uuid::new_v4())), 422, "integration_id"),
+        (Box::new(|b| b["resource_id"] = json!(uuid::Uuid::new_v4())), 422, "resource_id"),
+        (Box::new(|b| b["resource_arn"] = json!("arn:aws:s3:::elsewhere")), 422, "resource_id"),
+        (Box::new(|b| { b["resource_id"] = Value::Null; b["resource_arn"] = json!("arn:aws:s3:::not-synced"); }), 422, "resource_arn"),
+        (Box::new(move |b| b["resource_id"] = user["id"].clone()), 422, "resource_id"),
+        (Box::new(|b| b["access_level"] = json!("assume")), 422, "access_level"),
+        (Box::new(|b| b["access_level"] = json!("everything")), 422, "access_level"),
+        (Box::new(|b| b["principal"]["name"] = json!("mallory")), 422, "principal.name"),
+        (Box::new(|b| b["principal"]["type"] = json!("iam_role")), 422, "principal.type"),
+        (Box::new(|b| b["duration_seconds"] = json!(0)), 422, "duration_seconds"),
+        (Box::new(|b| b["duration_seconds"] = json!(8 * 86_400)), 422, "duration_seconds"),
+        (Box::new(|b| b["duration_seconds"] = json!("an hour")), 422, "duration_seconds"),
+        (Box::new(|b| b["expires_at"] = json!("2030-01-01T00:00:00Z")), 422, "duration_seconds"),
+        (Box::new(|b| { b["duration_seconds"] = Value::Null; b["expires_at"] = json!("2001-01-01T00:00:00Z"); }), 422, "expires_at"),
+        (Box::new(|b| b["request_id"] = json!("")), 422, "request_id"),
+        (Box::new(|b| { b.as_object_mut().unwrap().remove("approved_by"); }), 422, "approved_by"),
+        (Box::new(|b| b["reason"] = json!("x".repeat(2001))), 422, "reason"),
+        (Box::new(|b| b["sneaky"] = json!(1)), 422, "sneaky"),
+    ];
+    for (mutate, status, field) in cases {
+        let mut body = base.clone();
+        body["request_id"] = json!(unique("bad"));
+        mutate(&mut body);
+        let (got, error) = f.server.post("/v1/grants", body.clone()).await;
+        assert_eq!((got.as_u16(), error["error"]["field"].as_str()), (status, Some(field)), "{body} -> {error}");
+    }
+    let (status, error) = f.server.post("/v1/grants?wait=31", base.clone()).await;
+    assert_eq!((status.as_u16(), error["error"]["field"].as_str()), (400, Some("wait")));
+    let rows: i64 = sqlx::query_scalar("select count(*) from grants").fetch_one(&f.server.db().await).await.unwrap();
+    assert_eq!(rows, 0);
+
+    // By ARN works as well as by id.
+    let mut by_arn = base.clone();
+    by_arn["resource_id"] = Value::Null;
+    by_arn["resource_arn"] = json!(format!("arn:aws:s3:::{}", f.bucket));
+    let (status, grant) = f.server.post("/v1/grants", by_arn).await;
+    assert_eq!(status, 202, "{grant}");
+    for (path, field) in [("/v1/grants?status=done", "status"), ("/v1/grants?resource_id=x", "resource_id"), ("/v1/grants/x", "id")] {
+        let (status, error) = f.server.get(path).await;
+        assert_eq!((status.as_u16(), error["error"]["field"].as_str()), (400, Some(field)), "{path}");
+    }
+    let unknown = uuid::Uuid::new_v4();
+    for path in [format!("/v1/grants/{unknown}"), format!("/v1/grants/{unknown}/events")] {
+        assert_eq!(f.server.get(&path).await.0, 404);
+    }
+    assert_eq!(f.server.post(&format!("/v1/grants/{unknown}/revoke"), json!({})).await.0, 404);
+}
+
+#[tokio::test]
+async fn grants_are_listed_with_filters_and_pages() {
+    let f = Fixture::new().await;
+    let mut ids = Vec::new();
+    for user in ["alice", "bob", "alice"] {
+        let (_, grant) = f.server.post("/v1/grants", f.body("iam_role", "assume", user, 600).await).await;
+        ids.push(grant["id"].as_str().unwrap().to_string());
+    }
+    let (_, page) = f.server.get("/v1/grants?principal=alice").await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    let (_, page) = f.server.get("/v1/grants?limit=2").await;
+    assert_eq!(page["items"][0]["id"].as_str(), Some(ids[2].as_str()), "newest first");
+    let (_, next) = f.server.get(&format!("/v1/grants?limit=2&cursor={}", page["next_cursor"].as_str().unwrap())).await;
+    assert_eq!(next["items"][0]["id"].as_str(), Some(ids[0].as_str()));
+    assert!(next["next_cursor"].is_null());
+    for id in &ids {
+        f.wait_status(id, "active").await;
+    }
+    let (_, active) = f.server.get(&format!("/v1/grants?status=active&integration_id={}&account_id={}", f.integration, f.account.id)).await;
+    assert_eq!(active["items"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn deleting_an_integration_revokes_its_grants_first() {
+    let f = Fixture::new().await;
+    let grant = f.grant(f.body("s3_bucket", "admin", "bob", 600).await).await;
+    let path = format!("/v1/integrations/{}", f.integration);
+    let (status, error) = f.server.delete(&path).await;
+    assert_eq!((status.as_u16(), error["error"]["code"].as_str()), (409, Some("integration_has_live_grants")));
+    let (status, deleting) = f.server.delete(&format!("{path}?revoke_grants=true")).await;
+    assert_eq!((status.as_u16(), deleting["status"].as_str()), (202, Some("deleting")));
+    let (status, error) = f.server.post("/v1/grants", f.body("s3_bucket", "read", "bob", 600).await).await;
+    assert!(status == 409 || status == 422, "{error}");
+    eventually(Duration::from_secs(30), "the integration to be deleted", || async {
+        (f.server.get(&path).await.0 == StatusCode::NOT_FOUND).then_some(())
+    })
+    .await;
+    let (_, revoked) = f.server.get(&format!("/v1/grants/{}", grant["id"].as_str().unwrap())).await;
+    assert_eq!((revoked["status"].as_str(), revoked["revoke_reason"].as_str()), (Some("revoked"), Some("integration_deleted")));
+    assert!(revoked["integration_id"].is_null(), "kept for the audit trail");
+    assert!(f.account.jit_policies().await.is_empty());
+}
