@@ -2,6 +2,7 @@
 
 use std::ops::Deref;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::PgPool;
@@ -17,7 +18,11 @@ use crate::{api, storage};
 
 pub struct App {
     pub config: ServeConfig,
+    /// The HTTP API's connections.
     pub db: PgPool,
+    /// The workers' own connections: a grant being applied holds one for its
+    /// whole step, and must never starve the API (nor the API it).
+    pub worker_db: PgPool,
     pub aws: AwsPool,
     pub tokens: ApiTokens,
     /// Names this process in leases, so a replica knows which claims are its own.
@@ -48,6 +53,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     if !config.skip_migrations {
         storage::migrate(&db).await?;
     }
+    let worker_db = storage::connect_pool(&config.database, worker_pool_size(&config), WORKER_ACQUIRE_TIMEOUT).await?;
     let aws = AwsPool::load(config.aws.clone()).await;
     let tokens = config.api_tokens.clone().context("JIT_IAM_API_TOKENS is required")?;
     let listener = TcpListener::bind(config.listen)
@@ -58,6 +64,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let state = AppState(Arc::new(App {
         config,
         db,
+        worker_db,
         aws,
         tokens,
         instance_id,
@@ -77,6 +84,15 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     served.context("the HTTP server failed")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Workers wait for a connection rather than fail: their work is not in a hurry.
+const WORKER_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One connection per grant in flight, one per account being synced, and a
+/// few for the LISTEN connection, lease renewals and claims.
+fn worker_pool_size(config: &ServeConfig) -> u32 {
+    config.worker.worker_concurrency + config.sync.sync_account_concurrency + 4
 }
 
 /// `<host>:<pid>:<random>`: unique per process, readable in the database.

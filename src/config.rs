@@ -23,8 +23,9 @@ pub struct DatabaseConfig {
     )]
     pub database_url: String,
 
-    /// Largest number of Postgres connections one process opens.
-    #[arg(long, env = "JIT_IAM_DB_MAX_CONNECTIONS", default_value_t = 20,
+    /// Postgres connections of the HTTP API. The workers have their own: worker
+    /// concurrency + sync account concurrency + 4.
+    #[arg(long, env = "JIT_IAM_DB_MAX_CONNECTIONS", default_value_t = 10,
           value_parser = clap::value_parser!(u32).range(2..=1000))]
     pub db_max_connections: u32,
 
@@ -154,7 +155,7 @@ pub struct GrantConfig {
 #[derive(Clone, Debug, Args)]
 pub struct WorkerConfig {
     /// Grants worked on at once by one process.
-    #[arg(long, env = "JIT_IAM_WORKER_CONCURRENCY", default_value_t = 32,
+    #[arg(long, env = "JIT_IAM_WORKER_CONCURRENCY", default_value_t = 16,
           value_parser = clap::value_parser!(u32).range(1..=512))]
     pub worker_concurrency: u32,
 

@@ -3,6 +3,7 @@
 //! on the pool or inside a transaction alike.
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -74,12 +75,18 @@ pub async fn create_database_if_missing(config: &DatabaseConfig) -> Result<(), S
     Ok(())
 }
 
+/// The pool of the HTTP API.
 pub async fn connect(config: &DatabaseConfig) -> Result<PgPool, StartupError> {
+    connect_pool(config, config.db_max_connections, config.db_acquire_timeout).await
+}
+
+/// A pool of `size` connections; `acquire_timeout` bounds the wait for a free one.
+pub async fn connect_pool(config: &DatabaseConfig, size: u32, acquire_timeout: Duration) -> Result<PgPool, StartupError> {
     let options = options(config)?;
     let target = describe(&options);
     PgPoolOptions::new()
-        .max_connections(config.db_max_connections)
-        .acquire_timeout(config.db_acquire_timeout)
+        .max_connections(size)
+        .acquire_timeout(acquire_timeout)
         .connect_with(options)
         .await
         .map_err(|source| StartupError::Unreachable { target, source })

@@ -44,7 +44,7 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
             idle(&shutdown, &state.wake.grants, POLL).await;
             continue;
         }
-        match storage::grants::claim_due(&state.db, &state.instance_id, lease, free as i64).await {
+        match storage::grants::claim_due(&state.worker_db, &state.instance_id, lease, free as i64).await {
             Ok(grants) if !grants.is_empty() => {
                 for grant in grants {
                     let permit = slots.clone().try_acquire_owned().expect("claimed no more than the free slots");
@@ -52,7 +52,7 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
                 }
             }
             Ok(_) => {
-                let due_in = storage::grants::next_due_in(&state.db).await.ok().flatten().unwrap_or(POLL);
+                let due_in = storage::grants::next_due_in(&state.worker_db).await.ok().flatten().unwrap_or(POLL);
                 idle(&shutdown, &state.wake.grants, due_in.min(POLL)).await;
             }
             Err(e) => {
@@ -69,7 +69,7 @@ async fn work_on(state: AppState, grant: GrantRow, permit: OwnedSemaphorePermit)
     let id = grant.grant_id;
     let lease = state.config.worker.worker_lease;
     let extend = || async {
-        match storage::grants::extend_lease(&state.db, id, &state.instance_id, lease).await {
+        match storage::grants::extend_lease(&state.worker_db, id, &state.instance_id, lease).await {
             Ok(ours) => ours,
             Err(e) => {
                 tracing::warn!(grant_id = %id, error = %e, "cannot extend the grant lease");
@@ -99,23 +99,23 @@ async fn process(state: &AppState, mut grant: GrantRow) -> Result<(), sqlx::Erro
             }
             GrantStatus::Pending => apply(state, &grant).await?,
             GrantStatus::Active if grant.expires_at <= now => {
-                let expired = storage::grants::expire(&state.db, grant.grant_id, owner).await?;
+                let expired = storage::grants::expire(&state.worker_db, grant.grant_id, owner).await?;
                 if expired.is_some() {
                     let event = NewEvent::transition(Some(GrantStatus::Active), GrantStatus::Revoking, "expired");
-                    storage::grants::insert_events(&state.db, grant.grant_id, owner, &[event]).await?;
+                    storage::grants::insert_events(&state.worker_db, grant.grant_id, owner, &[event]).await?;
                 }
                 expired
             }
             GrantStatus::Revoking => revoke(state, &grant).await?,
             GrantStatus::Active | GrantStatus::Revoked | GrantStatus::Failed => {
-                return storage::grants::release(&state.db, grant.grant_id, owner).await;
+                return storage::grants::release(&state.worker_db, grant.grant_id, owner).await;
             }
         };
         let _ = state.grant_updates.send(grant.grant_id);
         grant = match next {
             Some(row) => row,
             // Changed under us (revoked or extended through the API): look again.
-            None => match storage::grants::get(&state.db, grant.grant_id).await? {
+            None => match storage::grants::get(&state.worker_db, grant.grant_id).await? {
                 Some(row) => row,
                 None => return Ok(()),
             },
@@ -195,7 +195,7 @@ async fn apply(state: &AppState, grant: &GrantRow) -> Result<Option<GrantRow>, s
     };
     let clients = state.aws.clients(&integration, &grant.account_id).await;
     let mut iam = IamChanges::new(&clients.iam);
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.worker_db.begin().await?;
     storage::grants::lock_user(&mut *tx, &grant.account_id, &grant.principal_name).await?;
     let outcome = match Mechanism::of(grant.resource_type()).expect("grants target offered types") {
         Mechanism::GeneratedPolicy => apply_generated_policy(state, &mut tx, grant, &mut iam).await?,
@@ -278,7 +278,7 @@ async fn undo(state: &AppState, grant: &GrantRow, error: GrantError, mut events:
         holds_attachment: false,
         revoke_reason: None,
     };
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.worker_db.begin().await?;
     let row = storage::grants::transition(&mut *tx, &t).await?;
     storage::grants::insert_events(&mut *tx, grant.grant_id, owner, &events).await?;
     tx.commit().await?;
@@ -287,7 +287,7 @@ async fn undo(state: &AppState, grant: &GrantRow, error: GrantError, mut events:
 
 async fn grant_integration(state: &AppState, grant: &GrantRow) -> Result<Option<crate::domain::integration::Integration>, sqlx::Error> {
     match grant.integration_id {
-        Some(id) => storage::integrations::get(&state.db, id).await,
+        Some(id) => storage::integrations::get(&state.worker_db, id).await,
         None => Ok(None),
     }
 }
@@ -401,7 +401,7 @@ async fn apply_shared(
         }));
     }
     // Written and committed before the change, so a crash right after it is recognised as ours.
-    storage::grants::put_shared_attachment(&state.db, account, user, kind.as_str(), target, false, "attaching").await?;
+    storage::grants::put_shared_attachment(&state.worker_db, account, user, kind.as_str(), target, false, "attaching").await?;
     let changed = match kind {
         SharedKind::Policy => iam.attach_user_policy(user, target, false).await,
         SharedKind::Group => iam.add_user_to_group(user, target).await,
@@ -417,7 +417,7 @@ async fn apply_shared(
 async fn revoke(state: &AppState, grant: &GrantRow) -> Result<Option<GrantRow>, sqlx::Error> {
     let owner = state.instance_id.as_str();
     let integration = grant_integration(state, grant).await?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.worker_db.begin().await?;
     let outcome: Result<(), StepError> = match &integration {
         None => Err(StepError::Aws(AwsError::new(
             crate::aws::AwsErrorKind::Rejected,

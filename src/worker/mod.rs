@@ -47,7 +47,7 @@ pub fn spawn(state: AppState, shutdown: CancellationToken) -> JoinSet<()> {
 /// Turns NOTIFYs into wake-ups; after a lost connection, wakes everyone to catch up.
 async fn listen(state: AppState, shutdown: CancellationToken) {
     while !shutdown.is_cancelled() {
-        let mut listener = match PgListener::connect_with(&state.db).await {
+        let mut listener = match PgListener::connect_with(&state.worker_db).await {
             Ok(listener) => listener,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot LISTEN; retrying");
@@ -108,23 +108,27 @@ pub async fn idle(shutdown: &CancellationToken, wake: &Notify, poll: Duration) {
 
 /// Runs `step` while the lease must be kept; `extend` renews it every third of
 /// the lease. Returns None when the lease was lost (another replica took over).
+///
+/// The renewal runs beside the step, never instead of it: a step in the middle
+/// of a transaction may hold the row lock the renewal waits for.
 pub async fn with_lease<T, S, E, EF>(lease: Duration, step: S, mut extend: E) -> Option<T>
 where
     S: Future<Output = T>,
     E: FnMut() -> EF,
     EF: Future<Output = bool>,
 {
-    tokio::pin!(step);
-    let mut renew = tokio::time::interval(lease / 3);
-    renew.tick().await;
-    loop {
-        tokio::select! {
-            result = &mut step => return Some(result),
-            _ = renew.tick() => {
-                if !extend().await {
-                    return None;
-                }
+    let renewals = async {
+        let mut renew = tokio::time::interval(lease / 3);
+        renew.tick().await;
+        loop {
+            renew.tick().await;
+            if !extend().await {
+                return;
             }
         }
+    };
+    tokio::select! {
+        result = step => Some(result),
+        () = renewals => None,
     }
 }

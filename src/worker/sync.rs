@@ -28,7 +28,7 @@ pub async fn schedule(state: AppState, shutdown: CancellationToken) {
     let every = state.config.sync.sync_interval;
     let tick = (every / 10).clamp(Duration::from_secs(1), Duration::from_secs(30));
     while !shutdown.is_cancelled() {
-        match storage::syncs::enqueue_due(&state.db, every).await {
+        match storage::syncs::enqueue_due(&state.worker_db, every).await {
             Ok(0) => {}
             Ok(queued) => {
                 tracing::info!(queued, "scheduled syncs");
@@ -46,7 +46,7 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
     let lease = state.config.worker.worker_lease;
     while !shutdown.is_cancelled() {
         let Ok(slot) = slots.clone().acquire_owned().await else { return };
-        match storage::syncs::claim(&state.db, &state.instance_id, lease).await {
+        match storage::syncs::claim(&state.worker_db, &state.instance_id, lease).await {
             Ok(Some(run)) => {
                 let state = state.clone();
                 tokio::spawn(async move {
@@ -72,7 +72,7 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
 async fn run_with_lease(state: &AppState, run: SyncRun) {
     let lease = state.config.worker.worker_lease;
     let extend = || async {
-        match storage::syncs::extend_lease(&state.db, run.id, &state.instance_id, lease).await {
+        match storage::syncs::extend_lease(&state.worker_db, run.id, &state.instance_id, lease).await {
             Ok(ours) => ours,
             // The database may come back before the lease ends: keep working.
             Err(e) => {
@@ -120,13 +120,13 @@ async fn plan_accounts(state: &AppState, integration: &Integration) -> AccountPl
 
 async fn sync_integration(state: &AppState, run: &SyncRun) -> Result<(), sqlx::Error> {
     let started = Instant::now();
-    let Some(integration) = storage::integrations::get(&state.db, run.integration_id).await? else {
+    let Some(integration) = storage::integrations::get(&state.worker_db, run.integration_id).await? else {
         return Ok(()); // deleted meanwhile; its runs went with it
     };
     tracing::info!(sync_id = %run.id, integration_id = %integration.id, "sync started");
     let plan = plan_accounts(state, &integration).await;
     {
-        let mut tx = state.db.begin().await?;
+        let mut tx = state.worker_db.begin().await?;
         // When listing failed, keep the accounts known so far.
         storage::accounts::replace(&mut tx, integration.id, &plan.accounts, plan.error.is_none()).await?;
         tx.commit().await?;
@@ -153,7 +153,7 @@ async fn sync_integration(state: &AppState, run: &SyncRun) -> Result<(), sqlx::E
     let aws_calls = plan.aws_calls as i64 + results.iter().map(|r| r.aws_calls).sum::<i64>();
     let error: Option<AwsErrorBody> = plan.error.as_ref().map(AwsError::body);
     let outcome = storage::syncs::Outcome { status, aws_calls, counts: &counts, error: error.as_ref() };
-    storage::syncs::finish(&state.db, run.id, &state.instance_id, outcome).await?;
+    storage::syncs::finish(&state.worker_db, run.id, &state.instance_id, outcome).await?;
 
     metrics::histogram!("jit_iam_sync_duration_seconds").record(started.elapsed().as_secs_f64());
     metrics::counter!("jit_iam_sync_account_failures_total").increment(failed as u64);
@@ -204,7 +204,7 @@ async fn sync_account(
     }
     result.finished_at = Utc::now();
 
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.worker_db.begin().await?;
     if result.status == AccountSyncStatus::Succeeded {
         storage::resources::replace_account(&mut tx, integration.id, &account.account_id, run.id, &found, filter).await?;
     }

@@ -3,6 +3,7 @@
 mod support;
 
 mod integrations;
+mod crashes;
 mod grants;
 mod inventory;
 mod openapi;

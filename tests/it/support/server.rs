@@ -84,6 +84,10 @@ impl TestServer {
             ("JIT_IAM_LOG_FORMAT", "json"),
             ("JIT_IAM_LISTEN", "127.0.0.1:0"),
             ("JIT_IAM_WORKER_LEASE", "5s"),
+            // Small pools: many servers share the machine's Postgres (100 connections).
+            ("JIT_IAM_DB_MAX_CONNECTIONS", "4"),
+            ("JIT_IAM_WORKER_CONCURRENCY", "8"),
+            ("JIT_IAM_SYNC_ACCOUNT_CONCURRENCY", "2"),
             ("RUST_LOG", "info,jit_iam=debug"),
         ];
         ServerBuilder { env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), db: None }
@@ -96,6 +100,11 @@ impl TestServer {
     /// Every log line the server wrote so far.
     pub fn logs(&self) -> Vec<String> {
         self.logs.lock().unwrap().clone()
+    }
+
+    /// The warnings and errors the server logged, for failure messages.
+    pub fn problems(&self) -> String {
+        self.logs().into_iter().filter(|l| l.contains(r#""level":"WARN""#) || l.contains(r#""level":"ERROR""#)).collect::<Vec<_>>().join("\n")
     }
 
     pub fn pid(&self) -> u32 {
