@@ -5,6 +5,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::body::Body;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tower::ServiceExt;
+use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
@@ -14,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::aws::AwsPool;
 use crate::config::{ApiTokens, ServeConfig};
 use crate::worker::{self, Wakeups};
-use crate::{api, storage};
+use crate::{api, storage, telemetry};
 
 pub struct App {
     pub config: ServeConfig,
@@ -30,6 +39,7 @@ pub struct App {
     pub wake: Wakeups,
     /// Ids of grants that just changed, for requests waiting on them (`?wait=`).
     pub grant_updates: broadcast::Sender<Uuid>,
+    pub metrics: PrometheusHandle,
 }
 
 /// Cheap to clone; every handler and worker holds one.
@@ -59,6 +69,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let metrics = telemetry::install_metrics()?;
     let instance_id = instance_id();
     let (grant_updates, _) = broadcast::channel(1024);
     let state = AppState(Arc::new(App {
@@ -70,19 +81,57 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         instance_id,
         wake: Wakeups::default(),
         grant_updates,
+        metrics,
     }));
 
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     let mut workers = worker::spawn(state.clone(), shutdown.clone());
     tracing::info!(address = %listener.local_addr()?, instance = %state.instance_id, "listening");
-    let served = axum::serve(listener, api::router(state.clone()))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await;
+    let served = serve_http(listener, api::router(state.clone()), shutdown.clone()).await;
     shutdown.cancel();
     while workers.join_next().await.is_some() {}
     served.context("the HTTP server failed")?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// A client must send its request head within this time (slow-header attacks).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Requests in flight at shutdown get this long to finish.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves HTTP/1 and HTTP/2 until `shutdown`, then lets requests in flight finish.
+/// (axum::serve has no header read timeout; hyper's needs a timer.)
+async fn serve_http(listener: TcpListener, router: Router, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+    let graceful = GracefulShutdown::new();
+    loop {
+        let stream = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // e.g. too many open files: back off instead of spinning
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let service = TowerToHyperService::new(router.clone().map_request(|r: hyper::Request<Incoming>| r.map(Body::new)));
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+        tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}; stopping anyway");
+    }
     Ok(())
 }
 

@@ -27,6 +27,7 @@ pub mod extract;
 pub mod grants;
 pub mod health;
 pub mod integrations;
+pub mod metrics;
 pub mod pagination;
 pub mod resources;
 
@@ -42,7 +43,7 @@ pub mod resources;
         (name = "integrations", description = "AWS accounts jit-iam reaches through a role"),
         (name = "inventory", description = "What the accounts hold, synced from AWS and browsed from Postgres"),
         (name = "grants", description = "Approved, time-bound access: applied in IAM, revoked at expiry"),
-        (name = "health", description = "Liveness and readiness (no token needed)"),
+        (name = "health", description = "Liveness, readiness and metrics (no token needed)"),
     )
 )]
 struct ApiDoc;
@@ -68,6 +69,7 @@ fn documented_routes() -> (Router<AppState>, Router<AppState>, OpenApiDoc) {
     let (open, open_doc) = OpenApiRouter::new()
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
+        .routes(routes!(metrics::metrics))
         .split_for_parts();
     doc.merge(open_doc);
     (v1, open, doc)
