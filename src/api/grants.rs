@@ -189,7 +189,7 @@ async fn plan(state: &AppState, input: &SubmitGrant) -> ApiResult<Plan> {
 
     let policy = match mechanism {
         Mechanism::GeneratedPolicy => {
-            let document = policy_document(resource.resource_type, input.access_level, &resource.arn)
+            let document = policy_document(resource.resource_type, input.access_level, &resource.arn, &user.name)
                 .expect("every offered level of a policy type has a document");
             if document.quota_size() > MAX_MANAGED_POLICY_CHARS {
                 return Err(ApiError::conflict(

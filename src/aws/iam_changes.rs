@@ -121,7 +121,6 @@ impl<'a> IamChanges<'a> {
         name: &str,
         arn: &str,
         document: &str,
-        description: &str,
         tags: Vec<Tag>,
         grant_id: &str,
     ) -> Result<(), AwsError> {
@@ -133,7 +132,6 @@ impl<'a> IamChanges<'a> {
                     .policy_name(name)
                     .path(crate::aws::inventory::JIT_IAM_POLICY_PATH)
                     .policy_document(document)
-                    .description(description)
                     .set_tags(Some(tags))
                     .customize()
                     .interceptor(counter)

@@ -16,6 +16,7 @@ use tokio::sync::Semaphore;
 
 use super::error::{AwsError, AwsErrorKind};
 use super::pool::AwsClients;
+use crate::domain::arn::Partition;
 use crate::domain::integration::IntegrationOptions;
 use crate::domain::resource::{DiscoveredResource, ResourceType, UserDetails};
 
@@ -325,11 +326,14 @@ async fn list_instances(
 async fn enabled_regions(clients: &AwsClients, limiter: &CallLimiter) -> Result<Vec<String>, AwsError> {
     let home = clients.home_region();
     let answer = limiter.send("ec2:DescribeRegions", clients.ec2(&home).describe_regions().send()).await?;
+    // Regions of another partition cannot be reached with this partition's credentials.
+    let partition = clients.role.partition;
     Ok(answer
         .regions()
         .iter()
         .filter(|r| r.opt_in_status() != Some("not-opted-in"))
         .filter_map(|r| r.region_name().map(str::to_string))
+        .filter(|region| Partition::of_region(region) == partition)
         .collect())
 }
 

@@ -58,9 +58,9 @@ impl Mechanism {
     }
 }
 
-/// The policy of a generated-policy grant; None for the other mechanisms.
-/// `arn` is the resource's ARN; for EC2 it carries region and account.
-pub fn policy_document(resource_type: ResourceType, level: AccessLevel, arn: &str) -> Option<PolicyDocument> {
+/// The policy of a generated-policy grant for `user`; None for the other
+/// mechanisms. `arn` is the resource's ARN; for EC2 it carries region and account.
+pub fn policy_document(resource_type: ResourceType, level: AccessLevel, arn: &str, user: &str) -> Option<PolicyDocument> {
     let resource = || vec![arn.to_string()];
     let statements = match (resource_type, level) {
         (ResourceType::S3Bucket, AccessLevel::Read) => vec![
@@ -90,7 +90,9 @@ pub fn policy_document(resource_type: ResourceType, level: AccessLevel, arn: &st
                 Statement::allow(
                     "OwnSessions",
                     EC2_OWN_SESSIONS.iter().copied(),
-                    vec![format!("arn:{partition}:ssm:*:{account}:session/${{aws:username}}-*")],
+                    // Session ids start with the user's name. The policy is the user's
+                    // alone, so the name is written out rather than `${aws:username}`.
+                    vec![format!("arn:{partition}:ssm:*:{account}:session/{user}-*")],
                 ),
                 describe(),
             ]
@@ -146,28 +148,28 @@ mod tests {
                 _ => "arn:aws:iam::123456789012:role/x",
             };
             for level in t.access_levels() {
-                assert!(policy_document(t, *level, arn).is_some(), "{t:?} {level:?}");
+                assert!(policy_document(t, *level, arn, "alice").is_some(), "{t:?} {level:?}");
             }
         }
-        assert!(policy_document(ResourceType::IamPolicy, AccessLevel::Attach, "arn").is_none());
+        assert!(policy_document(ResourceType::IamPolicy, AccessLevel::Attach, "arn", "alice").is_none());
     }
 
     #[test]
     fn write_actions_only_ever_name_the_resource() {
         for level in [AccessLevel::Connect, AccessLevel::Operate, AccessLevel::Admin] {
-            let doc = policy_document(ResourceType::Ec2Instance, level, INSTANCE).unwrap();
+            let doc = policy_document(ResourceType::Ec2Instance, level, INSTANCE, "alice").unwrap();
             for statement in &doc.statement {
                 if statement.resource.as_ref().unwrap().contains(&"*".to_string()) {
                     assert!(statement.action.iter().all(|a| EC2_DESCRIBE.contains(&a.as_str())), "{statement:?}");
                 }
             }
         }
-        let read = policy_document(ResourceType::S3Bucket, AccessLevel::Read, BUCKET).unwrap();
+        let read = policy_document(ResourceType::S3Bucket, AccessLevel::Read, BUCKET, "alice").unwrap();
         assert_eq!(actions_on(&read, "arn:aws:s3:::data/*"), ["s3:GetObject", "s3:GetObjectVersion"]);
-        let operate = policy_document(ResourceType::Ec2Instance, AccessLevel::Operate, INSTANCE).unwrap();
+        let operate = policy_document(ResourceType::Ec2Instance, AccessLevel::Operate, INSTANCE, "alice").unwrap();
         assert_eq!(actions_on(&operate, INSTANCE), EC2_OPERATE);
-        let connect = policy_document(ResourceType::Ec2Instance, AccessLevel::Connect, INSTANCE).unwrap();
+        let connect = policy_document(ResourceType::Ec2Instance, AccessLevel::Connect, INSTANCE, "alice").unwrap();
         assert!(connect.to_json().contains("arn:aws:ssm:eu-west-1:123456789012:document/SSM-SessionManagerRunShell"));
-        assert!(connect.to_json().contains("session/${aws:username}-*"));
+        assert!(connect.to_json().contains("arn:aws:ssm:*:123456789012:session/alice-*"));
     }
 }

@@ -309,9 +309,8 @@ async fn apply_generated_policy(
     };
     let grant_id = grant.grant_id.to_string();
     let tags = policy_tags(&grant_id, &grant.resource_arn);
-    let description = format!("jit-iam grant {grant_id}: {} on {}", grant.access_level, truncate(&grant.resource_arn, 900));
     let result = async {
-        iam.create_policy(name, arn, &document.0.to_json(), &description, tags, &grant_id).await?;
+        iam.create_policy(name, arn, &document.0.to_json(), tags, &grant_id).await?;
         iam.attach_user_policy(&grant.principal_name, arn, true).await
     }
     .await;

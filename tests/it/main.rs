@@ -3,6 +3,7 @@
 mod support;
 
 mod integrations;
+mod least_privilege;
 mod crashes;
 mod grants;
 mod inventory;
