@@ -8,10 +8,10 @@ use serde_json::{json, Value};
 
 use crate::support::{random_account_id, unique, Account, Moto, TestServer};
 
-const USERS: usize = 50;
+pub const USERS: usize = 50;
 
 /// An account with `USERS` users and one resource of each type, and an integration synced over it.
-async fn seeded(server: &TestServer) -> (Account, String, BTreeMap<String, String>) {
+pub async fn seeded(server: &TestServer) -> (Account, String, BTreeMap<String, String>) {
     let account = Moto::shared().account(&random_account_id()).await;
     for i in 0..USERS {
         account.create_user(&format!("user-{i:02}"), &[]).await;
@@ -49,7 +49,7 @@ const KINDS: [(&str, &str); 5] = [
     ("iam_group", "member"),
 ];
 
-fn grant_body(integration: &str, resources: &BTreeMap<String, String>, i: usize, seconds: i64) -> Value {
+pub fn grant_body(integration: &str, resources: &BTreeMap<String, String>, i: usize, seconds: i64) -> Value {
     let (resource_type, level) = KINDS[i % KINDS.len()];
     json!({
         "integration_id": integration,
@@ -63,12 +63,12 @@ fn grant_body(integration: &str, resources: &BTreeMap<String, String>, i: usize,
 }
 
 /// Waits until every grant is revoked or failed, and returns them.
-async fn all_finished(server: &TestServer, ids: &[String]) -> Vec<Value> {
+pub async fn all_finished(server: &TestServer, ids: &[String]) -> Vec<Value> {
     wait_until(server, ids, "revoked|failed").await
 }
 
 /// Waits until every grant is in one of `statuses` (`a|b`), and returns them.
-async fn wait_until(server: &TestServer, ids: &[String], statuses: &str) -> Vec<Value> {
+pub async fn wait_until(server: &TestServer, ids: &[String], statuses: &str) -> Vec<Value> {
     let wanted: Vec<&str> = statuses.split('|').collect();
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
@@ -96,7 +96,7 @@ async fn wait_until(server: &TestServer, ids: &[String], statuses: &str) -> Vec<
 }
 
 /// Nothing jit-iam gave is left in IAM.
-async fn assert_clean(account: &Account) {
+pub async fn assert_clean(account: &Account) {
     assert!(account.jit_policies().await.is_empty(), "orphaned policies: {:?}", account.jit_policies().await);
     for i in 0..USERS {
         let user = format!("user-{i:02}");

@@ -14,7 +14,8 @@ use crate::support::{eventually, unique, Account, Moto, TestServer};
 const ACCOUNT: &str = "123456789012";
 
 struct Enforced {
-    moto: Moto,
+    /// Kept alive for the test's length.
+    _moto: Moto,
     /// Acts with full rights after enforcement starts (to edit the role's policy).
     admin: Account,
     server: TestServer,
@@ -83,7 +84,7 @@ impl Enforced {
             moto.config(Credentials::new(admin_key.access_key_id, admin_key.secret_access_key, None, None, "tests"), "us-east-1")
                 .await,
         );
-        let enforced = Enforced { moto, admin, server, integration, permission_policy };
+        let enforced = Enforced { _moto: moto, admin, server, integration, permission_policy };
         enforced.set_role_policy(&enforced.permission_policy.clone()).await;
         enforced
     }

@@ -5,6 +5,7 @@ mod support;
 mod integrations;
 mod least_privilege;
 mod crashes;
+mod faults;
 mod grants;
 mod inventory;
 mod openapi;

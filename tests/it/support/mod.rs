@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+mod faults;
 mod moto;
 mod server;
 
@@ -12,7 +13,8 @@ use std::time::{Duration, Instant};
 use aws_config::SdkConfig;
 use rand::Rng;
 
-pub use moto::{die_with_parent, free_port, Moto};
+pub use faults::{DatabaseProxy, Exchange, Fault, FaultProxy};
+pub use moto::{die_with_parent, Moto};
 pub use server::{ServerBuilder, TestDb, TestServer};
 
 /// A random 12-digit account id: each test works in accounts of its own.

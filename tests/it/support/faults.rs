@@ -1,0 +1,216 @@
+//! Fault injection on the wire: an HTTP proxy in front of moto that throttles,
+//! fails, resets and stalls a share of the AWS calls, and a TCP proxy in front
+//! of Postgres that can take the database away.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// An AWS `Throttling` error.
+    Throttle,
+    /// HTTP 500 InternalFailure.
+    InternalError,
+    /// HTTP 503 ServiceUnavailable.
+    Unavailable,
+    /// The connection is cut before the call reaches AWS.
+    ResetBefore,
+    /// The call is carried out, then the connection is cut: the caller cannot know.
+    ResetAfter,
+    /// The call is carried out, and the answer comes later than the caller waits.
+    Slow,
+}
+
+const FAULTS: [Fault; 6] =
+    [Fault::Throttle, Fault::InternalError, Fault::Unavailable, Fault::ResetBefore, Fault::ResetAfter, Fault::Slow];
+
+/// One call as the proxy saw it.
+#[derive(Clone, Debug)]
+pub struct Exchange {
+    pub service: String,
+    pub action: String,
+    pub params: BTreeMap<String, String>,
+    pub fault: Option<Fault>,
+    /// moto's status, when the call reached it.
+    pub upstream_status: Option<u16>,
+}
+
+struct ProxyState {
+    upstream: String,
+    /// Faulted share of IAM and STS calls, in per mille.
+    rate: AtomicU32,
+    /// How long a `Slow` answer is held back.
+    delay: Duration,
+    client: reqwest::Client,
+    log: Mutex<Vec<Exchange>>,
+}
+
+pub struct FaultProxy {
+    pub endpoint: String,
+    state: Arc<ProxyState>,
+}
+
+impl FaultProxy {
+    /// A proxy to `upstream`, faulting nothing until `set_rate`.
+    pub async fn start(upstream: &str, slow_delay: Duration) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new(ProxyState {
+            upstream: upstream.to_string(),
+            rate: AtomicU32::new(0),
+            delay: slow_delay,
+            client: reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap(),
+            log: Mutex::new(Vec::new()),
+        });
+        let shared = state.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let state = shared.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request| handle(state.clone(), request));
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                });
+            }
+        });
+        FaultProxy { endpoint, state }
+    }
+
+    /// Faults this share (0.0 to 1.0) of IAM and STS calls from now on.
+    pub fn set_rate(&self, share: f64) {
+        self.state.rate.store((share * 1000.0) as u32, Ordering::Relaxed);
+    }
+
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        self.state.log.lock().unwrap().clone()
+    }
+}
+
+async fn handle(state: Arc<ProxyState>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, std::io::Error> {
+    let (parts, body) = request.into_parts();
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let service = parts
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split("Credential=").nth(1))
+        .and_then(|c| c.split('/').nth(3))
+        .unwrap_or_default()
+        .to_string();
+    let params: BTreeMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
+    let action = params.get("Action").cloned().unwrap_or_default();
+    let faultable = service == "iam" || service == "sts";
+    let fault = (faultable && rand::random_range(0..1000) < state.rate.load(Ordering::Relaxed))
+        .then(|| FAULTS[rand::random_range(0..FAULTS.len())]);
+    let mut exchange = Exchange { service, action, params, fault, upstream_status: None };
+
+    let reply = match fault {
+        Some(Fault::Throttle) => Some(aws_error(400, "Throttling", "Rate exceeded")),
+        Some(Fault::InternalError) => Some(aws_error(500, "InternalFailure", "injected failure")),
+        Some(Fault::Unavailable) => Some(aws_error(503, "ServiceUnavailable", "injected outage")),
+        Some(Fault::ResetBefore) => None,
+        _ => {
+            let forwarded = forward(&state, &parts, body).await;
+            exchange.upstream_status = forwarded.as_ref().map(|r| r.status().as_u16());
+            forwarded
+        }
+    };
+    state.log.lock().unwrap().push(exchange);
+    match (fault, reply) {
+        (Some(Fault::ResetBefore | Fault::ResetAfter), _) | (_, None) => {
+            Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected reset"))
+        }
+        (Some(Fault::Slow), Some(reply)) => {
+            tokio::time::sleep(state.delay).await;
+            Ok(reply)
+        }
+        (_, Some(reply)) => Ok(reply),
+    }
+}
+
+async fn forward(state: &ProxyState, parts: &hyper::http::request::Parts, body: Bytes) -> Option<Response<Full<Bytes>>> {
+    let url = format!("{}{}", state.upstream, parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+    let mut request = state.client.request(parts.method.clone(), url).body(body);
+    for (name, value) in &parts.headers {
+        if name != "host" {
+            request = request.header(name, value);
+        }
+    }
+    let answer = request.send().await.ok()?;
+    let mut reply = Response::builder().status(answer.status().as_u16());
+    for (name, value) in answer.headers() {
+        if name != "transfer-encoding" && name != "connection" {
+            reply = reply.header(name, value);
+        }
+    }
+    let body = answer.bytes().await.ok()?;
+    reply.body(Full::new(body)).ok()
+}
+
+/// An AWS query-protocol error (IAM, STS), as AWS words it.
+fn aws_error(status: u16, code: &str, message: &str) -> Response<Full<Bytes>> {
+    let body = format!(
+        "<ErrorResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><Error><Type>Sender</Type>\
+         <Code>{code}</Code><Message>{message}</Message></Error><RequestId>{}</RequestId></ErrorResponse>",
+        uuid::Uuid::new_v4()
+    );
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/xml")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap()
+}
+
+/// A TCP proxy to Postgres that can be "stopped": connections are cut and new
+/// ones refused, as when the database goes down.
+pub struct DatabaseProxy {
+    pub port: u16,
+    down: Arc<AtomicBool>,
+    connections: Arc<Mutex<JoinSet<()>>>,
+}
+
+impl DatabaseProxy {
+    pub async fn start(upstream: &str) -> DatabaseProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let down = Arc::new(AtomicBool::new(false));
+        let connections = Arc::new(Mutex::new(JoinSet::new()));
+        let (flag, set, upstream) = (down.clone(), connections.clone(), upstream.to_string());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else { continue };
+                if flag.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let upstream = upstream.clone();
+                set.lock().unwrap().spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        DatabaseProxy { port, down, connections }
+    }
+
+    /// Cuts every connection and refuses new ones, until `up`.
+    pub fn down(&self) {
+        self.down.store(true, Ordering::SeqCst);
+        self.connections.lock().unwrap().abort_all();
+    }
+
+    pub fn up(&self) {
+        self.down.store(false, Ordering::SeqCst);
+    }
+}
