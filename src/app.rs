@@ -12,13 +12,13 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tower::ServiceExt;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
-use uuid::Uuid;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+use uuid::Uuid;
 
 use crate::aws::AwsPool;
 use crate::config::{ApiTokens, ServeConfig};
@@ -66,9 +66,8 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let worker_db = storage::connect_pool(&config.database, worker_pool_size(&config), WORKER_ACQUIRE_TIMEOUT).await?;
     let aws = AwsPool::load(config.aws.clone()).await;
     let tokens = config.api_tokens.clone().context("JIT_IAM_API_TOKENS is required")?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let listener =
+        TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
     let metrics = telemetry::install_metrics()?;
     let instance_id = instance_id();
     let (grant_updates, _) = broadcast::channel(1024);
@@ -120,7 +119,8 @@ async fn serve_http(listener: TcpListener, router: Router, shutdown: Cancellatio
                 }
             },
         };
-        let service = TowerToHyperService::new(router.clone().map_request(|r: hyper::Request<Incoming>| r.map(Body::new)));
+        let service =
+            TowerToHyperService::new(router.clone().map_request(|r: hyper::Request<Incoming>| r.map(Body::new)));
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
         tokio::spawn(async move {
             if let Err(e) = connection.await {

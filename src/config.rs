@@ -37,9 +37,7 @@ pub struct DatabaseConfig {
 impl fmt::Debug for DatabaseConfig {
     // The URL may carry a password: never print it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DatabaseConfig")
-            .field("db_max_connections", &self.db_max_connections)
-            .finish_non_exhaustive()
+        f.debug_struct("DatabaseConfig").field("db_max_connections", &self.db_max_connections).finish_non_exhaustive()
     }
 }
 
@@ -103,12 +101,12 @@ pub struct AwsConfig {
     pub session_duration: Duration,
 
     /// Attempts per AWS call, retries of throttling and transient errors included.
-    #[arg(long, env = "JIT_IAM_AWS_MAX_ATTEMPTS", default_value_t = 5,
+    #[arg(long = "aws-max-attempts", env = "JIT_IAM_AWS_MAX_ATTEMPTS", default_value_t = 5,
           value_parser = clap::value_parser!(u32).range(1..=20))]
     pub max_attempts: u32,
 
     /// Timeout of one attempt of an AWS call.
-    #[arg(long, env = "JIT_IAM_AWS_ATTEMPT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long = "aws-attempt-timeout", env = "JIT_IAM_AWS_ATTEMPT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub attempt_timeout: Duration,
 
     /// Use path-style S3 addressing (for S3-compatible endpoints reached by host name).
@@ -184,8 +182,7 @@ impl ServeConfig {
             ));
         }
         if let Some(arn) = &self.aws.service_principal_arn {
-            crate::domain::arn::PrincipalArn::parse(arn)
-                .map_err(|e| format!("JIT_IAM_SERVICE_PRINCIPAL_ARN: {e}"))?;
+            crate::domain::arn::PrincipalArn::parse(arn).map_err(|e| format!("JIT_IAM_SERVICE_PRINCIPAL_ARN: {e}"))?;
         }
         let max_allowed = Duration::from_secs(730 * 24 * 3600);
         if self.grants.max_grant > max_allowed {
@@ -239,9 +236,8 @@ impl FromStr for ApiTokens {
     fn from_str(value: &str) -> Result<Self, Self::Err> {
         let mut tokens: Vec<ApiToken> = Vec::new();
         for (index, entry) in value.split(',').map(str::trim).filter(|e| !e.is_empty()).enumerate() {
-            let (name, token) = entry
-                .split_once(':')
-                .ok_or_else(|| format!("entry {} is not `name:token`", index + 1))?;
+            let (name, token) =
+                entry.split_once(':').ok_or_else(|| format!("entry {} is not `name:token`", index + 1))?;
             let valid_name = !name.is_empty()
                 && name.len() <= 64
                 && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));

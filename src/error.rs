@@ -181,9 +181,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(self.body())).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }
@@ -214,12 +212,6 @@ impl From<AwsError> for ApiError {
             AwsErrorKind::Transient => ErrorCode::AwsUnavailable,
             _ => ErrorCode::AwsError,
         };
-        Self {
-            status: StatusCode::BAD_GATEWAY,
-            code,
-            message: e.to_string(),
-            field: None,
-            aws: Some(e.body()),
-        }
+        Self { status: StatusCode::BAD_GATEWAY, code, message: e.to_string(), field: None, aws: Some(e.body()) }
     }
 }

@@ -71,7 +71,11 @@ fn json_error(path: &str, error: serde_json::Error) -> ApiError {
                 ErrorCode::MalformedJson,
                 format!("the body is not valid JSON: {message}"),
             );
-            if path == "." { e } else { e.with_field(path) }
+            if path == "." {
+                e
+            } else {
+                e.with_field(path)
+            }
         }
     }
 }

@@ -154,18 +154,20 @@ async fn plan(state: &AppState, input: &SubmitGrant) -> ApiResult<Plan> {
         .await?
         .ok_or_else(|| ApiError::validation("integration_id", "no integration has this id"))?;
     if integration.status != IntegrationStatus::Active {
-        return Err(ApiError::conflict(ErrorCode::InvalidState, "the integration is being deleted").with_field("integration_id"));
+        return Err(ApiError::conflict(ErrorCode::InvalidState, "the integration is being deleted")
+            .with_field("integration_id"));
     }
 
     let field = if input.resource_arn.is_some() { "resource_arn" } else { "resource_id" };
     if input.resource_id.is_some() == input.resource_arn.is_some() {
         return Err(ApiError::validation("resource_id", "give exactly one of `resource_id` and `resource_arn`"));
     }
-    let resource = storage::resources::find_offered(&state.db, integration.id, input.resource_id, input.resource_arn.as_deref())
-        .await?
-        .ok_or_else(|| {
-            ApiError::validation(field, "not in this integration's inventory, or excluded by its tag filter")
-        })?;
+    let resource =
+        storage::resources::find_offered(&state.db, integration.id, input.resource_id, input.resource_arn.as_deref())
+            .await?
+            .ok_or_else(|| {
+                ApiError::validation(field, "not in this integration's inventory, or excluded by its tag filter")
+            })?;
     let Some(mechanism) = Mechanism::of(resource.resource_type) else {
         return Err(ApiError::validation(field, "IAM users receive access; they are not granted"));
     };
@@ -181,7 +183,10 @@ async fn plan(state: &AppState, input: &SubmitGrant) -> ApiResult<Plan> {
         .ok_or_else(|| {
             ApiError::validation(
                 "principal.name",
-                format!("no IAM user `{}` in account {} (as of the last sync)", input.principal.name, resource.account_id),
+                format!(
+                    "no IAM user `{}` in account {} (as of the last sync)",
+                    input.principal.name, resource.account_id
+                ),
             )
         })?;
 
@@ -194,7 +199,10 @@ async fn plan(state: &AppState, input: &SubmitGrant) -> ApiResult<Plan> {
             if document.quota_size() > MAX_MANAGED_POLICY_CHARS {
                 return Err(ApiError::conflict(
                     ErrorCode::QuotaExceeded,
-                    format!("the policy would be {} characters; IAM allows {MAX_MANAGED_POLICY_CHARS}", document.quota_size()),
+                    format!(
+                        "the policy would be {} characters; IAM allows {MAX_MANAGED_POLICY_CHARS}",
+                        document.quota_size()
+                    ),
                 )
                 .with_field(field));
             }
@@ -205,7 +213,8 @@ async fn plan(state: &AppState, input: &SubmitGrant) -> ApiResult<Plan> {
     let quota = match mechanism {
         Mechanism::GroupMembership => None,
         _ => {
-            let held = storage::grants::managed_policies_of(&state.db, &resource.account_id, &user.name, Uuid::nil()).await?;
+            let held =
+                storage::grants::managed_policies_of(&state.db, &resource.account_id, &user.name, Uuid::nil()).await?;
             let adds = mechanism == Mechanism::GeneratedPolicy || !held.contains(&resource.arn);
             let quota = PolicyQuota {
                 attached: held.len(),
@@ -236,11 +245,7 @@ fn expiry(
     from: DateTime<Utc>,
 ) -> ApiResult<DateTime<Utc>> {
     let (min, max) = (state.config.grants.min_grant, state.config.grants.max_grant);
-    let bounds = format!(
-        "between {} and {}",
-        humantime::format_duration(min),
-        humantime::format_duration(max)
-    );
+    let bounds = format!("between {} and {}", humantime::format_duration(min), humantime::format_duration(max));
     match (duration_seconds, expires_at) {
         (Some(seconds), None) => {
             if seconds < min.as_secs() as i64 || seconds > max.as_secs() as i64 {
@@ -443,7 +448,10 @@ pub async fn submit_grant(
     ),
     security(("bearer" = []))
 )]
-pub async fn preview_grant(State(state): State<AppState>, ValidJson(input): ValidJson<SubmitGrant>) -> ApiResult<Json<GrantPreview>> {
+pub async fn preview_grant(
+    State(state): State<AppState>,
+    ValidJson(input): ValidJson<SubmitGrant>,
+) -> ApiResult<Json<GrantPreview>> {
     let plan = plan(&state, &input).await?;
     // The real name carries the grant's id, known once it is submitted.
     let name = "jit-iam-<grant id>".to_string();
@@ -490,7 +498,10 @@ pub async fn list_grants(State(state): State<AppState>, mut params: QueryParams)
         status: match params.one("status")? {
             None => None,
             Some(s) => Some(GrantStatus::parse(&s).ok_or_else(|| {
-                ApiError::invalid_parameter("status", "`status` must be one of pending, active, revoking, revoked, failed")
+                ApiError::invalid_parameter(
+                    "status",
+                    "`status` must be one of pending, active, revoking, revoked, failed",
+                )
             })?),
         },
         integration_id: params.parse("integration_id", "an integration id")?,
@@ -552,7 +563,11 @@ pub async fn list_events(
     let after = page
         .after
         .as_deref()
-        .map(|key| key.parse::<i64>().map_err(|_| ApiError::invalid_parameter("cursor", "`cursor` must be a `next_cursor` this service returned")))
+        .map(|key| {
+            key.parse::<i64>().map_err(|_| {
+                ApiError::invalid_parameter("cursor", "`cursor` must be a `next_cursor` this service returned")
+            })
+        })
         .transpose()?;
     find(&state, id).await?;
     let rows = storage::grants::events(&state.db, id, after, page.fetch_limit()).await?;
@@ -616,7 +631,8 @@ pub async fn extend_grant(
     ValidJson(input): ValidJson<ExtendGrant>,
 ) -> ApiResult<Json<Grant>> {
     let current = find(&state, id).await?;
-    let not_extendable = || ApiError::conflict(ErrorCode::InvalidState, "only pending or active grants can be extended");
+    let not_extendable =
+        || ApiError::conflict(ErrorCode::InvalidState, "only pending or active grants can be extended");
     if !matches!(current.status(), GrantStatus::Pending | GrantStatus::Active) {
         return Err(not_extendable());
     }
@@ -624,8 +640,15 @@ pub async fn extend_grant(
         (Some(seconds), None) if seconds > 0 => current.expires_at + chrono::Duration::seconds(seconds),
         (Some(_), None) => return Err(ApiError::validation("duration_seconds", "the extension must be positive")),
         (None, Some(at)) if at > current.expires_at => at,
-        (None, Some(_)) => return Err(ApiError::validation("expires_at", "the new expiry must be later than the current one")),
-        _ => return Err(ApiError::validation("duration_seconds", "give exactly one of `duration_seconds` and `expires_at`")),
+        (None, Some(_)) => {
+            return Err(ApiError::validation("expires_at", "the new expiry must be later than the current one"))
+        }
+        _ => {
+            return Err(ApiError::validation(
+                "duration_seconds",
+                "give exactly one of `duration_seconds` and `expires_at`",
+            ))
+        }
     };
     let field = if input.expires_at.is_some() { "expires_at" } else { "duration_seconds" };
     if new_expiry > Utc::now() + state.config.grants.max_grant {

@@ -174,7 +174,10 @@ fn name_conflict(error: sqlx::Error, name: &str) -> ApiError {
     ),
     security(("bearer" = []))
 )]
-pub async fn list_integrations(State(state): State<AppState>, mut params: QueryParams) -> ApiResult<Json<IntegrationPage>> {
+pub async fn list_integrations(
+    State(state): State<AppState>,
+    mut params: QueryParams,
+) -> ApiResult<Json<IntegrationPage>> {
     let page = PageRequest::from_query(&mut params)?;
     params.finish()?;
     let rows = storage::integrations::list(&state.db, page.after_id()?, page.fetch_limit()).await?;
@@ -193,14 +196,15 @@ pub async fn list_integrations(State(state): State<AppState>, mut params: QueryP
     ),
     security(("bearer" = []))
 )]
-pub async fn get_integration(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<Integration>> {
+pub async fn get_integration(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<Integration>> {
     Ok(Json(find(&state, id).await?))
 }
 
 pub async fn find(state: &AppState, id: Uuid) -> ApiResult<Integration> {
-    storage::integrations::get(&state.db, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("integration", id))
+    storage::integrations::get(&state.db, id).await?.ok_or_else(|| ApiError::not_found("integration", id))
 }
 
 /// Change an integration.
@@ -230,9 +234,8 @@ pub async fn update_integration(
     ensure_active(&integration)?;
     let before = integration.clone();
     apply_patch(&mut integration, patch)?;
-    let updated = storage::integrations::update(&mut *tx, &integration)
-        .await
-        .map_err(|e| name_conflict(e, &integration.name))?;
+    let updated =
+        storage::integrations::update(&mut *tx, &integration).await.map_err(|e| name_conflict(e, &integration.name))?;
     if updated.options.tags != before.options.tags {
         // What is offered follows the new filter at once, without waiting for a sync.
         storage::resources::apply_filter(&mut *tx, id, &filter_document(&updated.options.tags)).await?;
@@ -347,7 +350,9 @@ pub async fn delete_integration(
 fn ensure_active(integration: &Integration) -> ApiResult<()> {
     match integration.status {
         IntegrationStatus::Active => Ok(()),
-        IntegrationStatus::Deleting => Err(ApiError::conflict(ErrorCode::InvalidState, "the integration is being deleted")),
+        IntegrationStatus::Deleting => {
+            Err(ApiError::conflict(ErrorCode::InvalidState, "the integration is being deleted"))
+        }
     }
 }
 
@@ -387,7 +392,10 @@ pub async fn get_setup(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>
     ),
     security(("bearer" = []))
 )]
-pub async fn check_integration(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<AccessCheck>> {
+pub async fn check_integration(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<AccessCheck>> {
     let integration = find(&state, id).await?;
     Ok(Json(check_access(&state.aws, &integration).await))
 }
@@ -406,11 +414,13 @@ pub async fn check_integration(State(state): State<AppState>, ApiPath(id): ApiPa
     ),
     security(("bearer" = []))
 )]
-pub async fn start_sync(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<(StatusCode, Json<SyncRun>)> {
+pub async fn start_sync(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<(StatusCode, Json<SyncRun>)> {
     let mut tx = state.db.begin().await?;
-    let integration = storage::integrations::get(&mut *tx, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("integration", id))?;
+    let integration =
+        storage::integrations::get(&mut *tx, id).await?.ok_or_else(|| ApiError::not_found("integration", id))?;
     ensure_active(&integration)?;
     let run = storage::syncs::enqueue(&mut tx, integration.id, SyncTrigger::Manual).await?;
     tx.commit().await?;
@@ -467,10 +477,12 @@ pub async fn list_syncs(
     ),
     security(("bearer" = []))
 )]
-pub async fn get_sync(State(state): State<AppState>, ApiPath((id, sync_id)): ApiPath<(Uuid, Uuid)>) -> ApiResult<Json<SyncRun>> {
-    let mut run = storage::syncs::get(&state.db, id, sync_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("sync run", sync_id))?;
+pub async fn get_sync(
+    State(state): State<AppState>,
+    ApiPath((id, sync_id)): ApiPath<(Uuid, Uuid)>,
+) -> ApiResult<Json<SyncRun>> {
+    let mut run =
+        storage::syncs::get(&state.db, id, sync_id).await?.ok_or_else(|| ApiError::not_found("sync run", sync_id))?;
     run.accounts = Some(storage::syncs::account_results(&state.db, sync_id).await?);
     Ok(Json(run))
 }

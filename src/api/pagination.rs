@@ -39,9 +39,7 @@ pub struct PageRequest {
 
 impl PageRequest {
     pub fn from_query(params: &mut QueryParams) -> Result<Self, ApiError> {
-        let limit = params
-            .parse::<i64>("limit", "an integer from 1 to 1000")?
-            .unwrap_or(DEFAULT_LIMIT);
+        let limit = params.parse::<i64>("limit", "an integer from 1 to 1000")?.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
             return Err(ApiError::invalid_parameter("limit", "`limit` must be an integer from 1 to 1000"));
         }
@@ -80,7 +78,8 @@ mod tests {
         assert!(decode_cursor("not-a-cursor").is_err());
         assert!(decode_cursor(&URL_SAFE_NO_PAD.encode(id.to_string())).is_err());
         assert!(decode_cursor(&URL_SAFE_NO_PAD.encode("jit1:")).is_err());
-        let forged = PageRequest { limit: 1, after: Some(decode_cursor(&URL_SAFE_NO_PAD.encode("jit1:nope")).unwrap()) };
+        let forged =
+            PageRequest { limit: 1, after: Some(decode_cursor(&URL_SAFE_NO_PAD.encode("jit1:nope")).unwrap()) };
         assert!(forged.after_id().is_err());
     }
 

@@ -120,10 +120,7 @@ fn parse_tags(raw: Vec<String>) -> ApiResult<BTreeMap<String, Vec<String>>> {
     security(("bearer" = []))
 )]
 pub async fn get_resource(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<Resource>> {
-    storage::resources::get(&state.db, id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("resource", id))
+    storage::resources::get(&state.db, id).await?.map(Json).ok_or_else(|| ApiError::not_found("resource", id))
 }
 
 #[cfg(test)]

@@ -96,20 +96,11 @@ pub async fn check_access(pool: &AwsPool, integration: &Integration) -> AccessCh
                     CheckStepName::AssumeRole,
                     format!("assumed {role_arn} with the external id"),
                 ));
-                Credentials::new(
-                    c.access_key_id,
-                    c.secret_access_key,
-                    Some(c.session_token),
-                    None,
-                    "jit-iam-check",
-                )
+                Credentials::new(c.access_key_id, c.secret_access_key, Some(c.session_token), None, "jit-iam-check")
             }
             None => {
-                let error = AwsError::new(
-                    super::AwsErrorKind::Rejected,
-                    "sts:AssumeRole",
-                    "the answer carried no credentials",
-                );
+                let error =
+                    AwsError::new(super::AwsErrorKind::Rejected, "sts:AssumeRole", "the answer carried no credentials");
                 steps.push(CheckStep::failed(CheckStepName::AssumeRole, &error));
                 return finish(integration, role_arn, steps);
             }

@@ -90,10 +90,7 @@ impl AwsError {
                 let raw = context.raw();
                 let status = raw.status().as_u16();
                 let (code, message) = match context.err().code() {
-                    Some(code) => (
-                        Some(code.to_string()),
-                        context.err().message().unwrap_or_default().to_string(),
-                    ),
+                    Some(code) => (Some(code.to_string()), context.err().message().unwrap_or_default().to_string()),
                     // Some endpoints answer errors the SDK cannot decode: read the body.
                     None => error_from_body(raw.body().bytes().unwrap_or_default()),
                 };
@@ -109,11 +106,8 @@ impl AwsError {
             SdkError::TimeoutError(_) => Self::new(AwsErrorKind::Transient, operation, "the call timed out"),
             SdkError::ResponseError(context) => {
                 let status = context.raw().status().as_u16();
-                let mut error = Self::new(
-                    classify(None, Some(status)),
-                    operation,
-                    format!("unreadable response (HTTP {status})"),
-                );
+                let mut error =
+                    Self::new(classify(None, Some(status)), operation, format!("unreadable response (HTTP {status})"));
                 error.http_status = Some(status);
                 error
             }
@@ -153,22 +147,48 @@ impl AwsError {
 fn classify(code: Option<&str>, status: Option<u16>) -> AwsErrorKind {
     use AwsErrorKind::*;
     match code.unwrap_or_default() {
-        "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" | "AuthFailure"
-        | "InvalidClientTokenId" | "UnrecognizedClientException" | "SignatureDoesNotMatch"
-        | "InvalidAccessKeyId" | "AllAccessDisabled" | "AWSOrganizationsNotInUseException" => AccessDenied,
-        "NoSuchEntity" | "NoSuchBucket" | "NoSuchTagSet" | "NoSuchTagSetError" | "AccountNotFoundException"
+        "AccessDenied"
+        | "AccessDeniedException"
+        | "UnauthorizedOperation"
+        | "AuthFailure"
+        | "InvalidClientTokenId"
+        | "UnrecognizedClientException"
+        | "SignatureDoesNotMatch"
+        | "InvalidAccessKeyId"
+        | "AllAccessDisabled"
+        | "AWSOrganizationsNotInUseException" => AccessDenied,
+        "NoSuchEntity"
+        | "NoSuchBucket"
+        | "NoSuchTagSet"
+        | "NoSuchTagSetError"
+        | "AccountNotFoundException"
         | "InvalidInstanceID.NotFound" => NotFound,
         "EntityAlreadyExists" => AlreadyExists,
         "LimitExceeded" | "LimitExceededException" => LimitExceeded,
         "MalformedPolicyDocument" => MalformedPolicy,
         "DeleteConflict" => DeleteConflict,
-        "Throttling" | "ThrottlingException" | "ThrottledException" | "TooManyRequestsException"
-        | "RequestLimitExceeded" | "SlowDown" | "RequestThrottled" | "RequestThrottledException"
+        "Throttling"
+        | "ThrottlingException"
+        | "ThrottledException"
+        | "TooManyRequestsException"
+        | "RequestLimitExceeded"
+        | "SlowDown"
+        | "RequestThrottled"
+        | "RequestThrottledException"
         | "PriorRequestNotComplete" => Throttled,
-        "ServiceFailure" | "ServiceFailureException" | "InternalError" | "InternalFailure"
-        | "ServiceUnavailable" | "ServiceUnavailableException" | "RequestTimeout" | "RequestTimeoutException"
-        | "ConcurrentModification" | "ConcurrentModificationException" | "IDPCommunicationError"
-        | "ExpiredToken" | "ExpiredTokenException" => Transient,
+        "ServiceFailure"
+        | "ServiceFailureException"
+        | "InternalError"
+        | "InternalFailure"
+        | "ServiceUnavailable"
+        | "ServiceUnavailableException"
+        | "RequestTimeout"
+        | "RequestTimeoutException"
+        | "ConcurrentModification"
+        | "ConcurrentModificationException"
+        | "IDPCommunicationError"
+        | "ExpiredToken"
+        | "ExpiredTokenException" => Transient,
         _ => match status {
             Some(403) => AccessDenied,
             Some(429) => Throttled,
@@ -191,10 +211,7 @@ fn error_from_body(body: &[u8]) -> (Option<String>, String) {
         return (Some(code), between("<Message>", "</Message>").unwrap_or_default());
     }
     if let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) {
-        let code = json
-            .get("__type")
-            .and_then(|v| v.as_str())
-            .map(|t| t.rsplit('#').next().unwrap_or(t).to_string());
+        let code = json.get("__type").and_then(|v| v.as_str()).map(|t| t.rsplit('#').next().unwrap_or(t).to_string());
         let message = ["message", "Message"]
             .iter()
             .find_map(|k| json.get(*k).and_then(|v| v.as_str()))
@@ -245,10 +262,7 @@ mod tests {
     #[test]
     fn codes_are_read_from_undecoded_bodies() {
         let xml = b"<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: x is not authorized</Message></Error></ErrorResponse>";
-        assert_eq!(
-            error_from_body(xml),
-            (Some("AccessDenied".into()), "User: x is not authorized".into())
-        );
+        assert_eq!(error_from_body(xml), (Some("AccessDenied".into()), "User: x is not authorized".into()));
         let json = br#"{"__type": "com.amazon#AccessDeniedException", "message": "no"}"#;
         assert_eq!(error_from_body(json), (Some("AccessDeniedException".into()), "no".into()));
         assert_eq!(error_from_body(b"<html>oops</html>"), (None, String::new()));

@@ -6,6 +6,8 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use aws_sdk_iam::operation::list_attached_user_policies::ListAttachedUserPoliciesOutput;
+use aws_sdk_iam::operation::list_groups_for_user::ListGroupsForUserOutput;
 use aws_sdk_iam::types::Tag;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
@@ -55,7 +57,7 @@ pub struct CallRecord {
 /// The IAM client of one account and the record of the calls made through it.
 pub struct IamChanges<'a> {
     iam: &'a aws_sdk_iam::Client,
-    pub records: Vec<CallRecord>,
+    records: Mutex<Vec<CallRecord>>,
 }
 
 /// Retries of NoSuchEntity right after jit-iam created the policy: IAM is
@@ -64,13 +66,18 @@ const CONSISTENCY_RETRIES: u32 = 5;
 
 impl<'a> IamChanges<'a> {
     pub fn new(iam: &'a aws_sdk_iam::Client) -> Self {
-        Self { iam, records: Vec::new() }
+        Self { iam, records: Mutex::new(Vec::new()) }
+    }
+
+    /// The calls made so far, in order.
+    pub fn records(&self) -> Vec<CallRecord> {
+        self.records.lock().expect("call records").clone()
     }
 
     /// Sends one call with an attempt counter attached, and records it.
     /// `already_done` says which error means the change is already in place.
     async fn call<T, E, F, Fut>(
-        &mut self,
+        &self,
         operation: &'static str,
         target: &str,
         already_done: impl Fn(&AwsError) -> bool,
@@ -100,7 +107,7 @@ impl<'a> IamChanges<'a> {
                 }
             }
         };
-        self.records.push(CallRecord {
+        self.records.lock().expect("call records").push(CallRecord {
             operation,
             target: target.to_string(),
             outcome,
@@ -117,7 +124,7 @@ impl<'a> IamChanges<'a> {
     /// Creates the grant's policy. When it exists already (an interrupted try
     /// created it), it is adopted if its `jit-iam:grant-id` tag is this grant's.
     pub async fn create_policy(
-        &mut self,
+        &self,
         name: &str,
         arn: &str,
         document: &str,
@@ -142,9 +149,12 @@ impl<'a> IamChanges<'a> {
             return Ok(());
         }
         let tags = self
-            .call("iam:ListPolicyTags", arn, |_| false, |counter| {
-                iam.list_policy_tags().policy_arn(arn).customize().interceptor(counter).send()
-            })
+            .call(
+                "iam:ListPolicyTags",
+                arn,
+                |_| false,
+                |counter| iam.list_policy_tags().policy_arn(arn).customize().interceptor(counter).send(),
+            )
             .await?
             .map(|output| output.tags().to_vec())
             .unwrap_or_default();
@@ -161,14 +171,19 @@ impl<'a> IamChanges<'a> {
 
     /// Attaches a policy to a user. After jit-iam just created the policy,
     /// NoSuchEntity is retried a few times (IAM's eventual consistency).
-    pub async fn attach_user_policy(&mut self, user: &str, arn: &str, just_created: bool) -> Result<(), AwsError> {
+    pub async fn attach_user_policy(&self, user: &str, arn: &str, just_created: bool) -> Result<(), AwsError> {
         let iam = self.iam;
         let mut retries = 0;
         loop {
             let result = self
-                .call("iam:AttachUserPolicy", arn, |_| false, |counter| {
-                    iam.attach_user_policy().user_name(user).policy_arn(arn).customize().interceptor(counter).send()
-                })
+                .call(
+                    "iam:AttachUserPolicy",
+                    arn,
+                    |_| false,
+                    |counter| {
+                        iam.attach_user_policy().user_name(user).policy_arn(arn).customize().interceptor(counter).send()
+                    },
+                )
                 .await;
             match result {
                 Err(e) if just_created && e.kind == AwsErrorKind::NotFound && retries < CONSISTENCY_RETRIES => {
@@ -180,7 +195,7 @@ impl<'a> IamChanges<'a> {
         }
     }
 
-    pub async fn detach_user_policy(&mut self, user: &str, arn: &str) -> Result<(), AwsError> {
+    pub async fn detach_user_policy(&self, user: &str, arn: &str) -> Result<(), AwsError> {
         let iam = self.iam;
         self.call("iam:DetachUserPolicy", arn, is_not_found, |counter| {
             iam.detach_user_policy().user_name(user).policy_arn(arn).customize().interceptor(counter).send()
@@ -189,7 +204,7 @@ impl<'a> IamChanges<'a> {
         .map(|_| ())
     }
 
-    pub async fn delete_policy(&mut self, arn: &str) -> Result<(), AwsError> {
+    pub async fn delete_policy(&self, arn: &str) -> Result<(), AwsError> {
         let iam = self.iam;
         self.call("iam:DeletePolicy", arn, is_not_found, |counter| {
             iam.delete_policy().policy_arn(arn).customize().interceptor(counter).send()
@@ -199,73 +214,81 @@ impl<'a> IamChanges<'a> {
     }
 
     /// The managed policies attached to a user, as IAM has them now.
-    pub async fn attached_policies(&mut self, user: &str) -> Result<Vec<String>, AwsError> {
+    pub async fn attached_policies(&self, user: &str) -> Result<Vec<String>, AwsError> {
         let iam = self.iam;
-        // The pages are fetched one after the other; the lock only satisfies the borrow checker.
-        let this = tokio::sync::Mutex::new(&mut *self);
-        all_pages("iam:ListAttachedUserPolicies", |marker| {
-            let this = &this;
-            async move {
-                let mut this = this.lock().await;
-                let page = this
-                    .call("iam:ListAttachedUserPolicies", user, |_| false, |counter| {
-                        iam.list_attached_user_policies()
-                            .user_name(user)
-                            .max_items(1000)
-                            .set_marker(marker)
-                            .customize()
-                            .interceptor(counter)
-                            .send()
-                    })
-                    .await?
-                    .expect("a successful call has output");
-                let items = page.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_string)).collect();
-                let next = if page.is_truncated() { page.marker().map(str::to_string) } else { None };
-                Ok(Page { items, next })
-            }
-        })
-        .await
+        let send = |marker, counter| {
+            iam.list_attached_user_policies()
+                .user_name(user)
+                .max_items(1000)
+                .set_marker(marker)
+                .customize()
+                .interceptor(counter)
+                .send()
+        };
+        let read = |page: &ListAttachedUserPoliciesOutput| Page {
+            items: page.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_string)).collect(),
+            next: page.marker().filter(|_| page.is_truncated()).map(str::to_string),
+        };
+        self.list_all("iam:ListAttachedUserPolicies", user, send, read).await
     }
 
     /// The groups a user is in, as IAM has them now.
-    pub async fn groups_of(&mut self, user: &str) -> Result<Vec<String>, AwsError> {
+    pub async fn groups_of(&self, user: &str) -> Result<Vec<String>, AwsError> {
         let iam = self.iam;
-        // The pages are fetched one after the other; the lock only satisfies the borrow checker.
-        let this = tokio::sync::Mutex::new(&mut *self);
-        all_pages("iam:ListGroupsForUser", |marker| {
-            let this = &this;
+        let send = |marker, counter| {
+            iam.list_groups_for_user()
+                .user_name(user)
+                .max_items(1000)
+                .set_marker(marker)
+                .customize()
+                .interceptor(counter)
+                .send()
+        };
+        let read = |page: &ListGroupsForUserOutput| Page {
+            items: page.groups().iter().map(|g| g.group_name().to_string()).collect(),
+            next: page.marker().filter(|_| page.is_truncated()).map(str::to_string),
+        };
+        self.list_all("iam:ListGroupsForUser", user, send, read).await
+    }
+
+    /// Every page of an IAM list call, each page recorded; `read` takes the
+    /// items and the next marker out of a page.
+    async fn list_all<O, E, F, Fut>(
+        &self,
+        operation: &'static str,
+        target: &str,
+        send: F,
+        read: impl Fn(&O) -> Page<String>,
+    ) -> Result<Vec<String>, AwsError>
+    where
+        F: Fn(Option<String>, AttemptCounter) -> Fut,
+        Fut: Future<Output = Result<O, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        O: RequestId,
+    {
+        all_pages(operation, |marker| {
+            let (send, read) = (&send, &read);
             async move {
-                let mut this = this.lock().await;
-                let page = this
-                    .call("iam:ListGroupsForUser", user, |_| false, |counter| {
-                        iam.list_groups_for_user()
-                            .user_name(user)
-                            .max_items(1000)
-                            .set_marker(marker)
-                            .customize()
-                            .interceptor(counter)
-                            .send()
-                    })
-                    .await?
-                    .expect("a successful call has output");
-                let items = page.groups().iter().map(|g| g.group_name().to_string()).collect();
-                let next = if page.is_truncated() { page.marker().map(str::to_string) } else { None };
-                Ok(Page { items, next })
+                let page = self.call(operation, target, |_| false, |counter| send(marker, counter)).await?;
+                Ok(read(&page.expect("a successful call has output")))
             }
         })
         .await
     }
 
-    pub async fn add_user_to_group(&mut self, user: &str, group: &str) -> Result<(), AwsError> {
+    pub async fn add_user_to_group(&self, user: &str, group: &str) -> Result<(), AwsError> {
         let iam = self.iam;
-        self.call("iam:AddUserToGroup", group, |_| false, |counter| {
-            iam.add_user_to_group().user_name(user).group_name(group).customize().interceptor(counter).send()
-        })
+        self.call(
+            "iam:AddUserToGroup",
+            group,
+            |_| false,
+            |counter| iam.add_user_to_group().user_name(user).group_name(group).customize().interceptor(counter).send(),
+        )
         .await
         .map(|_| ())
     }
 
-    pub async fn remove_user_from_group(&mut self, user: &str, group: &str) -> Result<(), AwsError> {
+    pub async fn remove_user_from_group(&self, user: &str, group: &str) -> Result<(), AwsError> {
         let iam = self.iam;
         self.call("iam:RemoveUserFromGroup", group, is_not_found, |counter| {
             iam.remove_user_from_group().user_name(user).group_name(group).customize().interceptor(counter).send()

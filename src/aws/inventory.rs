@@ -188,10 +188,7 @@ async fn list_policies(
             let scope = scope.clone();
             async move {
                 let page = limiter
-                    .send(
-                        OPERATION,
-                        clients.iam.list_policies().scope(scope).max_items(1000).set_marker(marker).send(),
-                    )
+                    .send(OPERATION, clients.iam.list_policies().scope(scope).max_items(1000).set_marker(marker).send())
                     .await?;
                 let next = if page.is_truncated() { page.marker().map(str::to_string) } else { None };
                 Ok(Page { items: page.policies().to_vec(), next })
@@ -199,9 +196,7 @@ async fn list_policies(
         })
         .await?;
         let local = scope == PolicyScopeType::Local;
-        let policies = policies
-            .into_iter()
-            .filter(|p| p.path() != Some(JIT_IAM_POLICY_PATH) && p.arn().is_some());
+        let policies = policies.into_iter().filter(|p| p.path() != Some(JIT_IAM_POLICY_PATH) && p.arn().is_some());
         let with_tags: Vec<DiscoveredResource> = futures::stream::iter(policies)
             .map(|policy| async move {
                 let arn = policy.arn().unwrap_or_default().to_string();
@@ -223,14 +218,15 @@ async fn list_policies(
     Ok(found)
 }
 
-pub async fn policy_tags(clients: &AwsClients, arn: &str, limiter: &CallLimiter) -> Result<BTreeMap<String, String>, AwsError> {
+pub async fn policy_tags(
+    clients: &AwsClients,
+    arn: &str,
+    limiter: &CallLimiter,
+) -> Result<BTreeMap<String, String>, AwsError> {
     const OPERATION: &str = "iam:ListPolicyTags";
     let tags = all_pages(OPERATION, |marker| async move {
         let page = limiter
-            .send(
-                OPERATION,
-                clients.iam.list_policy_tags().policy_arn(arn).max_items(1000).set_marker(marker).send(),
-            )
+            .send(OPERATION, clients.iam.list_policy_tags().policy_arn(arn).max_items(1000).set_marker(marker).send())
             .await?;
         let next = if page.is_truncated() { page.marker().map(str::to_string) } else { None };
         Ok(Page { items: page.tags().to_vec(), next })
@@ -244,41 +240,38 @@ async fn list_buckets(clients: &AwsClients, limiter: &CallLimiter) -> Result<Vec
     const OPERATION: &str = "s3:ListBuckets";
     let buckets = all_pages(OPERATION, |token| async move {
         let page = limiter
-            .send(
-                OPERATION,
-                clients.s3.list_buckets().max_buckets(10_000).set_continuation_token(token).send(),
-            )
+            .send(OPERATION, clients.s3.list_buckets().max_buckets(10_000).set_continuation_token(token).send())
             .await?;
         Ok(Page { items: page.buckets().to_vec(), next: page.continuation_token().map(str::to_string) })
     })
     .await?;
     let partition = clients.role.partition.as_str();
-    futures::stream::iter(buckets.into_iter().filter_map(|b| Some((b.name()?.to_string(), b.bucket_region().map(str::to_string)))))
-        .map(|(name, listed_region)| async move {
-            let region = match listed_region {
-                Some(region) => region,
-                None => bucket_region(clients, &name, limiter).await?,
-            };
-            let tags = bucket_tags(clients, &name, &region, limiter).await?;
-            Ok::<_, AwsError>(DiscoveredResource {
-                resource_type: ResourceType::S3Bucket,
-                arn: format!("arn:{partition}:s3:::{name}"),
-                name,
-                region: Some(region),
-                tags,
-                details: serde_json::json!({}),
-            })
+    futures::stream::iter(
+        buckets.into_iter().filter_map(|b| Some((b.name()?.to_string(), b.bucket_region().map(str::to_string)))),
+    )
+    .map(|(name, listed_region)| async move {
+        let region = match listed_region {
+            Some(region) => region,
+            None => bucket_region(clients, &name, limiter).await?,
+        };
+        let tags = bucket_tags(clients, &name, &region, limiter).await?;
+        Ok::<_, AwsError>(DiscoveredResource {
+            resource_type: ResourceType::S3Bucket,
+            arn: format!("arn:{partition}:s3:::{name}"),
+            name,
+            region: Some(region),
+            tags,
+            details: serde_json::json!({}),
         })
-        .buffer_unordered(limiter.concurrency)
-        .try_collect()
-        .await
+    })
+    .buffer_unordered(limiter.concurrency)
+    .try_collect()
+    .await
 }
 
 /// For endpoints whose ListBuckets does not say where a bucket lives.
 async fn bucket_region(clients: &AwsClients, bucket: &str, limiter: &CallLimiter) -> Result<String, AwsError> {
-    let location = limiter
-        .send("s3:GetBucketLocation", clients.s3.get_bucket_location().bucket(bucket).send())
-        .await?;
+    let location = limiter.send("s3:GetBucketLocation", clients.s3.get_bucket_location().bucket(bucket).send()).await?;
     Ok(match location.location_constraint().map(|c| c.as_str()) {
         None | Some("") => "us-east-1".to_string(),
         // The legacy name of eu-west-1.
@@ -293,9 +286,8 @@ async fn bucket_tags(
     region: &str,
     limiter: &CallLimiter,
 ) -> Result<BTreeMap<String, String>, AwsError> {
-    let answer = limiter
-        .send("s3:GetBucketTagging", clients.s3_in(region).get_bucket_tagging().bucket(bucket).send())
-        .await;
+    let answer =
+        limiter.send("s3:GetBucketTagging", clients.s3_in(region).get_bucket_tagging().bucket(bucket).send()).await;
     match answer {
         Ok(output) => Ok(output.tag_set().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect()),
         // An untagged bucket answers NoSuchTagSet.
@@ -388,7 +380,10 @@ pub struct OrganizationAccount {
 }
 
 /// Every account of the organization, in pages of 20 (the API's maximum).
-pub async fn list_organization_accounts(clients: &AwsClients, limiter: &CallLimiter) -> Result<Vec<OrganizationAccount>, AwsError> {
+pub async fn list_organization_accounts(
+    clients: &AwsClients,
+    limiter: &CallLimiter,
+) -> Result<Vec<OrganizationAccount>, AwsError> {
     const OPERATION: &str = "organizations:ListAccounts";
     all_pages(OPERATION, |token| async move {
         let page = limiter

@@ -23,10 +23,8 @@ impl Intercept for CallMetrics {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let (service, operation) = cfg
-            .load::<Metadata>()
-            .map(|m| (m.service().to_string(), m.name().to_string()))
-            .unwrap_or_default();
+        let (service, operation) =
+            cfg.load::<Metadata>().map(|m| (m.service().to_string(), m.name().to_string())).unwrap_or_default();
         let outcome = match context.response().map(|r| r.status().as_u16()) {
             Some(status) if status < 300 => "success",
             Some(429) => "throttled",
@@ -38,8 +36,7 @@ impl Intercept for CallMetrics {
             "service" => service.clone(), "operation" => operation.clone(), "outcome" => outcome)
         .increment(1);
         if cfg.load::<RequestAttempts>().is_some_and(|a| a.attempts() > 1) {
-            metrics::counter!("jit_iam_aws_retries_total", "service" => service, "operation" => operation)
-                .increment(1);
+            metrics::counter!("jit_iam_aws_retries_total", "service" => service, "operation" => operation).increment(1);
         }
         Ok(())
     }

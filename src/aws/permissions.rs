@@ -39,20 +39,40 @@ pub const PERMISSIONS: &[Permission] = &[
         why: "tags of customer-managed policies; adopting the policy of an interrupted grant",
     },
     Permission { action: "s3:ListAllMyBuckets", purpose: Purpose::Inventory, why: "buckets (s3:ListBuckets)" },
-    Permission { action: "s3:GetBucketLocation", purpose: Purpose::Inventory, why: "a bucket's region when ListBuckets does not say" },
+    Permission {
+        action: "s3:GetBucketLocation",
+        purpose: Purpose::Inventory,
+        why: "a bucket's region when ListBuckets does not say",
+    },
     Permission { action: "s3:GetBucketTagging", purpose: Purpose::Inventory, why: "bucket tags" },
-    Permission { action: "ec2:DescribeRegions", purpose: Purpose::Inventory, why: "enabled regions, when the integration lists none" },
+    Permission {
+        action: "ec2:DescribeRegions",
+        purpose: Purpose::Inventory,
+        why: "enabled regions, when the integration lists none",
+    },
     Permission { action: "ec2:DescribeInstances", purpose: Purpose::Inventory, why: "instances and their tags" },
     Permission { action: "iam:CreatePolicy", purpose: Purpose::Grants, why: "the policy of an EC2, S3 or role grant" },
     Permission { action: "iam:TagPolicy", purpose: Purpose::Grants, why: "tags given to that policy at creation" },
     Permission { action: "iam:DeletePolicy", purpose: Purpose::Grants, why: "removing that policy at revocation" },
     Permission { action: "iam:AttachUserPolicy", purpose: Purpose::Grants, why: "giving a policy to the user" },
     Permission { action: "iam:DetachUserPolicy", purpose: Purpose::Grants, why: "taking it back" },
-    Permission { action: "iam:ListAttachedUserPolicies", purpose: Purpose::Grants, why: "whether the user already had a policy before the grant" },
+    Permission {
+        action: "iam:ListAttachedUserPolicies",
+        purpose: Purpose::Grants,
+        why: "whether the user already had a policy before the grant",
+    },
     Permission { action: "iam:AddUserToGroup", purpose: Purpose::Grants, why: "group grants" },
     Permission { action: "iam:RemoveUserFromGroup", purpose: Purpose::Grants, why: "revoking group grants" },
-    Permission { action: "iam:ListGroupsForUser", purpose: Purpose::Grants, why: "whether the user was already in a group before the grant" },
-    Permission { action: "organizations:ListAccounts", purpose: Purpose::Organization, why: "the member accounts to inventory" },
+    Permission {
+        action: "iam:ListGroupsForUser",
+        purpose: Purpose::Grants,
+        why: "whether the user was already in a group before the grant",
+    },
+    Permission {
+        action: "organizations:ListAccounts",
+        purpose: Purpose::Organization,
+        why: "the member accounts to inventory",
+    },
 ];
 
 /// The IAM action a call needs: its own name, except where AWS names it differently.
@@ -66,16 +86,13 @@ pub fn permission_for(operation: &str) -> &str {
 /// The permission policy of the access role; member accounts need no Organizations access.
 pub fn permission_policy(include_organization: bool) -> PolicyDocument {
     let statement = |sid: &str, purpose: Purpose| {
-        let mut actions: Vec<&str> =
-            PERMISSIONS.iter().filter(|p| p.purpose == purpose).map(|p| p.action).collect();
+        let mut actions: Vec<&str> = PERMISSIONS.iter().filter(|p| p.purpose == purpose).map(|p| p.action).collect();
         actions.sort_unstable();
         actions.dedup();
         Statement::allow(sid, actions, vec!["*".into()])
     };
-    let mut statements = vec![
-        statement("JitIamInventory", Purpose::Inventory),
-        statement("JitIamGrants", Purpose::Grants),
-    ];
+    let mut statements =
+        vec![statement("JitIamInventory", Purpose::Inventory), statement("JitIamGrants", Purpose::Grants)];
     if include_organization {
         statements.push(statement("JitIamOrganization", Purpose::Organization));
     }

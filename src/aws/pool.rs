@@ -95,9 +95,8 @@ impl AwsPool {
                     .await
                     .map_err(|e| AwsError::from_sdk("sts:GetCallerIdentity", &e))?;
                 let arn = caller.arn().unwrap_or_default();
-                PrincipalArn::parse(arn).map_err(|e| {
-                    AwsError::new(super::AwsErrorKind::Rejected, "sts:GetCallerIdentity", e)
-                })
+                PrincipalArn::parse(arn)
+                    .map_err(|e| AwsError::new(super::AwsErrorKind::Rejected, "sts:GetCallerIdentity", e))
             })
             .await
             .cloned()

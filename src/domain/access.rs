@@ -60,7 +60,12 @@ impl Mechanism {
 
 /// The policy of a generated-policy grant for `user`; None for the other
 /// mechanisms. `arn` is the resource's ARN; for EC2 it carries region and account.
-pub fn policy_document(resource_type: ResourceType, level: AccessLevel, arn: &str, user: &str) -> Option<PolicyDocument> {
+pub fn policy_document(
+    resource_type: ResourceType,
+    level: AccessLevel,
+    arn: &str,
+    user: &str,
+) -> Option<PolicyDocument> {
     let resource = || vec![arn.to_string()];
     let statements = match (resource_type, level) {
         (ResourceType::S3Bucket, AccessLevel::Read) => vec![

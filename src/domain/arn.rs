@@ -53,9 +53,8 @@ pub fn is_region_code(value: &str) -> bool {
         [area, qualifier, direction, number] => (*area, Some(*qualifier), *direction, *number),
         _ => return false,
     };
-    const DIRECTIONS: [&str; 9] = [
-        "east", "west", "north", "south", "central", "northeast", "northwest", "southeast", "southwest",
-    ];
+    const DIRECTIONS: [&str; 9] =
+        ["east", "west", "north", "south", "central", "northeast", "northwest", "southeast", "southwest"];
     area.len() == 2
         && area.bytes().all(|b| b.is_ascii_lowercase())
         && qualifier.is_none_or(|q| q == "gov" || q.starts_with("iso"))
@@ -96,18 +95,13 @@ impl RoleArn {
     pub fn parse(value: &str) -> Result<Self, String> {
         let expected = "expected arn:aws:iam::<12-digit account>:role/<name> (partitions aws, aws-cn, aws-us-gov)";
         let mut parts = value.splitn(6, ':');
-        let (Some("arn"), Some(partition), Some("iam"), Some(""), Some(account_id), Some(resource)) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
+        let (Some("arn"), Some(partition), Some("iam"), Some(""), Some(account_id), Some(resource)) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(format!("not a role ARN: {expected}"));
         };
-        let partition = Partition::parse(partition)
-            .ok_or_else(|| format!("unknown partition `{partition}`: {expected}"))?;
+        let partition =
+            Partition::parse(partition).ok_or_else(|| format!("unknown partition `{partition}`: {expected}"))?;
         if !is_account_id(account_id) {
             return Err(format!("the account in the ARN is not 12 digits: {expected}"));
         }
@@ -135,14 +129,7 @@ impl RoleArn {
 
 impl fmt::Display for RoleArn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "arn:{}:iam::{}:role{}{}",
-            self.partition.as_str(),
-            self.account_id,
-            self.path,
-            self.name
-        )
+        write!(f, "arn:{}:iam::{}:role{}{}", self.partition.as_str(), self.account_id, self.path, self.name)
     }
 }
 
@@ -165,9 +152,11 @@ impl PrincipalArn {
         match (*service, resource.split_once('/')) {
             ("iam", Some(("role" | "user", rest))) if !rest.is_empty() => Ok(Self(value.to_string())),
             ("sts", Some(("assumed-role", rest))) => {
-                let role = rest.split('/').next().filter(|r| is_iam_name(r, 64)).ok_or_else(|| {
-                    format!("`{value}` does not name a role")
-                })?;
+                let role = rest
+                    .split('/')
+                    .next()
+                    .filter(|r| is_iam_name(r, 64))
+                    .ok_or_else(|| format!("`{value}` does not name a role"))?;
                 Ok(Self(format!("arn:{partition}:iam::{account_id}:role/{role}")))
             }
             _ => Err(format!("`{value}` is not the ARN of an IAM role or user")),

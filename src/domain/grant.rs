@@ -2,6 +2,7 @@
 //!
 //! Lifecycle: `pending` → `active` → `revoking` → `revoked`, or `failed`.
 
+use super::text_enum;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -27,23 +28,7 @@ pub enum GrantStatus {
     Failed,
 }
 
-impl GrantStatus {
-    pub const ALL: [GrantStatus; 5] = [Self::Pending, Self::Active, Self::Revoking, Self::Revoked, Self::Failed];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Active => "active",
-            Self::Revoking => "revoking",
-            Self::Revoked => "revoked",
-            Self::Failed => "failed",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == value)
-    }
-}
+text_enum!(GrantStatus { Pending = "pending", Active = "active", Revoking = "revoking", Revoked = "revoked", Failed = "failed" });
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -56,19 +41,7 @@ pub enum RevokeReason {
     IntegrationDeleted,
 }
 
-impl RevokeReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Expired => "expired",
-            Self::Revoked => "revoked",
-            Self::IntegrationDeleted => "integration_deleted",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        [Self::Expired, Self::Revoked, Self::IntegrationDeleted].into_iter().find(|r| r.as_str() == value)
-    }
-}
+text_enum!(RevokeReason { Expired = "expired", Revoked = "revoked", IntegrationDeleted = "integration_deleted" });
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -161,19 +134,7 @@ pub enum EventKind {
     Extended,
 }
 
-impl EventKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Transition => "transition",
-            Self::AwsCall => "aws_call",
-            Self::Extended => "extended",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        [Self::Transition, Self::AwsCall, Self::Extended].into_iter().find(|k| k.as_str() == value)
-    }
-}
+text_enum!(EventKind { Transition = "transition", AwsCall = "aws_call", Extended = "extended" });
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -184,19 +145,7 @@ pub enum CallOutcome {
     Failed,
 }
 
-impl CallOutcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Success => "success",
-            Self::AlreadyDone => "already_done",
-            Self::Failed => "failed",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        [Self::Success, Self::AlreadyDone, Self::Failed].into_iter().find(|o| o.as_str() == value)
-    }
-}
+text_enum!(CallOutcome { Success = "success", AlreadyDone = "already_done", Failed = "failed" });
 
 /// One entry of a grant's history.
 #[derive(Clone, Debug, Serialize, ToSchema)]

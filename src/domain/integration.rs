@@ -1,6 +1,7 @@
 //! Integrations: an AWS account (or an Organizations root and its members)
 //! that jit-iam reaches through a role the customer created for it.
 
+use super::text_enum;
 use chrono::{DateTime, Utc};
 use rand::distr::{Alphanumeric, SampleString};
 use serde::{Deserialize, Serialize};
@@ -20,22 +21,7 @@ pub enum Connection {
     Organization,
 }
 
-impl Connection {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::SingleAccount => "single_account",
-            Self::Organization => "organization",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "single_account" => Some(Self::SingleAccount),
-            "organization" => Some(Self::Organization),
-            _ => None,
-        }
-    }
-}
+text_enum!(Connection { SingleAccount = "single_account", Organization = "organization" });
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -45,22 +31,7 @@ pub enum IntegrationStatus {
     Deleting,
 }
 
-impl IntegrationStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Deleting => "deleting",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "active" => Some(Self::Active),
-            "deleting" => Some(Self::Deleting),
-            _ => None,
-        }
-    }
-}
+text_enum!(IntegrationStatus { Active = "active", Deleting = "deleting" });
 
 /// How jit-iam reaches the root account.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -116,8 +87,7 @@ pub struct Integration {
 
 impl Integration {
     pub fn root_role_arn(&self) -> RoleArn {
-        RoleArn::parse(&self.root_account.access_role_arn)
-            .expect("access_role_arn was validated before it was stored")
+        RoleArn::parse(&self.root_account.access_role_arn).expect("access_role_arn was validated before it was stored")
     }
 
     /// The role jit-iam assumes in `account_id`: the access role in the root
@@ -161,9 +131,7 @@ pub fn validate_region(region: &str, field: &str) -> Result<(), FieldError> {
 
 /// `[\w+=,.@:/-]{2,1224}`, as sts:AssumeRole accepts it.
 pub fn validate_external_id(external_id: &str, field: &str) -> Result<(), FieldError> {
-    let valid_chars = external_id
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "_+=,.@:/-".contains(c));
+    let valid_chars = external_id.chars().all(|c| c.is_ascii_alphanumeric() || "_+=,.@:/-".contains(c));
     if !(2..=1224).contains(&external_id.len()) || !valid_chars {
         return Err(FieldError::new(
             field,
@@ -309,10 +277,7 @@ mod tests {
         assert_eq!(validate_options(&o, Connection::SingleAccount).unwrap_err().field, "options.regions[1]");
         o.regions = None;
         o.member_role_name = Some("r".into());
-        assert_eq!(
-            validate_options(&o, Connection::SingleAccount).unwrap_err().field,
-            "options.member_role_name"
-        );
+        assert_eq!(validate_options(&o, Connection::SingleAccount).unwrap_err().field, "options.member_role_name");
         assert!(validate_options(&o, Connection::Organization).is_ok());
     }
 }

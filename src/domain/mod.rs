@@ -9,6 +9,26 @@ pub mod resource;
 pub mod sync;
 pub mod tags;
 
+/// `as_str`, `parse` and `ALL` for an enum stored as text, with the names serde uses.
+macro_rules! text_enum {
+    ($name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+
+            pub fn parse(value: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == value)
+            }
+        }
+    };
+}
+pub(crate) use text_enum;
+
 /// A rule broken by one field of the input; the API answers it with 422 naming `field`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {

@@ -1,5 +1,6 @@
 //! Resources of the inventory and the access levels grants offer on them.
 
+use super::text_enum;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -19,31 +20,9 @@ pub enum ResourceType {
     IamUser,
 }
 
+text_enum!(ResourceType { Ec2Instance = "ec2_instance", S3Bucket = "s3_bucket", IamRole = "iam_role", IamPolicy = "iam_policy", IamGroup = "iam_group", IamUser = "iam_user" });
+
 impl ResourceType {
-    pub const ALL: [ResourceType; 6] = [
-        Self::Ec2Instance,
-        Self::S3Bucket,
-        Self::IamRole,
-        Self::IamPolicy,
-        Self::IamGroup,
-        Self::IamUser,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ec2Instance => "ec2_instance",
-            Self::S3Bucket => "s3_bucket",
-            Self::IamRole => "iam_role",
-            Self::IamPolicy => "iam_policy",
-            Self::IamGroup => "iam_group",
-            Self::IamUser => "iam_user",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.as_str() == value)
-    }
-
     /// The access levels a grant may ask for on a resource of this type.
     pub fn access_levels(self) -> &'static [AccessLevel] {
         use AccessLevel::*;
@@ -71,20 +50,7 @@ pub enum AccessLevel {
     Member,
 }
 
-impl AccessLevel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Connect => "connect",
-            Self::Operate => "operate",
-            Self::Admin => "admin",
-            Self::Read => "read",
-            Self::Write => "write",
-            Self::Assume => "assume",
-            Self::Attach => "attach",
-            Self::Member => "member",
-        }
-    }
-}
+text_enum!(AccessLevel { Connect = "connect", Operate = "operate", Admin = "admin", Read = "read", Write = "write", Assume = "assume", Attach = "attach", Member = "member" });
 
 /// A resource as the browse API shows it.
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -133,7 +99,7 @@ mod tests {
 
     #[test]
     fn types_round_trip_and_users_offer_nothing() {
-        for t in ResourceType::ALL {
+        for &t in ResourceType::ALL {
             assert_eq!(ResourceType::parse(t.as_str()), Some(t));
             assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
         }

@@ -1,5 +1,6 @@
 //! Sync runs: when the inventory of an integration was refreshed, and how it went.
 
+use super::text_enum;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -22,20 +23,7 @@ pub enum SyncTrigger {
     Manual,
 }
 
-impl SyncTrigger {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Created => "created",
-            Self::Updated => "updated",
-            Self::Scheduled => "scheduled",
-            Self::Manual => "manual",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        [Self::Created, Self::Updated, Self::Scheduled, Self::Manual].into_iter().find(|t| t.as_str() == value)
-    }
-}
+text_enum!(SyncTrigger { Created = "created", Updated = "updated", Scheduled = "scheduled", Manual = "manual" });
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -50,23 +38,9 @@ pub enum SyncStatus {
     Failed,
 }
 
+text_enum!(SyncStatus { Queued = "queued", Running = "running", Succeeded = "succeeded", Partial = "partial", Failed = "failed" });
+
 impl SyncStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Running => "running",
-            Self::Succeeded => "succeeded",
-            Self::Partial => "partial",
-            Self::Failed => "failed",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        [Self::Queued, Self::Running, Self::Succeeded, Self::Partial, Self::Failed]
-            .into_iter()
-            .find(|s| s.as_str() == value)
-    }
-
     /// The outcome of a run from its accounts' outcomes.
     pub fn from_accounts(succeeded: usize, failed: usize) -> Self {
         match (succeeded, failed) {
@@ -86,19 +60,7 @@ pub enum AccountSyncStatus {
     Skipped,
 }
 
-impl AccountSyncStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Skipped => "skipped",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        [Self::Succeeded, Self::Failed, Self::Skipped].into_iter().find(|s| s.as_str() == value)
-    }
-}
+text_enum!(AccountSyncStatus { Succeeded = "succeeded", Failed = "failed", Skipped = "skipped" });
 
 /// Resources found, by type (`iam_user`, `ec2_instance`, ...).
 pub type TypeCounts = BTreeMap<String, i64>;

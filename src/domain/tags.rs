@@ -58,10 +58,7 @@ mod tests {
             TagPair { key: "env".into(), value: "dev".into() },
             TagPair { key: "team".into(), value: "".into() },
         ];
-        assert_eq!(
-            filter_document(&pairs),
-            serde_json::json!({"env": ["dev", "prod"], "team": [""]})
-        );
+        assert_eq!(filter_document(&pairs), serde_json::json!({"env": ["dev", "prod"], "team": [""]}));
     }
 
     #[test]

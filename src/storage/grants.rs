@@ -75,7 +75,7 @@ impl GrantRow {
                 arn: self.resource_arn.clone(),
                 name: self.resource_name.clone(),
             },
-            access_level: serde_json::from_value(serde_json::json!(self.access_level)).expect("stored from the enum"),
+            access_level: AccessLevel::parse(&self.access_level).expect("stored from the enum"),
             principal: GrantPrincipal {
                 principal_type: PrincipalType::IamUser,
                 name: self.principal_name.clone(),
@@ -222,7 +222,12 @@ pub async fn list(
 }
 
 /// Claims up to `limit` grants that are due, or whose replica's lease ran out.
-pub async fn claim_due(db: impl PgExecutor<'_>, owner: &str, lease: Duration, limit: i64) -> Result<Vec<GrantRow>, sqlx::Error> {
+pub async fn claim_due(
+    db: impl PgExecutor<'_>,
+    owner: &str,
+    lease: Duration,
+    limit: i64,
+) -> Result<Vec<GrantRow>, sqlx::Error> {
     sqlx::query_as::<_, GrantRow>(
         "update grants g set lease_owner = $1, lease_expires_at = now() + $2
          from (select grant_id from grants
@@ -251,24 +256,32 @@ pub async fn next_due_in(db: impl PgExecutor<'_>) -> Result<Option<Duration>, sq
     Ok(seconds.map(|s| Duration::from_secs_f64(s.max(0.0))))
 }
 
-pub async fn extend_lease(db: impl PgExecutor<'_>, grant_id: Uuid, owner: &str, lease: Duration) -> Result<bool, sqlx::Error> {
-    let result = sqlx::query("update grants set lease_expires_at = now() + $3 where grant_id = $1 and lease_owner = $2")
-        .bind(grant_id)
-        .bind(owner)
-        .bind(interval(lease))
-        .execute(db)
-        .await?;
+pub async fn extend_lease(
+    db: impl PgExecutor<'_>,
+    grant_id: Uuid,
+    owner: &str,
+    lease: Duration,
+) -> Result<bool, sqlx::Error> {
+    let result =
+        sqlx::query("update grants set lease_expires_at = now() + $3 where grant_id = $1 and lease_owner = $2")
+            .bind(grant_id)
+            .bind(owner)
+            .bind(interval(lease))
+            .execute(db)
+            .await?;
     Ok(result.rows_affected() == 1)
 }
 
 /// Gives up the lease: the grant waits for `next_run_at` (or for nothing).
 pub async fn release(db: impl PgExecutor<'_>, grant_id: Uuid, owner: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("update grants set lease_owner = null, lease_expires_at = null where grant_id = $1 and lease_owner = $2")
-        .bind(grant_id)
-        .bind(owner)
-        .execute(db)
-        .await
-        .map(|_| ())
+    sqlx::query(
+        "update grants set lease_owner = null, lease_expires_at = null where grant_id = $1 and lease_owner = $2",
+    )
+    .bind(grant_id)
+    .bind(owner)
+    .execute(db)
+    .await
+    .map(|_| ())
 }
 
 /// A state change the worker makes, applied only if the grant is still in
@@ -283,7 +296,13 @@ pub struct Transition<'a> {
     pub attempts: i32,
     pub last_error: Option<&'a GrantError>,
     pub holds_attachment: bool,
-    pub revoke_reason: Option<RevokeReason>,
+}
+
+impl<'a> Transition<'a> {
+    /// From `from` to `to`, with nothing due, no error, no attachment held.
+    pub fn new(grant_id: Uuid, owner: &'a str, from: GrantStatus, to: GrantStatus) -> Self {
+        Self { grant_id, owner, from, to, next_run_at: None, attempts: 0, last_error: None, holds_attachment: false }
+    }
 }
 
 /// Applies a worker transition; None when the grant changed under the worker
@@ -294,7 +313,6 @@ pub async fn transition(db: impl PgExecutor<'_>, t: &Transition<'_>) -> Result<O
         "with updated as (
              update grants
              set status = $4, next_run_at = $5, attempts = $6, last_error = $7, holds_attachment = $8,
-                 revoke_reason = coalesce($9, revoke_reason),
                  activated_at = case when $4 = 'active' and activated_at is null then now() else activated_at end,
                  finished_at = case when $4 in ('revoked', 'failed') then now() else finished_at end,
                  lease_owner = case when $5 <= now() then lease_owner end,
@@ -311,7 +329,6 @@ pub async fn transition(db: impl PgExecutor<'_>, t: &Transition<'_>) -> Result<O
     .bind(t.attempts)
     .bind(t.last_error.map(Json))
     .bind(t.holds_attachment)
-    .bind(t.revoke_reason.map(RevokeReason::as_str))
     .fetch_optional(db)
     .await
 }
@@ -330,7 +347,11 @@ pub async fn expire(db: impl PgExecutor<'_>, grant_id: Uuid, owner: &str) -> Res
 }
 
 /// Asks for the revocation of a pending or active grant (API).
-pub async fn request_revoke(db: impl PgExecutor<'_>, grant_id: Uuid, reason: RevokeReason) -> Result<Option<GrantRow>, sqlx::Error> {
+pub async fn request_revoke(
+    db: impl PgExecutor<'_>,
+    grant_id: Uuid,
+    reason: RevokeReason,
+) -> Result<Option<GrantRow>, sqlx::Error> {
     sqlx::query_as::<_, GrantRow>(
         "with updated as (
              update grants set status = 'revoking', revoke_reason = $2, next_run_at = now(), attempts = 0, last_error = null
@@ -345,7 +366,11 @@ pub async fn request_revoke(db: impl PgExecutor<'_>, grant_id: Uuid, reason: Rev
 }
 
 /// Moves the expiry of a pending or active grant (API).
-pub async fn extend(db: impl PgExecutor<'_>, grant_id: Uuid, expires_at: DateTime<Utc>) -> Result<Option<GrantRow>, sqlx::Error> {
+pub async fn extend(
+    db: impl PgExecutor<'_>,
+    grant_id: Uuid,
+    expires_at: DateTime<Utc>,
+) -> Result<Option<GrantRow>, sqlx::Error> {
     sqlx::query_as::<_, GrantRow>(
         "with updated as (
              update grants
@@ -361,7 +386,10 @@ pub async fn extend(db: impl PgExecutor<'_>, grant_id: Uuid, expires_at: DateTim
 }
 
 /// Starts revoking every live grant of an integration being deleted.
-pub async fn revoke_all_of_integration(db: impl PgExecutor<'_>, integration_id: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
+pub async fn revoke_all_of_integration(
+    db: impl PgExecutor<'_>,
+    integration_id: Uuid,
+) -> Result<Vec<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
         "update grants set status = 'revoking', revoke_reason = 'integration_deleted', next_run_at = now(),
                            attempts = 0, last_error = null
@@ -374,10 +402,12 @@ pub async fn revoke_all_of_integration(db: impl PgExecutor<'_>, integration_id: 
 }
 
 pub async fn count_live_of_integration(db: impl PgExecutor<'_>, integration_id: Uuid) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("select count(*) from grants where integration_id = $1 and status in ('pending', 'active', 'revoking')")
-        .bind(integration_id)
-        .fetch_one(db)
-        .await
+    sqlx::query_scalar(
+        "select count(*) from grants where integration_id = $1 and status in ('pending', 'active', 'revoking')",
+    )
+    .bind(integration_id)
+    .fetch_one(db)
+    .await
 }
 
 /// The managed policies a user has, as far as jit-iam knows: attached at the
@@ -452,12 +482,22 @@ impl NewEvent {
     }
 
     pub fn transition(from: Option<GrantStatus>, to: GrantStatus, message: impl Into<String>) -> Self {
-        Self { from_status: from, to_status: Some(to), message: Some(message.into()), ..Self::empty(EventKind::Transition) }
+        Self {
+            from_status: from,
+            to_status: Some(to),
+            message: Some(message.into()),
+            ..Self::empty(EventKind::Transition)
+        }
     }
 }
 
 /// Records events in one statement.
-pub async fn insert_events(db: impl PgExecutor<'_>, grant_id: Uuid, actor: &str, events: &[NewEvent]) -> Result<(), sqlx::Error> {
+pub async fn insert_events(
+    db: impl PgExecutor<'_>,
+    grant_id: Uuid,
+    actor: &str,
+    events: &[NewEvent],
+) -> Result<(), sqlx::Error> {
     if events.is_empty() {
         return Ok(());
     }
@@ -508,7 +548,12 @@ struct EventRow {
 }
 
 /// Events in order, after `after` when given.
-pub async fn events(db: impl PgExecutor<'_>, grant_id: Uuid, after: Option<i64>, limit: i64) -> Result<Vec<GrantEvent>, sqlx::Error> {
+pub async fn events(
+    db: impl PgExecutor<'_>,
+    grant_id: Uuid,
+    after: Option<i64>,
+    limit: i64,
+) -> Result<Vec<GrantEvent>, sqlx::Error> {
     let rows = sqlx::query_as::<_, EventRow>(
         "select event_id, kind, from_status, to_status, operation, target, outcome, aws_request_id, error_code,
                 message, actor, attempts, created_at
@@ -592,15 +637,23 @@ pub async fn put_shared_attachment(
     .map(|_| ())
 }
 
-pub async fn delete_shared_attachment(db: impl PgExecutor<'_>, account_id: &str, user: &str, kind: &str, target: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("delete from shared_attachments where account_id = $1 and principal_name = $2 and kind = $3 and target = $4")
-        .bind(account_id)
-        .bind(user)
-        .bind(kind)
-        .bind(target)
-        .execute(db)
-        .await
-        .map(|_| ())
+pub async fn delete_shared_attachment(
+    db: impl PgExecutor<'_>,
+    account_id: &str,
+    user: &str,
+    kind: &str,
+    target: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "delete from shared_attachments where account_id = $1 and principal_name = $2 and kind = $3 and target = $4",
+    )
+    .bind(account_id)
+    .bind(user)
+    .bind(kind)
+    .bind(target)
+    .execute(db)
+    .await
+    .map(|_| ())
 }
 
 /// Other live grants holding the same attachment.

@@ -132,14 +132,15 @@ pub async fn update(db: impl PgExecutor<'_>, integration: &Integration) -> Resul
 }
 
 pub async fn delete(db: impl PgExecutor<'_>, id: Uuid) -> Result<bool, sqlx::Error> {
-    let result = sqlx::query("delete from integrations where integration_id = $1")
-        .bind(id)
-        .execute(db)
-        .await?;
+    let result = sqlx::query("delete from integrations where integration_id = $1").bind(id).execute(db).await?;
     Ok(result.rows_affected() == 1)
 }
 
-pub async fn set_status(db: impl PgExecutor<'_>, id: Uuid, status: IntegrationStatus) -> Result<Integration, sqlx::Error> {
+pub async fn set_status(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    status: IntegrationStatus,
+) -> Result<Integration, sqlx::Error> {
     sqlx::query_as::<_, IntegrationRow>(&format!(
         "update integrations set status = $2 where integration_id = $1 returning {COLUMNS}"
     ))

@@ -39,12 +39,7 @@ fn options(config: &DatabaseConfig) -> Result<PgConnectOptions, StartupError> {
 }
 
 fn describe(options: &PgConnectOptions) -> String {
-    format!(
-        "{}:{}/{}",
-        options.get_host(),
-        options.get_port(),
-        options.get_database().unwrap_or("postgres")
-    )
+    format!("{}:{}/{}", options.get_host(), options.get_port(), options.get_database().unwrap_or("postgres"))
 }
 
 /// Creates the database named in the URL when it does not exist yet.
@@ -81,7 +76,11 @@ pub async fn connect(config: &DatabaseConfig) -> Result<PgPool, StartupError> {
 }
 
 /// A pool of `size` connections; `acquire_timeout` bounds the wait for a free one.
-pub async fn connect_pool(config: &DatabaseConfig, size: u32, acquire_timeout: Duration) -> Result<PgPool, StartupError> {
+pub async fn connect_pool(
+    config: &DatabaseConfig,
+    size: u32,
+    acquire_timeout: Duration,
+) -> Result<PgPool, StartupError> {
     let options = options(config)?;
     let target = describe(&options);
     PgPoolOptions::new()

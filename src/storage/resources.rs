@@ -70,7 +70,11 @@ pub async fn replace_account(
 }
 
 /// Re-applies a changed tag filter to what is stored, at once.
-pub async fn apply_filter(db: impl PgExecutor<'_>, integration_id: Uuid, filter: &serde_json::Value) -> Result<(), sqlx::Error> {
+pub async fn apply_filter(
+    db: impl PgExecutor<'_>,
+    integration_id: Uuid,
+    filter: &serde_json::Value,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "update resources set offered = (type = 'iam_user' or tags_match_filter(tags, $2))
          where integration_id = $1 and offered is distinct from (type = 'iam_user' or tags_match_filter(tags, $2))",

@@ -125,7 +125,12 @@ pub async fn claim(db: impl PgExecutor<'_>, owner: &str, lease: Duration) -> Res
 }
 
 /// Extends the lease; false when the run is no longer ours.
-pub async fn extend_lease(db: impl PgExecutor<'_>, sync_id: Uuid, owner: &str, lease: Duration) -> Result<bool, sqlx::Error> {
+pub async fn extend_lease(
+    db: impl PgExecutor<'_>,
+    sync_id: Uuid,
+    owner: &str,
+    lease: Duration,
+) -> Result<bool, sqlx::Error> {
     let result = sqlx::query(
         "update sync_runs set lease_expires_at = now() + $3
          where sync_id = $1 and lease_owner = $2 and status = 'running'",
@@ -138,7 +143,11 @@ pub async fn extend_lease(db: impl PgExecutor<'_>, sync_id: Uuid, owner: &str, l
     Ok(result.rows_affected() == 1)
 }
 
-pub async fn record_account(db: impl PgExecutor<'_>, sync_id: Uuid, result: &SyncAccountResult) -> Result<(), sqlx::Error> {
+pub async fn record_account(
+    db: impl PgExecutor<'_>,
+    sync_id: Uuid,
+    result: &SyncAccountResult,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "insert into sync_run_accounts (sync_id, account_id, status, error, counts, aws_calls, started_at, finished_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -167,7 +176,12 @@ pub struct Outcome<'a> {
 }
 
 /// Ends a run we still own; false when another replica took it over.
-pub async fn finish(db: impl PgExecutor<'_>, sync_id: Uuid, owner: &str, outcome: Outcome<'_>) -> Result<bool, sqlx::Error> {
+pub async fn finish(
+    db: impl PgExecutor<'_>,
+    sync_id: Uuid,
+    owner: &str,
+    outcome: Outcome<'_>,
+) -> Result<bool, sqlx::Error> {
     let result = sqlx::query(
         "update sync_runs
          set status = $3, finished_at = now(), aws_calls = $4, counts = $5, error = $6,

@@ -94,7 +94,11 @@ async fn process(state: &AppState, mut grant: GrantRow) -> Result<(), sqlx::Erro
         let now = Utc::now();
         let next = match grant.status() {
             GrantStatus::Pending if grant.expires_at <= now => {
-                let error = GrantError { code: "expired".into(), message: "expired before it could be applied".into(), aws: None };
+                let error = GrantError {
+                    code: "expired".into(),
+                    message: "expired before it could be applied".into(),
+                    aws: None,
+                };
                 undo(state, &grant, error, Vec::new()).await?
             }
             GrantStatus::Pending => apply(state, &grant).await?,
@@ -144,7 +148,11 @@ impl StepError {
             Self::Aws(e) => {
                 let api = ApiError::from(e.clone());
                 let code = serde_json::to_value(api.code).ok().and_then(|v| v.as_str().map(str::to_string));
-                GrantError { code: code.unwrap_or_else(|| "aws_error".into()), message: e.to_string(), aws: Some(e.body()) }
+                GrantError {
+                    code: code.unwrap_or_else(|| "aws_error".into()),
+                    message: e.to_string(),
+                    aws: Some(e.body()),
+                }
             }
             Self::Quota(message) => GrantError { code: "quota_exceeded".into(), message, aws: None },
         }
@@ -182,7 +190,8 @@ fn count_calls(records: &[CallRecord]) {
             CallOutcome::AlreadyDone => "already_done",
             CallOutcome::Failed => "failed",
         };
-        metrics::counter!("jit_iam_grant_aws_calls_total", "operation" => record.operation, "outcome" => outcome).increment(1);
+        metrics::counter!("jit_iam_grant_aws_calls_total", "operation" => record.operation, "outcome" => outcome)
+            .increment(1);
     }
 }
 
@@ -194,29 +203,24 @@ async fn apply(state: &AppState, grant: &GrantRow) -> Result<Option<GrantRow>, s
         return undo(state, grant, error, Vec::new()).await;
     };
     let clients = state.aws.clients(&integration, &grant.account_id).await;
-    let mut iam = IamChanges::new(&clients.iam);
+    let iam = IamChanges::new(&clients.iam);
     let mut tx = state.worker_db.begin().await?;
     storage::grants::lock_user(&mut *tx, &grant.account_id, &grant.principal_name).await?;
     let outcome = match Mechanism::of(grant.resource_type()).expect("grants target offered types") {
-        Mechanism::GeneratedPolicy => apply_generated_policy(state, &mut tx, grant, &mut iam).await?,
-        Mechanism::AttachPolicy => apply_shared(state, &mut tx, grant, &mut iam, SharedKind::Policy).await?,
-        Mechanism::GroupMembership => apply_shared(state, &mut tx, grant, &mut iam, SharedKind::Group).await?,
+        Mechanism::GeneratedPolicy => apply_generated_policy(state, &mut tx, grant, &iam).await?,
+        Mechanism::AttachPolicy => apply_shared(state, &mut tx, grant, &iam, SharedKind::Policy).await?,
+        Mechanism::GroupMembership => apply_shared(state, &mut tx, grant, &iam, SharedKind::Group).await?,
     };
-    count_calls(&iam.records);
-    let mut events = call_events(&iam.records);
+    let records = iam.records();
+    count_calls(&records);
+    let mut events = call_events(&records);
     let row = match outcome {
         Ok(holds_attachment) => {
             events.push(NewEvent::transition(Some(GrantStatus::Pending), GrantStatus::Active, "applied"));
             let t = Transition {
-                grant_id: grant.grant_id,
-                owner,
-                from: GrantStatus::Pending,
-                to: GrantStatus::Active,
                 next_run_at: Some(grant.expires_at),
-                attempts: 0,
-                last_error: None,
                 holds_attachment,
-                revoke_reason: None,
+                ..Transition::new(grant.grant_id, owner, GrantStatus::Pending, GrantStatus::Active)
             };
             let row = storage::grants::transition(&mut *tx, &t).await?;
             storage::grants::insert_events(&mut *tx, grant.grant_id, owner, &events).await?;
@@ -234,15 +238,10 @@ async fn apply(state: &AppState, grant: &GrantRow) -> Result<Option<GrantRow>, s
                     format!("will retry: {}", error.message),
                 ));
                 let t = Transition {
-                    grant_id: grant.grant_id,
-                    owner,
-                    from: GrantStatus::Pending,
-                    to: GrantStatus::Pending,
                     next_run_at: Some(retry_at),
                     attempts: grant.attempts + 1,
                     last_error: Some(&error),
-                    holds_attachment: false,
-                    revoke_reason: None,
+                    ..Transition::new(grant.grant_id, owner, GrantStatus::Pending, GrantStatus::Pending)
                 };
                 let row = storage::grants::transition(&mut *tx, &t).await?;
                 storage::grants::insert_events(&mut *tx, grant.grant_id, owner, &events).await?;
@@ -259,7 +258,12 @@ async fn apply(state: &AppState, grant: &GrantRow) -> Result<Option<GrantRow>, s
 
 /// A permanent failure: record it and hand the grant to the revocation path,
 /// which removes whatever was done (retrying until it succeeds) and ends in `failed`.
-async fn undo(state: &AppState, grant: &GrantRow, error: GrantError, mut events: Vec<NewEvent>) -> Result<Option<GrantRow>, sqlx::Error> {
+async fn undo(
+    state: &AppState,
+    grant: &GrantRow,
+    error: GrantError,
+    mut events: Vec<NewEvent>,
+) -> Result<Option<GrantRow>, sqlx::Error> {
     let owner = state.instance_id.as_str();
     tracing::warn!(grant_id = %grant.grant_id, code = %error.code, error = %error.message, "grant failed; undoing");
     events.push(NewEvent::transition(
@@ -268,15 +272,9 @@ async fn undo(state: &AppState, grant: &GrantRow, error: GrantError, mut events:
         format!("failed, undoing: {}", error.message),
     ));
     let t = Transition {
-        grant_id: grant.grant_id,
-        owner,
-        from: GrantStatus::Pending,
-        to: GrantStatus::Revoking,
         next_run_at: Some(Utc::now()),
-        attempts: 0,
         last_error: Some(&error),
-        holds_attachment: false,
-        revoke_reason: None,
+        ..Transition::new(grant.grant_id, owner, GrantStatus::Pending, GrantStatus::Revoking)
     };
     let mut tx = state.worker_db.begin().await?;
     let row = storage::grants::transition(&mut *tx, &t).await?;
@@ -285,7 +283,10 @@ async fn undo(state: &AppState, grant: &GrantRow, error: GrantError, mut events:
     Ok(row)
 }
 
-async fn grant_integration(state: &AppState, grant: &GrantRow) -> Result<Option<crate::domain::integration::Integration>, sqlx::Error> {
+async fn grant_integration(
+    state: &AppState,
+    grant: &GrantRow,
+) -> Result<Option<crate::domain::integration::Integration>, sqlx::Error> {
     match grant.integration_id {
         Some(id) => storage::integrations::get(&state.worker_db, id).await,
         None => Ok(None),
@@ -297,14 +298,16 @@ async fn apply_generated_policy(
     state: &AppState,
     tx: &mut sqlx::PgConnection,
     grant: &GrantRow,
-    iam: &mut IamChanges<'_>,
+    iam: &IamChanges<'_>,
 ) -> Result<Result<bool, StepError>, sqlx::Error> {
-    let held = storage::grants::managed_policies_of(&mut *tx, &grant.account_id, &grant.principal_name, grant.grant_id).await?;
+    let held = storage::grants::managed_policies_of(&mut *tx, &grant.account_id, &grant.principal_name, grant.grant_id)
+        .await?;
     let max = state.config.grants.max_policies_per_user as usize;
     if held.len() + 1 > max {
         return Ok(Err(quota_error(&grant.principal_name, held.len(), max)));
     }
-    let (Some(name), Some(arn), Some(document)) = (&grant.policy_name, &grant.policy_arn, &grant.policy_document) else {
+    let (Some(name), Some(arn), Some(document)) = (&grant.policy_name, &grant.policy_arn, &grant.policy_document)
+    else {
         unreachable!("generated-policy grants store their policy at submission");
     };
     let grant_id = grant.grant_id.to_string();
@@ -367,7 +370,7 @@ async fn apply_shared(
     state: &AppState,
     tx: &mut sqlx::PgConnection,
     grant: &GrantRow,
-    iam: &mut IamChanges<'_>,
+    iam: &IamChanges<'_>,
     kind: SharedKind,
 ) -> Result<Result<bool, StepError>, sqlx::Error> {
     let (account, user, target) = (&grant.account_id, &grant.principal_name, kind.target(grant));
@@ -386,7 +389,8 @@ async fn apply_shared(
         Err(e) => return Ok(Err(e.into())),
     };
     if current.iter().any(|c| c == target) {
-        storage::grants::put_shared_attachment(&mut *tx, account, user, kind.as_str(), target, !recovering, "attached").await?;
+        storage::grants::put_shared_attachment(&mut *tx, account, user, kind.as_str(), target, !recovering, "attached")
+            .await?;
         return Ok(Ok(true));
     }
     let (count, max) = match kind {
@@ -400,7 +404,8 @@ async fn apply_shared(
         }));
     }
     // Written and committed before the change, so a crash right after it is recognised as ours.
-    storage::grants::put_shared_attachment(&state.worker_db, account, user, kind.as_str(), target, false, "attaching").await?;
+    storage::grants::put_shared_attachment(&state.worker_db, account, user, kind.as_str(), target, false, "attaching")
+        .await?;
     let changed = match kind {
         SharedKind::Policy => iam.attach_user_policy(user, target, false).await,
         SharedKind::Group => iam.add_user_to_group(user, target).await,
@@ -425,14 +430,15 @@ async fn revoke(state: &AppState, grant: &GrantRow) -> Result<Option<GrantRow>, 
         ))),
         Some(integration) => {
             let clients = state.aws.clients(integration, &grant.account_id).await;
-            let mut iam = IamChanges::new(&clients.iam);
+            let iam = IamChanges::new(&clients.iam);
             let result = match Mechanism::of(grant.resource_type()).expect("grants target offered types") {
-                Mechanism::GeneratedPolicy => revoke_generated_policy(grant, &mut iam).await,
-                Mechanism::AttachPolicy => revoke_shared(&mut tx, grant, &mut iam, SharedKind::Policy).await?,
-                Mechanism::GroupMembership => revoke_shared(&mut tx, grant, &mut iam, SharedKind::Group).await?,
+                Mechanism::GeneratedPolicy => revoke_generated_policy(grant, &iam).await,
+                Mechanism::AttachPolicy => revoke_shared(&mut tx, grant, &iam, SharedKind::Policy).await?,
+                Mechanism::GroupMembership => revoke_shared(&mut tx, grant, &iam, SharedKind::Group).await?,
             };
-            count_calls(&iam.records);
-            storage::grants::insert_events(&mut *tx, grant.grant_id, owner, &call_events(&iam.records)).await?;
+            let records = iam.records();
+            count_calls(&records);
+            storage::grants::insert_events(&mut *tx, grant.grant_id, owner, &call_events(&records)).await?;
             result
         }
     };
@@ -442,16 +448,9 @@ async fn revoke(state: &AppState, grant: &GrantRow) -> Result<Option<GrantRow>, 
             let to = if was_applied { GrantStatus::Revoked } else { GrantStatus::Failed };
             let message = if was_applied { "revoked" } else { "undone" };
             let t = Transition {
-                grant_id: grant.grant_id,
-                owner,
-                from: GrantStatus::Revoking,
-                to,
-                next_run_at: None,
-                attempts: 0,
                 // A failed grant keeps the error that made it fail.
                 last_error: if was_applied { None } else { grant.last_error.as_ref().map(|e| &e.0) },
-                holds_attachment: false,
-                revoke_reason: None,
+                ..Transition::new(grant.grant_id, owner, GrantStatus::Revoking, to)
             };
             (t, NewEvent::transition(Some(GrantStatus::Revoking), to, message))
         }
@@ -459,15 +458,11 @@ async fn revoke(state: &AppState, grant: &GrantRow) -> Result<Option<GrantRow>, 
             let error = error.into_grant_error();
             tracing::warn!(grant_id = %grant.grant_id, error = %error.message, "revocation failed; will retry");
             let t = Transition {
-                grant_id: grant.grant_id,
-                owner,
-                from: GrantStatus::Revoking,
-                to: GrantStatus::Revoking,
                 next_run_at: Some(Utc::now() + backoff(grant.attempts, REVOKE_RETRY_CAP)),
                 attempts: grant.attempts + 1,
                 last_error: Some(&error),
                 holds_attachment: grant.holds_attachment,
-                revoke_reason: None,
+                ..Transition::new(grant.grant_id, owner, GrantStatus::Revoking, GrantStatus::Revoking)
             };
             let event = NewEvent::transition(
                 Some(GrantStatus::Revoking),
@@ -482,7 +477,9 @@ async fn revoke(state: &AppState, grant: &GrantRow) -> Result<Option<GrantRow>, 
     };
     let row = storage::grants::transition(&mut *tx, &t).await?;
     storage::grants::insert_events(&mut *tx, grant.grant_id, owner, &[event]).await?;
-    if let Some(integration) = integration.filter(|i| i.status == crate::domain::integration::IntegrationStatus::Deleting) {
+    if let Some(integration) =
+        integration.filter(|i| i.status == crate::domain::integration::IntegrationStatus::Deleting)
+    {
         if storage::grants::finish_integration_deletion(&mut *tx, integration.id).await? {
             tracing::info!(integration_id = %integration.id, "integration deleted after its last grant was revoked");
         }
@@ -499,7 +496,7 @@ async fn revoke(state: &AppState, grant: &GrantRow) -> Result<Option<GrantRow>, 
 }
 
 /// DetachUserPolicy, then DeletePolicy (IAM refuses to delete an attached policy).
-async fn revoke_generated_policy(grant: &GrantRow, iam: &mut IamChanges<'_>) -> Result<(), StepError> {
+async fn revoke_generated_policy(grant: &GrantRow, iam: &IamChanges<'_>) -> Result<(), StepError> {
     let arn = grant.policy_arn.as_deref().expect("generated-policy grants store their policy ARN");
     iam.detach_user_policy(&grant.principal_name, arn).await?;
     iam.delete_policy(arn).await?;
@@ -511,12 +508,13 @@ async fn revoke_generated_policy(grant: &GrantRow, iam: &mut IamChanges<'_>) -> 
 async fn revoke_shared(
     tx: &mut sqlx::PgConnection,
     grant: &GrantRow,
-    iam: &mut IamChanges<'_>,
+    iam: &IamChanges<'_>,
     kind: SharedKind,
 ) -> Result<Result<(), StepError>, sqlx::Error> {
     let (account, user, target) = (&grant.account_id, &grant.principal_name, kind.target(grant));
     storage::grants::lock_user(&mut *tx, account, user).await?;
-    let Some(attachment) = storage::grants::shared_attachment(&mut *tx, account, user, kind.as_str(), target).await? else {
+    let Some(attachment) = storage::grants::shared_attachment(&mut *tx, account, user, kind.as_str(), target).await?
+    else {
         return Ok(Ok(()));
     };
     if storage::grants::other_holders(&mut *tx, grant).await? > 0 {

@@ -206,10 +206,18 @@ async fn sync_account(
 
     let mut tx = state.worker_db.begin().await?;
     if result.status == AccountSyncStatus::Succeeded {
-        storage::resources::replace_account(&mut tx, integration.id, &account.account_id, run.id, &found, filter).await?;
+        storage::resources::replace_account(&mut tx, integration.id, &account.account_id, run.id, &found, filter)
+            .await?;
     }
-    storage::accounts::record_sync(&mut *tx, integration.id, &account.account_id, run.id, result.status, result.error.as_ref())
-        .await?;
+    storage::accounts::record_sync(
+        &mut *tx,
+        integration.id,
+        &account.account_id,
+        run.id,
+        result.status,
+        result.error.as_ref(),
+    )
+    .await?;
     storage::syncs::record_account(&mut *tx, run.id, &result).await?;
     tx.commit().await?;
     Ok(result)

@@ -139,7 +139,8 @@ async fn a_killed_replica_is_taken_over_and_every_grant_ends_correctly() {
     }
     assert!(grants.iter().filter(|g| g["status"] == "revoked").count() >= 30, "most grants were applied");
     assert_clean(&account).await;
-    let tracked: i64 = sqlx::query_scalar("select count(*) from shared_attachments").fetch_one(&second.db().await).await.unwrap();
+    let tracked: i64 =
+        sqlx::query_scalar("select count(*) from shared_attachments").fetch_one(&second.db().await).await.unwrap();
     assert_eq!(tracked, 0);
 }
 
@@ -169,7 +170,11 @@ async fn two_replicas_apply_and_revoke_200_grants_each_change_once() {
     });
     futures::future::join_all(revocations).await;
     let grants = all_finished(&first, &ids).await;
-    assert!(grants.iter().all(|g| g["status"] == "revoked"), "every grant was applied and revoked; second replica:\n{}", second.problems());
+    assert!(
+        grants.iter().all(|g| g["status"] == "revoked"),
+        "every grant was applied and revoked; second replica:\n{}",
+        second.problems()
+    );
 
     let mut actors = BTreeSet::new();
     for grant in &grants {
@@ -185,7 +190,10 @@ async fn two_replicas_apply_and_revoke_200_grants_each_change_once() {
         assert!(successes.values().all(|n| *n == 1), "a change made twice: {successes:?}");
         if grant["policy"].is_object() {
             let operations: Vec<&str> = successes.keys().copied().collect();
-            assert_eq!(operations, ["iam:AttachUserPolicy", "iam:CreatePolicy", "iam:DeletePolicy", "iam:DetachUserPolicy"]);
+            assert_eq!(
+                operations,
+                ["iam:AttachUserPolicy", "iam:CreatePolicy", "iam:DeletePolicy", "iam:DetachUserPolicy"]
+            );
         }
     }
     assert_eq!(actors.len(), 2, "both replicas worked: {actors:?}");

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::crashes::{all_finished, assert_clean, grant_body, seeded, wait_until};
-use crate::support::{eventually, Exchange, Fault, FaultProxy, DatabaseProxy, Moto, TestDb, TestServer};
+use crate::support::{eventually, DatabaseProxy, Exchange, Fault, FaultProxy, Moto, TestDb, TestServer};
 
 /// Effective IAM changes made more than once: a policy created or deleted
 /// twice, an attachment or membership made again while already in place.
@@ -53,7 +53,8 @@ async fn three_hundred_grants_survive_thirty_percent_of_aws_calls_failing() {
     proxy.set_rate(0.3);
     let mut ids = Vec::new();
     for chunk in (0..300).collect::<Vec<_>>().chunks(25) {
-        let submissions = chunk.iter().map(|i| server.post("/v1/grants", grant_body(&integration, &resources, *i, 3600)));
+        let submissions =
+            chunk.iter().map(|i| server.post("/v1/grants", grant_body(&integration, &resources, *i, 3600)));
         for (status, grant) in futures::future::join_all(submissions).await {
             assert_eq!(status, 202, "{grant}");
             ids.push(grant["id"].as_str().unwrap().to_string());
@@ -69,7 +70,10 @@ async fn three_hundred_grants_survive_thirty_percent_of_aws_calls_failing() {
     let grants = all_finished(&server, &ids).await;
     proxy.set_rate(0.0);
 
-    assert!(grants.iter().all(|g| g["status"] == "revoked" && !g["activated_at"].is_null()), "every grant active, then revoked");
+    assert!(
+        grants.iter().all(|g| g["status"] == "revoked" && !g["activated_at"].is_null()),
+        "every grant active, then revoked"
+    );
     assert_clean(&account).await;
     let exchanges = proxy.exchanges();
     let faults: Vec<Fault> = exchanges.iter().filter_map(|e| e.fault).collect();
@@ -77,13 +81,16 @@ async fn three_hundred_grants_survive_thirty_percent_of_aws_calls_failing() {
     assert!(duplicates.is_empty(), "IAM changes made twice: {duplicates:?}");
     // The faults reached the service, and its events show the retries.
     assert!(faults.len() >= 300, "only {} faults injected", faults.len());
-    for kind in [Fault::Throttle, Fault::InternalError, Fault::Unavailable, Fault::ResetBefore, Fault::ResetAfter, Fault::Slow] {
+    for kind in
+        [Fault::Throttle, Fault::InternalError, Fault::Unavailable, Fault::ResetBefore, Fault::ResetAfter, Fault::Slow]
+    {
         assert!(faults.contains(&kind), "no {kind:?} injected");
     }
     let mut retried_calls = 0;
     for grant in grants.iter().take(60) {
         let (_, events) = server.get(&format!("/v1/grants/{}/events", grant["id"].as_str().unwrap())).await;
-        retried_calls += events["items"].as_array().unwrap().iter().filter(|e| e["attempts"].as_i64().unwrap_or(0) > 1).count();
+        retried_calls +=
+            events["items"].as_array().unwrap().iter().filter(|e| e["attempts"].as_i64().unwrap_or(0) > 1).count();
     }
     assert!(retried_calls > 0, "no retry shows in the events");
     println!(

@@ -109,11 +109,7 @@ fn calls(events: &[Value]) -> Vec<String> {
 }
 
 fn transitions(events: &[Value]) -> Vec<String> {
-    events
-        .iter()
-        .filter(|e| e["kind"] == "transition")
-        .map(|e| e["to_status"].as_str().unwrap().to_string())
-        .collect()
+    events.iter().filter(|e| e["kind"] == "transition").map(|e| e["to_status"].as_str().unwrap().to_string()).collect()
 }
 
 async fn policy_document(account: &Account, arn: &str) -> Value {
@@ -174,7 +170,10 @@ async fn every_type_and_level_is_applied_then_revoked() {
         let revoked = f.revoke(id).await;
         assert_eq!(revoked["revoke_reason"], "revoked");
         let events = f.events(id).await;
-        assert_eq!(calls(&events), ["iam:CreatePolicy", "iam:AttachUserPolicy", "iam:DetachUserPolicy", "iam:DeletePolicy"]);
+        assert_eq!(
+            calls(&events),
+            ["iam:CreatePolicy", "iam:AttachUserPolicy", "iam:DetachUserPolicy", "iam:DeletePolicy"]
+        );
         assert_eq!(transitions(&events), ["pending", "active", "revoking", "revoked"]);
         assert!(events.iter().all(|e| e["outcome"] != "failed"), "{events:?}");
     }
@@ -190,7 +189,8 @@ async fn every_type_and_level_is_applied_then_revoked() {
     assert_eq!(calls(&events), ["iam:ListGroupsForUser", "iam:AddUserToGroup", "iam:RemoveUserFromGroup"]);
 
     // The rows in Postgres agree.
-    let statuses: Vec<String> = sqlx::query_scalar("select distinct status from grants").fetch_all(&f.server.db().await).await.unwrap();
+    let statuses: Vec<String> =
+        sqlx::query_scalar("select distinct status from grants").fetch_all(&f.server.db().await).await.unwrap();
     assert_eq!(statuses, ["revoked"]);
 }
 
@@ -255,7 +255,10 @@ async fn a_request_id_is_granted_once() {
     let mut different = body.clone();
     different["access_level"] = json!("write");
     let (status, error) = f.server.post("/v1/grants", different).await;
-    assert_eq!((status.as_u16(), error["error"]["code"].as_str(), error["error"]["field"].as_str()), (409, Some("request_id_conflict"), Some("request_id")));
+    assert_eq!(
+        (status.as_u16(), error["error"]["code"].as_str(), error["error"]["field"].as_str()),
+        (409, Some("request_id_conflict"), Some("request_id"))
+    );
     // Racing replays make one grant too.
     let mut racing = body.clone();
     racing["request_id"] = json!(unique("race"));
@@ -298,7 +301,8 @@ async fn shared_attachments_are_reference_counted() {
     let grant = f.grant(f.body("iam_group", "member", "bob", 600).await).await;
     f.revoke(grant["id"].as_str().unwrap()).await;
     assert_eq!(f.account.user_groups("bob").await, ["ops"]);
-    let tracked: i64 = sqlx::query_scalar("select count(*) from shared_attachments").fetch_one(&f.server.db().await).await.unwrap();
+    let tracked: i64 =
+        sqlx::query_scalar("select count(*) from shared_attachments").fetch_one(&f.server.db().await).await.unwrap();
     assert_eq!(tracked, 0);
 }
 
@@ -331,7 +335,10 @@ async fn the_managed_policy_quota_is_checked_before_any_change() {
     });
     let (status, error) = server.post("/v1/grants", body.clone()).await;
     assert_eq!(status, 409, "{error}");
-    assert_eq!((error["error"]["code"].as_str(), error["error"]["field"].as_str()), (Some("quota_exceeded"), Some("principal.name")));
+    assert_eq!(
+        (error["error"]["code"].as_str(), error["error"]["field"].as_str()),
+        (Some("quota_exceeded"), Some("principal.name"))
+    );
     let (status, error) = server.post("/v1/grants/preview", body).await;
     assert_eq!((status.as_u16(), error["error"]["code"].as_str()), (409, Some("quota_exceeded")));
     let rows: i64 = sqlx::query_scalar("select count(*) from grants").fetch_one(&server.db().await).await.unwrap();
@@ -345,7 +352,8 @@ async fn a_user_deleted_before_apply_fails_the_grant_and_nothing_is_left() {
     let f = Fixture::new().await;
     f.account.iam.delete_user().user_name("dave").send().await.unwrap();
     let grant = f.grant(f.body("s3_bucket", "write", "dave", 600).await).await;
-    let grant = if grant["status"] == "failed" { grant } else { f.wait_status(grant["id"].as_str().unwrap(), "failed").await };
+    let grant =
+        if grant["status"] == "failed" { grant } else { f.wait_status(grant["id"].as_str().unwrap(), "failed").await };
     assert_eq!(grant["last_error"]["aws"]["code"], "NoSuchEntity", "{grant}");
     assert_eq!(grant["last_error"]["aws"]["operation"], "iam:AttachUserPolicy");
     assert!(grant["activated_at"].is_null());
@@ -363,7 +371,9 @@ async fn preview_shows_the_policy_and_calls_and_changes_nothing() {
     let bucket_arn = format!("arn:aws:s3:::{}", f.bucket);
     assert_eq!(preview["policy_document"]["Statement"][0]["Resource"], json!([bucket_arn]));
     assert_eq!(preview["policy_document"]["Statement"][1]["Action"], json!(["s3:GetObject", "s3:GetObjectVersion"]));
-    let operations = |calls: &Value| calls.as_array().unwrap().iter().map(|c| c["operation"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let operations = |calls: &Value| {
+        calls.as_array().unwrap().iter().map(|c| c["operation"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
     assert_eq!(operations(&preview["apply_calls"]), ["iam:CreatePolicy", "iam:AttachUserPolicy"]);
     assert_eq!(operations(&preview["revoke_calls"]), ["iam:DetachUserPolicy", "iam:DeletePolicy"]);
     assert_eq!(preview["managed_policies"], json!({"attached": 0, "after_grant": 1, "limit": 10}));
@@ -385,7 +395,14 @@ async fn bad_grants_are_refused_naming_the_field() {
         (Box::new(|b| b["integration_id"] = json!(uuid::Uuid::new_v4())), 422, "integration_id"),
         (Box::new(|b| b["resource_id"] = json!(uuid::Uuid::new_v4())), 422, "resource_id"),
         (Box::new(|b| b["resource_arn"] = json!("arn:aws:s3:::elsewhere")), 422, "resource_id"),
-        (Box::new(|b| { b["resource_id"] = Value::Null; b["resource_arn"] = json!("arn:aws:s3:::not-synced"); }), 422, "resource_arn"),
+        (
+            Box::new(|b| {
+                b["resource_id"] = Value::Null;
+                b["resource_arn"] = json!("arn:aws:s3:::not-synced");
+            }),
+            422,
+            "resource_arn",
+        ),
         (Box::new(move |b| b["resource_id"] = user["id"].clone()), 422, "resource_id"),
         (Box::new(|b| b["access_level"] = json!("assume")), 422, "access_level"),
         (Box::new(|b| b["access_level"] = json!("everything")), 422, "access_level"),
@@ -395,9 +412,22 @@ async fn bad_grants_are_refused_naming_the_field() {
         (Box::new(|b| b["duration_seconds"] = json!(8 * 86_400)), 422, "duration_seconds"),
         (Box::new(|b| b["duration_seconds"] = json!("an hour")), 422, "duration_seconds"),
         (Box::new(|b| b["expires_at"] = json!("2030-01-01T00:00:00Z")), 422, "duration_seconds"),
-        (Box::new(|b| { b["duration_seconds"] = Value::Null; b["expires_at"] = json!("2001-01-01T00:00:00Z"); }), 422, "expires_at"),
+        (
+            Box::new(|b| {
+                b["duration_seconds"] = Value::Null;
+                b["expires_at"] = json!("2001-01-01T00:00:00Z");
+            }),
+            422,
+            "expires_at",
+        ),
         (Box::new(|b| b["request_id"] = json!("")), 422, "request_id"),
-        (Box::new(|b| { b.as_object_mut().unwrap().remove("approved_by"); }), 422, "approved_by"),
+        (
+            Box::new(|b| {
+                b.as_object_mut().unwrap().remove("approved_by");
+            }),
+            422,
+            "approved_by",
+        ),
         (Box::new(|b| b["reason"] = json!("x".repeat(2001))), 422, "reason"),
         (Box::new(|b| b["sneaky"] = json!(1)), 422, "sneaky"),
     ];
@@ -419,7 +449,9 @@ async fn bad_grants_are_refused_naming_the_field() {
     by_arn["resource_arn"] = json!(format!("arn:aws:s3:::{}", f.bucket));
     let (status, grant) = f.server.post("/v1/grants", by_arn).await;
     assert_eq!(status, 202, "{grant}");
-    for (path, field) in [("/v1/grants?status=done", "status"), ("/v1/grants?resource_id=x", "resource_id"), ("/v1/grants/x", "id")] {
+    for (path, field) in
+        [("/v1/grants?status=done", "status"), ("/v1/grants?resource_id=x", "resource_id"), ("/v1/grants/x", "id")]
+    {
         let (status, error) = f.server.get(path).await;
         assert_eq!((status.as_u16(), error["error"]["field"].as_str()), (400, Some(field)), "{path}");
     }
@@ -448,7 +480,10 @@ async fn grants_are_listed_with_filters_and_pages() {
     for id in &ids {
         f.wait_status(id, "active").await;
     }
-    let (_, active) = f.server.get(&format!("/v1/grants?status=active&integration_id={}&account_id={}", f.integration, f.account.id)).await;
+    let (_, active) = f
+        .server
+        .get(&format!("/v1/grants?status=active&integration_id={}&account_id={}", f.integration, f.account.id))
+        .await;
     assert_eq!(active["items"].as_array().unwrap().len(), 3);
 }
 
@@ -468,7 +503,10 @@ async fn deleting_an_integration_revokes_its_grants_first() {
     })
     .await;
     let (_, revoked) = f.server.get(&format!("/v1/grants/{}", grant["id"].as_str().unwrap())).await;
-    assert_eq!((revoked["status"].as_str(), revoked["revoke_reason"].as_str()), (Some("revoked"), Some("integration_deleted")));
+    assert_eq!(
+        (revoked["status"].as_str(), revoked["revoke_reason"].as_str()),
+        (Some("revoked"), Some("integration_deleted"))
+    );
     assert!(revoked["integration_id"].is_null(), "kept for the audit trail");
     assert!(f.account.jit_policies().await.is_empty());
 }

@@ -136,7 +136,8 @@ async fn names_are_unique() {
     assert_eq!(body["error"]["field"], "name");
 
     let other = server.create_integration(integration_body("dev", &account)).await;
-    let (status, body) = server.patch(&format!("/v1/integrations/{}", other["id"].as_str().unwrap()), json!({"name": "prod"})).await;
+    let (status, body) =
+        server.patch(&format!("/v1/integrations/{}", other["id"].as_str().unwrap()), json!({"name": "prod"})).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("name_taken")));
 }
 
@@ -150,27 +151,84 @@ async fn every_validation_rule_names_its_field() {
         (|b| b["name"] = json!(""), 422, "name", "validation_failed"),
         (|b| b["name"] = json!(7), 422, "name", "validation_failed"),
         (|b| b["connection"] = json!("multi"), 422, "connection", "validation_failed"),
-        (|b| { b.as_object_mut().unwrap().remove("connection"); }, 422, "connection", "validation_failed"),
+        (
+            |b| {
+                b.as_object_mut().unwrap().remove("connection");
+            },
+            422,
+            "connection",
+            "validation_failed",
+        ),
         (|b| b["surprise"] = json!(true), 422, "surprise", "validation_failed"),
         (|b| b["root_account"]["account_id"] = json!("12345"), 422, "root_account.account_id", "validation_failed"),
-        (|b| b["root_account"]["account_id"] = json!(123456789012u64), 422, "root_account.account_id", "validation_failed"),
-        (|b| b["root_account"]["access_role_arn"] = json!("arn:aws:iam::123456789012:user/x"), 422, "root_account.access_role_arn", "validation_failed"),
-        (|b| b["root_account"]["access_role_arn"] = json!("arn:gcp:iam::123456789012:role/x"), 422, "root_account.access_role_arn", "validation_failed"),
-        (|b| b["root_account"]["access_role_arn"] = json!("arn:aws:iam::999999999999:role/x"), 422, "root_account.access_role_arn", "validation_failed"),
+        (
+            |b| b["root_account"]["account_id"] = json!(123456789012u64),
+            422,
+            "root_account.account_id",
+            "validation_failed",
+        ),
+        (
+            |b| b["root_account"]["access_role_arn"] = json!("arn:aws:iam::123456789012:user/x"),
+            422,
+            "root_account.access_role_arn",
+            "validation_failed",
+        ),
+        (
+            |b| b["root_account"]["access_role_arn"] = json!("arn:gcp:iam::123456789012:role/x"),
+            422,
+            "root_account.access_role_arn",
+            "validation_failed",
+        ),
+        (
+            |b| b["root_account"]["access_role_arn"] = json!("arn:aws:iam::999999999999:role/x"),
+            422,
+            "root_account.access_role_arn",
+            "validation_failed",
+        ),
         (|b| b["root_account"]["external_id"] = json!("x"), 422, "root_account.external_id", "validation_failed"),
-        (|b| b["root_account"]["external_id"] = json!("a".repeat(1225)), 422, "root_account.external_id", "validation_failed"),
-        (|b| b["root_account"]["external_id"] = json!("has spaces"), 422, "root_account.external_id", "validation_failed"),
+        (
+            |b| b["root_account"]["external_id"] = json!("a".repeat(1225)),
+            422,
+            "root_account.external_id",
+            "validation_failed",
+        ),
+        (
+            |b| b["root_account"]["external_id"] = json!("has spaces"),
+            422,
+            "root_account.external_id",
+            "validation_failed",
+        ),
         (|b| b["root_account"]["region"] = json!("mars-north-1"), 422, "root_account.region", "validation_failed"),
         (|b| b["root_account"]["region"] = json!("cn-north-1"), 422, "root_account.region", "validation_failed"),
         (|b| b["root_account"]["extra"] = json!(1), 422, "root_account.extra", "validation_failed"),
-        (|b| b["options"]["tags"] = json!([{"key": "", "value": "v"}]), 422, "options.tags[0].key", "validation_failed"),
-        (|b| b["options"]["tags"] = json!([{"key": "k".repeat(129), "value": "v"}]), 422, "options.tags[0].key", "validation_failed"),
-        (|b| b["options"]["tags"] = json!([{"key": "k", "value": "v".repeat(257)}]), 422, "options.tags[0].value", "validation_failed"),
+        (
+            |b| b["options"]["tags"] = json!([{"key": "", "value": "v"}]),
+            422,
+            "options.tags[0].key",
+            "validation_failed",
+        ),
+        (
+            |b| b["options"]["tags"] = json!([{"key": "k".repeat(129), "value": "v"}]),
+            422,
+            "options.tags[0].key",
+            "validation_failed",
+        ),
+        (
+            |b| b["options"]["tags"] = json!([{"key": "k", "value": "v".repeat(257)}]),
+            422,
+            "options.tags[0].value",
+            "validation_failed",
+        ),
         (|b| b["options"]["tags"] = json!([{"key": "k"}]), 422, "options.tags[0].value", "validation_failed"),
         (|b| b["options"]["regions"] = json!([]), 422, "options.regions", "validation_failed"),
         (|b| b["options"]["regions"] = json!(["us-east-1", "nowhere"]), 422, "options.regions[1]", "validation_failed"),
         (|b| b["options"]["member_role_name"] = json!("jit"), 422, "options.member_role_name", "validation_failed"),
-        (|b| b["options"]["include_aws_managed_policies"] = json!("yes"), 422, "options.include_aws_managed_policies", "validation_failed"),
+        (
+            |b| b["options"]["include_aws_managed_policies"] = json!("yes"),
+            422,
+            "options.include_aws_managed_policies",
+            "validation_failed",
+        ),
     ];
     for (mutate, status, field, code) in cases {
         let mut body = integration_body("valid", account);
@@ -193,7 +251,14 @@ async fn every_validation_rule_names_its_field() {
     assert_eq!(response.status(), 415);
     assert_eq!(response.json::<Value>().await.unwrap()["error"]["code"], "unsupported_media_type");
     let huge = format!(r#"{{"name": "{}"}}"#, "x".repeat(100_000));
-    let response = http.post(&url).bearer_auth(&server.token).header("content-type", "application/json").body(huge).send().await.unwrap();
+    let response = http
+        .post(&url)
+        .bearer_auth(&server.token)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 413);
     assert_eq!(response.json::<Value>().await.unwrap()["error"]["code"], "payload_too_large");
 
@@ -221,7 +286,10 @@ async fn every_validation_rule_names_its_field() {
     for (patch, field) in [
         (json!({"connection": "organization"}), "connection"),
         (json!({"root_account": {"account_id": "210987654321"}}), "root_account.account_id"),
-        (json!({"root_account": {"access_role_arn": "arn:aws:iam::210987654321:role/x"}}), "root_account.access_role_arn"),
+        (
+            json!({"root_account": {"access_role_arn": "arn:aws:iam::210987654321:role/x"}}),
+            "root_account.access_role_arn",
+        ),
         (json!({"root_account": {"region": "nowhere-1"}}), "root_account.region"),
         (json!({"options": {"tags": [{"key": "", "value": ""}]}}), "options.tags[0].key"),
         (json!({"options": {"unknown": 1}}), "options.unknown"),
@@ -251,7 +319,9 @@ async fn setup_documents_work_in_iam_and_the_check_reports_access_denied() {
         .put_user_policy()
         .user_name("jit-iam-service")
         .policy_name("assume")
-        .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}]}"#)
+        .policy_document(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}]}"#,
+        )
         .send()
         .await
         .unwrap();

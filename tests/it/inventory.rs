@@ -77,7 +77,10 @@ async fn single_account_sync_stores_every_type_with_tags_and_regions() {
     assert!(!all.iter().any(|r| r["arn"].as_str().unwrap().contains(&outside[0])), "ap-south-1 is not listed");
     let buckets = by_type("s3_bucket");
     let tagged = buckets.iter().find(|b| b["name"] == bucket.as_str()).unwrap();
-    assert_eq!((tagged["arn"].as_str().unwrap(), &tagged["tags"]), (format!("arn:aws:s3:::{bucket}").as_str(), &json!({"env": "prod"})));
+    assert_eq!(
+        (tagged["arn"].as_str().unwrap(), &tagged["tags"]),
+        (format!("arn:aws:s3:::{bucket}").as_str(), &json!({"env": "prod"}))
+    );
     assert_eq!(tagged["region"], "us-east-1");
     assert_eq!(tagged["access_levels"], json!(["read", "write", "admin"]));
     assert_eq!(buckets.iter().find(|b| b["name"] == untagged_bucket.as_str()).unwrap()["tags"], json!({}));
@@ -87,7 +90,10 @@ async fn single_account_sync_stores_every_type_with_tags_and_regions() {
     assert_eq!(by_type("iam_policy")[0]["access_levels"], json!(["attach"]));
     assert_eq!(by_type("iam_group")[0]["access_levels"], json!(["member"]));
     let alice = &by_type("iam_user")[0];
-    assert_eq!((alice["name"].as_str(), &alice["tags"], &alice["access_levels"]), (Some("alice"), &json!({"team": "a"}), &json!([])));
+    assert_eq!(
+        (alice["name"].as_str(), &alice["tags"], &alice["access_levels"]),
+        (Some("alice"), &json!({"team": "a"}), &json!([]))
+    );
 
     let (status, one) = server.get(&format!("/v1/resources/{}", web["id"].as_str().unwrap())).await;
     assert_eq!((status.as_u16(), &one), (200, web));
@@ -107,7 +113,6 @@ async fn single_account_sync_stores_every_type_with_tags_and_regions() {
             .await
             .unwrap();
     assert_eq!((status.as_str(), synced.as_deref()), ("succeeded", run["id"].as_str()));
-
 }
 
 /// AWS-managed policies, when asked for, come with the next sync.
@@ -117,13 +122,16 @@ async fn aws_managed_policies_are_offered_on_request() {
     let account = moto.account(&random_account_id()).await;
     account.create_policy("mine", "/", &[]).await;
     let server = TestServer::builder(&moto).start().await;
-    let integration = server.create_integration(single_account("managed", &account.id, json!({"regions": ["us-east-1"]}))).await;
+    let integration =
+        server.create_integration(single_account("managed", &account.id, json!({"regions": ["us-east-1"]}))).await;
     let id = integration["id"].as_str().unwrap();
     server.wait_for_sync(id).await;
     let policies = server.browse_all(&format!("integration_id={id}&type=iam_policy")).await;
     assert_eq!(names(&policies), set(&["mine"]));
 
-    let (status, _) = server.patch(&format!("/v1/integrations/{id}"), json!({"options": {"include_aws_managed_policies": true}})).await;
+    let (status, _) = server
+        .patch(&format!("/v1/integrations/{id}"), json!({"options": {"include_aws_managed_policies": true}}))
+        .await;
     assert_eq!(status, 200);
     let run = eventually(Duration::from_secs(60), "the sync after the change", || async {
         let run = server.wait_for_sync(id).await;
@@ -176,7 +184,9 @@ async fn tag_filters_or_values_and_and_keys() {
     }
 
     // A new filter applies at once, before any sync.
-    let (status, _) = server.patch(&format!("/v1/integrations/{id}"), json!({"options": {"tags": [{"key": "env", "value": "prod"}]}})).await;
+    let (status, _) = server
+        .patch(&format!("/v1/integrations/{id}"), json!({"options": {"tags": [{"key": "env", "value": "prod"}]}}))
+        .await;
     assert_eq!(status, 200);
     let roles = server.browse_all(&format!("integration_id={id}&type=iam_role")).await;
     assert_eq!(names(&roles), set(&["prod-a", "prod-only"]));
@@ -192,11 +202,14 @@ async fn resync_removes_what_disappeared_and_keeps_ids() {
     account.create_role("stays", &[]).await;
     account.create_role("goes", &[]).await;
     let server = TestServer::start().await;
-    let integration = server.create_integration(single_account("resync", &account.id, json!({"regions": ["us-east-1"]}))).await;
+    let integration =
+        server.create_integration(single_account("resync", &account.id, json!({"regions": ["us-east-1"]}))).await;
     let id = integration["id"].as_str().unwrap();
     server.wait_for_sync(id).await;
     let before = server.browse_all(&format!("integration_id={id}&type=iam_role")).await;
-    let id_of = |items: &[Value], name: &str| items.iter().find(|r| r["name"] == name).map(|r| r["id"].as_str().unwrap().to_string());
+    let id_of = |items: &[Value], name: &str| {
+        items.iter().find(|r| r["name"] == name).map(|r| r["id"].as_str().unwrap().to_string())
+    };
     let goes = id_of(&before, "goes").unwrap();
 
     account.iam.delete_role().role_name("goes").send().await.unwrap();
@@ -247,7 +260,11 @@ async fn organization_accounts_are_listed_page_by_page_and_synced() {
     second.create_user("carol", &[]).await;
 
     let server = TestServer::start().await;
-    let mut body = single_account(&unique("org"), &root.id, json!({"regions": ["us-east-1"], "member_role_name": "jit-iam-member"}));
+    let mut body = single_account(
+        &unique("org"),
+        &root.id,
+        json!({"regions": ["us-east-1"], "member_role_name": "jit-iam-member"}),
+    );
     body["connection"] = json!("organization");
     let integration = server.create_integration(body).await;
     let id = integration["id"].as_str().unwrap();
@@ -294,7 +311,9 @@ async fn a_failing_member_account_does_not_stop_the_others() {
         .put_user_policy()
         .user_name("jit-iam-service")
         .policy_name("assume")
-        .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}]}"#)
+        .policy_document(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}]}"#,
+        )
         .send()
         .await
         .unwrap();
@@ -302,7 +321,14 @@ async fn a_failing_member_account_does_not_stop_the_others() {
     root.organizations.create_organization().send().await.unwrap();
     let mut members = Vec::new();
     for name in ["healthy", "broken"] {
-        let created = root.organizations.create_account().email(format!("{name}@example.com")).account_name(name).send().await.unwrap();
+        let created = root
+            .organizations
+            .create_account()
+            .email(format!("{name}@example.com"))
+            .account_name(name)
+            .send()
+            .await
+            .unwrap();
         members.push(moto.account(&created.create_account_status.unwrap().account_id.unwrap()).await);
     }
 
@@ -326,7 +352,15 @@ async fn a_failing_member_account_does_not_stop_the_others() {
         (&members[1], member_policy.replace("s3:", "s3-denied:")),
     ] {
         account.iam.create_role().role_name("jit-iam-access").assume_role_policy_document(&trust).send().await.unwrap();
-        account.iam.put_role_policy().role_name("jit-iam-access").policy_name("jit-iam").policy_document(policy).send().await.unwrap();
+        account
+            .iam
+            .put_role_policy()
+            .role_name("jit-iam-access")
+            .policy_name("jit-iam")
+            .policy_document(policy)
+            .send()
+            .await
+            .unwrap();
     }
     root.create_role("root-role", &[]).await;
     members[0].create_role("healthy-role", &[]).await;
@@ -337,7 +371,9 @@ async fn a_failing_member_account_does_not_stop_the_others() {
     assert_eq!(status, 202);
     let run = server.wait_for_sync(id).await;
     assert_eq!(run["status"], "partial", "{run}");
-    let result_of = |account: &str| run["accounts"].as_array().unwrap().iter().find(|a| a["account_id"] == account).unwrap().clone();
+    let result_of = |account: &str| {
+        run["accounts"].as_array().unwrap().iter().find(|a| a["account_id"] == account).unwrap().clone()
+    };
     assert_eq!(result_of(&root.id)["status"], "succeeded", "{run}");
     assert_eq!(result_of(&members[0].id)["status"], "succeeded", "{run}");
     let broken = result_of(&members[1].id);
@@ -350,7 +386,13 @@ async fn a_failing_member_account_does_not_stop_the_others() {
     assert!(listed.contains("root-role") && listed.contains("healthy-role"), "{listed:?}");
     assert!(!listed.contains("broken-role"));
     let (_, accounts) = server.get(&format!("/v1/integrations/{id}/accounts")).await;
-    let broken_account = accounts["items"].as_array().unwrap().iter().find(|a| a["account_id"] == members[1].id.as_str()).unwrap().clone();
+    let broken_account = accounts["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["account_id"] == members[1].id.as_str())
+        .unwrap()
+        .clone();
     assert_eq!(broken_account["last_sync"]["status"], "failed");
     assert_eq!(broken_account["last_sync"]["error"]["permission"], "s3:ListAllMyBuckets");
 }
@@ -360,13 +402,16 @@ async fn a_failing_member_account_does_not_stop_the_others() {
 #[tokio::test]
 async fn a_thousand_policies_are_listed_across_pages() {
     let account = Moto::shared().account(&random_account_id()).await;
-    let creates: Vec<_> = (0..1000).map(|i| {
-        let account = &account;
-        async move { account.create_policy(&format!("policy-{i:04}"), "/", &[]).await }
-    }).collect();
+    let creates: Vec<_> = (0..1000)
+        .map(|i| {
+            let account = &account;
+            async move { account.create_policy(&format!("policy-{i:04}"), "/", &[]).await }
+        })
+        .collect();
     futures::stream::iter(creates).buffer_unordered(8).collect::<Vec<_>>().await;
     let server = TestServer::start().await;
-    let integration = server.create_integration(single_account("many", &account.id, json!({"regions": ["us-east-1"]}))).await;
+    let integration =
+        server.create_integration(single_account("many", &account.id, json!({"regions": ["us-east-1"]}))).await;
     let id = integration["id"].as_str().unwrap();
     let run = server.wait_for_sync(id).await;
     assert_eq!(run["counts"]["iam_policy"], 1000, "{run}");
@@ -383,7 +428,8 @@ async fn concurrent_sync_requests_on_two_replicas_run_one_sync_at_a_time() {
     account.create_role("r", &[]).await;
     let first = TestServer::start().await;
     let second = TestServer::builder(Moto::shared()).database(first.db.clone()).start().await;
-    let integration = first.create_integration(single_account("replicated", &account.id, json!({"regions": ["us-east-1"]}))).await;
+    let integration =
+        first.create_integration(single_account("replicated", &account.id, json!({"regions": ["us-east-1"]}))).await;
     let id = integration["id"].as_str().unwrap().to_string();
     first.wait_for_sync(&id).await;
 
@@ -419,11 +465,17 @@ async fn concurrent_sync_requests_on_two_replicas_run_one_sync_at_a_time() {
 async fn a_sync_is_scheduled_every_interval() {
     let account = Moto::shared().account(&random_account_id()).await;
     let server = TestServer::builder(Moto::shared()).env("JIT_IAM_SYNC_INTERVAL", "10s").start().await;
-    let integration = server.create_integration(single_account("scheduled", &account.id, json!({"regions": ["us-east-1"]}))).await;
+    let integration =
+        server.create_integration(single_account("scheduled", &account.id, json!({"regions": ["us-east-1"]}))).await;
     let id = integration["id"].as_str().unwrap();
     eventually(Duration::from_secs(40), "a scheduled sync", || async {
         let (_, page) = server.get(&format!("/v1/integrations/{id}/syncs")).await;
-        page["items"].as_array().unwrap().iter().any(|r| r["trigger"] == "scheduled" && r["status"] == "succeeded").then_some(())
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["trigger"] == "scheduled" && r["status"] == "succeeded")
+            .then_some(())
     })
     .await;
 }
@@ -435,7 +487,8 @@ async fn browse_pages_are_stable_and_complete() {
         account.create_role(&format!("role-{i:02}"), &[]).await;
     }
     let server = TestServer::start().await;
-    let integration = server.create_integration(single_account("paged", &account.id, json!({"regions": ["us-east-1"]}))).await;
+    let integration =
+        server.create_integration(single_account("paged", &account.id, json!({"regions": ["us-east-1"]}))).await;
     let id = integration["id"].as_str().unwrap();
     server.wait_for_sync(id).await;
     let mut pages = Vec::new();
@@ -480,7 +533,11 @@ async fn bad_browse_input_is_400_naming_the_parameter_and_unknown_ids_are_404() 
     ] {
         let (status, body) = server.get(&format!("/v1/resources?{query}")).await;
         assert_eq!(status, 400, "{query}: {body}");
-        assert_eq!((body["error"]["code"].as_str(), body["error"]["field"].as_str()), (Some("invalid_parameter"), Some(field)), "{query}");
+        assert_eq!(
+            (body["error"]["code"].as_str(), body["error"]["field"].as_str()),
+            (Some("invalid_parameter"), Some(field)),
+            "{query}"
+        );
     }
     let unknown = uuid::Uuid::new_v4();
     for path in [

@@ -35,14 +35,25 @@ impl Enforced {
             let (user, policy) = (user.to_string(), policy.to_string());
             async move {
                 seed.create_user(&user, &[]).await;
-                seed.iam.put_user_policy().user_name(&user).policy_name("p").policy_document(policy).send().await.unwrap();
+                seed.iam
+                    .put_user_policy()
+                    .user_name(&user)
+                    .policy_name("p")
+                    .policy_document(policy)
+                    .send()
+                    .await
+                    .unwrap();
                 seed.iam.create_access_key().user_name(&user).send().await.unwrap().access_key.unwrap()
             }
         };
-        let admin_key = key("admin", r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#).await;
-        let service_key =
-            key("jit-iam-service", r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}]}"#)
+        let admin_key =
+            key("admin", r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#)
                 .await;
+        let service_key = key(
+            "jit-iam-service",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}]}"#,
+        )
+        .await;
         seed.organizations.create_organization().send().await.unwrap();
         for user in ["alice", "bob"] {
             seed.create_user(user, &[]).await;
@@ -81,8 +92,11 @@ impl Enforced {
         moto.enforce_iam().await;
         let admin = Account::new(
             ACCOUNT,
-            moto.config(Credentials::new(admin_key.access_key_id, admin_key.secret_access_key, None, None, "tests"), "us-east-1")
-                .await,
+            moto.config(
+                Credentials::new(admin_key.access_key_id, admin_key.secret_access_key, None, None, "tests"),
+                "us-east-1",
+            )
+            .await,
         );
         let enforced = Enforced { _moto: moto, admin, server, integration, permission_policy };
         enforced.set_role_policy(&enforced.permission_policy.clone()).await;
@@ -219,13 +233,23 @@ async fn the_setup_policy_is_exactly_what_jit_iam_needs() {
                 assert_eq!(run["status"], "partial", "{run}");
                 denied(&run["error"], &action);
             }
-            "iam:GetAccountAuthorizationDetails" | "iam:ListPolicies" | "iam:ListPolicyTags" | "s3:ListAllMyBuckets"
-            | "s3:GetBucketLocation" | "s3:GetBucketTagging" | "ec2:DescribeRegions" | "ec2:DescribeInstances" => {
+            "iam:GetAccountAuthorizationDetails"
+            | "iam:ListPolicies"
+            | "iam:ListPolicyTags"
+            | "s3:ListAllMyBuckets"
+            | "s3:GetBucketLocation"
+            | "s3:GetBucketTagging"
+            | "ec2:DescribeRegions"
+            | "ec2:DescribeInstances" => {
                 let run = e.sync().await;
                 assert_eq!(run["accounts"][0]["status"], "failed", "{action}: {run}");
                 denied(&run["accounts"][0]["error"], &action);
                 // The inventory stays as the last good sync left it.
-                assert!(!e.server.browse_all(&format!("integration_id={}&type=s3_bucket", e.integration)).await.is_empty());
+                assert!(!e
+                    .server
+                    .browse_all(&format!("integration_id={}&type=s3_bucket", e.integration))
+                    .await
+                    .is_empty());
             }
             "iam:CreatePolicy" | "iam:AttachUserPolicy" => {
                 let grant = e.grant("s3_bucket", "read", "alice", 600).await;
@@ -235,14 +259,19 @@ async fn the_setup_policy_is_exactly_what_jit_iam_needs() {
                 assert!(e.leftovers().await.is_empty(), "{action} left {:?}", e.leftovers().await);
             }
             "iam:ListAttachedUserPolicies" | "iam:ListGroupsForUser" | "iam:AddUserToGroup" => {
-                let (t, level) = if action == "iam:ListAttachedUserPolicies" { ("iam_policy", "attach") } else { ("iam_group", "member") };
+                let (t, level) = if action == "iam:ListAttachedUserPolicies" {
+                    ("iam_policy", "attach")
+                } else {
+                    ("iam_group", "member")
+                };
                 let grant = e.grant(t, level, "alice", 600).await;
                 let grant = e.wait(grant["id"].as_str().unwrap(), |g| g["status"] == "failed").await;
                 denied(&grant["last_error"]["aws"], &action);
                 assert!(e.leftovers().await.is_empty(), "{action} left {:?}", e.leftovers().await);
             }
             "iam:DetachUserPolicy" | "iam:DeletePolicy" | "iam:RemoveUserFromGroup" => {
-                let (t, level) = if action == "iam:RemoveUserFromGroup" { ("iam_group", "member") } else { ("s3_bucket", "read") };
+                let (t, level) =
+                    if action == "iam:RemoveUserFromGroup" { ("iam_group", "member") } else { ("s3_bucket", "read") };
                 e.set_role_policy(&e.permission_policy).await;
                 let grant = e.grant(t, level, "alice", 600).await;
                 assert_eq!(grant["status"], "active", "{grant}");

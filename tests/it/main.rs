@@ -2,11 +2,11 @@
 
 mod support;
 
-mod integrations;
-mod least_privilege;
 mod crashes;
 mod faults;
 mod grants;
+mod integrations;
 mod inventory;
+mod least_privilege;
 mod openapi;
 mod startup;

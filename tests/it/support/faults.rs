@@ -79,7 +79,9 @@ impl FaultProxy {
                 let state = shared.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |request| handle(state.clone(), request));
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
                 });
             }
         });
@@ -138,7 +140,11 @@ async fn handle(state: Arc<ProxyState>, request: Request<Incoming>) -> Result<Re
     }
 }
 
-async fn forward(state: &ProxyState, parts: &hyper::http::request::Parts, body: Bytes) -> Option<Response<Full<Bytes>>> {
+async fn forward(
+    state: &ProxyState,
+    parts: &hyper::http::request::Parts,
+    body: Bytes,
+) -> Option<Response<Full<Bytes>>> {
     let url = format!("{}{}", state.upstream, parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
     let mut request = state.client.request(parts.method.clone(), url).body(body);
     for (name, value) in &parts.headers {
@@ -164,11 +170,7 @@ fn aws_error(status: u16, code: &str, message: &str) -> Response<Full<Bytes>> {
          <Code>{code}</Code><Message>{message}</Message></Error><RequestId>{}</RequestId></ErrorResponse>",
         uuid::Uuid::new_v4()
     );
-    Response::builder()
-        .status(status)
-        .header("content-type", "text/xml")
-        .body(Full::new(Bytes::from(body)))
-        .unwrap()
+    Response::builder().status(status).header("content-type", "text/xml").body(Full::new(Bytes::from(body))).unwrap()
 }
 
 /// A TCP proxy to Postgres that can be "stopped": connections are cut and new

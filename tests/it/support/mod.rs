@@ -142,7 +142,14 @@ impl Account {
 
     /// The policies jit-iam created in this account (path /jit-iam/).
     pub async fn jit_policies(&self) -> Vec<String> {
-        let out = self.iam.list_policies().scope(aws_sdk_iam::types::PolicyScopeType::Local).path_prefix("/jit-iam/").send().await.unwrap();
+        let out = self
+            .iam
+            .list_policies()
+            .scope(aws_sdk_iam::types::PolicyScopeType::Local)
+            .path_prefix("/jit-iam/")
+            .send()
+            .await
+            .unwrap();
         out.policies().iter().map(|p| p.arn().unwrap().to_string()).collect()
     }
 

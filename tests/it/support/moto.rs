@@ -138,7 +138,9 @@ impl Moto {
 
     /// Clients acting inside `account_id` (moto routes by the assumed role's account).
     pub async fn account(&self, account_id: &str) -> super::Account {
-        let base = self.config(Credentials::new("AKIAIOSFODNN7EXAMPLE", "seed-secret", None, None, "tests"), "us-east-1").await;
+        let base = self
+            .config(Credentials::new("AKIAIOSFODNN7EXAMPLE", "seed-secret", None, None, "tests"), "us-east-1")
+            .await;
         let assumed = aws_sdk_sts::Client::new(&base)
             .assume_role()
             .role_arn(format!("arn:aws:iam::{account_id}:role/seed"))

@@ -104,7 +104,11 @@ impl TestServer {
 
     /// The warnings and errors the server logged, for failure messages.
     pub fn problems(&self) -> String {
-        self.logs().into_iter().filter(|l| l.contains(r#""level":"WARN""#) || l.contains(r#""level":"ERROR""#)).collect::<Vec<_>>().join("\n")
+        self.logs()
+            .into_iter()
+            .filter(|l| l.contains(r#""level":"WARN""#) || l.contains(r#""level":"ERROR""#))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     pub fn pid(&self) -> u32 {
@@ -126,7 +130,8 @@ impl TestServer {
         let response = request.send().await.expect("request to jit-iam");
         let status = response.status();
         let text = response.text().await.unwrap();
-        let json = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let json =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
         (status, json)
     }
 
@@ -152,7 +157,8 @@ impl TestServer {
         let run_id = super::eventually(Duration::from_secs(120), "the sync to finish", || async {
             let (_, page) = self.get(&format!("/v1/integrations/{integration_id}/syncs?limit=1")).await;
             let run = page["items"].get(0)?;
-            (!matches!(run["status"].as_str(), Some("queued" | "running"))).then(|| run["id"].as_str().unwrap().to_string())
+            (!matches!(run["status"].as_str(), Some("queued" | "running")))
+                .then(|| run["id"].as_str().unwrap().to_string())
         })
         .await;
         self.get(&format!("/v1/integrations/{integration_id}/syncs/{run_id}")).await.1
