@@ -100,10 +100,11 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Requests in flight at shutdown get this long to finish.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Serves HTTP/1 and HTTP/2 until `shutdown`, then lets requests in flight finish.
-/// (axum::serve has no header read timeout; hyper's needs a timer.)
+/// Serves HTTP/1.1 until `shutdown`, then lets requests in flight finish.
+/// (axum::serve has no header read timeout; hyper's needs a timer. HTTP/2 is
+/// left to the load balancer in front: it has no header timeout of its own.)
 async fn serve_http(listener: TcpListener, router: Router, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
     builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
     let graceful = GracefulShutdown::new();
     loop {

@@ -29,12 +29,26 @@ where
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE)
+            } else if timed_out(&rejection) {
+                ApiError::from_status(StatusCode::REQUEST_TIMEOUT)
             } else {
                 ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::MalformedJson, "the body could not be read")
             }
         })?;
         parse_json(&bytes).map(ValidJson)
     }
+}
+
+/// The body stalled past the body timeout (RequestBodyTimeoutLayer), somewhere in the error's chain.
+fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        current = e.source();
+    }
+    false
 }
 
 fn is_json(headers: &HeaderMap) -> bool {

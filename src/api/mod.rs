@@ -87,6 +87,7 @@ pub fn router(state: AppState) -> Router {
     let v1 = v1.route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
     let spec = doc.to_json().expect("the OpenAPI document serializes");
     let config = &state.config;
+    let max_body = config.max_body_bytes as usize;
     let middleware = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
         .layer(
@@ -103,8 +104,9 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| ApiError::internal("a handler panicked").into_response()))
         .layer(middleware::map_response(json_errors))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.request_timeout))
+        .layer(middleware::from_fn(move |request, next| refuse_announced_oversize(max_body, request, next)))
         .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(10)))
-        .layer(axum::extract::DefaultBodyLimit::max(config.max_body_bytes as usize));
+        .layer(axum::extract::DefaultBodyLimit::max(max_body));
     Router::new()
         .merge(v1)
         .merge(open)
@@ -114,6 +116,20 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::from_status(StatusCode::METHOD_NOT_ALLOWED) })
         .layer(middleware)
         .with_state(state)
+}
+
+/// A body announced far larger than the limit is refused at once, without
+/// waiting for it (DefaultBodyLimit only counts bytes as they arrive). Bodies
+/// a little over the limit are still read up to it and refused then: answering
+/// before the client has sent its body makes most HTTP clients report a broken
+/// pipe instead of the 413.
+async fn refuse_announced_oversize(max: usize, request: axum::extract::Request, next: middleware::Next) -> Response {
+    let announced =
+        request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|length| length > 4 * max as u64) {
+        return ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE).into_response();
+    }
+    next.run(request).await
 }
 
 /// Gives bare error statuses from outside the handlers (timeouts, body limits) the API's JSON shape.

@@ -1,0 +1,176 @@
+//! Fuzzing the API from its OpenAPI document with Schemathesis: no 5xx, and
+//! every answer's status, content type and body as documented.
+//!
+//! `JIT_IAM_FUZZ_EXAMPLES` (default 5) sets the examples per operation;
+//! `scripts/fuzz` raises it. `JIT_IAM_FUZZ_SEED` replays a run.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::support::{random_account_id, unique, Moto, TestServer};
+
+const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance";
+
+fn schemathesis() -> PathBuf {
+    let path = std::env::var("JIT_IAM_TEST_SCHEMATHESIS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/schemathesis"));
+    assert!(
+        path.exists(),
+        "schemathesis not found at {}: run scripts/test, which installs it into .venv",
+        path.display()
+    );
+    path
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Status codes of the answers the server logged (tower-http's "finished processing request").
+fn logged_statuses(server: &TestServer) -> Vec<(u16, String)> {
+    server
+        .logs()
+        .iter()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|event| event["message"] == "finished processing request")
+        .filter_map(|event| {
+            let status = event["status"].as_u64()? as u16;
+            let span = &event["span"];
+            Some((
+                status,
+                format!("{} {}", span["method"].as_str().unwrap_or("?"), span["path"].as_str().unwrap_or("?")),
+            ))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn fuzzing_from_the_openapi_document_finds_no_server_error_nor_undocumented_answer() {
+    let examples = env_number("JIT_IAM_FUZZ_EXAMPLES", 5);
+    let moto = Moto::shared();
+    // The service's own identity is a real IAM user (moto's default caller is
+    // no IAM ARN), so that the setup documents can be made.
+    let home = moto.account(&random_account_id()).await;
+    home.create_user("jit-iam-service", &[]).await;
+    let key = home.iam.create_access_key().user_name("jit-iam-service").send().await.unwrap().access_key.unwrap();
+    let account = moto.account(&random_account_id()).await;
+    account.create_user("alice", &[]).await;
+    account.create_role("deployer", &[("env", "prod")]).await;
+    account.create_bucket(&unique("fuzz"), &[("env", "prod")]).await;
+    let server = TestServer::builder(moto)
+        .env("AWS_ACCESS_KEY_ID", &key.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &key.secret_access_key)
+        .start()
+        .await;
+
+    // Something to find: an integration, its inventory and a grant.
+    let integration = server
+        .create_integration(json!({
+            "name": unique("fuzz"),
+            "connection": "single_account",
+            "root_account": {
+                "account_id": account.id, "access_role_arn": account.role_arn("jit-iam-access"),
+                "external_id": "external-id-123", "region": "us-east-1"
+            },
+            "options": {"regions": ["us-east-1"]}
+        }))
+        .await;
+    let integration = integration["id"].as_str().unwrap().to_string();
+    assert_eq!(server.wait_for_sync(&integration).await["status"], "succeeded");
+    let role = server.browse_all(&format!("integration_id={integration}&type=iam_role")).await.remove(0);
+    let (status, grant) = server
+        .post(
+            "/v1/grants?wait=20",
+            json!({
+                "integration_id": integration, "resource_id": role["id"], "access_level": "assume",
+                "principal": {"type": "iam_user", "name": "alice"}, "duration_seconds": 3600,
+                "request_id": unique("req"), "approved_by": "approver@example.com"
+            }),
+        )
+        .await;
+    assert_eq!(status, 202, "{grant}");
+    let before = logged_statuses(&server).len();
+
+    let reports = std::env::temp_dir().join(unique("jit-iam-schemathesis"));
+    let mut command = tokio::process::Command::new(schemathesis());
+    command
+        .arg("run")
+        .arg(format!("{}/openapi.json", server.url))
+        .args(["--header", &format!("Authorization: Bearer {}", server.token)])
+        .args(["--checks", CHECKS])
+        .args(["--max-examples", &examples.to_string()])
+        .args(["--workers", "2"])
+        .args(["--generation-database", "none"])
+        .args(["--report", "json", "--report-dir"])
+        .arg(&reports)
+        .arg("--no-color")
+        .env("NO_COLOR", "1")
+        .env("SCHEMATHESIS_TELEMETRY", "false")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .current_dir(std::env::temp_dir())
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    if let Ok(seed) = std::env::var("JIT_IAM_FUZZ_SEED") {
+        command.args(["--seed", &seed]);
+    }
+    let limit = Duration::from_secs(120 + examples * 4);
+    let started = Instant::now();
+    let output = tokio::time::timeout(limit, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("schemathesis ran longer than {limit:?}"))
+        .expect("run schemathesis");
+    let elapsed = started.elapsed();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    let report: Value = std::fs::read_dir(&reports)
+        .ok()
+        .and_then(|mut entries| {
+            entries.find_map(|e| e.ok().filter(|e| e.path().extension().is_some_and(|x| x == "json")))
+        })
+        .and_then(|entry| serde_json::from_str(&std::fs::read_to_string(entry.path()).ok()?).ok())
+        .unwrap_or(Value::Null);
+    let _ = std::fs::remove_dir_all(&reports);
+
+    let statuses = logged_statuses(&server);
+    let answered = &statuses[before.min(statuses.len())..];
+    let server_errors: Vec<&(u16, String)> = answered.iter().filter(|(s, _)| *s >= 500).collect();
+    let cases = report["test_cases"]["generated"].as_u64().unwrap_or(0);
+    println!(
+        "schemathesis {}: {examples} examples per operation, {cases} test cases, {} failing, {} unique failures; \
+         the server answered {} requests, {} of them 5xx; {:.1?} (seed {})",
+        report["schemathesis_version"].as_str().unwrap_or("?"),
+        report["test_cases"]["with_failures"],
+        report["test_cases"]["unique_failures"],
+        answered.len(),
+        server_errors.len(),
+        elapsed,
+        stdout.lines().find_map(|l| l.trim().strip_prefix("Seed: ")).unwrap_or("?"),
+    );
+    let mut by_status = std::collections::BTreeMap::new();
+    for (status, _) in answered {
+        *by_status.entry(*status).or_insert(0) += 1;
+    }
+    println!("answers by status: {by_status:?}");
+
+    let failed = !output.status.success()
+        || report.is_null()
+        || cases == 0
+        || report["failures"].as_array().is_none_or(|f| !f.is_empty())
+        || report["errors"].as_array().is_none_or(|e| !e.is_empty())
+        || !server_errors.is_empty();
+    if failed {
+        panic!(
+            "schemathesis failed (exit {:?}; 5xx answers: {server_errors:?}; server problems:\n{})\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+            output.status.code(),
+            server.problems(),
+        );
+    }
+    // Every operation of the document was exercised.
+    let operations = &report["operations"];
+    assert_eq!(operations["tested"], operations["total"], "{operations}");
+}
