@@ -22,8 +22,16 @@ use uuid::Uuid;
 
 use crate::aws::AwsPool;
 use crate::config::{ApiTokens, ServeConfig};
+use crate::storage::grants::GrantRow;
 use crate::worker::{self, Wakeups};
 use crate::{api, storage, telemetry};
+
+/// A grant changed: its new row when this process made the change, else only its id.
+#[derive(Clone, Debug)]
+pub struct GrantUpdate {
+    pub id: Uuid,
+    pub grant: Option<Arc<GrantRow>>,
+}
 
 pub struct App {
     pub config: ServeConfig,
@@ -37,8 +45,8 @@ pub struct App {
     /// Names this process in leases, so a replica knows which claims are its own.
     pub instance_id: String,
     pub wake: Wakeups,
-    /// Ids of grants that just changed, for requests waiting on them (`?wait=`).
-    pub grant_updates: broadcast::Sender<Uuid>,
+    /// Grants that just changed, for requests waiting on them (`?wait=`).
+    pub grant_updates: broadcast::Sender<GrantUpdate>,
     pub metrics: PrometheusHandle,
 }
 

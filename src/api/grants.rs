@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::auth::Caller;
 use super::extract::{ApiPath, QueryParams, ValidJson};
 use super::pagination::PageRequest;
-use crate::app::AppState;
+use crate::app::{AppState, GrantUpdate};
 use crate::domain::access::{policy_document, Mechanism};
 use crate::domain::arn::is_account_id;
 use crate::domain::grant::{policy_name, Grant, GrantEvent, GrantStatus, Principal, RevokeReason};
@@ -150,9 +150,18 @@ async fn plan(state: &AppState, input: &SubmitGrant) -> ApiResult<Plan> {
             return Err(ApiError::validation("reason", "`reason` may be at most 2000 characters"));
         }
     }
-    let integration = storage::integrations::get(&state.db, input.integration_id)
-        .await?
-        .ok_or_else(|| ApiError::validation("integration_id", "no integration has this id"))?;
+    // Independent lookups run side by side: a grant's latency is mostly round trips.
+    let (integration, resource) = tokio::try_join!(
+        storage::integrations::get(&state.db, input.integration_id),
+        storage::resources::find_offered(
+            &state.db,
+            input.integration_id,
+            input.resource_id,
+            input.resource_arn.as_deref()
+        ),
+    )?;
+    let integration =
+        integration.ok_or_else(|| ApiError::validation("integration_id", "no integration has this id"))?;
     if integration.status != IntegrationStatus::Active {
         return Err(ApiError::conflict(ErrorCode::InvalidState, "the integration is being deleted")
             .with_field("integration_id"));
@@ -162,12 +171,9 @@ async fn plan(state: &AppState, input: &SubmitGrant) -> ApiResult<Plan> {
     if input.resource_id.is_some() == input.resource_arn.is_some() {
         return Err(ApiError::validation("resource_id", "give exactly one of `resource_id` and `resource_arn`"));
     }
-    let resource =
-        storage::resources::find_offered(&state.db, integration.id, input.resource_id, input.resource_arn.as_deref())
-            .await?
-            .ok_or_else(|| {
-                ApiError::validation(field, "not in this integration's inventory, or excluded by its tag filter")
-            })?;
+    let resource = resource.ok_or_else(|| {
+        ApiError::validation(field, "not in this integration's inventory, or excluded by its tag filter")
+    })?;
     let Some(mechanism) = Mechanism::of(resource.resource_type) else {
         return Err(ApiError::validation(field, "IAM users receive access; they are not granted"));
     };
@@ -178,17 +184,17 @@ async fn plan(state: &AppState, input: &SubmitGrant) -> ApiResult<Plan> {
             format!("a {} offers {}", resource.resource_type.as_str(), offered.join(", ")),
         ));
     }
-    let user = storage::resources::find_user(&state.db, integration.id, &resource.account_id, &input.principal.name)
-        .await?
-        .ok_or_else(|| {
-            ApiError::validation(
-                "principal.name",
-                format!(
-                    "no IAM user `{}` in account {} (as of the last sync)",
-                    input.principal.name, resource.account_id
-                ),
-            )
-        })?;
+    let name = &input.principal.name;
+    let (user, held) = tokio::try_join!(
+        storage::resources::find_user(&state.db, integration.id, &resource.account_id, name),
+        storage::grants::managed_policies_of(&state.db, &resource.account_id, name, Uuid::nil()),
+    )?;
+    let user = user.ok_or_else(|| {
+        ApiError::validation(
+            "principal.name",
+            format!("no IAM user `{name}` in account {} (as of the last sync)", resource.account_id),
+        )
+    })?;
 
     let expires_at = expiry(state, input.duration_seconds, input.expires_at, Utc::now())?;
 
@@ -213,8 +219,6 @@ async fn plan(state: &AppState, input: &SubmitGrant) -> ApiResult<Plan> {
     let quota = match mechanism {
         Mechanism::GroupMembership => None,
         _ => {
-            let held =
-                storage::grants::managed_policies_of(&state.db, &resource.account_id, &user.name, Uuid::nil()).await?;
             let adds = mechanism == Mechanism::GeneratedPolicy || !held.contains(&resource.arn);
             let quota = PolicyQuota {
                 attached: held.len(),
@@ -339,27 +343,29 @@ fn settled(grant: &GrantRow) -> bool {
     }
 }
 
-/// Holds the answer until the grant settles or `wait` runs out.
+/// Holds the answer until the grant settles or `wait` runs out. Changes made
+/// in this process come with the new row; from other replicas, only the id.
 async fn wait_until_settled(
     state: &AppState,
-    mut updates: broadcast::Receiver<Uuid>,
-    id: Uuid,
+    mut updates: broadcast::Receiver<GrantUpdate>,
+    inserted: GrantRow,
     wait: Duration,
 ) -> ApiResult<GrantRow> {
     let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        let grant = storage::grants::get(&state.db, id).await?.ok_or_else(|| ApiError::not_found("grant", id))?;
-        if settled(&grant) || tokio::time::Instant::now() >= deadline {
-            return Ok(grant);
-        }
-        loop {
-            match tokio::time::timeout_at(deadline, updates.recv()).await {
-                Ok(Ok(changed)) if changed != id => continue,
-                // Ours, missed updates, or the deadline: look at the grant again.
-                _ => break,
+    let id = inserted.grant_id;
+    let mut grant = inserted;
+    while !settled(&grant) {
+        match tokio::time::timeout_at(deadline, updates.recv()).await {
+            Err(_) => break,
+            Ok(Ok(update)) if update.id != id => continue,
+            Ok(Ok(GrantUpdate { grant: Some(row), .. })) => grant = (*row).clone(),
+            // Changed elsewhere, or updates were missed: read it.
+            Ok(_) => {
+                grant = storage::grants::get(&state.db, id).await?.ok_or_else(|| ApiError::not_found("grant", id))?
             }
         }
     }
+    Ok(grant)
 }
 
 /// Submit an approved grant.
@@ -389,10 +395,12 @@ pub async fn submit_grant(
     let wait = wait_param(&mut params)?;
     params.finish()?;
     let updates = state.grant_updates.subscribe();
-    if let Some(existing) = storage::grants::get_by_request_id(&state.db, &input.request_id).await? {
+    let (existing, plan) =
+        tokio::join!(storage::grants::get_by_request_id(&state.db, &input.request_id), plan(&state, &input));
+    if let Some(existing) = existing? {
         return Ok((StatusCode::OK, Json(replay(existing, &input)?.view())));
     }
-    let plan = plan(&state, &input).await?;
+    let plan = plan?;
     let grant_id = Uuid::now_v7();
     let policy = plan.policy.as_ref().map(|document| {
         let name = policy_name(grant_id);
@@ -431,7 +439,7 @@ pub async fn submit_grant(
     metrics::counter!("jit_iam_grant_transitions_total", "to" => "pending").increment(1);
     tracing::info!(grant_id = %grant_id, request_id = %input.request_id, "grant submitted");
     let grant = match wait {
-        Some(wait) => wait_until_settled(&state, updates, grant_id, wait).await?,
+        Some(wait) => wait_until_settled(&state, updates, inserted, wait).await?,
         None => inserted,
     };
     Ok((StatusCode::ACCEPTED, Json(grant.view())))

@@ -138,6 +138,12 @@ impl AwsPool {
         entry.clone()
     }
 
+    /// The cached clients of an account, if built for this revision of the integration.
+    pub fn cached(&self, integration_id: Uuid, account_id: &str, revision: i64) -> Option<Arc<AwsClients>> {
+        let entries = self.entries.lock().expect("pool lock");
+        entries.get(&(integration_id, account_id.to_string())).filter(|e| e.revision == revision).cloned()
+    }
+
     /// Drops the cached clients of an integration that changed or was deleted.
     pub fn forget(&self, integration_id: Uuid) {
         self.entries.lock().expect("pool lock").retain(|(id, _), _| *id != integration_id);

@@ -52,6 +52,11 @@ pub struct GrantRow {
     pub activated_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// The integration's revision and status, as the worker's claim read them.
+    #[sqlx(default)]
+    pub integration_revision: Option<i64>,
+    #[sqlx(default)]
+    pub integration_status: Option<String>,
 }
 
 impl GrantRow {
@@ -221,7 +226,8 @@ pub async fn list(
     sql.build_query_as().fetch_all(db).await
 }
 
-/// Claims up to `limit` grants that are due, or whose replica's lease ran out.
+/// Claims up to `limit` grants that are due, or whose replica's lease ran out,
+/// with their integration's revision and status (saving a query per grant).
 pub async fn claim_due(
     db: impl PgExecutor<'_>,
     owner: &str,
@@ -236,7 +242,9 @@ pub async fn claim_due(
                limit $3
                for update skip locked) due
          where g.grant_id = due.grant_id
-         returning g.*",
+         returning g.*,
+             (select revision from integrations i where i.integration_id = g.integration_id) as integration_revision,
+             (select status from integrations i where i.integration_id = g.integration_id) as integration_status",
     )
     .bind(owner)
     .bind(interval(lease))
@@ -296,29 +304,59 @@ pub struct Transition<'a> {
     pub attempts: i32,
     pub last_error: Option<&'a GrantError>,
     pub holds_attachment: bool,
+    /// Set when the step starts a revocation (an active grant that expired).
+    pub revoke_reason: Option<RevokeReason>,
 }
 
 impl<'a> Transition<'a> {
     /// From `from` to `to`, with nothing due, no error, no attachment held.
     pub fn new(grant_id: Uuid, owner: &'a str, from: GrantStatus, to: GrantStatus) -> Self {
-        Self { grant_id, owner, from, to, next_run_at: None, attempts: 0, last_error: None, holds_attachment: false }
+        Self {
+            grant_id,
+            owner,
+            from,
+            to,
+            next_run_at: None,
+            attempts: 0,
+            last_error: None,
+            holds_attachment: false,
+            revoke_reason: None,
+        }
     }
 }
 
-/// Applies a worker transition; None when the grant changed under the worker
-/// (e.g. revoked through the API meanwhile). Keeps the lease when more work is
-/// due at once. Also notifies waiters on other replicas.
-pub async fn transition(db: impl PgExecutor<'_>, t: &Transition<'_>) -> Result<Option<GrantRow>, sqlx::Error> {
+/// Ends a worker step in one statement: applies the transition if the grant is
+/// still in `from` and leased by the worker, records the step's events either
+/// way (its AWS calls happened), and notifies waiters on every replica. None
+/// when the grant changed under the worker (revoked or extended through the
+/// API meanwhile). The lease is kept only when more work is due at once.
+pub async fn finish_step(
+    db: impl PgExecutor<'_>,
+    t: &Transition<'_>,
+    events: &[NewEvent],
+) -> Result<Option<GrantRow>, sqlx::Error> {
+    let column = |f: fn(&NewEvent) -> Option<String>| events.iter().map(f).collect::<Vec<_>>();
     sqlx::query_as::<_, GrantRow>(
         "with updated as (
              update grants
              set status = $4, next_run_at = $5, attempts = $6, last_error = $7, holds_attachment = $8,
+                 revoke_reason = coalesce($9, revoke_reason),
                  activated_at = case when $4 = 'active' and activated_at is null then now() else activated_at end,
                  finished_at = case when $4 in ('revoked', 'failed') then now() else finished_at end,
                  lease_owner = case when $5 <= now() then lease_owner end,
                  lease_expires_at = case when $5 <= now() then lease_expires_at end
              where grant_id = $1 and lease_owner = $2 and status = $3
-             returning *)
+             returning *),
+         recorded as (
+             insert into grant_events (grant_id, actor, kind, from_status, to_status, operation, target, outcome,
+                                       aws_request_id, error_code, message, attempts)
+             select $1, $2, t.kind, t.from_status, t.to_status, t.operation, t.target, t.outcome,
+                    t.aws_request_id, t.error_code, t.message, t.attempts
+             from unnest($10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
+                         $16::text[], $17::text[], $18::text[], $19::int[])
+                  with ordinality as t(kind, from_status, to_status, operation, target, outcome, aws_request_id,
+                                       error_code, message, attempts, n)
+             order by n)
          select updated.*, pg_notify('jit_iam_work', 'grant_changed:' || grant_id) from updated",
     )
     .bind(t.grant_id)
@@ -329,19 +367,17 @@ pub async fn transition(db: impl PgExecutor<'_>, t: &Transition<'_>) -> Result<O
     .bind(t.attempts)
     .bind(t.last_error.map(Json))
     .bind(t.holds_attachment)
-    .fetch_optional(db)
-    .await
-}
-
-/// Starts the revocation of an active grant that reached its expiry.
-pub async fn expire(db: impl PgExecutor<'_>, grant_id: Uuid, owner: &str) -> Result<Option<GrantRow>, sqlx::Error> {
-    sqlx::query_as::<_, GrantRow>(
-        "update grants set status = 'revoking', revoke_reason = 'expired', attempts = 0, last_error = null
-         where grant_id = $1 and lease_owner = $2 and status = 'active' and expires_at <= now()
-         returning *",
-    )
-    .bind(grant_id)
-    .bind(owner)
+    .bind(t.revoke_reason.map(RevokeReason::as_str))
+    .bind(column(|e| Some(e.kind.as_str().to_string())))
+    .bind(column(|e| e.from_status.map(|s| s.as_str().to_string())))
+    .bind(column(|e| e.to_status.map(|s| s.as_str().to_string())))
+    .bind(column(|e| e.operation.clone()))
+    .bind(column(|e| e.target.clone()))
+    .bind(column(|e| e.outcome.map(|o| o.as_str().to_string())))
+    .bind(column(|e| e.aws_request_id.clone()))
+    .bind(column(|e| e.error_code.clone()))
+    .bind(column(|e| e.message.clone()))
+    .bind(events.iter().map(|e| e.attempts).collect::<Vec<_>>())
     .fetch_optional(db)
     .await
 }
@@ -671,17 +707,17 @@ pub async fn other_holders(db: impl PgExecutor<'_>, grant: &GrantRow) -> Result<
     .await
 }
 
-/// Removes an integration being deleted once its last grant is revoked.
-pub async fn finish_integration_deletion(db: impl PgExecutor<'_>, integration_id: Uuid) -> Result<bool, sqlx::Error> {
+/// Removes integrations being deleted whose last grant is revoked; returns how many.
+pub async fn finish_integration_deletions(db: impl PgExecutor<'_>) -> Result<u64, sqlx::Error> {
     let result = sqlx::query(
-        "delete from integrations
-         where integration_id = $1 and status = 'deleting'
-           and not exists (select 1 from grants where integration_id = $1 and status in ('pending', 'active', 'revoking'))",
+        "delete from integrations i
+         where status = 'deleting'
+           and not exists (select 1 from grants g
+                           where g.integration_id = i.integration_id and g.status in ('pending', 'active', 'revoking'))",
     )
-    .bind(integration_id)
     .execute(db)
     .await?;
-    Ok(result.rows_affected() == 1)
+    Ok(result.rows_affected())
 }
 
 /// What the metrics gauges show, for the whole database.

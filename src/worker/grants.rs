@@ -4,22 +4,25 @@
 //! due time. Each IAM step is idempotent (a deterministic policy name, adoption
 //! after EntityAlreadyExists, NoSuchEntity on removal meaning "already gone"),
 //! so a grant taken over from a dead replica is finished, not done twice.
-//! Changes to one user are serialized by a Postgres advisory lock: quotas and
-//! shared attachments are counted without races, across replicas.
+//! Shared attachments are counted under a per-user Postgres advisory lock, so
+//! holders are counted without races across replicas. A step ends with one
+//! statement: the transition, its events and the notification together.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use sqlx::{Postgres, Transaction};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::{idle, pause, with_lease};
-use crate::app::AppState;
+use crate::app::{AppState, GrantUpdate};
 use crate::aws::iam_changes::{CallRecord, IamChanges, GRANT_ID_TAG};
-use crate::aws::AwsError;
+use crate::aws::{AwsClients, AwsError, AwsErrorKind};
 use crate::domain::access::Mechanism;
 use crate::domain::grant::{backoff, CallOutcome, EventKind, GrantError, GrantStatus, RevokeReason};
+use crate::domain::integration::IntegrationStatus;
 use crate::error::ApiError;
 use crate::storage;
 use crate::storage::grants::{GrantRow, NewEvent, Transition};
@@ -52,6 +55,10 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
                 }
             }
             Ok(_) => {
+                // Integrations being deleted go once their last grant is revoked.
+                if let Err(e) = storage::grants::finish_integration_deletions(&state.worker_db).await {
+                    tracing::warn!(error = %e, "cannot finish integration deletions");
+                }
                 let due_in = storage::grants::next_due_in(&state.worker_db).await.ok().flatten().unwrap_or(POLL);
                 idle(&shutdown, &state.wake.grants, due_in.min(POLL)).await;
             }
@@ -99,23 +106,17 @@ async fn process(state: &AppState, mut grant: GrantRow) -> Result<(), sqlx::Erro
                     message: "expired before it could be applied".into(),
                     aws: None,
                 };
-                undo(state, &grant, error, Vec::new()).await?
+                undo(state, &grant, &error, Vec::new()).await?
             }
             GrantStatus::Pending => apply(state, &grant).await?,
-            GrantStatus::Active if grant.expires_at <= now => {
-                let expired = storage::grants::expire(&state.worker_db, grant.grant_id, owner).await?;
-                if expired.is_some() {
-                    let event = NewEvent::transition(Some(GrantStatus::Active), GrantStatus::Revoking, "expired");
-                    storage::grants::insert_events(&state.worker_db, grant.grant_id, owner, &[event]).await?;
-                }
-                expired
-            }
+            GrantStatus::Active if grant.expires_at <= now => revoke(state, &grant).await?,
             GrantStatus::Revoking => revoke(state, &grant).await?,
             GrantStatus::Active | GrantStatus::Revoked | GrantStatus::Failed => {
                 return storage::grants::release(&state.worker_db, grant.grant_id, owner).await;
             }
         };
-        let _ = state.grant_updates.send(grant.grant_id);
+        let _ = state.grant_updates.send(GrantUpdate { id: grant.grant_id, grant: next.clone().map(Arc::new) });
+        let integration = (grant.integration_revision, grant.integration_status.take());
         grant = match next {
             Some(row) => row,
             // Changed under us (revoked or extended through the API): look again.
@@ -124,11 +125,58 @@ async fn process(state: &AppState, mut grant: GrantRow) -> Result<(), sqlx::Erro
                 None => return Ok(()),
             },
         };
+        (grant.integration_revision, grant.integration_status) = integration;
         let ours = grant.lease_owner.as_deref() == Some(owner);
         let due = grant.next_run_at.is_some_and(|at| at <= Utc::now()) || grant.status() == GrantStatus::Active;
         if !ours || !due {
             return Ok(());
         }
+    }
+}
+
+/// The clients of the grant's account: the pool's, when the integration has
+/// not changed since they were built; None when the integration is gone.
+async fn clients(state: &AppState, grant: &GrantRow) -> Result<Option<Arc<AwsClients>>, sqlx::Error> {
+    let Some(integration_id) = grant.integration_id else { return Ok(None) };
+    if let Some(clients) =
+        grant.integration_revision.and_then(|revision| state.aws.cached(integration_id, &grant.account_id, revision))
+    {
+        return Ok(Some(clients));
+    }
+    match storage::integrations::get(&state.worker_db, integration_id).await? {
+        Some(integration) => Ok(Some(state.aws.clients(&integration, &grant.account_id).await)),
+        None => Ok(None),
+    }
+}
+
+/// The transaction holding the user's lock, for the mechanisms that share attachments.
+async fn user_lock(
+    state: &AppState,
+    grant: &GrantRow,
+    mechanism: Mechanism,
+) -> Result<Option<Transaction<'static, Postgres>>, sqlx::Error> {
+    if mechanism == Mechanism::GeneratedPolicy {
+        return Ok(None);
+    }
+    let mut tx = state.worker_db.begin().await?;
+    storage::grants::lock_user(&mut *tx, &grant.account_id, &grant.principal_name).await?;
+    Ok(Some(tx))
+}
+
+/// Ends a step: in the user's transaction when there is one.
+async fn finish(
+    state: &AppState,
+    tx: Option<Transaction<'static, Postgres>>,
+    transition: &Transition<'_>,
+    events: &[NewEvent],
+) -> Result<Option<GrantRow>, sqlx::Error> {
+    match tx {
+        Some(mut tx) => {
+            let row = storage::grants::finish_step(&mut *tx, transition, events).await?;
+            tx.commit().await?;
+            Ok(row)
+        }
+        None => storage::grants::finish_step(&state.worker_db, transition, events).await,
     }
 }
 
@@ -198,23 +246,22 @@ fn count_calls(records: &[CallRecord]) {
 /// Makes the IAM change of a pending grant.
 async fn apply(state: &AppState, grant: &GrantRow) -> Result<Option<GrantRow>, sqlx::Error> {
     let owner = state.instance_id.as_str();
-    let Some(integration) = grant_integration(state, grant).await? else {
+    let Some(clients) = clients(state, grant).await? else {
         let error = GrantError { code: "not_found".into(), message: "the integration is gone".into(), aws: None };
-        return undo(state, grant, error, Vec::new()).await;
+        return undo(state, grant, &error, Vec::new()).await;
     };
-    let clients = state.aws.clients(&integration, &grant.account_id).await;
     let iam = IamChanges::new(&clients.iam);
-    let mut tx = state.worker_db.begin().await?;
-    storage::grants::lock_user(&mut *tx, &grant.account_id, &grant.principal_name).await?;
-    let outcome = match Mechanism::of(grant.resource_type()).expect("grants target offered types") {
-        Mechanism::GeneratedPolicy => apply_generated_policy(state, &mut tx, grant, &iam).await?,
-        Mechanism::AttachPolicy => apply_shared(state, &mut tx, grant, &iam, SharedKind::Policy).await?,
-        Mechanism::GroupMembership => apply_shared(state, &mut tx, grant, &iam, SharedKind::Group).await?,
+    let mechanism = Mechanism::of(grant.resource_type()).expect("grants target offered types");
+    let mut tx = user_lock(state, grant, mechanism).await?;
+    let outcome = match (mechanism, tx.as_mut()) {
+        (Mechanism::AttachPolicy, Some(tx)) => apply_shared(state, tx, grant, &iam, SharedKind::Policy).await?,
+        (Mechanism::GroupMembership, Some(tx)) => apply_shared(state, tx, grant, &iam, SharedKind::Group).await?,
+        _ => apply_generated_policy(state, grant, &iam).await?,
     };
     let records = iam.records();
     count_calls(&records);
     let mut events = call_events(&records);
-    let row = match outcome {
+    let error = match outcome {
         Ok(holds_attachment) => {
             events.push(NewEvent::transition(Some(GrantStatus::Pending), GrantStatus::Active, "applied"));
             let t = Transition {
@@ -222,38 +269,33 @@ async fn apply(state: &AppState, grant: &GrantRow) -> Result<Option<GrantRow>, s
                 holds_attachment,
                 ..Transition::new(grant.grant_id, owner, GrantStatus::Pending, GrantStatus::Active)
             };
-            let row = storage::grants::transition(&mut *tx, &t).await?;
-            storage::grants::insert_events(&mut *tx, grant.grant_id, owner, &events).await?;
-            tx.commit().await?;
+            let row = finish(state, tx, &t, &events).await?;
             metrics::counter!("jit_iam_grant_transitions_total", "to" => "active").increment(1);
-            row
+            return Ok(row);
         }
-        Err(error) => {
-            let retry_at = Utc::now() + backoff(grant.attempts, APPLY_RETRY_CAP);
-            if error.is_retryable() && retry_at < grant.expires_at {
-                let error = error.into_grant_error();
-                events.push(NewEvent::transition(
-                    Some(GrantStatus::Pending),
-                    GrantStatus::Pending,
-                    format!("will retry: {}", error.message),
-                ));
-                let t = Transition {
-                    next_run_at: Some(retry_at),
-                    attempts: grant.attempts + 1,
-                    last_error: Some(&error),
-                    ..Transition::new(grant.grant_id, owner, GrantStatus::Pending, GrantStatus::Pending)
-                };
-                let row = storage::grants::transition(&mut *tx, &t).await?;
-                storage::grants::insert_events(&mut *tx, grant.grant_id, owner, &events).await?;
-                tx.commit().await?;
-                row
-            } else {
-                tx.commit().await?;
-                undo(state, grant, error.into_grant_error(), events).await?
-            }
-        }
+        Err(error) => error,
     };
-    Ok(row)
+    let retry_at = Utc::now() + backoff(grant.attempts, APPLY_RETRY_CAP);
+    let retry = error.is_retryable() && retry_at < grant.expires_at;
+    let error = error.into_grant_error();
+    if !retry {
+        if let Some(tx) = tx {
+            tx.commit().await?;
+        }
+        return undo(state, grant, &error, events).await;
+    }
+    events.push(NewEvent::transition(
+        Some(GrantStatus::Pending),
+        GrantStatus::Pending,
+        format!("will retry: {}", error.message),
+    ));
+    let t = Transition {
+        next_run_at: Some(retry_at),
+        attempts: grant.attempts + 1,
+        last_error: Some(&error),
+        ..Transition::new(grant.grant_id, owner, GrantStatus::Pending, GrantStatus::Pending)
+    };
+    finish(state, tx, &t, &events).await
 }
 
 /// A permanent failure: record it and hand the grant to the revocation path,
@@ -261,10 +303,9 @@ async fn apply(state: &AppState, grant: &GrantRow) -> Result<Option<GrantRow>, s
 async fn undo(
     state: &AppState,
     grant: &GrantRow,
-    error: GrantError,
+    error: &GrantError,
     mut events: Vec<NewEvent>,
 ) -> Result<Option<GrantRow>, sqlx::Error> {
-    let owner = state.instance_id.as_str();
     tracing::warn!(grant_id = %grant.grant_id, code = %error.code, error = %error.message, "grant failed; undoing");
     events.push(NewEvent::transition(
         Some(GrantStatus::Pending),
@@ -273,35 +314,28 @@ async fn undo(
     ));
     let t = Transition {
         next_run_at: Some(Utc::now()),
-        last_error: Some(&error),
-        ..Transition::new(grant.grant_id, owner, GrantStatus::Pending, GrantStatus::Revoking)
+        last_error: Some(error),
+        ..Transition::new(grant.grant_id, &state.instance_id, GrantStatus::Pending, GrantStatus::Revoking)
     };
-    let mut tx = state.worker_db.begin().await?;
-    let row = storage::grants::transition(&mut *tx, &t).await?;
-    storage::grants::insert_events(&mut *tx, grant.grant_id, owner, &events).await?;
-    tx.commit().await?;
-    Ok(row)
-}
-
-async fn grant_integration(
-    state: &AppState,
-    grant: &GrantRow,
-) -> Result<Option<crate::domain::integration::Integration>, sqlx::Error> {
-    match grant.integration_id {
-        Some(id) => storage::integrations::get(&state.worker_db, id).await,
-        None => Ok(None),
-    }
+    storage::grants::finish_step(&state.worker_db, &t, &events).await
 }
 
 /// CreatePolicy + AttachUserPolicy, within the user's managed-policy quota.
+///
+/// No lock: the quota counts the user's other pending grants too, and AWS
+/// itself refuses an attachment over its quota (a permanent error, undone).
 async fn apply_generated_policy(
     state: &AppState,
-    tx: &mut sqlx::PgConnection,
     grant: &GrantRow,
     iam: &IamChanges<'_>,
 ) -> Result<Result<bool, StepError>, sqlx::Error> {
-    let held = storage::grants::managed_policies_of(&mut *tx, &grant.account_id, &grant.principal_name, grant.grant_id)
-        .await?;
+    let held = storage::grants::managed_policies_of(
+        &state.worker_db,
+        &grant.account_id,
+        &grant.principal_name,
+        grant.grant_id,
+    )
+    .await?;
     let max = state.config.grants.max_policies_per_user as usize;
     if held.len() + 1 > max {
         return Ok(Err(quota_error(&grant.principal_name, held.len(), max)));
@@ -417,82 +451,94 @@ async fn apply_shared(
     Ok(Ok(true))
 }
 
-/// Takes a grant's access away; retried with backoff until it succeeds.
+/// Takes a grant's access away: an active grant that expired, or one whose
+/// revocation was asked for (or that failed and is undone). Retried with
+/// backoff until it succeeds.
 async fn revoke(state: &AppState, grant: &GrantRow) -> Result<Option<GrantRow>, sqlx::Error> {
     let owner = state.instance_id.as_str();
-    let integration = grant_integration(state, grant).await?;
-    let mut tx = state.worker_db.begin().await?;
-    let outcome: Result<(), StepError> = match &integration {
-        None => Err(StepError::Aws(AwsError::new(
-            crate::aws::AwsErrorKind::Rejected,
-            "jit-iam",
-            "the grant's integration is gone",
-        ))),
-        Some(integration) => {
-            let clients = state.aws.clients(integration, &grant.account_id).await;
+    let from = grant.status();
+    let mut events = Vec::new();
+    // An expiry goes straight from active to revoked in one step when all goes well.
+    let revoke_reason = (from == GrantStatus::Active).then_some(RevokeReason::Expired);
+    if revoke_reason.is_some() {
+        events.push(NewEvent::transition(Some(GrantStatus::Active), GrantStatus::Revoking, "expired"));
+    }
+    let mechanism = Mechanism::of(grant.resource_type()).expect("grants target offered types");
+    let mut tx = user_lock(state, grant, mechanism).await?;
+    let outcome = match clients(state, grant).await? {
+        None => {
+            Err(StepError::Aws(AwsError::new(AwsErrorKind::Rejected, "jit-iam", "the grant's integration is gone")))
+        }
+        Some(clients) => {
             let iam = IamChanges::new(&clients.iam);
-            let result = match Mechanism::of(grant.resource_type()).expect("grants target offered types") {
-                Mechanism::GeneratedPolicy => revoke_generated_policy(grant, &iam).await,
-                Mechanism::AttachPolicy => revoke_shared(&mut tx, grant, &iam, SharedKind::Policy).await?,
-                Mechanism::GroupMembership => revoke_shared(&mut tx, grant, &iam, SharedKind::Group).await?,
+            let result = match (mechanism, tx.as_mut()) {
+                (Mechanism::AttachPolicy, Some(tx)) => revoke_shared(tx, grant, &iam, SharedKind::Policy).await?,
+                (Mechanism::GroupMembership, Some(tx)) => revoke_shared(tx, grant, &iam, SharedKind::Group).await?,
+                _ => revoke_generated_policy(grant, &iam).await,
             };
             let records = iam.records();
             count_calls(&records);
-            storage::grants::insert_events(&mut *tx, grant.grant_id, owner, &call_events(&records)).await?;
+            events.extend(call_events(&records));
             result
         }
     };
     let was_applied = grant.activated_at.is_some();
-    let (t, event) = match outcome {
+    let error = match outcome {
         Ok(()) => {
             let to = if was_applied { GrantStatus::Revoked } else { GrantStatus::Failed };
-            let message = if was_applied { "revoked" } else { "undone" };
+            events.push(NewEvent::transition(
+                Some(GrantStatus::Revoking),
+                to,
+                if was_applied { "revoked" } else { "undone" },
+            ));
             let t = Transition {
                 // A failed grant keeps the error that made it fail.
                 last_error: if was_applied { None } else { grant.last_error.as_ref().map(|e| &e.0) },
-                ..Transition::new(grant.grant_id, owner, GrantStatus::Revoking, to)
+                revoke_reason,
+                ..Transition::new(grant.grant_id, owner, from, to)
             };
-            (t, NewEvent::transition(Some(GrantStatus::Revoking), to, message))
-        }
-        Err(error) => {
-            let error = error.into_grant_error();
-            tracing::warn!(grant_id = %grant.grant_id, error = %error.message, "revocation failed; will retry");
-            let t = Transition {
-                next_run_at: Some(Utc::now() + backoff(grant.attempts, REVOKE_RETRY_CAP)),
-                attempts: grant.attempts + 1,
-                last_error: Some(&error),
-                holds_attachment: grant.holds_attachment,
-                ..Transition::new(grant.grant_id, owner, GrantStatus::Revoking, GrantStatus::Revoking)
-            };
-            let event = NewEvent::transition(
-                Some(GrantStatus::Revoking),
-                GrantStatus::Revoking,
-                format!("revocation failed, will retry: {}", error.message),
-            );
-            let row = storage::grants::transition(&mut *tx, &t).await?;
-            storage::grants::insert_events(&mut *tx, grant.grant_id, owner, &[event]).await?;
-            tx.commit().await?;
+            let row = finish(state, tx, &t, &events).await?;
+            if row.is_some() {
+                record_end(state, grant, to).await;
+            }
             return Ok(row);
         }
+        Err(error) => error.into_grant_error(),
     };
-    let row = storage::grants::transition(&mut *tx, &t).await?;
-    storage::grants::insert_events(&mut *tx, grant.grant_id, owner, &[event]).await?;
-    if let Some(integration) =
-        integration.filter(|i| i.status == crate::domain::integration::IntegrationStatus::Deleting)
-    {
-        if storage::grants::finish_integration_deletion(&mut *tx, integration.id).await? {
-            tracing::info!(integration_id = %integration.id, "integration deleted after its last grant was revoked");
+    tracing::warn!(grant_id = %grant.grant_id, error = %error.message, "revocation failed; will retry");
+    events.push(NewEvent::transition(
+        Some(GrantStatus::Revoking),
+        GrantStatus::Revoking,
+        format!("revocation failed, will retry: {}", error.message),
+    ));
+    let t = Transition {
+        next_run_at: Some(Utc::now() + backoff(grant.attempts, REVOKE_RETRY_CAP)),
+        attempts: grant.attempts + 1,
+        last_error: Some(&error),
+        holds_attachment: grant.holds_attachment,
+        revoke_reason,
+        ..Transition::new(grant.grant_id, owner, from, GrantStatus::Revoking)
+    };
+    finish(state, tx, &t, &events).await
+}
+
+/// Metrics of a finished revocation; and an integration being deleted goes
+/// with its last grant (the idle worker sweeps whatever a race leaves).
+async fn record_end(state: &AppState, grant: &GrantRow, to: GrantStatus) {
+    metrics::counter!("jit_iam_grant_transitions_total", "to" => to.as_str()).increment(1);
+    let expired =
+        grant.status() == GrantStatus::Active || grant.revoke_reason.as_deref() == Some(RevokeReason::Expired.as_str());
+    if expired {
+        let lag = (Utc::now() - grant.expires_at).num_milliseconds().max(0) as f64 / 1000.0;
+        metrics::histogram!("jit_iam_revocation_lag_seconds").record(lag);
+    }
+    if grant.integration_status.as_deref() == Some(IntegrationStatus::Deleting.as_str()) {
+        match storage::grants::finish_integration_deletions(&state.worker_db).await {
+            Ok(0) => {}
+            Ok(_) => tracing::info!(integration_id = ?grant.integration_id, "integration deleted after its last grant"),
+            Err(e) => tracing::warn!(error = %e, "cannot finish integration deletions"),
         }
     }
-    tx.commit().await?;
-    if row.is_some() {
-        metrics::counter!("jit_iam_grant_transitions_total", "to" => t.to.as_str()).increment(1);
-        if grant.revoke_reason.as_deref() == Some(RevokeReason::Expired.as_str()) {
-            let lag = (Utc::now() - grant.expires_at).num_milliseconds().max(0) as f64 / 1000.0;
-            metrics::histogram!("jit_iam_revocation_lag_seconds").record(lag);
-        }
-    }
-    Ok(row)
 }
 
 /// DetachUserPolicy, then DeletePolicy (IAM refuses to delete an attached policy).
@@ -512,7 +558,6 @@ async fn revoke_shared(
     kind: SharedKind,
 ) -> Result<Result<(), StepError>, sqlx::Error> {
     let (account, user, target) = (&grant.account_id, &grant.principal_name, kind.target(grant));
-    storage::grants::lock_user(&mut *tx, account, user).await?;
     let Some(attachment) = storage::grants::shared_attachment(&mut *tx, account, user, kind.as_str(), target).await?
     else {
         return Ok(Ok(()));

@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::AppState;
+use crate::app::{AppState, GrantUpdate};
 
 pub mod grants;
 pub mod sync;
@@ -73,7 +73,7 @@ async fn listen(state: AppState, shutdown: CancellationToken) {
                     changed => {
                         // A grant changed on some replica: wake whoever waits for it here.
                         if let Some(id) = changed.strip_prefix("grant_changed:").and_then(|id| id.parse().ok()) {
-                            let _ = state.grant_updates.send(id);
+                            let _ = state.grant_updates.send(GrantUpdate { id, grant: None });
                         }
                     }
                 },
