@@ -105,8 +105,9 @@ pub struct AwsConfig {
           value_parser = clap::value_parser!(u32).range(1..=20))]
     pub max_attempts: u32,
 
-    /// Timeout of one attempt of an AWS call.
-    #[arg(long = "aws-attempt-timeout", env = "JIT_IAM_AWS_ATTEMPT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    /// Timeout of one attempt of an AWS call (generous: a page of 1,000 IAM
+    /// entities can take a while on a busy endpoint).
+    #[arg(long = "aws-attempt-timeout", env = "JIT_IAM_AWS_ATTEMPT_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub attempt_timeout: Duration,
 
     /// Use path-style S3 addressing (for S3-compatible endpoints reached by host name).

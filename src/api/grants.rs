@@ -639,9 +639,13 @@ pub async fn extend_grant(
     ValidJson(input): ValidJson<ExtendGrant>,
 ) -> ApiResult<Json<Grant>> {
     let current = find(&state, id).await?;
-    let not_extendable =
-        || ApiError::conflict(ErrorCode::InvalidState, "only pending or active grants can be extended");
-    if !matches!(current.status(), GrantStatus::Pending | GrantStatus::Active) {
+    let not_extendable = || {
+        ApiError::conflict(
+            ErrorCode::InvalidState,
+            "only pending or active grants that have not expired can be extended",
+        )
+    };
+    if !matches!(current.status(), GrantStatus::Pending | GrantStatus::Active) || current.expires_at <= Utc::now() {
         return Err(not_extendable());
     }
     let new_expiry = match (input.duration_seconds, input.expires_at) {

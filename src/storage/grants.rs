@@ -401,7 +401,7 @@ pub async fn request_revoke(
     .await
 }
 
-/// Moves the expiry of a pending or active grant (API).
+/// Moves the expiry of a pending or active grant that has not expired yet (API).
 pub async fn extend(
     db: impl PgExecutor<'_>,
     grant_id: Uuid,
@@ -411,7 +411,7 @@ pub async fn extend(
         "with updated as (
              update grants
              set expires_at = $2, next_run_at = case when status = 'active' then $2 else next_run_at end
-             where grant_id = $1 and status in ('pending', 'active')
+             where grant_id = $1 and status in ('pending', 'active') and expires_at > now()
              returning *)
          select updated.*, pg_notify('jit_iam_work', 'grant') from updated",
     )

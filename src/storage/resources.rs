@@ -146,7 +146,9 @@ pub async fn browse(
         sql.push(" and account_id = ").push_bind(account_id.clone());
     }
     if let Some(resource_type) = filter.resource_type {
-        sql.push(" and type = ").push_bind(resource_type.as_str());
+        // A literal (from the closed set of types), not a parameter: the
+        // prepared plan can then use that type's partial index.
+        sql.push(format_args!(" and type = '{}'", resource_type.as_str()));
     }
     if let Some(region) = &filter.region {
         sql.push(" and region = ").push_bind(region.clone());

@@ -1,0 +1,302 @@
+//! The grants benchmark: latency, AWS calls per lifecycle, AssumeRole calls,
+//! and 1,000 grants expiring in the same second — each against the same SDK
+//! calls made directly on the same moto in the same run (moto is the ceiling).
+//!
+//!   scripts/bench grants      (report in bench-results/grants.json)
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use aws_sdk_iam::Client as Iam;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use common::{aws_calls_by_operation, calls_since, load_average, round3, run_bounded, Moto, Service};
+
+const USERS: usize = 200;
+const LATENCY_GRANTS: usize = 200;
+const EXPIRING_GRANTS: usize = 1000;
+/// Grants worked on at once by the service, and calls in flight in the direct baseline.
+const CONCURRENCY: usize = 16;
+
+fn main() {
+    let moto = Moto::start();
+    let report = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(run(&moto));
+    println!("{}", serde_json::to_string_pretty(&report).unwrap());
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index]
+}
+
+fn summary(mut samples: Vec<f64>) -> Value {
+    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    json!({"p50_ms": round3(percentile(&samples, 0.5)), "p99_ms": round3(percentile(&samples, 0.99)), "n": samples.len()})
+}
+
+const DOCUMENT: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Bucket","Effect":"Allow","Action":["s3:ListBucket","s3:GetBucketLocation"],"Resource":["arn:aws:s3:::bench"]},{"Sid":"Objects","Effect":"Allow","Action":["s3:GetObject","s3:GetObjectVersion"],"Resource":["arn:aws:s3:::bench/*"]}]}"#;
+
+/// CreatePolicy + AttachUserPolicy made directly: what one grant costs in AWS.
+async fn direct_apply(iam: &Iam, name: &str, user: &str) -> String {
+    let tags = [("managed-by", "jit-iam"), ("jit-iam:grant-id", name)]
+        .map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build().unwrap());
+    let policy = iam
+        .create_policy()
+        .policy_name(name)
+        .path("/bench/")
+        .policy_document(DOCUMENT)
+        .set_tags(Some(tags.to_vec()))
+        .send()
+        .await
+        .expect("CreatePolicy");
+    let arn = policy.policy.unwrap().arn.unwrap();
+    iam.attach_user_policy().user_name(user).policy_arn(&arn).send().await.expect("AttachUserPolicy");
+    arn
+}
+
+/// DetachUserPolicy + DeletePolicy made directly: what one revocation costs in AWS.
+async fn direct_revoke(iam: &Iam, arn: &str, user: &str) {
+    iam.detach_user_policy().user_name(user).policy_arn(arn).send().await.expect("DetachUserPolicy");
+    iam.delete_policy().policy_arn(arn).send().await.expect("DeletePolicy");
+}
+
+fn user(i: usize) -> String {
+    format!("user-{:03}", i % USERS)
+}
+
+async fn run(moto: &Moto) -> Value {
+    let account_id = format!("3{:011}", rand::random_range(0..100_000_000_000u64));
+    let iam = Iam::new(&moto.account(&account_id).await);
+    eprintln!("==> seeding account {account_id}");
+    let creates = (0..USERS).map(|i| {
+        let iam = iam.clone();
+        async move { iam.create_user().user_name(user(i)).send().await.map(|_| ()) }
+    });
+    run_bounded("users", 8, creates.collect()).await;
+    iam.create_group().group_name("bench-group").send().await.unwrap();
+    iam.create_policy().policy_name("bench-shared").policy_document(DOCUMENT).send().await.unwrap();
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&moto.account(&account_id).await).force_path_style(true).build(),
+    );
+    let bucket = format!("bench-{}", uuid::Uuid::new_v4().simple());
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+
+    let service = Service::start(moto, &[("JIT_IAM_MIN_GRANT", "1s")]).await;
+    let integration = service
+        .call(
+            reqwest::Method::POST,
+            "/v1/integrations",
+            Some(json!({
+                "name": "bench", "connection": "single_account",
+                "root_account": {"account_id": account_id, "access_role_arn": format!("arn:aws:iam::{account_id}:role/jit-iam-access"),
+                                 "external_id": "bench-external-id", "region": "us-east-1"},
+                "options": {"regions": ["us-east-1"]}
+            })),
+            201,
+        )
+        .await;
+    let integration = integration["id"].as_str().unwrap().to_string();
+    let runs = service.get(&format!("/v1/integrations/{integration}/syncs")).await;
+    service.wait_for_sync(&integration, runs["items"][0]["id"].as_str().unwrap(), Instant::now()).await;
+    let resources = service.get(&format!("/v1/resources?integration_id={integration}&limit=1000")).await;
+    let id_of = |t: &str| -> String {
+        resources["items"].as_array().unwrap().iter().find(|r| r["type"] == t).unwrap()["id"].as_str().unwrap().into()
+    };
+    let (bucket_id, policy_id, group_id) = (id_of("s3_bucket"), id_of("iam_policy"), id_of("iam_group"));
+    let body = |resource: &str, level: &str, i: usize, expiry: Value| {
+        let mut body = json!({
+            "integration_id": integration, "resource_id": resource, "access_level": level,
+            "principal": {"type": "iam_user", "name": user(i)},
+            "request_id": uuid::Uuid::new_v4().to_string(), "approved_by": "bench"
+        });
+        match expiry {
+            Value::String(at) => body["expires_at"] = json!(at),
+            seconds => body["duration_seconds"] = seconds,
+        }
+        body
+    };
+
+    // 1. Latency: grants one at a time, interleaved in blocks with the direct calls.
+    eprintln!("==> latency: {LATENCY_GRANTS} grants, one at a time");
+    let metrics_before = aws_calls_by_operation(&service.metrics().await);
+    let (mut direct_ms, mut service_ms, mut granted, mut direct_arns) = (vec![], vec![], vec![], vec![]);
+    for block in 0..(LATENCY_GRANTS / 25) {
+        for i in block * 25..(block + 1) * 25 {
+            let started = Instant::now();
+            direct_arns.push((direct_apply(&iam, &format!("direct-{i}"), &user(i)).await, user(i)));
+            direct_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        for i in block * 25..(block + 1) * 25 {
+            let started = Instant::now();
+            let grant = service
+                .call(reqwest::Method::POST, "/v1/grants?wait=30", Some(body(&bucket_id, "read", i, json!(3600))), 202)
+                .await;
+            service_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+            assert_eq!(grant["status"], "active", "{grant}");
+            granted.push(grant["id"].as_str().unwrap().to_string());
+        }
+    }
+    for (arn, user) in &direct_arns {
+        direct_revoke(&iam, arn, user).await;
+    }
+    let direct_summary = summary(direct_ms.clone());
+    let service_summary = summary(service_ms.clone());
+    let ratio = |key: &str| round3(service_summary[key].as_f64().unwrap() / direct_summary[key].as_f64().unwrap());
+    let latency = json!({
+        "grants": LATENCY_GRANTS,
+        "service": service_summary, "direct_create_and_attach": direct_summary,
+        "ratio_p50": ratio("p50_ms"), "ratio_p99": ratio("p99_ms"), "goal_ratio": 1.3
+    });
+
+    // 2. AWS calls per lifecycle: revoke what was granted, then policy and group grants.
+    eprintln!("==> calls per lifecycle");
+    revoke_all(&service, &granted).await;
+    let generated_calls = calls_since(&metrics_before, &aws_calls_by_operation(&service.metrics().await));
+    let mut shared = BTreeMap::new();
+    for (kind, resource, level) in [("iam_policy", &policy_id, "attach"), ("iam_group", &group_id, "member")] {
+        let before = aws_calls_by_operation(&service.metrics().await);
+        let mut ids = Vec::new();
+        for i in 0..50 {
+            let grant = service
+                .call(reqwest::Method::POST, "/v1/grants?wait=30", Some(body(resource, level, i, json!(3600))), 202)
+                .await;
+            assert_eq!(grant["status"], "active", "{grant}");
+            ids.push(grant["id"].as_str().unwrap().to_string());
+        }
+        revoke_all(&service, &ids).await;
+        let calls = calls_since(&before, &aws_calls_by_operation(&service.metrics().await));
+        shared.insert(kind, json!({"grants": 50, "calls": calls, "per_lifecycle": per_grant(&calls, 50)}));
+    }
+    let calls = json!({
+        "generated_policy": {"grants": LATENCY_GRANTS, "calls": generated_calls, "per_lifecycle": per_grant(&generated_calls, LATENCY_GRANTS),
+                             "goal": 4},
+        "iam_policy": shared["iam_policy"], "iam_group": shared["iam_group"], "goal_shared": 2
+    });
+
+    // 3. Expiry at scale: 1,000 grants expiring in the same second.
+    eprintln!("==> direct revocation throughput ({EXPIRING_GRANTS} policies, {CONCURRENCY} in flight)");
+    let creates = (0..EXPIRING_GRANTS).map(|i| {
+        let iam = iam.clone();
+        async move { Ok::<_, ()>((direct_apply(&iam, &format!("expiring-{i}"), &user(i)).await, user(i))) }
+    });
+    let direct_policies = run_bounded("direct applies", CONCURRENCY, creates.collect()).await;
+    let started = Instant::now();
+    let revokes = direct_policies.iter().map(|(arn, user)| {
+        let iam = iam.clone();
+        async move {
+            direct_revoke(&iam, arn, user).await;
+            Ok::<_, ()>(())
+        }
+    });
+    run_bounded("direct revocations", CONCURRENCY, revokes.collect()).await;
+    let direct_seconds = started.elapsed().as_secs_f64();
+    let direct_rate = EXPIRING_GRANTS as f64 / direct_seconds;
+
+    eprintln!("==> {EXPIRING_GRANTS} grants expiring in the same second");
+    let expires_at: DateTime<Utc> = (Utc::now() + chrono::Duration::seconds(90)).with_timezone(&Utc);
+    let expires = json!(expires_at.to_rfc3339());
+    let submissions = (0..EXPIRING_GRANTS).map(|i| {
+        let (service, body) = (&service, body(&bucket_id, "read", i, expires.clone()));
+        async move {
+            Ok::<_, ()>(
+                service.call(reqwest::Method::POST, "/v1/grants", Some(body), 202).await["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        }
+    });
+    let expiring = run_bounded("submissions", 32, submissions.collect()).await;
+    wait_status(&service, &expiring, "active").await;
+    let applied_by = Utc::now();
+    assert!(applied_by < expires_at, "the grants were applied too late for the test ({applied_by})");
+    eprintln!("  all active; waiting for {expires_at}");
+    let finished = wait_status(&service, &expiring, "revoked").await;
+    let mut lags: Vec<f64> = finished
+        .iter()
+        .map(|g| {
+            let done: DateTime<Utc> = g["finished_at"].as_str().unwrap().parse().unwrap();
+            (done - expires_at).num_milliseconds() as f64 / 1000.0
+        })
+        .collect();
+    lags.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let all_revoked_after = *lags.last().unwrap();
+    let service_rate = EXPIRING_GRANTS as f64 / all_revoked_after;
+    let expiry = json!({
+        "grants": EXPIRING_GRANTS,
+        "seconds_until_all_revoked": round3(all_revoked_after),
+        "revocations_per_second": round3(service_rate),
+        "direct_detach_and_delete_per_second": round3(direct_rate),
+        "fraction_of_direct_throughput": round3(service_rate / direct_rate),
+        "goal_fraction": 0.8,
+        "lag_p50_seconds": round3(percentile(&lags, 0.5)),
+        "lag_p99_seconds": round3(percentile(&lags, 0.99)),
+    });
+    let total_grants = LATENCY_GRANTS + 100 + EXPIRING_GRANTS;
+    // Every sts:AssumeRole since the service started, the first sync's included.
+    let assume = assume_role_calls(&service.metrics().await);
+    let (peak_rss_mb, _) = service.memory_mb();
+    json!({
+        "latency": latency,
+        "aws_calls": calls,
+        "assume_role": {"calls": assume, "grants": total_grants, "per_1000_grants": round3(assume * 1000.0 / total_grants as f64),
+                        "accounts": 1, "session": "1h (JIT_IAM_SESSION_DURATION)"},
+        "expiry": expiry,
+        "service_peak_rss_mb": round3(peak_rss_mb),
+        "service_cpu_seconds": round3(service.cpu_seconds()),
+        "machine": {"cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), "load_average_1m": round3(load_average())},
+    })
+}
+
+fn per_grant(calls: &BTreeMap<String, u64>, grants: usize) -> Value {
+    let iam: u64 = calls.iter().filter(|(op, _)| op.starts_with("iam:")).map(|(_, n)| n).sum();
+    round3(iam as f64 / grants as f64)
+}
+
+fn assume_role_calls(metrics: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("jit_iam_assume_role_total"))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+async fn revoke_all(service: &Service, ids: &[String]) {
+    let revocations = ids.iter().map(|id| async move {
+        service.call(reqwest::Method::POST, &format!("/v1/grants/{id}/revoke"), None, 202).await;
+        Ok::<_, ()>(())
+    });
+    run_bounded("revocations", 16, revocations.collect()).await;
+    wait_status(service, ids, "revoked").await;
+}
+
+/// Waits until every grant has `status`; returns them.
+async fn wait_status(service: &Service, ids: &[String], status: &str) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(900);
+    loop {
+        let page = service.get(&format!("/v1/grants?status={status}&limit=1000")).await;
+        let mut found: BTreeMap<String, Value> = BTreeMap::new();
+        let mut page = page;
+        loop {
+            for grant in page["items"].as_array().unwrap() {
+                found.insert(grant["id"].as_str().unwrap().to_string(), grant.clone());
+            }
+            match page["next_cursor"].as_str() {
+                Some(cursor) => {
+                    page = service.get(&format!("/v1/grants?status={status}&limit=1000&cursor={cursor}")).await
+                }
+                None => break,
+            }
+        }
+        if ids.iter().all(|id| found.contains_key(id)) {
+            return ids.iter().map(|id| found[id].clone()).collect();
+        }
+        let failed = service.get("/v1/grants?status=failed&limit=1").await;
+        assert!(failed["items"].as_array().unwrap().is_empty(), "a grant failed: {}", failed["items"][0]);
+        assert!(Instant::now() < deadline, "grants not {status} after 15 minutes");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
