@@ -192,6 +192,11 @@ async fn every_type_and_level_is_applied_then_revoked() {
     let statuses: Vec<String> =
         sqlx::query_scalar("select distinct status from grants").fetch_all(&f.server.db().await).await.unwrap();
     assert_eq!(statuses, ["revoked"]);
+
+    // Dozens of AWS calls, and not one line of the SDK's debug output at the
+    // harness's `info,jit_iam=debug`: its level is capped, not raised.
+    let sdk_lines = f.server.logs().into_iter().filter(|l| l.contains(r#""target":"aws_smithy_runtime"#)).count();
+    assert_eq!(sdk_lines, 0, "the AWS SDK's runtime logged below the configured level");
 }
 
 #[tokio::test]

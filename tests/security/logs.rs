@@ -149,6 +149,12 @@ async fn secrets_stay_out_of_trace_logs() {
     let logs = server.logs();
     assert!(logs.iter().any(|l| l.contains(r#""level":"TRACE""#)), "RUST_LOG=trace did not take effect");
     assert!(logs.iter().any(|l| l.contains("AssumeRole")), "the AWS SDK's trace of sts:AssumeRole is not in the logs");
+    // The SDK's runtime, which would write requests and answers at trace, stops at debug.
+    let sdk_traces = logs
+        .iter()
+        .filter(|l| l.contains(r#""level":"TRACE""#) && l.contains(r#""target":"aws_smithy_runtime"#))
+        .count();
+    assert_eq!(sdk_traces, 0, "the AWS SDK's runtime logged at trace level");
     // The SDK's traces of the service's own credentials are in the logs (the key
     // id is no secret): the search below looks where a secret would be.
     assert!(logs.iter().any(|l| l.contains(&access_key_id)), "no trace of the service's own credentials in the logs");
