@@ -35,21 +35,7 @@ impl Fixture {
         account.create_bucket(&bucket, &[]).await;
         account.run_instances("us-east-1", 1, &[("Name", "web")]).await;
         let server = builder.start().await;
-        let integration = server
-            .create_integration(json!({
-                "name": unique("grants"),
-                "connection": "single_account",
-                "root_account": {
-                    "account_id": account.id,
-                    "access_role_arn": format!("arn:aws:iam::{}:role/jit-iam-access", account.id),
-                    "external_id": "external-id-123",
-                    "region": "us-east-1"
-                },
-                "options": {"regions": ["us-east-1"]}
-            }))
-            .await;
-        let integration = integration["id"].as_str().unwrap().to_string();
-        assert_eq!(server.wait_for_sync(&integration).await["status"], "succeeded");
+        let integration = server.connect(&account, &unique("grants")).await;
         Fixture { server, account, integration, bucket, group_policy }
     }
 
@@ -112,21 +98,6 @@ fn transitions(events: &[Value]) -> Vec<String> {
     events.iter().filter(|e| e["kind"] == "transition").map(|e| e["to_status"].as_str().unwrap().to_string()).collect()
 }
 
-async fn policy_document(account: &Account, arn: &str) -> Value {
-    let policy = account.iam.get_policy().policy_arn(arn).send().await.unwrap().policy.unwrap();
-    let version = account
-        .iam
-        .get_policy_version()
-        .policy_arn(arn)
-        .version_id(policy.default_version_id().unwrap())
-        .send()
-        .await
-        .unwrap();
-    let raw = version.policy_version.unwrap().document.unwrap();
-    let decoded = percent_encoding::percent_decode_str(&raw).decode_utf8_lossy().to_string();
-    serde_json::from_str(&decoded).or_else(|_| serde_json::from_str(&raw)).unwrap()
-}
-
 #[tokio::test]
 async fn every_type_and_level_is_applied_then_revoked() {
     let f = Fixture::new().await;
@@ -148,7 +119,7 @@ async fn every_type_and_level_is_applied_then_revoked() {
         assert_eq!(policy["name"], format!("jit-iam-{}", grant["id"].as_str().unwrap()));
         assert!(arn.starts_with(&format!("arn:aws:iam::{}:policy/jit-iam/jit-iam-", f.account.id)));
         // What IAM holds is exactly the document the grant shows.
-        assert_eq!(policy_document(&f.account, arn).await, policy["document"], "{resource_type} {level}");
+        assert_eq!(f.account.policy_document(arn).await, policy["document"], "{resource_type} {level}");
         assert!(f.account.user_policies("alice").await.contains(&arn.to_string()));
         let tags = f.account.iam.list_policy_tags().policy_arn(arn).send().await.unwrap();
         let tags: BTreeMap<&str, &str> = tags.tags().iter().map(|t| (t.key(), t.value())).collect();

@@ -68,19 +68,7 @@ async fn fuzzing_from_the_openapi_document_finds_no_server_error_nor_undocumente
         .await;
 
     // Something to find: an integration, its inventory and a grant.
-    let integration = server
-        .create_integration(json!({
-            "name": unique("fuzz"),
-            "connection": "single_account",
-            "root_account": {
-                "account_id": account.id, "access_role_arn": account.role_arn("jit-iam-access"),
-                "external_id": "external-id-123", "region": "us-east-1"
-            },
-            "options": {"regions": ["us-east-1"]}
-        }))
-        .await;
-    let integration = integration["id"].as_str().unwrap().to_string();
-    assert_eq!(server.wait_for_sync(&integration).await["status"], "succeeded");
+    let integration = server.connect(&account, &unique("fuzz")).await;
     let role = server.browse_all(&format!("integration_id={integration}&type=iam_role")).await.remove(0);
     let (status, grant) = server
         .post(

@@ -45,12 +45,6 @@ impl RawResponse {
     fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&self.body).into()))
     }
-
-    /// The API's JSON error shape, with a JSON content type.
-    fn is_json_error(&self) -> bool {
-        self.header("content-type").is_some_and(|c| c.starts_with("application/json"))
-            && error_code(&self.json()).is_some()
-    }
 }
 
 /// Reads until the server closes the connection (every request here says

@@ -71,19 +71,7 @@ async fn secrets_stay_out_of_trace_logs() {
         .await;
 
     // The full flow.
-    let integration = server
-        .create_integration(json!({
-            "name": unique("secrets"),
-            "connection": "single_account",
-            "root_account": {
-                "account_id": account.id, "access_role_arn": role_arn,
-                "external_id": "external-id-123", "region": "us-east-1"
-            },
-            "options": {"regions": ["us-east-1"]}
-        }))
-        .await;
-    let id = integration["id"].as_str().unwrap();
-    assert_eq!(server.wait_for_sync(id).await["status"], "succeeded");
+    let id = &server.connect(&account, &unique("secrets")).await;
     let (status, check) = server.post(&format!("/v1/integrations/{id}/check"), json!({})).await;
     assert_eq!(status, 200, "{check}");
     let (status, setup) = server.get(&format!("/v1/integrations/{id}/setup")).await;

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::support::{random_account_id, unique, Account, Moto, TestServer};
+use crate::support::{random_account_id, unique, Moto, TestServer};
 
 /// A string or an array of strings, as IAM allows for Action and Resource.
 fn strings(value: &Value) -> Vec<String> {
@@ -48,24 +48,6 @@ fn broad_writes(document: &Value) -> Vec<String> {
     problems
 }
 
-async fn stored_document(account: &Account, arn: &str) -> Value {
-    let policy = account.iam.get_policy().policy_arn(arn).send().await.unwrap().policy.unwrap();
-    let version = account
-        .iam
-        .get_policy_version()
-        .policy_arn(arn)
-        .version_id(policy.default_version_id().unwrap())
-        .send()
-        .await
-        .unwrap();
-    let raw = version.policy_version.unwrap().document.unwrap();
-    // IAM returns the document URL-encoded (moto too); decode when it is.
-    let decoded = percent_encoding::percent_decode_str(&raw).decode_utf8_lossy().to_string();
-    serde_json::from_str(&decoded)
-        .or_else(|_| serde_json::from_str(&raw))
-        .unwrap_or_else(|e| panic!("{arn}: {e}: {raw}"))
-}
-
 #[test]
 fn the_check_catches_writes_on_every_resource() {
     let allow = |action: Value, resource: Value| json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": action, "Resource": resource}]});
@@ -99,19 +81,7 @@ async fn generated_policies_never_allow_a_write_on_every_resource() {
     account.create_bucket(&bucket, &[]).await;
     account.run_instances("us-east-1", 1, &[("Name", "web")]).await;
     let server = TestServer::start().await;
-    let integration = server
-        .create_integration(json!({
-            "name": unique("policies"),
-            "connection": "single_account",
-            "root_account": {
-                "account_id": account.id, "access_role_arn": account.role_arn("jit-iam-access"),
-                "external_id": "external-id-123", "region": "us-east-1"
-            },
-            "options": {"regions": ["us-east-1"]}
-        }))
-        .await;
-    let integration = integration["id"].as_str().unwrap();
-    assert_eq!(server.wait_for_sync(integration).await["status"], "succeeded");
+    let integration = &server.connect(&account, &unique("policies")).await;
 
     let cases = [
         ("ec2_instance", "connect"),
@@ -144,7 +114,7 @@ async fn generated_policies_never_allow_a_write_on_every_resource() {
         let arn =
             grant["policy"]["arn"].as_str().unwrap_or_else(|| panic!("{resource_type} {level} has no policy: {grant}"));
         assert!(account.user_policies("alice").await.contains(&arn.to_string()), "{arn} is attached to alice");
-        let document = stored_document(&account, arn).await;
+        let document = account.policy_document(arn).await;
         let statements = document["Statement"].as_array().map_or(0, Vec::len);
         assert!(statements > 0, "{resource_type} {level}: {document}");
         on_every_resource += document["Statement"]

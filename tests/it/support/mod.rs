@@ -60,6 +60,23 @@ impl Account {
         format!("arn:aws:iam::{}:role/{name}", self.id)
     }
 
+    /// The default version of a managed policy, as IAM stores it.
+    pub async fn policy_document(&self, arn: &str) -> serde_json::Value {
+        let policy = self.iam.get_policy().policy_arn(arn).send().await.unwrap().policy.unwrap();
+        let version = self
+            .iam
+            .get_policy_version()
+            .policy_arn(arn)
+            .version_id(policy.default_version_id().unwrap())
+            .send()
+            .await
+            .unwrap();
+        let raw = version.policy_version.unwrap().document.unwrap();
+        // IAM returns the document URL-encoded (moto too); decode when it is.
+        let decoded = percent_encoding::percent_decode_str(&raw).decode_utf8_lossy().to_string();
+        serde_json::from_str(&decoded).or_else(|_| serde_json::from_str(&raw)).unwrap()
+    }
+
     pub async fn create_user(&self, name: &str, tags: &[(&str, &str)]) {
         self.iam.create_user().user_name(name).set_tags(Some(iam_tags(tags))).send().await.unwrap();
     }

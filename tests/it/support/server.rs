@@ -189,6 +189,26 @@ impl TestServer {
         assert_eq!(status, StatusCode::CREATED, "{json}");
         json
     }
+
+    /// Connects `account` as a single-account integration named `name` (role
+    /// `jit-iam-access`, us-east-1) and waits for its first sync to succeed.
+    /// Returns the integration id.
+    pub async fn connect(&self, account: &super::Account, name: &str) -> String {
+        let integration = self
+            .create_integration(serde_json::json!({
+                "name": name,
+                "connection": "single_account",
+                "root_account": {
+                    "account_id": account.id, "access_role_arn": account.role_arn("jit-iam-access"),
+                    "external_id": "external-id-123", "region": "us-east-1"
+                },
+                "options": {"regions": ["us-east-1"]}
+            }))
+            .await;
+        let id = integration["id"].as_str().unwrap().to_string();
+        assert_eq!(self.wait_for_sync(&id).await["status"], "succeeded");
+        id
+    }
 }
 
 impl ServerBuilder {
