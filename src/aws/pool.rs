@@ -6,6 +6,10 @@
 //! credentials provider whose credentials are cached and refreshed before they
 //! expire; every client of that account shares it, so concurrent users of one
 //! integration share one sts:AssumeRole call.
+//!
+//! Each account also has its own SDK retry quota: the SDK's default quota is
+//! one per service for the whole process, so one customer's throttled account
+//! would stop the retries of every other customer's calls.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -20,6 +24,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::{future, ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
+use aws_sdk_iam::config::retry::{RetryPartition, TokenBucket};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
@@ -44,6 +49,12 @@ pub(crate) use client;
 /// Refresh assumed credentials this long before they expire, so that no call
 /// ever starts with credentials about to lapse.
 const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
+
+/// Retry-quota tokens an account regains per second (a retry costs 5, one
+/// after a timeout 10), besides the one each first-try success returns: a
+/// quota drained by a burst of faults comes back within a minute or two, while
+/// a lasting outage still gets no more than about one SDK retry a second.
+const RETRY_QUOTA_REFILL_PER_SECOND: f32 = 5.0;
 
 pub struct AwsPool {
     base: SdkConfig,
@@ -168,7 +179,10 @@ impl AwsPool {
             .credentials_provider(SharedCredentialsProvider::new(credentials))
             .identity_cache(IdentityCache::lazy().buffer_time(REFRESH_BEFORE_EXPIRY).build())
             .build();
-        AwsClients::new(config, role, integration.revision, self.settings.s3_force_path_style)
+        let retry_partition = RetryPartition::custom(format!("jit-iam-{}-{account_id}", integration.id))
+            .token_bucket(TokenBucket::builder().refill_rate(RETRY_QUOTA_REFILL_PER_SECOND).build())
+            .build();
+        AwsClients::new(config, retry_partition, role, integration.revision, self.settings.s3_force_path_style)
     }
 }
 
@@ -204,6 +218,7 @@ pub struct AwsClients {
     pub role: RoleArn,
     revision: i64,
     config: SdkConfig,
+    retry_partition: RetryPartition,
     pub iam: aws_sdk_iam::Client,
     pub organizations: aws_sdk_organizations::Client,
     pub s3: aws_sdk_s3::Client,
@@ -214,18 +229,26 @@ pub struct AwsClients {
 }
 
 impl AwsClients {
-    fn new(config: SdkConfig, role: RoleArn, revision: i64, s3_force_path_style: bool) -> Self {
+    fn new(
+        config: SdkConfig,
+        retry_partition: RetryPartition,
+        role: RoleArn,
+        revision: i64,
+        s3_force_path_style: bool,
+    ) -> Self {
+        let quota = || retry_partition.clone();
         Self {
             role,
             revision,
-            iam: client!(aws_sdk_iam, &config),
-            organizations: client!(aws_sdk_organizations, &config),
-            s3: client!(aws_sdk_s3, &config, |b| b.force_path_style(s3_force_path_style)),
-            sts: client!(aws_sdk_sts, &config),
+            iam: client!(aws_sdk_iam, &config, |b| b.retry_partition(quota())),
+            organizations: client!(aws_sdk_organizations, &config, |b| b.retry_partition(quota())),
+            s3: client!(aws_sdk_s3, &config, |b| b.force_path_style(s3_force_path_style).retry_partition(quota())),
+            sts: client!(aws_sdk_sts, &config, |b| b.retry_partition(quota())),
             s3_force_path_style,
             ec2: Mutex::new(HashMap::new()),
             regional_s3: Mutex::new(HashMap::new()),
             config,
+            retry_partition,
         }
     }
 
@@ -246,7 +269,8 @@ impl AwsClients {
             .or_insert_with(|| {
                 client!(aws_sdk_s3, &self.config, |b| b
                     .region(Region::new(region.to_string()))
-                    .force_path_style(self.s3_force_path_style))
+                    .force_path_style(self.s3_force_path_style)
+                    .retry_partition(self.retry_partition.clone()))
             })
             .clone()
     }
@@ -257,7 +281,11 @@ impl AwsClients {
             .lock()
             .expect("ec2 clients lock")
             .entry(region.to_string())
-            .or_insert_with(|| client!(aws_sdk_ec2, &self.config, |b| b.region(Region::new(region.to_string()))))
+            .or_insert_with(|| {
+                client!(aws_sdk_ec2, &self.config, |b| b
+                    .region(Region::new(region.to_string()))
+                    .retry_partition(self.retry_partition.clone()))
+            })
             .clone()
     }
 }

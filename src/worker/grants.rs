@@ -29,8 +29,9 @@ use crate::storage::grants::{GrantRow, NewEvent, Transition};
 
 /// IAM's fixed limit of groups per user.
 const MAX_GROUPS_PER_USER: usize = 10;
-/// Longest wait between two tries of a revocation that keeps failing.
-const REVOKE_RETRY_CAP: Duration = Duration::from_secs(300);
+/// Longest wait between two tries of a revocation that keeps failing: access
+/// outlives a recovered fault by at most this much.
+const REVOKE_RETRY_CAP: Duration = Duration::from_secs(60);
 /// Longest wait between two tries of an apply.
 const APPLY_RETRY_CAP: Duration = Duration::from_secs(60);
 /// Longest sleep while nothing is due: also how soon expired leases are noticed.
