@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use uuid::Uuid;
 
+use crate::api::page_cache::PageCache;
 use crate::aws::AwsPool;
 use crate::config::{ApiTokens, ServeConfig};
 use crate::storage::grants::GrantRow;
@@ -47,6 +48,7 @@ pub struct App {
     pub wake: Wakeups,
     /// Grants that just changed, for requests waiting on them (`?wait=`).
     pub grant_updates: broadcast::Sender<GrantUpdate>,
+    pub browse_cache: PageCache,
     pub metrics: PrometheusHandle,
 }
 
@@ -79,6 +81,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let metrics = telemetry::install_metrics()?;
     let instance_id = instance_id();
     let (grant_updates, _) = broadcast::channel(1024);
+    let browse_cache = PageCache::new(config.browse_cache_mb as usize * 1024 * 1024);
     let state = AppState(Arc::new(App {
         config,
         db,
@@ -88,6 +91,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         instance_id,
         wake: Wakeups::default(),
         grant_updates,
+        browse_cache,
         metrics,
     }));
 

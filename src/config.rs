@@ -73,6 +73,11 @@ pub struct ServeConfig {
           value_parser = clap::value_parser!(u32).range(1024..=16 * 1024 * 1024))]
     pub max_body_bytes: u32,
 
+    /// Memory for cached browse pages, in MiB (0 turns the cache off).
+    #[arg(long, env = "JIT_IAM_BROWSE_CACHE_MB", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(0..=4096))]
+    pub browse_cache_mb: u32,
+
     #[command(flatten)]
     pub aws: AwsConfig,
 

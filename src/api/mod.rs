@@ -28,6 +28,7 @@ pub mod grants;
 pub mod health;
 pub mod integrations;
 pub mod metrics;
+pub mod page_cache;
 pub mod pagination;
 pub mod resources;
 

@@ -1,8 +1,12 @@
-//! `/v1/resources`: browse the inventory, served from Postgres (never from AWS).
+//! `/v1/resources`: browse the inventory, served from Postgres (never from AWS)
+//! through a cache of pages that is exact to the inventory version.
 
 use std::collections::BTreeMap;
 
+use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -53,7 +57,7 @@ pub struct ResourcePage {
     ),
     security(("bearer" = []))
 )]
-pub async fn list_resources(State(state): State<AppState>, mut params: QueryParams) -> ApiResult<Json<ResourcePage>> {
+pub async fn list_resources(State(state): State<AppState>, mut params: QueryParams) -> ApiResult<Response> {
     let page = PageRequest::from_query(&mut params)?;
     let filter = BrowseFilter {
         integration_id: params.parse("integration_id", "an integration id")?,
@@ -84,9 +88,22 @@ pub async fn list_resources(State(state): State<AppState>, mut params: QueryPara
     if let Some(id) = filter.integration_id {
         super::integrations::find(&state, id).await?;
     }
-    let rows = storage::resources::browse(&state.db, &filter, page.after_id()?, page.fetch_limit()).await?;
+    let after = page.after_id()?;
+    let version = storage::resources::version(&state.db).await?;
+    let key = format!("{filter:?} {after:?} {}", page.limit);
+    if let Some(body) = state.browse_cache.get(version, &key) {
+        return Ok(json_body(body));
+    }
+    let rows = storage::resources::browse(&state.db, &filter, after, page.fetch_limit()).await?;
     let (items, next_cursor) = page.finish(rows, |r| r.id);
-    Ok(Json(ResourcePage { items, next_cursor }))
+    let body = Bytes::from(serde_json::to_vec(&ResourcePage { items, next_cursor }).expect("a page serializes"));
+    state.browse_cache.put(version, key, body.clone());
+    Ok(json_body(body))
+}
+
+/// A JSON body already serialized (pages are cached that way).
+fn json_body(body: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
 }
 
 /// `key:value` filters grouped by key.

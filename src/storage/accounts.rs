@@ -45,11 +45,14 @@ pub async fn replace(
     if !complete {
         return Ok(());
     }
-    sqlx::query("delete from resources where integration_id = $1 and not (account_id = any($2))")
+    let removed = sqlx::query("delete from resources where integration_id = $1 and not (account_id = any($2))")
         .bind(integration_id)
         .bind(&ids)
         .execute(&mut *tx)
         .await?;
+    if removed.rows_affected() > 0 {
+        super::resources::mark_changed(tx).await?;
+    }
     sqlx::query("delete from accounts where integration_id = $1 and not (account_id = any($2))")
         .bind(integration_id)
         .bind(&ids)

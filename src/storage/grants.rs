@@ -10,6 +10,7 @@ use sqlx::types::Json;
 use sqlx::{PgExecutor, Postgres, QueryBuilder};
 use uuid::Uuid;
 
+use super::resources::MARK_CHANGED;
 use super::syncs::interval;
 use crate::domain::grant::{
     CallOutcome, EventKind, Grant, GrantError, GrantEvent, GrantPolicy, GrantPrincipal, GrantResource, GrantStatus,
@@ -709,15 +710,19 @@ pub async fn other_holders(db: impl PgExecutor<'_>, grant: &GrantRow) -> Result<
 
 /// Removes integrations being deleted whose last grant is revoked; returns how many.
 pub async fn finish_integration_deletions(db: impl PgExecutor<'_>) -> Result<u64, sqlx::Error> {
-    let result = sqlx::query(
-        "delete from integrations i
-         where status = 'deleting'
-           and not exists (select 1 from grants g
-                           where g.integration_id = i.integration_id and g.status in ('pending', 'active', 'revoking'))",
-    )
-    .execute(db)
+    let deleted: i64 = sqlx::query_scalar(&format!(
+        "with deleted as (
+             delete from integrations i
+             where status = 'deleting'
+               and not exists (select 1 from grants g
+                               where g.integration_id = i.integration_id and g.status in ('pending', 'active', 'revoking'))
+             returning 1),
+              changed as ({MARK_CHANGED} where exists (select 1 from deleted))
+         select count(*) from deleted"
+    ))
+    .fetch_one(db)
     .await?;
-    Ok(result.rows_affected())
+    Ok(deleted as u64)
 }
 
 /// What the metrics gauges show, for the whole database.

@@ -5,6 +5,7 @@ use sqlx::types::Json;
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
+use super::resources::MARK_CHANGED;
 use crate::domain::integration::{Connection, Integration, IntegrationOptions, IntegrationStatus, RootAccount};
 
 pub const NAME_CONSTRAINT: &str = "integrations_name_key";
@@ -131,9 +132,17 @@ pub async fn update(db: impl PgExecutor<'_>, integration: &Integration) -> Resul
     .map(Into::into)
 }
 
+/// Deletes an integration and, by cascade, its inventory.
 pub async fn delete(db: impl PgExecutor<'_>, id: Uuid) -> Result<bool, sqlx::Error> {
-    let result = sqlx::query("delete from integrations where integration_id = $1").bind(id).execute(db).await?;
-    Ok(result.rows_affected() == 1)
+    let deleted: i64 = sqlx::query_scalar(&format!(
+        "with deleted as (delete from integrations where integration_id = $1 returning 1),
+              changed as ({MARK_CHANGED} where exists (select 1 from deleted))
+         select count(*) from deleted"
+    ))
+    .bind(id)
+    .fetch_one(db)
+    .await?;
+    Ok(deleted == 1)
 }
 
 pub async fn set_status(

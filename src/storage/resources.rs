@@ -66,12 +66,27 @@ pub async fn replace_account(
         .bind(sync_id)
         .execute(&mut *tx)
         .await?;
-    Ok(())
+    mark_changed(tx).await
+}
+
+/// Bumps the inventory version, in the transaction that changed `resources`:
+/// from its commit on, the cached browse pages of every replica are stale.
+/// (In a statement of its own, or after `with changed as (...)` in one whose
+/// changes might be none.)
+pub const MARK_CHANGED: &str = "update inventory_version set version = version + 1";
+
+pub async fn mark_changed(tx: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query(MARK_CHANGED).execute(tx).await.map(|_| ())
+}
+
+/// The inventory version: read before a page, it says how fresh the page is.
+pub async fn version(db: impl PgExecutor<'_>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("select version from inventory_version").fetch_one(db).await
 }
 
 /// Re-applies a changed tag filter to what is stored, at once.
 pub async fn apply_filter(
-    db: impl PgExecutor<'_>,
+    tx: &mut sqlx::PgConnection,
     integration_id: Uuid,
     filter: &serde_json::Value,
 ) -> Result<(), sqlx::Error> {
@@ -81,9 +96,9 @@ pub async fn apply_filter(
     )
     .bind(integration_id)
     .bind(filter)
-    .execute(db)
-    .await
-    .map(|_| ())
+    .execute(&mut *tx)
+    .await?;
+    mark_changed(tx).await
 }
 
 /// What a browse request asks for. Tag filters: key -> accepted values.

@@ -196,6 +196,49 @@ async fn tag_filters_or_values_and_and_keys() {
     assert_eq!(roles.len(), 5);
 }
 
+/// Pages are served from a cache, yet whatever changes the inventory through
+/// any replica shows at once on every replica: pages are cached per inventory
+/// version, which every such change bumps.
+#[tokio::test]
+async fn cached_browse_pages_follow_every_change_on_every_replica() {
+    let account = Moto::shared().account(&random_account_id()).await;
+    account.create_role("prod-a", &[("env", "prod")]).await;
+    account.create_role("dev-a", &[("env", "dev")]).await;
+    let first = TestServer::start().await;
+    let second = TestServer::builder(Moto::shared()).database(first.db.clone()).start().await;
+    let integration =
+        first.create_integration(single_account("cached", &account.id, json!({"regions": ["us-east-1"]}))).await;
+    let id = integration["id"].as_str().unwrap();
+    first.wait_for_sync(id).await;
+    let roles = format!("integration_id={id}&type=iam_role");
+
+    assert_eq!(names(&first.browse_all(&roles).await), set(&["prod-a", "dev-a"]));
+    let hits = first.metric(r#"jit_iam_browse_pages_total{cache="hit"}"#).await;
+    assert_eq!(names(&first.browse_all(&roles).await), set(&["prod-a", "dev-a"]));
+    assert_eq!(first.metric(r#"jit_iam_browse_pages_total{cache="hit"}"#).await, hits + 1.0, "served from the cache");
+
+    // A new tag filter, through the other replica.
+    let (status, _) = second
+        .patch(&format!("/v1/integrations/{id}"), json!({"options": {"tags": [{"key": "env", "value": "prod"}]}}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(names(&first.browse_all(&roles).await), set(&["prod-a"]));
+
+    // A sync, run by either replica.
+    account.create_role("prod-b", &[("env", "prod")]).await;
+    let (status, _) = second.post(&format!("/v1/integrations/{id}/sync"), json!({})).await;
+    assert_eq!(status, 202);
+    second.wait_for_sync(id).await;
+    assert_eq!(names(&first.browse_all(&roles).await), set(&["prod-a", "prod-b"]));
+
+    // Deleting the integration takes its inventory off every page.
+    let by_account = format!("account_id={}", account.id);
+    assert!(names(&first.browse_all(&by_account).await).contains("prod-b"));
+    let (status, _) = second.delete(&format!("/v1/integrations/{id}")).await;
+    assert_eq!(status, 204);
+    assert!(first.browse_all(&by_account).await.is_empty());
+}
+
 #[tokio::test]
 async fn resync_removes_what_disappeared_and_keeps_ids() {
     let account = Moto::shared().account(&random_account_id()).await;

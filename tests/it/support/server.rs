@@ -164,6 +164,17 @@ impl TestServer {
         self.get(&format!("/v1/integrations/{integration_id}/syncs/{run_id}")).await.1
     }
 
+    /// The sum of the `/metrics` samples whose line starts with `prefix`
+    /// (a metric name, optionally with the start of its labels).
+    pub async fn metric(&self, prefix: &str) -> f64 {
+        let metrics = reqwest::get(format!("{}/metrics", self.url)).await.unwrap().text().await.unwrap();
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum()
+    }
+
     /// Every resource the browse API lists for `query`, following all pages.
     pub async fn browse_all(&self, query: &str) -> Vec<Value> {
         let mut items = Vec::new();
