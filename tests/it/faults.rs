@@ -102,6 +102,74 @@ async fn three_hundred_grants_survive_thirty_percent_of_aws_calls_failing() {
     );
 }
 
+/// The AWS calls recorded in the events of `ids`.
+async fn aws_calls(server: &TestServer, ids: &[String]) -> Vec<Value> {
+    let mut calls = Vec::new();
+    for id in ids {
+        let (_, events) = server.get(&format!("/v1/grants/{id}/events?limit=1000")).await;
+        calls.extend(events["items"].as_array().unwrap().iter().filter(|e| e["kind"] == "aws_call").cloned());
+    }
+    calls
+}
+
+/// The SDK stops retrying once too many calls fail (its retry quota). jit-iam
+/// keeps one quota per account: a customer account failing every call must
+/// not stop the retries of another customer's calls.
+#[tokio::test]
+async fn an_account_failing_every_call_leaves_the_retries_of_another_alone() {
+    let moto = Moto::shared();
+    let proxy = FaultProxy::start(&moto.endpoint, Duration::from_millis(1500)).await;
+    let server = TestServer::builder(moto)
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .env("JIT_IAM_AWS_ATTEMPT_TIMEOUT", "1s")
+        .env("JIT_IAM_AWS_MAX_ATTEMPTS", "8")
+        .start()
+        .await;
+    let (failing, failing_integration, failing_resources) = seeded(&server).await;
+    let (healthy, healthy_integration, healthy_resources) = seeded(&server).await;
+
+    proxy.set_account_rate(&failing.id, 1.0);
+    let mut failing_ids = Vec::new();
+    for i in 0..8 {
+        let (status, grant) =
+            server.post("/v1/grants", grant_body(&failing_integration, &failing_resources, i, 3600)).await;
+        assert_eq!(status, 202, "{grant}");
+        failing_ids.push(grant["id"].as_str().unwrap().to_string());
+    }
+    // Its quota is used up once a call failing with a retryable error got no retry at all.
+    eventually(Duration::from_secs(90), "the failing account's retry quota to run out", || async {
+        aws_calls(&server, &failing_ids)
+            .await
+            .iter()
+            .any(|call| {
+                let retryable = matches!(
+                    call["error_code"].as_str(),
+                    Some("Throttling" | "InternalFailure" | "ServiceUnavailable")
+                );
+                retryable && call["attempts"] == 1
+            })
+            .then_some(())
+    })
+    .await;
+
+    proxy.set_account_rate(&healthy.id, 0.2);
+    let mut healthy_ids = Vec::new();
+    for i in 0..20 {
+        let (status, grant) =
+            server.post("/v1/grants", grant_body(&healthy_integration, &healthy_resources, i, 3600)).await;
+        assert_eq!(status, 202, "{grant}");
+        healthy_ids.push(grant["id"].as_str().unwrap().to_string());
+    }
+    wait_until(&server, &healthy_ids, "active").await;
+    let calls = aws_calls(&server, &healthy_ids).await;
+    let failed: Vec<&Value> = calls.iter().filter(|call| call["outcome"] == "failed").collect();
+    assert!(failed.is_empty(), "calls of the healthy account failed without their retries: {failed:?}");
+    assert!(calls.iter().any(|call| call["attempts"].as_i64() > Some(1)), "the healthy account's calls were retried");
+    let faulted =
+        proxy.exchanges().iter().filter(|e| e.fault.is_some() && e.account.as_ref() == Some(&healthy.id)).count();
+    assert!(faulted > 0, "the healthy account saw faults");
+}
+
 fn count_by_kind(faults: &[Fault]) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
     for fault in faults {

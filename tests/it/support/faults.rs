@@ -2,7 +2,7 @@
 //! fails, resets and stalls a share of the AWS calls, and a TCP proxy in front
 //! of Postgres that can take the database away.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -43,12 +43,19 @@ pub struct Exchange {
     pub fault: Option<Fault>,
     /// moto's status, when the call reached it.
     pub upstream_status: Option<u16>,
+    /// The account of the caller's credentials, when they came from an
+    /// sts:AssumeRole that went through the proxy.
+    pub account: Option<String>,
 }
 
 struct ProxyState {
     upstream: String,
     /// Faulted share of IAM and STS calls, in per mille.
     rate: AtomicU32,
+    /// Shares for the calls of some accounts, instead of `rate`.
+    account_rates: Mutex<HashMap<String, u32>>,
+    /// Access key id -> account, learnt from the sts:AssumeRole answers.
+    accounts_by_key: Mutex<HashMap<String, String>>,
     /// How long a `Slow` answer is held back.
     delay: Duration,
     client: reqwest::Client,
@@ -68,6 +75,8 @@ impl FaultProxy {
         let state = Arc::new(ProxyState {
             upstream: upstream.to_string(),
             rate: AtomicU32::new(0),
+            account_rates: Mutex::new(HashMap::new()),
+            accounts_by_key: Mutex::new(HashMap::new()),
             delay: slow_delay,
             client: reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap(),
             log: Mutex::new(Vec::new()),
@@ -93,6 +102,11 @@ impl FaultProxy {
         self.state.rate.store((share * 1000.0) as u32, Ordering::Relaxed);
     }
 
+    /// Faults this share of the IAM and STS calls of `account` from now on.
+    pub fn set_account_rate(&self, account: &str, share: f64) {
+        self.state.account_rates.lock().unwrap().insert(account.to_string(), (share * 1000.0) as u32);
+    }
+
     pub fn exchanges(&self) -> Vec<Exchange> {
         self.state.log.lock().unwrap().clone()
     }
@@ -101,20 +115,25 @@ impl FaultProxy {
 async fn handle(state: Arc<ProxyState>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, std::io::Error> {
     let (parts, body) = request.into_parts();
     let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    let service = parts
+    // Credential=<access key id>/<date>/<region>/<service>/aws4_request
+    let credential: Vec<&str> = parts
         .headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split("Credential=").nth(1))
-        .and_then(|c| c.split('/').nth(3))
-        .unwrap_or_default()
-        .to_string();
+        .map(|c| c.split('/').collect())
+        .unwrap_or_default();
+    let service = credential.get(3).copied().unwrap_or_default().to_string();
+    let account = credential.first().and_then(|key| state.accounts_by_key.lock().unwrap().get(*key).cloned());
     let params: BTreeMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
     let action = params.get("Action").cloned().unwrap_or_default();
     let faultable = service == "iam" || service == "sts";
-    let fault = (faultable && rand::random_range(0..1000) < state.rate.load(Ordering::Relaxed))
-        .then(|| FAULTS[rand::random_range(0..FAULTS.len())]);
-    let mut exchange = Exchange { service, action, params, fault, upstream_status: None };
+    let rate = account
+        .as_ref()
+        .and_then(|a| state.account_rates.lock().unwrap().get(a).copied())
+        .unwrap_or_else(|| state.rate.load(Ordering::Relaxed));
+    let fault = (faultable && rand::random_range(0..1000) < rate).then(|| FAULTS[rand::random_range(0..FAULTS.len())]);
+    let mut exchange = Exchange { service, action, params, fault, upstream_status: None, account };
 
     let reply = match fault {
         Some(Fault::Throttle) => Some(aws_error(400, "Throttling", "Rate exceeded")),
@@ -123,8 +142,11 @@ async fn handle(state: Arc<ProxyState>, request: Request<Incoming>) -> Result<Re
         Some(Fault::ResetBefore) => None,
         _ => {
             let forwarded = forward(&state, &parts, body).await;
-            exchange.upstream_status = forwarded.as_ref().map(|r| r.status().as_u16());
-            forwarded
+            exchange.upstream_status = forwarded.as_ref().map(|(r, _)| r.status().as_u16());
+            if let (Some((_, answer)), "AssumeRole") = (&forwarded, exchange.action.as_str()) {
+                learn_account(&state, &exchange.params, answer);
+            }
+            forwarded.map(|(reply, _)| reply)
         }
     };
     state.log.lock().unwrap().push(exchange);
@@ -140,11 +162,22 @@ async fn handle(state: Arc<ProxyState>, request: Request<Incoming>) -> Result<Re
     }
 }
 
+/// Remembers whose keys an sts:AssumeRole answer holds: the account of its RoleArn.
+fn learn_account(state: &ProxyState, params: &BTreeMap<String, String>, answer: &Bytes) {
+    let answer = String::from_utf8_lossy(answer);
+    let key = answer.split("<AccessKeyId>").nth(1).and_then(|rest| rest.split('<').next());
+    let account = params.get("RoleArn").and_then(|arn| arn.split(':').nth(4));
+    if let (Some(key), Some(account)) = (key, account) {
+        state.accounts_by_key.lock().unwrap().insert(key.to_string(), account.to_string());
+    }
+}
+
+/// moto's answer, and its body.
 async fn forward(
     state: &ProxyState,
     parts: &hyper::http::request::Parts,
     body: Bytes,
-) -> Option<Response<Full<Bytes>>> {
+) -> Option<(Response<Full<Bytes>>, Bytes)> {
     let url = format!("{}{}", state.upstream, parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
     let mut request = state.client.request(parts.method.clone(), url).body(body);
     for (name, value) in &parts.headers {
@@ -160,7 +193,7 @@ async fn forward(
         }
     }
     let body = answer.bytes().await.ok()?;
-    reply.body(Full::new(body)).ok()
+    Some((reply.body(Full::new(body.clone())).ok()?, body))
 }
 
 /// An AWS query-protocol error (IAM, STS), as AWS words it.
