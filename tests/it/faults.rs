@@ -39,15 +39,38 @@ fn duplicate_changes(exchanges: &[Exchange]) -> Vec<String> {
     counts.into_iter().filter(|(_, n)| *n > 1).map(|(k, n)| format!("{k}: {n} times")).collect()
 }
 
-#[tokio::test]
-async fn three_hundred_grants_survive_thirty_percent_of_aws_calls_failing() {
+/// A server whose AWS calls go through a fault proxy (faulting nothing yet),
+/// with a 1 s attempt timeout that the proxy's slow answers exceed.
+async fn behind_fault_proxy(env: &[(&str, &str)]) -> (FaultProxy, TestServer) {
     let moto = Moto::shared();
     let proxy = FaultProxy::start(&moto.endpoint, Duration::from_millis(1500)).await;
-    let server = TestServer::builder(moto)
-        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
-        .env("JIT_IAM_AWS_ATTEMPT_TIMEOUT", "1s")
-        .start()
-        .await;
+    let mut builder =
+        TestServer::builder(moto).env("AWS_ENDPOINT_URL", &proxy.endpoint).env("JIT_IAM_AWS_ATTEMPT_TIMEOUT", "1s");
+    for (key, value) in env {
+        builder = builder.env(key, value);
+    }
+    (proxy, builder.start().await)
+}
+
+/// Submits `count` one-hour grants one after the other; returns their ids.
+async fn submit(
+    server: &TestServer,
+    integration: &str,
+    resources: &BTreeMap<String, String>,
+    count: usize,
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..count {
+        let (status, grant) = server.post("/v1/grants", grant_body(integration, resources, i, 3600)).await;
+        assert_eq!(status, 202, "{grant}");
+        ids.push(grant["id"].as_str().unwrap().to_string());
+    }
+    ids
+}
+
+#[tokio::test]
+async fn three_hundred_grants_survive_thirty_percent_of_aws_calls_failing() {
+    let (proxy, server) = behind_fault_proxy(&[]).await;
     let (account, integration, resources) = seeded(&server).await;
 
     proxy.set_rate(0.3);
@@ -86,12 +109,8 @@ async fn three_hundred_grants_survive_thirty_percent_of_aws_calls_failing() {
     {
         assert!(faults.contains(&kind), "no {kind:?} injected");
     }
-    let mut retried_calls = 0;
-    for grant in grants.iter().take(60) {
-        let (_, events) = server.get(&format!("/v1/grants/{}/events", grant["id"].as_str().unwrap())).await;
-        retried_calls +=
-            events["items"].as_array().unwrap().iter().filter(|e| e["attempts"].as_i64().unwrap_or(0) > 1).count();
-    }
+    let retried_calls =
+        aws_calls(&server, &ids[..60]).await.iter().filter(|e| e["attempts"].as_i64().unwrap_or(0) > 1).count();
     assert!(retried_calls > 0, "no retry shows in the events");
     println!(
         "aws faults: {} injected over {} calls ({:?}); grants lost 0; orphaned policies 0; duplicate IAM changes {}",
@@ -117,25 +136,12 @@ async fn aws_calls(server: &TestServer, ids: &[String]) -> Vec<Value> {
 /// not stop the retries of another customer's calls.
 #[tokio::test]
 async fn an_account_failing_every_call_leaves_the_retries_of_another_alone() {
-    let moto = Moto::shared();
-    let proxy = FaultProxy::start(&moto.endpoint, Duration::from_millis(1500)).await;
-    let server = TestServer::builder(moto)
-        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
-        .env("JIT_IAM_AWS_ATTEMPT_TIMEOUT", "1s")
-        .env("JIT_IAM_AWS_MAX_ATTEMPTS", "8")
-        .start()
-        .await;
+    let (proxy, server) = behind_fault_proxy(&[("JIT_IAM_AWS_MAX_ATTEMPTS", "8")]).await;
     let (failing, failing_integration, failing_resources) = seeded(&server).await;
     let (healthy, healthy_integration, healthy_resources) = seeded(&server).await;
 
     proxy.set_account_rate(&failing.id, 1.0);
-    let mut failing_ids = Vec::new();
-    for i in 0..8 {
-        let (status, grant) =
-            server.post("/v1/grants", grant_body(&failing_integration, &failing_resources, i, 3600)).await;
-        assert_eq!(status, 202, "{grant}");
-        failing_ids.push(grant["id"].as_str().unwrap().to_string());
-    }
+    let failing_ids = submit(&server, &failing_integration, &failing_resources, 8).await;
     // Its quota is used up once a call failing with a retryable error got no retry at all.
     eventually(Duration::from_secs(90), "the failing account's retry quota to run out", || async {
         aws_calls(&server, &failing_ids)
@@ -153,13 +159,7 @@ async fn an_account_failing_every_call_leaves_the_retries_of_another_alone() {
     .await;
 
     proxy.set_account_rate(&healthy.id, 0.2);
-    let mut healthy_ids = Vec::new();
-    for i in 0..20 {
-        let (status, grant) =
-            server.post("/v1/grants", grant_body(&healthy_integration, &healthy_resources, i, 3600)).await;
-        assert_eq!(status, 202, "{grant}");
-        healthy_ids.push(grant["id"].as_str().unwrap().to_string());
-    }
+    let healthy_ids = submit(&server, &healthy_integration, &healthy_resources, 20).await;
     wait_until(&server, &healthy_ids, "active").await;
     let calls = aws_calls(&server, &healthy_ids).await;
     let failed: Vec<&Value> = calls.iter().filter(|call| call["outcome"] == "failed").collect();
