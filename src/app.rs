@@ -1,31 +1,17 @@
-//! The one shared state of the service, and `serve`: start-up, workers, shutdown.
+//! The one shared state of the service: every handler and worker holds an `AppState`.
 
 use std::ops::Deref;
 use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::Context;
-use axum::body::Body;
-use axum::Router;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
-use tokio::net::TcpListener;
-use tokio::sync::broadcast;
-use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
+use tokio::sync::{broadcast, Notify};
 use uuid::Uuid;
 
-use crate::api::page_cache::PageCache;
 use crate::aws::AwsPool;
 use crate::config::{ApiTokens, ServeConfig};
 use crate::storage::grants::GrantRow;
-use crate::worker::{self, Wakeups};
-use crate::{api, storage, telemetry};
+use crate::storage::page_cache::PageCache;
 
 /// A grant changed: its new row when this process made the change, else only its id.
 #[derive(Clone, Debug)]
@@ -64,126 +50,22 @@ impl Deref for AppState {
     }
 }
 
-/// Prepares the database, then serves the API and runs the workers until SIGINT or SIGTERM.
-pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
-    if !config.skip_migrations {
-        storage::create_database_if_missing(&config.database).await?;
+impl AppState {
+    pub fn new(app: App) -> Self {
+        Self(Arc::new(app))
     }
-    let db = storage::connect(&config.database).await?;
-    if !config.skip_migrations {
-        storage::migrate(&db).await?;
-    }
-    let worker_db = storage::connect_pool(&config.database, worker_pool_size(&config), WORKER_ACQUIRE_TIMEOUT).await?;
-    let aws = AwsPool::load(config.aws.clone()).await;
-    let tokens = config.api_tokens.clone().context("JIT_IAM_API_TOKENS is required")?;
-    let listener =
-        TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
-    let metrics = telemetry::install_metrics()?;
-    let instance_id = instance_id();
-    let (grant_updates, _) = broadcast::channel(1024);
-    let browse_cache = PageCache::new(config.browse_cache_mb as usize * 1024 * 1024);
-    let state = AppState(Arc::new(App {
-        config,
-        db,
-        worker_db,
-        aws,
-        tokens,
-        instance_id,
-        wake: Wakeups::default(),
-        grant_updates,
-        browse_cache,
-        metrics,
-    }));
-
-    let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
-    let mut workers = worker::spawn(state.clone(), shutdown.clone());
-    tracing::info!(address = %listener.local_addr()?, instance = %state.instance_id, "listening");
-    let served = serve_http(listener, api::router(state.clone()), shutdown.clone()).await;
-    shutdown.cancel();
-    while workers.join_next().await.is_some() {}
-    served.context("the HTTP server failed")?;
-    tracing::info!("stopped");
-    Ok(())
 }
 
-/// A client must send its request head within this time (slow-header attacks).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Requests in flight at shutdown get this long to finish.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Serves HTTP/1.1 until `shutdown`, then lets requests in flight finish.
-/// (axum::serve has no header read timeout; hyper's needs a timer. HTTP/2 is
-/// left to the load balancer in front: it has no header timeout of its own.)
-async fn serve_http(listener: TcpListener, router: Router, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
-    let graceful = GracefulShutdown::new();
-    loop {
-        let stream = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    // e.g. too many open files: back off instead of spinning
-                    tracing::warn!(error = %e, "cannot accept a connection");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        let service =
-            TowerToHyperService::new(router.clone().map_request(|r: hyper::Request<Incoming>| r.map(Body::new)));
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
-        tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}; stopping anyway");
-    }
-    Ok(())
+/// In-process wake-ups, set by the API after a commit and by NOTIFY from other replicas.
+#[derive(Debug, Default)]
+pub struct Wakeups {
+    pub syncs: Notify,
+    pub grants: Notify,
 }
 
-/// Workers wait for a connection rather than fail: their work is not in a hurry.
-const WORKER_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// One connection per grant in flight, one per account being synced, and a
-/// few for the LISTEN connection, lease renewals and claims.
-fn worker_pool_size(config: &ServeConfig) -> u32 {
-    config.worker.worker_concurrency + config.sync.sync_account_concurrency + 4
-}
-
-/// `<host>:<pid>:<random>`: unique per process, readable in the database.
-fn instance_id() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "jit-iam".into());
-    let random = Uuid::new_v4().simple().to_string();
-    format!("{host}:{}:{}", std::process::id(), &random[..8])
-}
-
-async fn cancel_on_signal(shutdown: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(signal) => signal,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGTERM");
-            let _ = ctrl_c.await;
-            shutdown.cancel();
-            return;
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = terminate.recv() => {}
+impl Wakeups {
+    pub fn wake_all(&self) {
+        self.syncs.notify_one();
+        self.grants.notify_one();
     }
-    tracing::info!("shutting down: finishing requests in flight");
-    shutdown.cancel();
 }

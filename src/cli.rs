@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::{DatabaseConfig, ServeConfig};
-use crate::{api, app, storage, telemetry};
+use crate::{api, server, storage, telemetry};
 
 #[derive(Parser)]
 #[command(name = "jit-iam", version, about = "Just-in-time access for AWS IAM")]
@@ -66,7 +66,7 @@ async fn serve(config: ServeConfig) -> ExitCode {
         return fail(2, &e);
     }
     telemetry::init(config.log_format);
-    match app::serve(config).await {
+    match server::serve(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(1, &format!("{e:#}")),
     }

@@ -153,6 +153,11 @@ pub struct GrantConfig {
     #[arg(long, env = "JIT_IAM_MAX_POLICIES_PER_USER", default_value_t = 10,
           value_parser = clap::value_parser!(u32).range(1..=20))]
     pub max_policies_per_user: u32,
+
+    /// IAM quota of managed policies attached to one role (AWS default 10, at most 20 when raised).
+    #[arg(long, env = "JIT_IAM_MAX_POLICIES_PER_ROLE", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub max_policies_per_role: u32,
 }
 
 /// The background worker that applies and revokes grants and runs syncs.

@@ -8,7 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::aws::error::{AwsError, AwsErrorKind};
-use crate::domain::FieldError;
+use crate::domain::{AwsErrorBody, FieldError};
 
 /// Stable, documented error codes. Clients switch on these, never on messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
@@ -67,24 +67,6 @@ pub struct ErrorDetail {
     /// What AWS answered, when the error comes from AWS.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aws: Option<AwsErrorBody>,
-}
-
-/// An AWS error as the API reports it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
-pub struct AwsErrorBody {
-    /// The AWS error code, e.g. `AccessDenied`, `NoSuchEntity`.
-    #[schema(example = "AccessDenied")]
-    pub code: Option<String>,
-    pub message: String,
-    /// The AWS call, e.g. `sts:AssumeRole`; for access denied, the permission that is missing.
-    #[schema(example = "sts:AssumeRole")]
-    pub operation: String,
-    pub request_id: Option<String>,
-    pub http_status: Option<u16>,
-    /// For access denied: the IAM permission the call needs, to add to the role's policy.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(example = "iam:CreatePolicy")]
-    pub permission: Option<String>,
 }
 
 #[derive(Debug)]

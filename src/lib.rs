@@ -2,10 +2,11 @@
 //!
 //! - `api`: the HTTP API (axum) and its OpenAPI document
 //! - `domain`: integrations, tags, policies and their rules
+//! - `grants`: the rules of a grant, one home per mechanism (checks, plan, apply, revoke)
 //! - `storage`: Postgres queries (schema in `migrations/`)
 //! - `aws`: the assumed-role client pool and every AWS call
 //! - `worker`: background syncs and grants, claimed from Postgres with leases
-//! - `app`: shared state and the `serve` lifecycle; `cli`, `config`, `telemetry`
+//! - `app`: the shared state; `server`: the `serve` lifecycle; `cli`, `config`, `telemetry`
 
 pub mod api;
 pub mod app;
@@ -14,6 +15,8 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod grants;
+pub mod server;
 pub mod storage;
 pub mod telemetry;
 pub mod worker;

@@ -217,7 +217,7 @@ impl Service {
             .env("AWS_REGION", "us-east-1")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             // Cheap logging, but keep the line that says where it listens.
-            .env("RUST_LOG", "warn,jit_iam::app=info")
+            .env("RUST_LOG", "warn,jit_iam::server=info")
             .env("RUST_BACKTRACE", "1")
             .envs(extra_env.iter().copied())
             .stdin(Stdio::null())

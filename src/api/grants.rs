@@ -16,15 +16,15 @@ use uuid::Uuid;
 
 use super::auth::Caller;
 use super::extract::{ApiPath, QueryParams, ValidJson};
-use super::pagination::PageRequest;
+use super::pagination::{page, PageParams, PageRequest};
 use crate::app::{AppState, GrantUpdate};
-use crate::domain::access::{policy_document, Mechanism};
 use crate::domain::arn::is_account_id;
-use crate::domain::grant::{policy_name, Grant, GrantEvent, GrantStatus, Principal, RevokeReason};
+use crate::domain::grant::{Grant, GrantEvent, GrantStatus, Grantee, Principal, PrincipalType, RevokeReason};
 use crate::domain::integration::{Integration, IntegrationStatus};
-use crate::domain::policy::{PolicyDocument, MAX_MANAGED_POLICY_CHARS};
+use crate::domain::policy::{GeneratedPolicy, PolicyDocument};
 use crate::domain::resource::{AccessLevel, Resource};
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
+use crate::grants::{self, Plan, PlannedCall, PolicyQuota, Quotas, Refusal};
 use crate::storage;
 use crate::storage::grants::{GrantFilter, GrantRow, NewEvent, NewGrant};
 
@@ -78,40 +78,12 @@ pub struct GrantPreview {
     pub apply_calls: Vec<PlannedCall>,
     /// The AWS calls revoking it makes, in order.
     pub revoke_calls: Vec<PlannedCall>,
-    /// Managed policies the user has now (as far as jit-iam knows) and its quota.
+    /// Managed policies the grantee has now (as far as jit-iam knows) and its quota.
     pub managed_policies: Option<PolicyQuota>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PlannedCall {
-    #[schema(example = "iam:CreatePolicy")]
-    pub operation: String,
-    pub target: String,
-    /// When the call is made, if not always.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub condition: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PolicyQuota {
-    pub attached: usize,
-    pub after_grant: usize,
-    pub limit: usize,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct GrantPage {
-    pub items: Vec<Grant>,
-    /// Pass as `cursor` to get the next page; absent on the last page.
-    pub next_cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct GrantEventPage {
-    pub items: Vec<GrantEvent>,
-    /// Pass as `cursor` to get the next page; absent on the last page.
-    pub next_cursor: Option<String>,
-}
+page!(GrantPage of Grant);
+page!(GrantEventPage of GrantEvent);
 
 /// A new expiry: `duration_seconds` more than the current one, or `expires_at`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -123,15 +95,24 @@ pub struct ExtendGrant {
 }
 
 /// Everything checked before a grant is accepted.
-struct Plan {
+struct Checked {
     integration: Integration,
     resource: Resource,
+    grantee: Grantee,
     principal_arn: String,
     expires_at: DateTime<Utc>,
-    mechanism: Mechanism,
-    /// The policy to create, for generated-policy grants.
-    policy: Option<PolicyDocument>,
-    quota: Option<PolicyQuota>,
+    plan: Plan,
+}
+
+impl Checked {
+    /// The policy a generated-policy grant creates; without a grant id (preview), a placeholder name.
+    fn generated_policy(&self, grant_id: Option<Uuid>) -> GeneratedPolicy {
+        let partition = self.integration.root_role_arn().partition.as_str();
+        match grant_id {
+            Some(id) => GeneratedPolicy::for_grant(id, partition, &self.resource.account_id),
+            None => GeneratedPolicy::placeholder(partition, &self.resource.account_id),
+        }
+    }
 }
 
 fn check_text(value: &str, field: &str, max: usize) -> ApiResult<()> {
@@ -142,7 +123,7 @@ fn check_text(value: &str, field: &str, max: usize) -> ApiResult<()> {
     Ok(())
 }
 
-async fn plan(state: &AppState, input: &SubmitGrant) -> ApiResult<Plan> {
+async fn check(state: &AppState, input: &SubmitGrant) -> ApiResult<Checked> {
     check_text(&input.request_id, "request_id", 256)?;
     check_text(&input.approved_by, "approved_by", 256)?;
     if let Some(reason) = &input.reason {
@@ -174,71 +155,34 @@ async fn plan(state: &AppState, input: &SubmitGrant) -> ApiResult<Plan> {
     let resource = resource.ok_or_else(|| {
         ApiError::validation(field, "not in this integration's inventory, or excluded by its tag filter")
     })?;
-    let Some(mechanism) = Mechanism::of(resource.resource_type) else {
-        return Err(ApiError::validation(field, "IAM users receive access; they are not granted"));
+    let grantee = Grantee {
+        principal_type: input.principal.principal_type,
+        name: input.principal.name.clone(),
+        account_id: resource.account_id.clone(),
     };
-    if !resource.resource_type.access_levels().contains(&input.access_level) {
-        let offered: Vec<&str> = resource.resource_type.access_levels().iter().map(|l| l.as_str()).collect();
-        return Err(ApiError::validation(
-            "access_level",
-            format!("a {} offers {}", resource.resource_type.as_str(), offered.join(", ")),
-        ));
-    }
-    let name = &input.principal.name;
-    let (user, held) = tokio::try_join!(
-        storage::resources::find_user(&state.db, integration.id, &resource.account_id, name),
-        storage::grants::managed_policies_of(&state.db, &resource.account_id, name, Uuid::nil()),
+    let (principal, held) = tokio::try_join!(
+        storage::resources::find_principal(&state.db, integration.id, &grantee),
+        storage::grants::managed_policies_of(&state.db, &grantee, Uuid::nil()),
     )?;
-    let user = user.ok_or_else(|| {
+    let principal = principal.ok_or_else(|| {
         ApiError::validation(
             "principal.name",
-            format!("no IAM user `{name}` in account {} (as of the last sync)", resource.account_id),
+            format!(
+                "no IAM {} `{}` in account {} (as of the last sync)",
+                grantee.principal_type.noun(),
+                grantee.name,
+                grantee.account_id
+            ),
         )
     })?;
-
     let expires_at = expiry(state, input.duration_seconds, input.expires_at, Utc::now())?;
-
-    let policy = match mechanism {
-        Mechanism::GeneratedPolicy => {
-            let document = policy_document(resource.resource_type, input.access_level, &resource.arn, &user.name)
-                .expect("every offered level of a policy type has a document");
-            if document.quota_size() > MAX_MANAGED_POLICY_CHARS {
-                return Err(ApiError::conflict(
-                    ErrorCode::QuotaExceeded,
-                    format!(
-                        "the policy would be {} characters; IAM allows {MAX_MANAGED_POLICY_CHARS}",
-                        document.quota_size()
-                    ),
-                )
-                .with_field(field));
-            }
-            Some(document)
-        }
-        _ => None,
-    };
-    let quota = match mechanism {
-        Mechanism::GroupMembership => None,
-        _ => {
-            let adds = mechanism == Mechanism::GeneratedPolicy || !held.contains(&resource.arn);
-            let quota = PolicyQuota {
-                attached: held.len(),
-                after_grant: held.len() + usize::from(adds),
-                limit: state.config.grants.max_policies_per_user as usize,
-            };
-            if quota.after_grant > quota.limit {
-                return Err(ApiError::conflict(
-                    ErrorCode::QuotaExceeded,
-                    format!(
-                        "user {} has {} managed policies attached and IAM allows {} (JIT_IAM_MAX_POLICIES_PER_USER)",
-                        user.name, quota.attached, quota.limit
-                    ),
-                )
-                .with_field("principal.name"));
-            }
-            Some(quota)
-        }
-    };
-    Ok(Plan { integration, resource, principal_arn: user.arn, expires_at, mechanism, policy, quota })
+    let quotas = Quotas::from(&state.config.grants);
+    let plan = grants::plan(&integration, &resource, input.access_level, &grantee, &principal, &held, &quotas, field)
+        .map_err(|refusal| match refusal {
+        Refusal::Invalid { field, message } => ApiError::validation(field, message),
+        Refusal::Quota { field, message } => ApiError::conflict(ErrorCode::QuotaExceeded, message).with_field(field),
+    })?;
+    Ok(Checked { integration, resource, grantee, principal_arn: principal.arn, expires_at, plan })
 }
 
 /// The expiry asked for, within `JIT_IAM_MIN_GRANT` and `JIT_IAM_MAX_GRANT` of `from`.
@@ -266,45 +210,6 @@ fn expiry(
         }
         _ => Err(ApiError::validation("duration_seconds", "give exactly one of `duration_seconds` and `expires_at`")),
     }
-}
-
-fn planned_calls(plan: &Plan, user: &str, policy_arn: Option<&str>) -> (Vec<PlannedCall>, Vec<PlannedCall>) {
-    let call = |operation: &str, target: &str, condition: Option<&str>| PlannedCall {
-        operation: operation.to_string(),
-        target: target.to_string(),
-        condition: condition.map(str::to_string),
-    };
-    let first = "unless another live grant holds it already";
-    let last = "only when no other live grant holds it and the user did not have it before";
-    match plan.mechanism {
-        Mechanism::GeneratedPolicy => {
-            let arn = policy_arn.unwrap_or_default();
-            (
-                vec![call("iam:CreatePolicy", arn, None), call("iam:AttachUserPolicy", arn, None)],
-                vec![call("iam:DetachUserPolicy", arn, None), call("iam:DeletePolicy", arn, None)],
-            )
-        }
-        Mechanism::AttachPolicy => (
-            vec![
-                call("iam:ListAttachedUserPolicies", user, Some(first)),
-                call("iam:AttachUserPolicy", &plan.resource.arn, Some("unless the user has it already")),
-            ],
-            vec![call("iam:DetachUserPolicy", &plan.resource.arn, Some(last))],
-        ),
-        Mechanism::GroupMembership => (
-            vec![
-                call("iam:ListGroupsForUser", user, Some(first)),
-                call("iam:AddUserToGroup", &plan.resource.name, Some("unless the user is in it already")),
-            ],
-            vec![call("iam:RemoveUserFromGroup", &plan.resource.name, Some(last))],
-        ),
-    }
-}
-
-/// `arn:<partition>:iam::<account>:policy/jit-iam/<name>`.
-fn policy_arn(plan: &Plan, name: &str) -> String {
-    let partition = plan.integration.root_role_arn().partition.as_str();
-    format!("arn:{partition}:iam::{}:policy/jit-iam/{name}", plan.resource.account_id)
 }
 
 fn fingerprint(input: &SubmitGrant) -> String {
@@ -382,9 +287,7 @@ async fn wait_until_settled(
         (status = 202, description = "Accepted", body = Grant),
         (status = 200, description = "This request_id was submitted before with the same body", body = Grant),
         (status = "4XX", description = "Invalid, unauthorized, quota exceeded, or request_id reused", body = ErrorBody),
-        (status = "5XX", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn submit_grant(
     State(state): State<AppState>,
@@ -395,38 +298,36 @@ pub async fn submit_grant(
     let wait = wait_param(&mut params)?;
     params.finish()?;
     let updates = state.grant_updates.subscribe();
-    let (existing, plan) =
-        tokio::join!(storage::grants::get_by_request_id(&state.db, &input.request_id), plan(&state, &input));
+    let (existing, checked) =
+        tokio::join!(storage::grants::get_by_request_id(&state.db, &input.request_id), check(&state, &input));
     if let Some(existing) = existing? {
         return Ok((StatusCode::OK, Json(replay(existing, &input)?.view())));
     }
-    let plan = plan?;
+    let checked = checked?;
     let grant_id = Uuid::now_v7();
-    let policy = plan.policy.as_ref().map(|document| {
-        let name = policy_name(grant_id);
-        (policy_arn(&plan, &name), name, document)
-    });
+    let policy = checked.plan.policy.as_ref().map(|document| (checked.generated_policy(Some(grant_id)), document));
     let fingerprint = fingerprint(&input);
     let new = NewGrant {
         grant_id,
-        integration_id: plan.integration.id,
-        account_id: &plan.resource.account_id,
-        resource_id: plan.resource.id,
-        resource_type: plan.resource.resource_type,
-        resource_arn: &plan.resource.arn,
-        resource_name: &plan.resource.name,
+        integration_id: checked.integration.id,
+        account_id: &checked.resource.account_id,
+        resource_id: checked.resource.id,
+        resource_type: checked.resource.resource_type,
+        resource_arn: &checked.resource.arn,
+        resource_name: &checked.resource.name,
         access_level: input.access_level,
-        principal_name: &input.principal.name,
-        principal_arn: &plan.principal_arn,
+        principal_type: checked.grantee.principal_type,
+        principal_name: &checked.grantee.name,
+        principal_arn: &checked.principal_arn,
         request_id: &input.request_id,
         request_fingerprint: &fingerprint,
         approved_by: &input.approved_by,
         reason: input.reason.as_deref(),
         requested_by: &caller.name,
-        expires_at: plan.expires_at,
-        policy_name: policy.as_ref().map(|(_, name, _)| name.as_str()),
-        policy_arn: policy.as_ref().map(|(arn, _, _)| arn.as_str()),
-        policy_document: policy.as_ref().map(|(_, _, document)| *document),
+        expires_at: checked.expires_at,
+        policy_name: policy.as_ref().map(|(policy, _)| policy.name.as_str()),
+        policy_arn: policy.as_ref().map(|(policy, _)| policy.arn.as_str()),
+        policy_document: policy.as_ref().map(|(_, document)| *document),
     };
     let Some(inserted) = storage::grants::insert(&state.db, &new).await? else {
         // The same request_id arrived at the same moment.
@@ -451,32 +352,28 @@ pub async fn submit_grant(
     request_body = SubmitGrant,
     responses(
         (status = 200, body = GrantPreview),
-        (status = "4XX", body = ErrorBody),
-        (status = "5XX", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn preview_grant(
     State(state): State<AppState>,
     ValidJson(input): ValidJson<SubmitGrant>,
 ) -> ApiResult<Json<GrantPreview>> {
-    let plan = plan(&state, &input).await?;
-    // The real name carries the grant's id, known once it is submitted.
-    let name = "jit-iam-<grant id>".to_string();
-    let arn = plan.policy.as_ref().map(|_| policy_arn(&plan, &name));
-    let (apply_calls, revoke_calls) = planned_calls(&plan, &input.principal.name, arn.as_deref());
+    let checked = check(&state, &input).await?;
+    let policy = checked.plan.policy.as_ref().map(|_| checked.generated_policy(None));
+    let (apply_calls, revoke_calls) =
+        grants::planned_calls(&checked.plan, &checked.grantee, &checked.resource, policy.as_ref());
     Ok(Json(GrantPreview {
-        integration_id: plan.integration.id,
-        account_id: plan.resource.account_id.clone(),
+        integration_id: checked.integration.id,
+        account_id: checked.resource.account_id.clone(),
         access_level: input.access_level,
-        principal_arn: plan.principal_arn.clone(),
-        expires_at: plan.expires_at,
-        policy_name: plan.policy.as_ref().map(|_| name),
-        policy_document: plan.policy.clone(),
+        principal_arn: checked.principal_arn,
+        expires_at: checked.expires_at,
+        policy_name: policy.map(|p| p.name),
+        policy_document: checked.plan.policy,
         apply_calls,
         revoke_calls,
-        managed_policies: plan.quota,
-        resource: plan.resource,
+        managed_policies: checked.plan.quota,
+        resource: checked.resource,
     }))
 }
 
@@ -487,18 +384,15 @@ pub async fn preview_grant(
         ("status" = Option<GrantStatus>, Query, description = "Only grants in this status"),
         ("integration_id" = Option<Uuid>, Query, description = "Only this integration"),
         ("account_id" = Option<String>, Query, description = "Only this account"),
-        ("principal" = Option<String>, Query, description = "Only this IAM user name"),
+        ("principal_type" = Option<PrincipalType>, Query, description = "Only grants to this type of principal"),
+        ("principal" = Option<String>, Query, description = "Only this principal name (an IAM user's or role's)"),
         ("resource_id" = Option<Uuid>, Query, description = "Only this resource"),
         ("request_id" = Option<String>, Query, description = "The grant of this request id"),
-        ("limit" = Option<i64>, Query, description = "Page size, 1-1000 (default 100)", minimum = 1, maximum = 1000),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        PageParams,
     ),
     responses(
         (status = 200, body = GrantPage),
-        (status = "4XX", body = ErrorBody),
-        (status = "5XX", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn list_grants(State(state): State<AppState>, mut params: QueryParams) -> ApiResult<Json<GrantPage>> {
     let page = PageRequest::from_query(&mut params)?;
@@ -514,6 +408,12 @@ pub async fn list_grants(State(state): State<AppState>, mut params: QueryParams)
         },
         integration_id: params.parse("integration_id", "an integration id")?,
         account_id: params.one("account_id")?,
+        principal_type: match params.one("principal_type")? {
+            None => None,
+            Some(t) => Some(PrincipalType::parse(&t).ok_or_else(|| {
+                ApiError::invalid_parameter("principal_type", "`principal_type` must be iam_user or iam_role")
+            })?),
+        },
         principal: params.one("principal")?,
         resource_id: params.parse("resource_id", "a resource id")?,
         request_id: params.one("request_id")?,
@@ -537,10 +437,7 @@ async fn find(state: &AppState, id: Uuid) -> ApiResult<GrantRow> {
     params(("id" = Uuid, Path, description = "Grant id")),
     responses(
         (status = 200, body = Grant),
-        (status = "4XX", body = ErrorBody),
-        (status = "5XX", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn get_grant(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<Grant>> {
     Ok(Json(find(&state, id).await?.view()))
@@ -551,15 +448,11 @@ pub async fn get_grant(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>
     get, path = "/v1/grants/{id}/events", tag = "grants",
     params(
         ("id" = Uuid, Path, description = "Grant id"),
-        ("limit" = Option<i64>, Query, description = "Page size, 1-1000 (default 100)", minimum = 1, maximum = 1000),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        PageParams,
     ),
     responses(
         (status = 200, body = GrantEventPage),
-        (status = "4XX", body = ErrorBody),
-        (status = "5XX", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn list_events(
     State(state): State<AppState>,
@@ -593,10 +486,7 @@ pub async fn list_events(
     params(("id" = Uuid, Path, description = "Grant id")),
     responses(
         (status = 202, body = Grant),
-        (status = "4XX", body = ErrorBody),
-        (status = "5XX", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn revoke_grant(
     State(state): State<AppState>,
@@ -627,10 +517,7 @@ pub async fn revoke_grant(
     request_body = ExtendGrant,
     responses(
         (status = 200, body = Grant),
-        (status = "4XX", body = ErrorBody),
-        (status = "5XX", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn extend_grant(
     State(state): State<AppState>,

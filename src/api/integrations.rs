@@ -4,14 +4,14 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::extract::{ApiPath, QueryParams, ValidJson};
-use super::pagination::PageRequest;
+use super::pagination::{page, PageParams, PageRequest};
 use crate::app::AppState;
 use crate::aws::check::{check_access, AccessCheck};
 use crate::aws::permissions::{setup_documents, SetupDocuments};
@@ -99,12 +99,9 @@ fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Optio
     Option::<T>::deserialize(d).map(Some)
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct IntegrationPage {
-    pub items: Vec<Integration>,
-    /// Pass as `cursor` to get the next page; absent on the last page.
-    pub next_cursor: Option<String>,
-}
+page!(IntegrationPage of Integration);
+page!(SyncRunPage of SyncRun);
+page!(AccountPage of Account);
 
 /// Register an integration.
 ///
@@ -118,7 +115,6 @@ pub struct IntegrationPage {
         (status = "4XX", description = "Invalid input, unauthorized, or the name is taken", body = ErrorBody),
         (status = "5XX", description = "Service unavailable", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn create_integration(
     State(state): State<AppState>,
@@ -164,15 +160,11 @@ fn name_conflict(error: sqlx::Error, name: &str) -> ApiError {
 #[utoipa::path(
     get, path = "/v1/integrations", tag = "integrations",
     params(
-        ("limit" = Option<i64>, Query, description = "Page size, 1-1000 (default 100)", minimum = 1, maximum = 1000),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        PageParams,
     ),
     responses(
         (status = 200, body = IntegrationPage),
-        (status = "4XX", body = ErrorBody),
-        (status = "5XX", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn list_integrations(
     State(state): State<AppState>,
@@ -191,10 +183,7 @@ pub async fn list_integrations(
     params(("id" = Uuid, Path, description = "Integration id")),
     responses(
         (status = 200, body = Integration),
-        (status = "4XX", body = ErrorBody),
-        (status = "5XX", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn get_integration(
     State(state): State<AppState>,
@@ -217,10 +206,7 @@ pub async fn find(state: &AppState, id: Uuid) -> ApiResult<Integration> {
     request_body = UpdateIntegration,
     responses(
         (status = 200, body = Integration),
-        (status = "4XX", body = ErrorBody),
-        (status = "5XX", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn update_integration(
     State(state): State<AppState>,
@@ -308,10 +294,7 @@ fn apply_patch(integration: &mut Integration, patch: UpdateIntegration) -> ApiRe
     responses(
         (status = 204, description = "Deleted"),
         (status = 202, description = "Revoking its grants; deleted after the last one", body = Integration),
-        (status = "4XX", body = ErrorBody),
-        (status = "5XX", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn delete_integration(
     State(state): State<AppState>,
@@ -366,10 +349,8 @@ fn ensure_active(integration: &Integration) -> ApiResult<()> {
     params(("id" = Uuid, Path, description = "Integration id")),
     responses(
         (status = 200, body = SetupDocuments),
-        (status = "4XX", body = ErrorBody),
         (status = "5XX", description = "jit-iam cannot learn its own AWS identity", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn get_setup(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<SetupDocuments>> {
     let integration = find(&state, id).await?;
@@ -387,10 +368,7 @@ pub async fn get_setup(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>
     params(("id" = Uuid, Path, description = "Integration id")),
     responses(
         (status = 200, body = AccessCheck),
-        (status = "4XX", body = ErrorBody),
-        (status = "5XX", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn check_integration(
     State(state): State<AppState>,
@@ -409,10 +387,7 @@ pub async fn check_integration(
     params(("id" = Uuid, Path, description = "Integration id")),
     responses(
         (status = 202, description = "Queued (or already queued or running)", body = SyncRun),
-        (status = "4XX", body = ErrorBody),
-        (status = "5XX", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn start_sync(
     State(state): State<AppState>,
@@ -428,27 +403,16 @@ pub async fn start_sync(
     Ok((StatusCode::ACCEPTED, Json(run)))
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SyncRunPage {
-    pub items: Vec<SyncRun>,
-    /// Pass as `cursor` to get the next page; absent on the last page.
-    pub next_cursor: Option<String>,
-}
-
 /// List the sync runs of an integration, newest first.
 #[utoipa::path(
     get, path = "/v1/integrations/{id}/syncs", tag = "inventory",
     params(
         ("id" = Uuid, Path, description = "Integration id"),
-        ("limit" = Option<i64>, Query, description = "Page size, 1-1000 (default 100)", minimum = 1, maximum = 1000),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        PageParams,
     ),
     responses(
         (status = 200, body = SyncRunPage),
-        (status = "4XX", body = ErrorBody),
-        (status = "5XX", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn list_syncs(
     State(state): State<AppState>,
@@ -472,10 +436,7 @@ pub async fn list_syncs(
     ),
     responses(
         (status = 200, body = SyncRun),
-        (status = "4XX", body = ErrorBody),
-        (status = "5XX", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn get_sync(
     State(state): State<AppState>,
@@ -487,27 +448,16 @@ pub async fn get_sync(
     Ok(Json(run))
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AccountPage {
-    pub items: Vec<Account>,
-    /// Pass as `cursor` to get the next page; absent on the last page.
-    pub next_cursor: Option<String>,
-}
-
 /// The accounts of an integration, with the result of their last sync.
 #[utoipa::path(
     get, path = "/v1/integrations/{id}/accounts", tag = "inventory",
     params(
         ("id" = Uuid, Path, description = "Integration id"),
-        ("limit" = Option<i64>, Query, description = "Page size, 1-1000 (default 100)", minimum = 1, maximum = 1000),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        PageParams,
     ),
     responses(
         (status = 200, body = AccountPage),
-        (status = "4XX", body = ErrorBody),
-        (status = "5XX", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn list_accounts(
     State(state): State<AppState>,

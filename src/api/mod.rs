@@ -12,15 +12,16 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::OpenApi as OpenApiDoc;
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, OpenApi as OpenApiDoc, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_scalar::{Scalar, Servable};
 
 use crate::app::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 
 pub mod auth;
 pub mod extract;
@@ -28,7 +29,6 @@ pub mod grants;
 pub mod health;
 pub mod integrations;
 pub mod metrics;
-pub mod page_cache;
 pub mod pagination;
 pub mod resources;
 
@@ -40,6 +40,7 @@ pub mod resources;
                        Errors always have the shape `{\"error\": {\"code\", \"message\", \"field\"?, \"aws\"?}}`."
     ),
     modifiers(&BearerAuth),
+    components(schemas(ErrorBody)),
     tags(
         (name = "integrations", description = "AWS accounts jit-iam reaches through a role"),
         (name = "inventory", description = "What the accounts hold, synced from AWS and browsed from Postgres"),
@@ -73,7 +74,32 @@ fn documented_routes() -> (Router<AppState>, Router<AppState>, OpenApiDoc) {
         .routes(routes!(metrics::metrics))
         .split_for_parts();
     doc.merge(open_doc);
+    document_v1_defaults(&mut doc);
     (v1, open, doc)
+}
+
+/// What every `/v1` operation has in common, written once instead of on each
+/// route: the bearer token, and error answers of the one `ErrorBody` shape
+/// (a route's own description of its 4XX or 5XX takes precedence).
+fn document_v1_defaults(doc: &mut OpenApiDoc) {
+    let error = |description: &str| {
+        let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+        RefOr::T(ResponseBuilder::new().description(description).content("application/json", content).build())
+    };
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if !path.starts_with("/v1/") {
+            continue;
+        }
+        let operations = [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete];
+        for operation in operations.into_iter().flatten() {
+            operation.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+            let responses = &mut operation.responses.responses;
+            responses
+                .entry("4XX".into())
+                .or_insert_with(|| error("Refused: `error.code` says why, `error.field` names the input at fault"));
+            responses.entry("5XX".into()).or_insert_with(|| error("jit-iam or a service it needs failed; retry later"));
+        }
+    }
 }
 
 /// The OpenAPI document, as served at `/openapi.json` and committed in `openapi/`.

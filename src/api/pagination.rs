@@ -2,6 +2,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::extract::QueryParams;
@@ -29,6 +30,32 @@ pub fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .and_then(|text| text.strip_prefix(CURSOR_PREFIX).filter(|key| !key.is_empty()).map(str::to_string))
         .ok_or_else(invalid_cursor)
+}
+
+/// Declares `$name`, one page of a list of `$item` in a stable order: the
+/// page type of every list, written once.
+macro_rules! page {
+    ($name:ident of $item:ty) => {
+        #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+        pub struct $name {
+            pub items: Vec<$item>,
+            /// Pass as `cursor` to get the next page; absent on the last page.
+            pub next_cursor: Option<String>,
+        }
+    };
+}
+pub(crate) use page;
+
+/// The paging parameters every list takes (documentation; `PageRequest` reads them).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // only its OpenAPI description is used
+pub struct PageParams {
+    /// Page size, 1-1000 (default 100)
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<i64>,
+    /// `next_cursor` of the previous page
+    cursor: Option<String>,
 }
 
 /// `limit` (1-1000, default 100) and `cursor`, the two paging parameters.

@@ -8,18 +8,16 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Serialize;
-use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::extract::{ApiPath, QueryParams};
-use super::pagination::PageRequest;
+use super::pagination::{page, PageParams, PageRequest};
 use crate::app::AppState;
 use crate::domain::arn::{is_account_id, is_region_code};
 use crate::domain::resource::{Resource, ResourceType};
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult};
 use crate::storage;
 use crate::storage::resources::BrowseFilter;
 
@@ -27,12 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_resources)).routes(routes!(get_resource))
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ResourcePage {
-    pub items: Vec<Resource>,
-    /// Pass as `cursor` to get the next page; absent on the last page.
-    pub next_cursor: Option<String>,
-}
+page!(ResourcePage of Resource);
 
 /// Browse offered resources (and IAM users, the grantees).
 ///
@@ -47,15 +40,11 @@ pub struct ResourcePage {
         ("region" = Option<String>, Query, description = "Only this region"),
         ("tag" = Option<Vec<String>>, Query, description = "`key:value` (split at the first colon); repeatable", explode = true),
         ("q" = Option<String>, Query, description = "Matches name or ARN, case-insensitive"),
-        ("limit" = Option<i64>, Query, description = "Page size, 1-1000 (default 100)", minimum = 1, maximum = 1000),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        PageParams,
     ),
     responses(
         (status = 200, body = ResourcePage),
-        (status = "4XX", body = ErrorBody),
-        (status = "5XX", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn list_resources(State(state): State<AppState>, mut params: QueryParams) -> ApiResult<Response> {
     let page = PageRequest::from_query(&mut params)?;
@@ -131,10 +120,7 @@ fn parse_tags(raw: Vec<String>) -> ApiResult<BTreeMap<String, Vec<String>>> {
     params(("id" = Uuid, Path, description = "Resource id")),
     responses(
         (status = 200, body = Resource),
-        (status = "4XX", body = ErrorBody),
-        (status = "5XX", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn get_resource(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<Resource>> {
     storage::resources::get(&state.db, id).await?.map(Json).ok_or_else(|| ApiError::not_found("resource", id))

@@ -12,7 +12,7 @@ use super::error::AwsError;
 use super::metrics::CallMetrics;
 use super::pool::{client, session_name, AwsPool};
 use crate::domain::integration::{Connection, Integration};
-use crate::error::AwsErrorBody;
+use crate::domain::AwsErrorBody;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AccessCheck {

@@ -1,14 +1,14 @@
-//! The IAM calls grants make, each idempotent and each recorded: operation,
-//! target, outcome, AWS request id, error code, and how many HTTP attempts the
-//! SDK needed (its retries of throttling, 5xx and timeouts).
+//! The IAM changes grants make, behind a narrow trait: the SDK client
+//! implements it for AWS (each call recorded: operation, target, outcome, AWS
+//! request id, error code, and how many HTTP attempts the SDK needed), and the
+//! grant mechanisms' unit tests implement it in memory.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
+use aws_sdk_iam::operation::list_attached_role_policies::ListAttachedRolePoliciesOutput;
 use aws_sdk_iam::operation::list_attached_user_policies::ListAttachedUserPoliciesOutput;
-use aws_sdk_iam::operation::list_groups_for_user::ListGroupsForUserOutput;
-use aws_sdk_iam::types::Tag;
+use aws_sdk_iam::types::{AttachedPolicy, Tag};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -20,8 +20,9 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_types::request_id::RequestId;
 
 use super::error::{AwsError, AwsErrorKind};
-use super::inventory::{all_pages, Page};
-use crate::domain::grant::CallOutcome;
+use super::inventory::{all_pages, policy_arns, Page};
+use crate::domain::grant::{CallOutcome, Grantee, PrincipalType};
+use crate::domain::policy::{GeneratedPolicy, GRANT_ID_TAG, JIT_IAM_POLICY_PATH};
 
 /// Counts the HTTP attempts of one call.
 #[derive(Clone, Debug, Default)]
@@ -54,17 +55,59 @@ pub struct CallRecord {
     pub attempts: u32,
 }
 
+/// The IAM operations on a grantee's managed policies, which differ by principal type.
+pub struct PolicyOperations {
+    pub attach: &'static str,
+    pub detach: &'static str,
+    pub list_attached: &'static str,
+}
+
+pub fn policy_operations(principal_type: PrincipalType) -> PolicyOperations {
+    match principal_type {
+        PrincipalType::IamUser => PolicyOperations {
+            attach: "iam:AttachUserPolicy",
+            detach: "iam:DetachUserPolicy",
+            list_attached: "iam:ListAttachedUserPolicies",
+        },
+        PrincipalType::IamRole => PolicyOperations {
+            attach: "iam:AttachRolePolicy",
+            detach: "iam:DetachRolePolicy",
+            list_attached: "iam:ListAttachedRolePolicies",
+        },
+    }
+}
+
+/// The IAM changes of grants, narrowed to what the mechanisms need. Removals
+/// are idempotent: what is already gone counts as done.
+#[allow(async_fn_in_trait)] // used with concrete types only, whose futures are Send
+pub trait IamChanges {
+    /// Creates a policy at jit-iam's path; false when one of that name exists already.
+    async fn create_policy(
+        &self,
+        policy: &GeneratedPolicy,
+        document: &str,
+        tags: &[(&'static str, String)],
+    ) -> Result<bool, AwsError>;
+    /// The `jit-iam:grant-id` tag of a policy, if it has one.
+    async fn policy_grant_id(&self, arn: &str) -> Result<Option<String>, AwsError>;
+    async fn delete_policy(&self, arn: &str) -> Result<(), AwsError>;
+    async fn attach_policy(&self, grantee: &Grantee, arn: &str) -> Result<(), AwsError>;
+    async fn detach_policy(&self, grantee: &Grantee, arn: &str) -> Result<(), AwsError>;
+    /// The managed policies attached to the grantee, as IAM has them now.
+    async fn attached_policies(&self, grantee: &Grantee) -> Result<Vec<String>, AwsError>;
+    /// The groups a user is in, as IAM has them now.
+    async fn groups_of(&self, user: &str) -> Result<Vec<String>, AwsError>;
+    async fn add_to_group(&self, user: &str, group: &str) -> Result<(), AwsError>;
+    async fn remove_from_group(&self, user: &str, group: &str) -> Result<(), AwsError>;
+}
+
 /// The IAM client of one account and the record of the calls made through it.
-pub struct IamChanges<'a> {
+pub struct SdkIam<'a> {
     iam: &'a aws_sdk_iam::Client,
     records: Mutex<Vec<CallRecord>>,
 }
 
-/// Retries of NoSuchEntity right after jit-iam created the policy: IAM is
-/// eventually consistent, and a new policy may not be attachable at once.
-const CONSISTENCY_RETRIES: u32 = 5;
-
-impl<'a> IamChanges<'a> {
+impl<'a> SdkIam<'a> {
     pub fn new(iam: &'a aws_sdk_iam::Client) -> Self {
         Self { iam, records: Mutex::new(Vec::new()) }
     }
@@ -121,136 +164,6 @@ impl<'a> IamChanges<'a> {
         }
     }
 
-    /// Creates the grant's policy. When it exists already (an interrupted try
-    /// created it), it is adopted if its `jit-iam:grant-id` tag is this grant's.
-    pub async fn create_policy(
-        &self,
-        name: &str,
-        arn: &str,
-        document: &str,
-        tags: Vec<Tag>,
-        grant_id: &str,
-    ) -> Result<(), AwsError> {
-        let iam = self.iam;
-        let exists = |e: &AwsError| e.kind == AwsErrorKind::AlreadyExists;
-        let created = self
-            .call("iam:CreatePolicy", arn, exists, |counter| {
-                iam.create_policy()
-                    .policy_name(name)
-                    .path(crate::aws::inventory::JIT_IAM_POLICY_PATH)
-                    .policy_document(document)
-                    .set_tags(Some(tags))
-                    .customize()
-                    .interceptor(counter)
-                    .send()
-            })
-            .await?;
-        if created.is_some() {
-            return Ok(());
-        }
-        let tags = self
-            .call(
-                "iam:ListPolicyTags",
-                arn,
-                |_| false,
-                |counter| iam.list_policy_tags().policy_arn(arn).customize().interceptor(counter).send(),
-            )
-            .await?
-            .map(|output| output.tags().to_vec())
-            .unwrap_or_default();
-        if tags.iter().any(|t| t.key() == GRANT_ID_TAG && t.value() == grant_id) {
-            Ok(())
-        } else {
-            Err(AwsError::new(
-                AwsErrorKind::Rejected,
-                "iam:CreatePolicy",
-                format!("a policy named {name} exists and was not created for this grant"),
-            ))
-        }
-    }
-
-    /// Attaches a policy to a user. After jit-iam just created the policy,
-    /// NoSuchEntity is retried a few times (IAM's eventual consistency).
-    pub async fn attach_user_policy(&self, user: &str, arn: &str, just_created: bool) -> Result<(), AwsError> {
-        let iam = self.iam;
-        let mut retries = 0;
-        loop {
-            let result = self
-                .call(
-                    "iam:AttachUserPolicy",
-                    arn,
-                    |_| false,
-                    |counter| {
-                        iam.attach_user_policy().user_name(user).policy_arn(arn).customize().interceptor(counter).send()
-                    },
-                )
-                .await;
-            match result {
-                Err(e) if just_created && e.kind == AwsErrorKind::NotFound && retries < CONSISTENCY_RETRIES => {
-                    retries += 1;
-                    tokio::time::sleep(Duration::from_millis(100 * (1 << retries))).await;
-                }
-                other => return other.map(|_| ()),
-            }
-        }
-    }
-
-    pub async fn detach_user_policy(&self, user: &str, arn: &str) -> Result<(), AwsError> {
-        let iam = self.iam;
-        self.call("iam:DetachUserPolicy", arn, is_not_found, |counter| {
-            iam.detach_user_policy().user_name(user).policy_arn(arn).customize().interceptor(counter).send()
-        })
-        .await
-        .map(|_| ())
-    }
-
-    pub async fn delete_policy(&self, arn: &str) -> Result<(), AwsError> {
-        let iam = self.iam;
-        self.call("iam:DeletePolicy", arn, is_not_found, |counter| {
-            iam.delete_policy().policy_arn(arn).customize().interceptor(counter).send()
-        })
-        .await
-        .map(|_| ())
-    }
-
-    /// The managed policies attached to a user, as IAM has them now.
-    pub async fn attached_policies(&self, user: &str) -> Result<Vec<String>, AwsError> {
-        let iam = self.iam;
-        let send = |marker, counter| {
-            iam.list_attached_user_policies()
-                .user_name(user)
-                .max_items(1000)
-                .set_marker(marker)
-                .customize()
-                .interceptor(counter)
-                .send()
-        };
-        let read = |page: &ListAttachedUserPoliciesOutput| Page {
-            items: page.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_string)).collect(),
-            next: page.marker().filter(|_| page.is_truncated()).map(str::to_string),
-        };
-        self.list_all("iam:ListAttachedUserPolicies", user, send, read).await
-    }
-
-    /// The groups a user is in, as IAM has them now.
-    pub async fn groups_of(&self, user: &str) -> Result<Vec<String>, AwsError> {
-        let iam = self.iam;
-        let send = |marker, counter| {
-            iam.list_groups_for_user()
-                .user_name(user)
-                .max_items(1000)
-                .set_marker(marker)
-                .customize()
-                .interceptor(counter)
-                .send()
-        };
-        let read = |page: &ListGroupsForUserOutput| Page {
-            items: page.groups().iter().map(|g| g.group_name().to_string()).collect(),
-            next: page.marker().filter(|_| page.is_truncated()).map(str::to_string),
-        };
-        self.list_all("iam:ListGroupsForUser", user, send, read).await
-    }
-
     /// Every page of an IAM list call, each page recorded; `read` takes the
     /// items and the next marker out of a page.
     async fn list_all<O, E, F, Fut>(
@@ -275,8 +188,159 @@ impl<'a> IamChanges<'a> {
         })
         .await
     }
+}
 
-    pub async fn add_user_to_group(&self, user: &str, group: &str) -> Result<(), AwsError> {
+impl IamChanges for SdkIam<'_> {
+    async fn create_policy(
+        &self,
+        policy: &GeneratedPolicy,
+        document: &str,
+        tags: &[(&'static str, String)],
+    ) -> Result<bool, AwsError> {
+        let iam = self.iam;
+        let tags = tags
+            .iter()
+            .map(|(key, value)| Tag::builder().key(*key).value(value).build().expect("key and value are set"))
+            .collect();
+        let exists = |e: &AwsError| e.kind == AwsErrorKind::AlreadyExists;
+        let created = self
+            .call("iam:CreatePolicy", &policy.arn, exists, |counter| {
+                iam.create_policy()
+                    .policy_name(&policy.name)
+                    .path(JIT_IAM_POLICY_PATH)
+                    .policy_document(document)
+                    .set_tags(Some(tags))
+                    .customize()
+                    .interceptor(counter)
+                    .send()
+            })
+            .await?;
+        Ok(created.is_some())
+    }
+
+    async fn policy_grant_id(&self, arn: &str) -> Result<Option<String>, AwsError> {
+        let iam = self.iam;
+        let tags = self
+            .call(
+                "iam:ListPolicyTags",
+                arn,
+                |_| false,
+                |counter| iam.list_policy_tags().policy_arn(arn).customize().interceptor(counter).send(),
+            )
+            .await?;
+        Ok(tags.and_then(|out| out.tags().iter().find(|t| t.key() == GRANT_ID_TAG).map(|t| t.value().to_string())))
+    }
+
+    async fn delete_policy(&self, arn: &str) -> Result<(), AwsError> {
+        let iam = self.iam;
+        self.call("iam:DeletePolicy", arn, is_not_found, |counter| {
+            iam.delete_policy().policy_arn(arn).customize().interceptor(counter).send()
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn attach_policy(&self, grantee: &Grantee, arn: &str) -> Result<(), AwsError> {
+        let (iam, name, ops) = (self.iam, grantee.name.as_str(), policy_operations(grantee.principal_type));
+        match grantee.principal_type {
+            PrincipalType::IamUser => self
+                .call(
+                    ops.attach,
+                    arn,
+                    |_| false,
+                    |counter| {
+                        iam.attach_user_policy().user_name(name).policy_arn(arn).customize().interceptor(counter).send()
+                    },
+                )
+                .await
+                .map(|_| ()),
+            PrincipalType::IamRole => self
+                .call(
+                    ops.attach,
+                    arn,
+                    |_| false,
+                    |counter| {
+                        iam.attach_role_policy().role_name(name).policy_arn(arn).customize().interceptor(counter).send()
+                    },
+                )
+                .await
+                .map(|_| ()),
+        }
+    }
+
+    async fn detach_policy(&self, grantee: &Grantee, arn: &str) -> Result<(), AwsError> {
+        let (iam, name, ops) = (self.iam, grantee.name.as_str(), policy_operations(grantee.principal_type));
+        match grantee.principal_type {
+            PrincipalType::IamUser => self
+                .call(ops.detach, arn, is_not_found, |counter| {
+                    iam.detach_user_policy().user_name(name).policy_arn(arn).customize().interceptor(counter).send()
+                })
+                .await
+                .map(|_| ()),
+            PrincipalType::IamRole => self
+                .call(ops.detach, arn, is_not_found, |counter| {
+                    iam.detach_role_policy().role_name(name).policy_arn(arn).customize().interceptor(counter).send()
+                })
+                .await
+                .map(|_| ()),
+        }
+    }
+
+    async fn attached_policies(&self, grantee: &Grantee) -> Result<Vec<String>, AwsError> {
+        let (iam, name, ops) = (self.iam, grantee.name.as_str(), policy_operations(grantee.principal_type));
+        match grantee.principal_type {
+            PrincipalType::IamUser => {
+                let send = |marker, counter| {
+                    iam.list_attached_user_policies()
+                        .user_name(name)
+                        .max_items(1000)
+                        .set_marker(marker)
+                        .customize()
+                        .interceptor(counter)
+                        .send()
+                };
+                let read = |page: &ListAttachedUserPoliciesOutput| {
+                    attached_page(page.attached_policies(), page.marker(), page.is_truncated())
+                };
+                self.list_all(ops.list_attached, name, send, read).await
+            }
+            PrincipalType::IamRole => {
+                let send = |marker, counter| {
+                    iam.list_attached_role_policies()
+                        .role_name(name)
+                        .max_items(1000)
+                        .set_marker(marker)
+                        .customize()
+                        .interceptor(counter)
+                        .send()
+                };
+                let read = |page: &ListAttachedRolePoliciesOutput| {
+                    attached_page(page.attached_policies(), page.marker(), page.is_truncated())
+                };
+                self.list_all(ops.list_attached, name, send, read).await
+            }
+        }
+    }
+
+    async fn groups_of(&self, user: &str) -> Result<Vec<String>, AwsError> {
+        let iam = self.iam;
+        let send = |marker, counter| {
+            iam.list_groups_for_user()
+                .user_name(user)
+                .max_items(1000)
+                .set_marker(marker)
+                .customize()
+                .interceptor(counter)
+                .send()
+        };
+        let read = |page: &aws_sdk_iam::operation::list_groups_for_user::ListGroupsForUserOutput| Page {
+            items: page.groups().iter().map(|g| g.group_name().to_string()).collect(),
+            next: page.marker().filter(|_| page.is_truncated()).map(str::to_string),
+        };
+        self.list_all("iam:ListGroupsForUser", user, send, read).await
+    }
+
+    async fn add_to_group(&self, user: &str, group: &str) -> Result<(), AwsError> {
         let iam = self.iam;
         self.call(
             "iam:AddUserToGroup",
@@ -288,7 +352,7 @@ impl<'a> IamChanges<'a> {
         .map(|_| ())
     }
 
-    pub async fn remove_user_from_group(&self, user: &str, group: &str) -> Result<(), AwsError> {
+    async fn remove_from_group(&self, user: &str, group: &str) -> Result<(), AwsError> {
         let iam = self.iam;
         self.call("iam:RemoveUserFromGroup", group, is_not_found, |counter| {
             iam.remove_user_from_group().user_name(user).group_name(group).customize().interceptor(counter).send()
@@ -298,8 +362,10 @@ impl<'a> IamChanges<'a> {
     }
 }
 
-/// The tag naming the grant a policy was created for.
-pub const GRANT_ID_TAG: &str = "jit-iam:grant-id";
+/// One page of a List Attached{User,Role}Policies answer.
+fn attached_page(policies: &[AttachedPolicy], marker: Option<&str>, truncated: bool) -> Page<String> {
+    Page { items: policy_arns(policies), next: marker.filter(|_| truncated).map(str::to_string) }
+}
 
 fn is_not_found(error: &AwsError) -> bool {
     error.kind == AwsErrorKind::NotFound

@@ -18,10 +18,10 @@ use super::error::{AwsError, AwsErrorKind};
 use super::pool::AwsClients;
 use crate::domain::arn::Partition;
 use crate::domain::integration::IntegrationOptions;
-use crate::domain::resource::{DiscoveredResource, ResourceType, UserDetails};
+use crate::domain::policy::JIT_IAM_POLICY_PATH;
+use crate::domain::resource::{DiscoveredResource, PrincipalDetails, ResourceType};
 
 /// Path of the policies jit-iam creates for grants: never offered as resources.
-pub const JIT_IAM_POLICY_PATH: &str = "/jit-iam/";
 
 /// Bounds the calls in flight for one account and counts them.
 pub struct CallLimiter {
@@ -100,6 +100,11 @@ pub async fn list_account(
     Ok([principals, policies, buckets, instances].into_iter().flatten().collect())
 }
 
+/// The ARNs of a principal's attached managed policies.
+pub fn policy_arns(policies: &[aws_sdk_iam::types::AttachedPolicy]) -> Vec<String> {
+    policies.iter().filter_map(|p| p.policy_arn().map(str::to_string)).collect()
+}
+
 fn iam_tags(tags: &[aws_sdk_iam::types::Tag]) -> BTreeMap<String, String> {
     tags.iter().map(|t| (t.key().to_string(), t.value().to_string())).collect()
 }
@@ -125,12 +130,8 @@ async fn list_iam_principals(clients: &AwsClients, limiter: &CallLimiter) -> Res
             .await?;
         let mut items = Vec::new();
         for user in page.user_detail_list() {
-            let details = UserDetails {
-                attached_policy_arns: user
-                    .attached_managed_policies()
-                    .iter()
-                    .filter_map(|p| p.policy_arn().map(str::to_string))
-                    .collect(),
+            let details = PrincipalDetails {
+                attached_policy_arns: policy_arns(user.attached_managed_policies()),
                 group_names: user.group_list().to_vec(),
             };
             items.push(DiscoveredResource {
@@ -143,13 +144,18 @@ async fn list_iam_principals(clients: &AwsClients, limiter: &CallLimiter) -> Res
             });
         }
         for role in page.role_detail_list() {
+            // Roles are resources (to assume) and grantees (of other grants).
+            let details = PrincipalDetails {
+                attached_policy_arns: policy_arns(role.attached_managed_policies()),
+                group_names: Vec::new(),
+            };
             items.push(DiscoveredResource {
                 resource_type: ResourceType::IamRole,
                 arn: role.arn().unwrap_or_default().to_string(),
                 name: role.role_name().unwrap_or_default().to_string(),
                 region: None,
                 tags: iam_tags(role.tags()),
-                details: serde_json::json!({}),
+                details: serde_json::to_value(details).expect("role details serialize"),
             });
         }
         for group in page.group_detail_list() {

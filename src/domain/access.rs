@@ -2,8 +2,10 @@
 //!
 //! EC2 instances, S3 buckets and IAM roles are granted through a policy made
 //! for the grant, whose statements name that one resource; IAM policies and
-//! groups are granted by attaching the policy or adding the user to the group.
+//! groups are granted by attaching the policy or adding the user to the group
+//! (`crate::grants` carries these out).
 
+use super::grant::{Grantee, PrincipalType};
 use super::policy::{PolicyDocument, Statement};
 use super::resource::{AccessLevel, ResourceType};
 
@@ -36,35 +38,13 @@ pub const S3_ADMIN: &[&str] = &["s3:*"];
 
 pub const IAM_ROLE_ASSUME: &[&str] = &["sts:AssumeRole"];
 
-/// How a grant is carried out in IAM.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mechanism {
-    /// CreatePolicy + AttachUserPolicy; revoked by DetachUserPolicy + DeletePolicy.
-    GeneratedPolicy,
-    /// AttachUserPolicy of an existing policy (shared with other grants and with what the user had).
-    AttachPolicy,
-    /// AddUserToGroup (shared likewise).
-    GroupMembership,
-}
-
-impl Mechanism {
-    pub fn of(resource_type: ResourceType) -> Option<Self> {
-        match resource_type {
-            ResourceType::Ec2Instance | ResourceType::S3Bucket | ResourceType::IamRole => Some(Self::GeneratedPolicy),
-            ResourceType::IamPolicy => Some(Self::AttachPolicy),
-            ResourceType::IamGroup => Some(Self::GroupMembership),
-            ResourceType::IamUser => None,
-        }
-    }
-}
-
-/// The policy of a generated-policy grant for `user`; None for the other
+/// The policy of a generated-policy grant for `grantee`; None for the other
 /// mechanisms. `arn` is the resource's ARN; for EC2 it carries region and account.
 pub fn policy_document(
     resource_type: ResourceType,
     level: AccessLevel,
     arn: &str,
-    user: &str,
+    grantee: &Grantee,
 ) -> Option<PolicyDocument> {
     let resource = || vec![arn.to_string()];
     let statements = match (resource_type, level) {
@@ -92,13 +72,7 @@ pub fn policy_document(
                         format!("arn:{partition}:ssm:{region}:{account}:document/SSM-SessionManagerRunShell"),
                     ],
                 ),
-                Statement::allow(
-                    "OwnSessions",
-                    EC2_OWN_SESSIONS.iter().copied(),
-                    // Session ids start with the user's name. The policy is the user's
-                    // alone, so the name is written out rather than `${aws:username}`.
-                    vec![format!("arn:{partition}:ssm:*:{account}:session/{user}-*")],
-                ),
+                own_sessions(partition, account, grantee),
                 describe(),
             ]
         }
@@ -114,6 +88,31 @@ pub fn policy_document(
         _ => return None,
     };
     Some(PolicyDocument::new(statements))
+}
+
+/// Ending or resuming only the sessions the grantee started. A user's session
+/// ids start with its name (written out: the policy is that user's alone). A
+/// role's sessions are named by whoever assumed it, so they are matched by the
+/// tag Session Manager gives each session, `<role id>:<session name>`, which
+/// is the `aws:userid` of the session that started it.
+fn own_sessions(partition: &str, account: &str, grantee: &Grantee) -> Statement {
+    match grantee.principal_type {
+        PrincipalType::IamUser => Statement::allow(
+            "OwnSessions",
+            EC2_OWN_SESSIONS.iter().copied(),
+            vec![format!("arn:{partition}:ssm:*:{account}:session/{}-*", grantee.name)],
+        ),
+        PrincipalType::IamRole => Statement {
+            condition: Some(serde_json::json!({
+                "StringLike": {"ssm:resourceTag/aws:ssmmessages:session-id": ["${aws:userid}"]}
+            })),
+            ..Statement::allow(
+                "OwnSessions",
+                EC2_OWN_SESSIONS.iter().copied(),
+                vec![format!("arn:{partition}:ssm:*:{account}:session/*")],
+            )
+        },
+    }
 }
 
 fn describe() -> Statement {
@@ -136,6 +135,10 @@ mod tests {
     const INSTANCE: &str = "arn:aws:ec2:eu-west-1:123456789012:instance/i-0abc";
     const BUCKET: &str = "arn:aws:s3:::data";
 
+    fn alice() -> Grantee {
+        Grantee { principal_type: PrincipalType::IamUser, name: "alice".into(), account_id: "123456789012".into() }
+    }
+
     fn actions_on(doc: &PolicyDocument, resource: &str) -> Vec<String> {
         doc.statement
             .iter()
@@ -153,28 +156,40 @@ mod tests {
                 _ => "arn:aws:iam::123456789012:role/x",
             };
             for level in t.access_levels() {
-                assert!(policy_document(t, *level, arn, "alice").is_some(), "{t:?} {level:?}");
+                assert!(policy_document(t, *level, arn, &alice()).is_some(), "{t:?} {level:?}");
             }
         }
-        assert!(policy_document(ResourceType::IamPolicy, AccessLevel::Attach, "arn", "alice").is_none());
+        assert!(policy_document(ResourceType::IamPolicy, AccessLevel::Attach, "arn", &alice()).is_none());
     }
 
     #[test]
     fn write_actions_only_ever_name_the_resource() {
         for level in [AccessLevel::Connect, AccessLevel::Operate, AccessLevel::Admin] {
-            let doc = policy_document(ResourceType::Ec2Instance, level, INSTANCE, "alice").unwrap();
+            let doc = policy_document(ResourceType::Ec2Instance, level, INSTANCE, &alice()).unwrap();
             for statement in &doc.statement {
                 if statement.resource.as_ref().unwrap().contains(&"*".to_string()) {
                     assert!(statement.action.iter().all(|a| EC2_DESCRIBE.contains(&a.as_str())), "{statement:?}");
                 }
             }
         }
-        let read = policy_document(ResourceType::S3Bucket, AccessLevel::Read, BUCKET, "alice").unwrap();
+        let read = policy_document(ResourceType::S3Bucket, AccessLevel::Read, BUCKET, &alice()).unwrap();
         assert_eq!(actions_on(&read, "arn:aws:s3:::data/*"), ["s3:GetObject", "s3:GetObjectVersion"]);
-        let operate = policy_document(ResourceType::Ec2Instance, AccessLevel::Operate, INSTANCE, "alice").unwrap();
+        let operate = policy_document(ResourceType::Ec2Instance, AccessLevel::Operate, INSTANCE, &alice()).unwrap();
         assert_eq!(actions_on(&operate, INSTANCE), EC2_OPERATE);
-        let connect = policy_document(ResourceType::Ec2Instance, AccessLevel::Connect, INSTANCE, "alice").unwrap();
+        let connect = policy_document(ResourceType::Ec2Instance, AccessLevel::Connect, INSTANCE, &alice()).unwrap();
         assert!(connect.to_json().contains("arn:aws:ssm:eu-west-1:123456789012:document/SSM-SessionManagerRunShell"));
         assert!(connect.to_json().contains("arn:aws:ssm:*:123456789012:session/alice-*"));
+    }
+
+    #[test]
+    fn a_role_ends_only_the_sessions_its_own_sessions_started() {
+        let role = Grantee { principal_type: PrincipalType::IamRole, ..alice() };
+        let connect = policy_document(ResourceType::Ec2Instance, AccessLevel::Connect, INSTANCE, &role).unwrap();
+        let own = connect.statement.iter().find(|s| s.sid.as_deref() == Some("OwnSessions")).unwrap();
+        assert_eq!(own.resource.as_deref(), Some(&["arn:aws:ssm:*:123456789012:session/*".to_string()][..]));
+        assert_eq!(
+            own.condition,
+            Some(serde_json::json!({"StringLike": {"ssm:resourceTag/aws:ssmmessages:session-id": ["${aws:userid}"]}}))
+        );
     }
 }

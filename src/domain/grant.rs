@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::policy::PolicyDocument;
 use super::resource::{AccessLevel, ResourceType};
-use crate::error::AwsErrorBody;
+use crate::domain::AwsErrorBody;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -43,10 +43,57 @@ pub enum RevokeReason {
 
 text_enum!(RevokeReason { Expired = "expired", Revoked = "revoked", IntegrationDeleted = "integration_deleted" });
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// Who receives a grant's access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PrincipalType {
+    /// A person (or a service) with an IAM user.
     IamUser,
+    /// A workload acting through an IAM role (pods, CI runners, functions, instance profiles).
+    IamRole,
+}
+
+text_enum!(PrincipalType { IamUser = "iam_user", IamRole = "iam_role" });
+
+impl PrincipalType {
+    /// The inventory keeps principals as resources of the same-named type.
+    pub fn resource_type(self) -> ResourceType {
+        match self {
+            Self::IamUser => ResourceType::IamUser,
+            Self::IamRole => ResourceType::IamRole,
+        }
+    }
+
+    /// "user" or "role", for messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Self::IamUser => "user",
+            Self::IamRole => "role",
+        }
+    }
+}
+
+/// The principal a grant is for, in its account: every lock, count and
+/// attachment record is keyed by all three, so a user and a role with the
+/// same name never share one.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Grantee {
+    pub principal_type: PrincipalType,
+    pub name: String,
+    pub account_id: String,
+}
+
+impl Grantee {
+    /// The key of the advisory lock that serializes changes to this principal across replicas.
+    pub fn lock_key(&self) -> String {
+        format!("jit-iam-principal/{}/{}/{}", self.account_id, self.principal_type.as_str(), self.name)
+    }
+}
+
+impl std::fmt::Display for Grantee {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.principal_type.noun(), self.name)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -119,12 +166,40 @@ pub struct Grant {
 /// Why a grant step failed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct GrantError {
-    /// `aws_access_denied`, `aws_error`, `aws_throttled`, `aws_unavailable`, `quota_exceeded`, `expired`.
-    #[schema(example = "aws_access_denied")]
-    pub code: String,
+    pub code: GrantErrorCode,
     pub message: String,
     pub aws: Option<AwsErrorBody>,
 }
+
+/// The codes a grant's `last_error` carries (stored with the grant: add, never rename).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantErrorCode {
+    /// AWS refused jit-iam (`aws.permission` names the missing permission).
+    AwsAccessDenied,
+    /// AWS kept throttling past the retries.
+    AwsThrottled,
+    /// AWS could not be reached or failed.
+    AwsUnavailable,
+    /// AWS rejected the call for another reason (see `aws.code`).
+    AwsError,
+    /// An IAM quota would be exceeded.
+    QuotaExceeded,
+    /// The grant expired before it could be applied.
+    Expired,
+    /// The integration is gone.
+    NotFound,
+}
+
+text_enum!(GrantErrorCode {
+    AwsAccessDenied = "aws_access_denied",
+    AwsThrottled = "aws_throttled",
+    AwsUnavailable = "aws_unavailable",
+    AwsError = "aws_error",
+    QuotaExceeded = "quota_exceeded",
+    Expired = "expired",
+    NotFound = "not_found",
+});
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -169,12 +244,6 @@ pub struct GrantEvent {
     pub created_at: DateTime<Utc>,
 }
 
-/// `jit-iam-<grant id>`: the policy's name follows from the grant, so a retried
-/// CreatePolicy finds the policy an interrupted attempt created.
-pub fn policy_name(grant_id: Uuid) -> String {
-    format!("jit-iam-{grant_id}")
-}
-
 /// Capped exponential backoff with jitter: the delay before try `attempt + 1`.
 pub fn backoff(attempt: i32, cap: Duration) -> Duration {
     let exponent = attempt.clamp(0, 16) as u32;
@@ -197,12 +266,5 @@ mod tests {
             assert!(backoff(attempt, cap) <= cap);
             assert!(backoff(attempt, cap) >= cap / 2);
         }
-    }
-
-    #[test]
-    fn policy_names_fit_iam_limits() {
-        let name = policy_name(Uuid::now_v7());
-        assert!(name.len() <= 128);
-        assert!(crate::domain::arn::is_iam_name(&name, 128));
     }
 }

@@ -41,3 +41,21 @@ impl FieldError {
         Self { field: field.into(), message: message.into() }
     }
 }
+
+/// An AWS error as the API reports it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct AwsErrorBody {
+    /// The AWS error code, e.g. `AccessDenied`, `NoSuchEntity`.
+    #[schema(example = "AccessDenied")]
+    pub code: Option<String>,
+    pub message: String,
+    /// The AWS call, e.g. `sts:AssumeRole`; for access denied, the permission that is missing.
+    #[schema(example = "sts:AssumeRole")]
+    pub operation: String,
+    pub request_id: Option<String>,
+    pub http_status: Option<u16>,
+    /// For access denied: the IAM permission the call needs, to add to the role's policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "iam:CreatePolicy")]
+    pub permission: Option<String>,
+}

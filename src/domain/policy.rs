@@ -3,11 +3,55 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 pub const POLICY_VERSION: &str = "2012-10-17";
 
 /// IAM's limit on a managed policy, counted without whitespace.
 pub const MAX_MANAGED_POLICY_CHARS: usize = 6144;
+
+/// The path of every policy jit-iam creates, and of no other: the inventory
+/// leaves these out, and a policy found there is jit-iam's own.
+pub const JIT_IAM_POLICY_PATH: &str = "/jit-iam/";
+
+/// The tag naming the grant a generated policy was created for.
+pub const GRANT_ID_TAG: &str = "jit-iam:grant-id";
+
+/// The identity of the policy jit-iam creates for a grant: name, path, ARN and
+/// tags, all derived from the grant, so a retried CreatePolicy finds the policy
+/// an interrupted attempt created. The one place they are put together.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GeneratedPolicy {
+    /// `jit-iam-<grant id>`
+    pub name: String,
+    /// `arn:<partition>:iam::<account>:policy/jit-iam/jit-iam-<grant id>`
+    pub arn: String,
+}
+
+impl GeneratedPolicy {
+    pub fn for_grant(grant_id: Uuid, partition: &str, account_id: &str) -> Self {
+        Self::named(format!("jit-iam-{grant_id}"), partition, account_id)
+    }
+
+    /// What preview shows: the grant id is known only once the grant is submitted.
+    pub fn placeholder(partition: &str, account_id: &str) -> Self {
+        Self::named("jit-iam-<grant id>".into(), partition, account_id)
+    }
+
+    fn named(name: String, partition: &str, account_id: &str) -> Self {
+        let arn = format!("arn:{partition}:iam::{account_id}:policy{JIT_IAM_POLICY_PATH}{name}");
+        Self { name, arn }
+    }
+
+    /// `managed-by`, the grant id and the resource (cut to IAM's 256-character tag values).
+    pub fn tags(grant_id: Uuid, resource_arn: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("managed-by", "jit-iam".to_string()),
+            (GRANT_ID_TAG, grant_id.to_string()),
+            ("jit-iam:resource-arn", resource_arn.chars().take(256).collect()),
+        ]
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "PascalCase")]
@@ -97,6 +141,15 @@ mod tests {
                 }]
             })
         );
+    }
+
+    #[test]
+    fn generated_policy_names_fit_iam_limits() {
+        let policy = GeneratedPolicy::for_grant(Uuid::now_v7(), "aws", "123456789012");
+        assert!(crate::domain::arn::is_iam_name(&policy.name, 128));
+        assert!(policy.arn.starts_with("arn:aws:iam::123456789012:policy/jit-iam/jit-iam-"));
+        let tags = GeneratedPolicy::tags(Uuid::nil(), &"x".repeat(300));
+        assert!(tags.iter().all(|(_, value)| value.chars().count() <= 256));
     }
 
     #[test]

@@ -82,13 +82,13 @@ pub struct DiscoveredResource {
     pub name: String,
     pub region: Option<String>,
     pub tags: BTreeMap<String, String>,
-    /// Type-specific facts kept for grants (an IAM user's policies and groups).
+    /// Type-specific facts kept for grants (a user's or role's policies, a user's groups).
     pub details: serde_json::Value,
 }
 
-/// What jit-iam records about an IAM user, to check quotas before a grant.
+/// What jit-iam records about a grantee (IAM user or role), to check quotas before a grant.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserDetails {
+pub struct PrincipalDetails {
     pub attached_policy_arns: Vec<String>,
     pub group_names: Vec<String>,
 }

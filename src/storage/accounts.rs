@@ -6,7 +6,7 @@ use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use crate::domain::sync::{Account, AccountSyncStatus, LastAccountSync};
-use crate::error::AwsErrorBody;
+use crate::domain::AwsErrorBody;
 
 /// An account as the last listing found it.
 pub struct ListedAccount {

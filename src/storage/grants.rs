@@ -14,7 +14,7 @@ use super::resources::MARK_CHANGED;
 use super::syncs::interval;
 use crate::domain::grant::{
     CallOutcome, EventKind, Grant, GrantError, GrantEvent, GrantPolicy, GrantPrincipal, GrantResource, GrantStatus,
-    PrincipalType, RevokeReason,
+    Grantee, PrincipalType, RevokeReason,
 };
 use crate::domain::policy::PolicyDocument;
 use crate::domain::resource::{AccessLevel, ResourceType};
@@ -32,6 +32,7 @@ pub struct GrantRow {
     pub resource_arn: String,
     pub resource_name: String,
     pub access_level: String,
+    pub principal_type: String,
     pub principal_name: String,
     pub principal_arn: String,
     pub request_id: String,
@@ -69,6 +70,14 @@ impl GrantRow {
         ResourceType::parse(&self.resource_type).expect("checked by the table")
     }
 
+    pub fn grantee(&self) -> Grantee {
+        Grantee {
+            principal_type: PrincipalType::parse(&self.principal_type).expect("checked by the table"),
+            name: self.principal_name.clone(),
+            account_id: self.account_id.clone(),
+        }
+    }
+
     pub fn view(&self) -> Grant {
         let status = self.status();
         Grant {
@@ -83,7 +92,7 @@ impl GrantRow {
             },
             access_level: AccessLevel::parse(&self.access_level).expect("stored from the enum"),
             principal: GrantPrincipal {
-                principal_type: PrincipalType::IamUser,
+                principal_type: PrincipalType::parse(&self.principal_type).expect("checked by the table"),
                 name: self.principal_name.clone(),
                 arn: self.principal_arn.clone(),
             },
@@ -120,6 +129,7 @@ pub struct NewGrant<'a> {
     pub resource_arn: &'a str,
     pub resource_name: &'a str,
     pub access_level: AccessLevel,
+    pub principal_type: PrincipalType,
     pub principal_name: &'a str,
     pub principal_arn: &'a str,
     pub request_id: &'a str,
@@ -142,7 +152,7 @@ pub async fn insert(db: impl PgExecutor<'_>, grant: &NewGrant<'_>) -> Result<Opt
                                  resource_name, access_level, principal_type, principal_name, principal_arn,
                                  request_id, request_fingerprint, approved_by, reason, requested_by, expires_at,
                                  policy_name, policy_arn, policy_document)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, 'iam_user', $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $20, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
              on conflict (request_id) do nothing
              returning *),
          event as (
@@ -169,6 +179,7 @@ pub async fn insert(db: impl PgExecutor<'_>, grant: &NewGrant<'_>) -> Result<Opt
     .bind(grant.policy_name)
     .bind(grant.policy_arn)
     .bind(grant.policy_document.map(Json))
+    .bind(grant.principal_type.as_str())
     .fetch_optional(db)
     .await
 }
@@ -189,6 +200,7 @@ pub struct GrantFilter {
     pub status: Option<GrantStatus>,
     pub integration_id: Option<Uuid>,
     pub account_id: Option<String>,
+    pub principal_type: Option<PrincipalType>,
     pub principal: Option<String>,
     pub resource_id: Option<Uuid>,
     pub request_id: Option<String>,
@@ -210,6 +222,9 @@ pub async fn list(
     }
     if let Some(account_id) = &filter.account_id {
         sql.push(" and account_id = ").push_bind(account_id.clone());
+    }
+    if let Some(principal_type) = filter.principal_type {
+        sql.push(" and principal_type = ").push_bind(principal_type.as_str());
     }
     if let Some(principal) = &filter.principal {
         sql.push(" and principal_name = ").push_bind(principal.clone());
@@ -447,35 +462,37 @@ pub async fn count_live_of_integration(db: impl PgExecutor<'_>, integration_id: 
     .await
 }
 
-/// The managed policies a user has, as far as jit-iam knows: attached at the
-/// last sync (jit-iam's own excepted) plus those live grants hold now.
+/// The managed policies a grantee has, as far as jit-iam knows: attached at
+/// the last sync (jit-iam's own excepted) plus those live grants hold now.
+/// (The inventory keeps principals as resources of the same-named type.)
 pub async fn managed_policies_of(
     db: impl PgExecutor<'_>,
-    account_id: &str,
-    user: &str,
+    grantee: &Grantee,
     excluding_grant: Uuid,
 ) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(
         "select arn from (
              select jsonb_array_elements_text(details -> 'attached_policy_arns') as arn
-             from resources where account_id = $1 and type = 'iam_user' and name = $2
+             from resources where account_id = $1 and type = $2 and name = $3
          ) inventory where arn not like '%:policy/jit-iam/%'
          union
          select coalesce(policy_arn, resource_arn) from grants
-         where account_id = $1 and principal_name = $2 and grant_id <> $3 and status in ('pending', 'active', 'revoking')
+         where account_id = $1 and principal_type = $2 and principal_name = $3 and grant_id <> $4
+           and status in ('pending', 'active', 'revoking')
            and (policy_arn is not null or (resource_type = 'iam_policy' and holds_attachment))",
     )
-    .bind(account_id)
-    .bind(user)
+    .bind(&grantee.account_id)
+    .bind(grantee.principal_type.resource_type().as_str())
+    .bind(&grantee.name)
     .bind(excluding_grant)
     .fetch_all(db)
     .await
 }
 
-/// Serializes every grant operation on one user, across replicas, until the transaction ends.
-pub async fn lock_user(db: impl PgExecutor<'_>, account_id: &str, user: &str) -> Result<(), sqlx::Error> {
+/// Serializes every grant operation on one principal, across replicas, until the transaction ends.
+pub async fn lock_principal(db: impl PgExecutor<'_>, grantee: &Grantee) -> Result<(), sqlx::Error> {
     sqlx::query("select pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind(format!("jit-iam-user/{account_id}/{user}"))
+        .bind(grantee.lock_key())
         .execute(db)
         .await
         .map(|_| ())
@@ -629,44 +646,48 @@ pub struct SharedAttachment {
     pub state: String,
 }
 
+/// One shared attachment: the grantee's policy ARN or group name.
+pub struct AttachmentKey<'a> {
+    pub grantee: &'a Grantee,
+    /// `policy` or `group`.
+    pub kind: &'a str,
+    pub target: &'a str,
+}
+
 pub async fn shared_attachment(
     db: impl PgExecutor<'_>,
-    account_id: &str,
-    user: &str,
-    kind: &str,
-    target: &str,
+    key: &AttachmentKey<'_>,
 ) -> Result<Option<SharedAttachment>, sqlx::Error> {
     sqlx::query_as::<_, SharedAttachment>(
         "select preexisting, state from shared_attachments
-         where account_id = $1 and principal_name = $2 and kind = $3 and target = $4",
+         where account_id = $1 and principal_type = $2 and principal_name = $3 and kind = $4 and target = $5",
     )
-    .bind(account_id)
-    .bind(user)
-    .bind(kind)
-    .bind(target)
+    .bind(&key.grantee.account_id)
+    .bind(key.grantee.principal_type.as_str())
+    .bind(&key.grantee.name)
+    .bind(key.kind)
+    .bind(key.target)
     .fetch_optional(db)
     .await
 }
 
 pub async fn put_shared_attachment(
     db: impl PgExecutor<'_>,
-    account_id: &str,
-    user: &str,
-    kind: &str,
-    target: &str,
+    key: &AttachmentKey<'_>,
     preexisting: bool,
     state: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "insert into shared_attachments (account_id, principal_name, kind, target, preexisting, state)
-         values ($1, $2, $3, $4, $5, $6)
-         on conflict (account_id, principal_name, kind, target) do update
+        "insert into shared_attachments (account_id, principal_type, principal_name, kind, target, preexisting, state)
+         values ($1, $2, $3, $4, $5, $6, $7)
+         on conflict (account_id, principal_type, principal_name, kind, target) do update
          set preexisting = excluded.preexisting, state = excluded.state",
     )
-    .bind(account_id)
-    .bind(user)
-    .bind(kind)
-    .bind(target)
+    .bind(&key.grantee.account_id)
+    .bind(key.grantee.principal_type.as_str())
+    .bind(&key.grantee.name)
+    .bind(key.kind)
+    .bind(key.target)
     .bind(preexisting)
     .bind(state)
     .execute(db)
@@ -674,33 +695,30 @@ pub async fn put_shared_attachment(
     .map(|_| ())
 }
 
-pub async fn delete_shared_attachment(
-    db: impl PgExecutor<'_>,
-    account_id: &str,
-    user: &str,
-    kind: &str,
-    target: &str,
-) -> Result<(), sqlx::Error> {
+pub async fn delete_shared_attachment(db: impl PgExecutor<'_>, key: &AttachmentKey<'_>) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "delete from shared_attachments where account_id = $1 and principal_name = $2 and kind = $3 and target = $4",
+        "delete from shared_attachments
+         where account_id = $1 and principal_type = $2 and principal_name = $3 and kind = $4 and target = $5",
     )
-    .bind(account_id)
-    .bind(user)
-    .bind(kind)
-    .bind(target)
+    .bind(&key.grantee.account_id)
+    .bind(key.grantee.principal_type.as_str())
+    .bind(&key.grantee.name)
+    .bind(key.kind)
+    .bind(key.target)
     .execute(db)
     .await
     .map(|_| ())
 }
 
-/// Other live grants holding the same attachment.
+/// Other live grants holding the same attachment for the same grantee.
 pub async fn other_holders(db: impl PgExecutor<'_>, grant: &GrantRow) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "select count(*) from grants
-         where account_id = $1 and principal_name = $2 and resource_arn = $3 and grant_id <> $4
-           and holds_attachment and status in ('active', 'revoking')",
+         where account_id = $1 and principal_type = $2 and principal_name = $3 and resource_arn = $4
+           and grant_id <> $5 and holds_attachment and status in ('active', 'revoking')",
     )
     .bind(&grant.account_id)
+    .bind(&grant.principal_type)
     .bind(&grant.principal_name)
     .bind(&grant.resource_arn)
     .bind(grant.grant_id)

@@ -14,6 +14,7 @@ use crate::config::DatabaseConfig;
 pub mod accounts;
 pub mod grants;
 pub mod integrations;
+pub mod page_cache;
 pub mod resources;
 pub mod syncs;
 

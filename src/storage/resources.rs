@@ -7,6 +7,7 @@ use sqlx::types::Json;
 use sqlx::{PgExecutor, Postgres, QueryBuilder};
 use uuid::Uuid;
 
+use crate::domain::grant::Grantee;
 use crate::domain::resource::{DiscoveredResource, Resource, ResourceType};
 
 /// Rows per statement: large enough to need few round trips, small enough to keep statements light.
@@ -222,20 +223,21 @@ pub async fn find_offered(
     .map(|row| row.map(Into::into))
 }
 
-/// The IAM user `name` of one account of the integration, as the last sync found it.
-pub async fn find_user(
+/// A grantee (IAM user or role) of one account of the integration, as the
+/// last sync found it, whatever the tag filter: grantees are not offered.
+pub async fn find_principal(
     db: impl PgExecutor<'_>,
     integration_id: Uuid,
-    account_id: &str,
-    name: &str,
+    grantee: &Grantee,
 ) -> Result<Option<Resource>, sqlx::Error> {
     sqlx::query_as::<_, ResourceRow>(&format!(
         "select {COLUMNS} from resources
-         where integration_id = $1 and account_id = $2 and type = 'iam_user' and name = $3"
+         where integration_id = $1 and account_id = $2 and type = $3 and name = $4"
     ))
     .bind(integration_id)
-    .bind(account_id)
-    .bind(name)
+    .bind(&grantee.account_id)
+    .bind(grantee.principal_type.resource_type().as_str())
+    .bind(&grantee.name)
     .fetch_optional(db)
     .await
     .map(|row| row.map(Into::into))

@@ -11,7 +11,7 @@ use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use crate::domain::sync::{AccountSyncStatus, SyncAccountResult, SyncRun, SyncStatus, SyncTrigger, TypeCounts};
-use crate::error::AwsErrorBody;
+use crate::domain::AwsErrorBody;
 
 #[derive(sqlx::FromRow)]
 struct SyncRunRow {

@@ -1,12 +1,12 @@
 //! Applying and revoking grants.
 //!
 //! A grant is claimed with a lease, worked on, and handed back with its next
-//! due time. Each IAM step is idempotent (a deterministic policy name, adoption
-//! after EntityAlreadyExists, NoSuchEntity on removal meaning "already gone"),
-//! so a grant taken over from a dead replica is finished, not done twice.
-//! Shared attachments are counted under a per-user Postgres advisory lock, so
-//! holders are counted without races across replicas. A step ends with one
-//! statement: the transition, its events and the notification together.
+//! due time. What a step does in IAM is `crate::grants`' (each change
+//! idempotent, so a grant taken over from a dead replica is finished, not done
+//! twice); here it is claimed, leased, retried and recorded. Shared
+//! attachments are changed under the grantee's Postgres advisory lock. A step
+//! ends with one statement: the transition, its events and the notification
+//! together.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,17 +18,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::{idle, pause, with_lease};
 use crate::app::{AppState, GrantUpdate};
-use crate::aws::iam_changes::{CallRecord, IamChanges, GRANT_ID_TAG};
+use crate::aws::iam_changes::{CallRecord, SdkIam};
 use crate::aws::{AwsClients, AwsError, AwsErrorKind};
-use crate::domain::access::Mechanism;
-use crate::domain::grant::{backoff, CallOutcome, EventKind, GrantError, GrantStatus, RevokeReason};
+use crate::domain::grant::{backoff, EventKind, GrantError, GrantErrorCode, GrantStatus, RevokeReason};
 use crate::domain::integration::IntegrationStatus;
-use crate::error::ApiError;
+use crate::grants::{self, PgLedger, Quotas, StepError};
 use crate::storage;
 use crate::storage::grants::{GrantRow, NewEvent, Transition};
 
-/// IAM's fixed limit of groups per user.
-const MAX_GROUPS_PER_USER: usize = 10;
 /// Longest wait between two tries of a revocation that keeps failing: access
 /// outlives a recovered fault by at most this much.
 const REVOKE_RETRY_CAP: Duration = Duration::from_secs(60);
@@ -103,7 +100,7 @@ async fn process(state: &AppState, mut grant: GrantRow) -> Result<(), sqlx::Erro
         let next = match grant.status() {
             GrantStatus::Pending if grant.expires_at <= now => {
                 let error = GrantError {
-                    code: "expired".into(),
+                    code: GrantErrorCode::Expired,
                     message: "expired before it could be applied".into(),
                     aws: None,
                 };
@@ -150,21 +147,20 @@ async fn clients(state: &AppState, grant: &GrantRow) -> Result<Option<Arc<AwsCli
     }
 }
 
-/// The transaction holding the user's lock, for the mechanisms that share attachments.
-async fn user_lock(
+/// The transaction holding the grantee's lock, for the mechanisms that share attachments.
+async fn principal_lock(
     state: &AppState,
     grant: &GrantRow,
-    mechanism: Mechanism,
 ) -> Result<Option<Transaction<'static, Postgres>>, sqlx::Error> {
-    if mechanism == Mechanism::GeneratedPolicy {
+    if !grants::mechanism_of(grant).is_shared() {
         return Ok(None);
     }
     let mut tx = state.worker_db.begin().await?;
-    storage::grants::lock_user(&mut *tx, &grant.account_id, &grant.principal_name).await?;
+    storage::grants::lock_principal(&mut *tx, &grant.grantee()).await?;
     Ok(Some(tx))
 }
 
-/// Ends a step: in the user's transaction when there is one.
+/// Ends a step: in the grantee's transaction when there is one.
 async fn finish(
     state: &AppState,
     tx: Option<Transaction<'static, Postgres>>,
@@ -178,39 +174,6 @@ async fn finish(
             Ok(row)
         }
         None => storage::grants::finish_step(&state.worker_db, transition, events).await,
-    }
-}
-
-/// A step that did not go through.
-enum StepError {
-    Aws(AwsError),
-    Quota(String),
-}
-
-impl StepError {
-    fn is_retryable(&self) -> bool {
-        matches!(self, Self::Aws(e) if e.is_retryable())
-    }
-
-    fn into_grant_error(self) -> GrantError {
-        match self {
-            Self::Aws(e) => {
-                let api = ApiError::from(e.clone());
-                let code = serde_json::to_value(api.code).ok().and_then(|v| v.as_str().map(str::to_string));
-                GrantError {
-                    code: code.unwrap_or_else(|| "aws_error".into()),
-                    message: e.to_string(),
-                    aws: Some(e.body()),
-                }
-            }
-            Self::Quota(message) => GrantError { code: "quota_exceeded".into(), message, aws: None },
-        }
-    }
-}
-
-impl From<AwsError> for StepError {
-    fn from(e: AwsError) -> Self {
-        Self::Aws(e)
     }
 }
 
@@ -234,11 +197,7 @@ fn call_events(records: &[CallRecord]) -> Vec<NewEvent> {
 
 fn count_calls(records: &[CallRecord]) {
     for record in records {
-        let outcome = match record.outcome {
-            CallOutcome::Success => "success",
-            CallOutcome::AlreadyDone => "already_done",
-            CallOutcome::Failed => "failed",
-        };
+        let outcome = record.outcome.as_str();
         metrics::counter!("jit_iam_grant_aws_calls_total", "operation" => record.operation, "outcome" => outcome)
             .increment(1);
     }
@@ -248,17 +207,13 @@ fn count_calls(records: &[CallRecord]) {
 async fn apply(state: &AppState, grant: &GrantRow) -> Result<Option<GrantRow>, sqlx::Error> {
     let owner = state.instance_id.as_str();
     let Some(clients) = clients(state, grant).await? else {
-        let error = GrantError { code: "not_found".into(), message: "the integration is gone".into(), aws: None };
+        let error = GrantError { code: GrantErrorCode::NotFound, message: "the integration is gone".into(), aws: None };
         return undo(state, grant, &error, Vec::new()).await;
     };
-    let iam = IamChanges::new(&clients.iam);
-    let mechanism = Mechanism::of(grant.resource_type()).expect("grants target offered types");
-    let mut tx = user_lock(state, grant, mechanism).await?;
-    let outcome = match (mechanism, tx.as_mut()) {
-        (Mechanism::AttachPolicy, Some(tx)) => apply_shared(state, tx, grant, &iam, SharedKind::Policy).await?,
-        (Mechanism::GroupMembership, Some(tx)) => apply_shared(state, tx, grant, &iam, SharedKind::Group).await?,
-        _ => apply_generated_policy(state, grant, &iam).await?,
-    };
+    let iam = SdkIam::new(&clients.iam);
+    let mut tx = principal_lock(state, grant).await?;
+    let mut ledger = PgLedger::new(&state.worker_db, tx.as_deref_mut());
+    let outcome = grants::apply(&iam, &mut ledger, grant, &Quotas::from(&state.config.grants)).await?;
     let records = iam.records();
     count_calls(&records);
     let mut events = call_events(&records);
@@ -307,7 +262,7 @@ async fn undo(
     error: &GrantError,
     mut events: Vec<NewEvent>,
 ) -> Result<Option<GrantRow>, sqlx::Error> {
-    tracing::warn!(grant_id = %grant.grant_id, code = %error.code, error = %error.message, "grant failed; undoing");
+    tracing::warn!(grant_id = %grant.grant_id, code = error.code.as_str(), error = %error.message, "grant failed; undoing");
     events.push(NewEvent::transition(
         Some(GrantStatus::Pending),
         GrantStatus::Revoking,
@@ -319,137 +274,6 @@ async fn undo(
         ..Transition::new(grant.grant_id, &state.instance_id, GrantStatus::Pending, GrantStatus::Revoking)
     };
     storage::grants::finish_step(&state.worker_db, &t, &events).await
-}
-
-/// CreatePolicy + AttachUserPolicy, within the user's managed-policy quota.
-///
-/// No lock: the quota counts the user's other pending grants too, and AWS
-/// itself refuses an attachment over its quota (a permanent error, undone).
-async fn apply_generated_policy(
-    state: &AppState,
-    grant: &GrantRow,
-    iam: &IamChanges<'_>,
-) -> Result<Result<bool, StepError>, sqlx::Error> {
-    let held = storage::grants::managed_policies_of(
-        &state.worker_db,
-        &grant.account_id,
-        &grant.principal_name,
-        grant.grant_id,
-    )
-    .await?;
-    let max = state.config.grants.max_policies_per_user as usize;
-    if held.len() + 1 > max {
-        return Ok(Err(quota_error(&grant.principal_name, held.len(), max)));
-    }
-    let (Some(name), Some(arn), Some(document)) = (&grant.policy_name, &grant.policy_arn, &grant.policy_document)
-    else {
-        unreachable!("generated-policy grants store their policy at submission");
-    };
-    let grant_id = grant.grant_id.to_string();
-    let tags = policy_tags(&grant_id, &grant.resource_arn);
-    let result = async {
-        iam.create_policy(name, arn, &document.0.to_json(), tags, &grant_id).await?;
-        iam.attach_user_policy(&grant.principal_name, arn, true).await
-    }
-    .await;
-    Ok(result.map(|()| false).map_err(StepError::from))
-}
-
-fn quota_error(user: &str, held: usize, max: usize) -> StepError {
-    StepError::Quota(format!(
-        "user {user} has {held} managed policies attached and IAM allows {max} (JIT_IAM_MAX_POLICIES_PER_USER)"
-    ))
-}
-
-fn truncate(value: &str, max: usize) -> &str {
-    match value.char_indices().nth(max) {
-        Some((i, _)) => &value[..i],
-        None => value,
-    }
-}
-
-fn policy_tags(grant_id: &str, resource_arn: &str) -> Vec<aws_sdk_iam::types::Tag> {
-    [("managed-by", "jit-iam"), (GRANT_ID_TAG, grant_id), ("jit-iam:resource-arn", truncate(resource_arn, 256))]
-        .into_iter()
-        .map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build().expect("key and value are set"))
-        .collect()
-}
-
-#[derive(Clone, Copy)]
-enum SharedKind {
-    Policy,
-    Group,
-}
-
-impl SharedKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Policy => "policy",
-            Self::Group => "group",
-        }
-    }
-
-    /// What IAM calls it: the policy ARN, or the group name.
-    fn target(self, grant: &GrantRow) -> &str {
-        match self {
-            Self::Policy => &grant.resource_arn,
-            Self::Group => &grant.resource_name,
-        }
-    }
-}
-
-/// AttachUserPolicy / AddUserToGroup, shared: when the user already has it
-/// (before any grant, or through another live grant) nothing is changed, and
-/// the grant only joins the holders.
-async fn apply_shared(
-    state: &AppState,
-    tx: &mut sqlx::PgConnection,
-    grant: &GrantRow,
-    iam: &IamChanges<'_>,
-    kind: SharedKind,
-) -> Result<Result<bool, StepError>, sqlx::Error> {
-    let (account, user, target) = (&grant.account_id, &grant.principal_name, kind.target(grant));
-    let existing = storage::grants::shared_attachment(&mut *tx, account, user, kind.as_str(), target).await?;
-    if existing.as_ref().is_some_and(|a| a.state == "attached") {
-        return Ok(Ok(true));
-    }
-    // No row: first holder. An "attaching" row: an earlier try may have made the change.
-    let recovering = existing.is_some();
-    let current = match kind {
-        SharedKind::Policy => iam.attached_policies(user).await,
-        SharedKind::Group => iam.groups_of(user).await,
-    };
-    let current = match current {
-        Ok(current) => current,
-        Err(e) => return Ok(Err(e.into())),
-    };
-    if current.iter().any(|c| c == target) {
-        storage::grants::put_shared_attachment(&mut *tx, account, user, kind.as_str(), target, !recovering, "attached")
-            .await?;
-        return Ok(Ok(true));
-    }
-    let (count, max) = match kind {
-        SharedKind::Policy => (current.len(), state.config.grants.max_policies_per_user as usize),
-        SharedKind::Group => (current.len(), MAX_GROUPS_PER_USER),
-    };
-    if count + 1 > max {
-        return Ok(Err(match kind {
-            SharedKind::Policy => quota_error(user, count, max),
-            SharedKind::Group => StepError::Quota(format!("user {user} is in {count} groups and IAM allows {max}")),
-        }));
-    }
-    // Written and committed before the change, so a crash right after it is recognised as ours.
-    storage::grants::put_shared_attachment(&state.worker_db, account, user, kind.as_str(), target, false, "attaching")
-        .await?;
-    let changed = match kind {
-        SharedKind::Policy => iam.attach_user_policy(user, target, false).await,
-        SharedKind::Group => iam.add_user_to_group(user, target).await,
-    };
-    if let Err(e) = changed {
-        return Ok(Err(e.into()));
-    }
-    storage::grants::put_shared_attachment(&mut *tx, account, user, kind.as_str(), target, false, "attached").await?;
-    Ok(Ok(true))
 }
 
 /// Takes a grant's access away: an active grant that expired, or one whose
@@ -464,19 +288,15 @@ async fn revoke(state: &AppState, grant: &GrantRow) -> Result<Option<GrantRow>, 
     if revoke_reason.is_some() {
         events.push(NewEvent::transition(Some(GrantStatus::Active), GrantStatus::Revoking, "expired"));
     }
-    let mechanism = Mechanism::of(grant.resource_type()).expect("grants target offered types");
-    let mut tx = user_lock(state, grant, mechanism).await?;
+    let mut tx = principal_lock(state, grant).await?;
     let outcome = match clients(state, grant).await? {
         None => {
             Err(StepError::Aws(AwsError::new(AwsErrorKind::Rejected, "jit-iam", "the grant's integration is gone")))
         }
         Some(clients) => {
-            let iam = IamChanges::new(&clients.iam);
-            let result = match (mechanism, tx.as_mut()) {
-                (Mechanism::AttachPolicy, Some(tx)) => revoke_shared(tx, grant, &iam, SharedKind::Policy).await?,
-                (Mechanism::GroupMembership, Some(tx)) => revoke_shared(tx, grant, &iam, SharedKind::Group).await?,
-                _ => revoke_generated_policy(grant, &iam).await,
-            };
+            let iam = SdkIam::new(&clients.iam);
+            let mut ledger = PgLedger::new(&state.worker_db, tx.as_deref_mut());
+            let result = grants::revoke(&iam, &mut ledger, grant).await?;
             let records = iam.records();
             count_calls(&records);
             events.extend(call_events(&records));
@@ -540,41 +360,4 @@ async fn record_end(state: &AppState, grant: &GrantRow, to: GrantStatus) {
             Err(e) => tracing::warn!(error = %e, "cannot finish integration deletions"),
         }
     }
-}
-
-/// DetachUserPolicy, then DeletePolicy (IAM refuses to delete an attached policy).
-async fn revoke_generated_policy(grant: &GrantRow, iam: &IamChanges<'_>) -> Result<(), StepError> {
-    let arn = grant.policy_arn.as_deref().expect("generated-policy grants store their policy ARN");
-    iam.detach_user_policy(&grant.principal_name, arn).await?;
-    iam.delete_policy(arn).await?;
-    Ok(())
-}
-
-/// Removes a shared attachment only when no other live grant holds it and the
-/// user did not have it before any grant.
-async fn revoke_shared(
-    tx: &mut sqlx::PgConnection,
-    grant: &GrantRow,
-    iam: &IamChanges<'_>,
-    kind: SharedKind,
-) -> Result<Result<(), StepError>, sqlx::Error> {
-    let (account, user, target) = (&grant.account_id, &grant.principal_name, kind.target(grant));
-    let Some(attachment) = storage::grants::shared_attachment(&mut *tx, account, user, kind.as_str(), target).await?
-    else {
-        return Ok(Ok(()));
-    };
-    if storage::grants::other_holders(&mut *tx, grant).await? > 0 {
-        return Ok(Ok(()));
-    }
-    if !attachment.preexisting {
-        let removed = match kind {
-            SharedKind::Policy => iam.detach_user_policy(user, target).await,
-            SharedKind::Group => iam.remove_user_from_group(user, target).await,
-        };
-        if let Err(e) = removed {
-            return Ok(Err(e.into()));
-        }
-    }
-    storage::grants::delete_shared_attachment(&mut *tx, account, user, kind.as_str(), target).await?;
-    Ok(Ok(()))
 }

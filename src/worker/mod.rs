@@ -20,20 +20,6 @@ pub mod sync;
 /// The channel every replica listens on; the payload says which worker to wake.
 pub const CHANNEL: &str = "jit_iam_work";
 
-/// In-process wake-ups, set by the API after a commit and by NOTIFY from other replicas.
-#[derive(Debug, Default)]
-pub struct Wakeups {
-    pub syncs: Notify,
-    pub grants: Notify,
-}
-
-impl Wakeups {
-    fn wake_all(&self) {
-        self.syncs.notify_one();
-        self.grants.notify_one();
-    }
-}
-
 /// Starts every worker; they stop when `shutdown` is cancelled.
 pub fn spawn(state: AppState, shutdown: CancellationToken) -> JoinSet<()> {
     let mut workers = JoinSet::new();

@@ -16,7 +16,7 @@ use crate::aws::AwsError;
 use crate::domain::integration::{Connection, Integration};
 use crate::domain::sync::{AccountSyncStatus, SyncAccountResult, SyncRun, SyncStatus, TypeCounts};
 use crate::domain::tags::filter_document;
-use crate::error::AwsErrorBody;
+use crate::domain::AwsErrorBody;
 use crate::storage;
 use crate::storage::accounts::ListedAccount;
 

@@ -9,15 +9,20 @@ use serde_json::{json, Value};
 use crate::support::{random_account_id, unique, Account, Moto, TestServer};
 
 pub const USERS: usize = 50;
+/// Roles named like the first users: grants to a user and to a role of the same name never meet.
+pub const ROLES: usize = 10;
 
-/// An account with `USERS` users and one resource of each type, and an integration synced over it.
+/// An account with `USERS` users, `ROLES` roles and one resource of each
+/// type, and an integration synced over it.
 pub async fn seeded(server: &TestServer) -> (Account, String, BTreeMap<String, String>) {
     let account = Moto::shared().account(&random_account_id()).await;
     for i in 0..USERS {
         account.create_user(&format!("user-{i:02}"), &[]).await;
     }
+    for i in 0..ROLES {
+        account.create_role(&format!("user-{i:02}"), &[]).await;
+    }
     account.create_group("ops").await;
-    account.create_role("deployer", &[]).await;
     account.create_policy("readonly", "/", &[]).await;
     account.create_bucket(&unique("crash"), &[]).await;
     account.run_instances("us-east-1", 1, &[]).await;
@@ -49,13 +54,20 @@ const KINDS: [(&str, &str); 5] = [
     ("iam_group", "member"),
 ];
 
+/// Grant `i`: every kind in turn; every other round of kinds to roles (but groups, which take users only).
 pub fn grant_body(integration: &str, resources: &BTreeMap<String, String>, i: usize, seconds: i64) -> Value {
     let (resource_type, level) = KINDS[i % KINDS.len()];
+    let round = i / KINDS.len();
+    let principal = if round % 2 == 1 && resource_type != "iam_group" {
+        json!({"type": "iam_role", "name": format!("user-{:02}", (round / 2) % ROLES)})
+    } else {
+        json!({"type": "iam_user", "name": format!("user-{:02}", round % USERS)})
+    };
     json!({
         "integration_id": integration,
         "resource_id": resources[resource_type],
         "access_level": level,
-        "principal": {"type": "iam_user", "name": format!("user-{:02}", (i / KINDS.len()) % USERS)},
+        "principal": principal,
         "duration_seconds": seconds,
         "request_id": unique("crash"),
         "approved_by": "approver"
@@ -102,6 +114,9 @@ pub async fn assert_clean(account: &Account) {
         let user = format!("user-{i:02}");
         assert!(account.user_policies(&user).await.is_empty(), "{user} keeps policies");
         assert!(account.user_groups(&user).await.is_empty(), "{user} stays in a group");
+        if i < ROLES {
+            assert!(account.role_policies(&user).await.is_empty(), "role {user} keeps policies");
+        }
     }
 }
 
@@ -190,10 +205,13 @@ async fn two_replicas_apply_and_revoke_200_grants_each_change_once() {
         assert!(successes.values().all(|n| *n == 1), "a change made twice: {successes:?}");
         if grant["policy"].is_object() {
             let operations: Vec<&str> = successes.keys().copied().collect();
-            assert_eq!(
-                operations,
-                ["iam:AttachUserPolicy", "iam:CreatePolicy", "iam:DeletePolicy", "iam:DetachUserPolicy"]
-            );
+            let expected = match grant["principal"]["type"].as_str() {
+                Some("iam_role") => {
+                    ["iam:AttachRolePolicy", "iam:CreatePolicy", "iam:DeletePolicy", "iam:DetachRolePolicy"]
+                }
+                _ => ["iam:AttachUserPolicy", "iam:CreatePolicy", "iam:DeletePolicy", "iam:DetachUserPolicy"],
+            };
+            assert_eq!(operations, expected);
         }
     }
     assert_eq!(actors.len(), 2, "both replicas worked: {actors:?}");

@@ -30,7 +30,11 @@ impl Fixture {
             account.create_user(user, &[]).await;
         }
         account.create_group("ops").await;
-        account.create_role("deployer", &[]).await;
+        // Grantee roles (one named like a user), the role jit-iam assumes, and one AWS owns.
+        for role in ["deployer", "worker", "alice", "jit-iam-access"] {
+            account.create_role(role, &[]).await;
+        }
+        account.iam.create_service_linked_role().aws_service_name("autoscaling.amazonaws.com").send().await.unwrap();
         let group_policy = account.create_policy("readonly", "/", &[]).await;
         account.create_bucket(&bucket, &[]).await;
         account.run_instances("us-east-1", 1, &[("Name", "web")]).await;
@@ -45,12 +49,17 @@ impl Fixture {
     }
 
     async fn body(&self, resource_type: &str, level: &str, user: &str, seconds: i64) -> Value {
+        self.body_to(resource_type, level, ("iam_user", user), seconds).await
+    }
+
+    /// A grant to `principal` (type, name).
+    async fn body_to(&self, resource_type: &str, level: &str, principal: (&str, &str), seconds: i64) -> Value {
         let resource = self.resource(resource_type).await;
         json!({
             "integration_id": self.integration,
             "resource_id": resource["id"],
             "access_level": level,
-            "principal": {"type": "iam_user", "name": user},
+            "principal": {"type": principal.0, "name": principal.1},
             "duration_seconds": seconds,
             "request_id": unique("req"),
             "approved_by": "approver@example.com",
@@ -383,7 +392,7 @@ async fn bad_grants_are_refused_naming_the_field() {
         (Box::new(|b| b["access_level"] = json!("assume")), 422, "access_level"),
         (Box::new(|b| b["access_level"] = json!("everything")), 422, "access_level"),
         (Box::new(|b| b["principal"]["name"] = json!("mallory")), 422, "principal.name"),
-        (Box::new(|b| b["principal"]["type"] = json!("iam_role")), 422, "principal.type"),
+        (Box::new(|b| b["principal"]["type"] = json!("iam_group")), 422, "principal.type"),
         (Box::new(|b| b["duration_seconds"] = json!(0)), 422, "duration_seconds"),
         (Box::new(|b| b["duration_seconds"] = json!(8 * 86_400)), 422, "duration_seconds"),
         (Box::new(|b| b["duration_seconds"] = json!("an hour")), 422, "duration_seconds"),
@@ -484,5 +493,161 @@ async fn deleting_an_integration_revokes_its_grants_first() {
         (Some("revoked"), Some("integration_deleted"))
     );
     assert!(revoked["integration_id"].is_null(), "kept for the audit trail");
+    assert!(f.account.jit_policies().await.is_empty());
+}
+
+const ROLE_CASES: [(&str, &str); 8] = [
+    ("s3_bucket", "read"),
+    ("s3_bucket", "write"),
+    ("s3_bucket", "admin"),
+    ("ec2_instance", "connect"),
+    ("ec2_instance", "operate"),
+    ("ec2_instance", "admin"),
+    ("iam_role", "assume"),
+    ("iam_policy", "attach"),
+];
+
+#[tokio::test]
+async fn every_type_and_level_is_granted_to_a_role_and_revoked() {
+    let f = Fixture::new().await;
+    let mut grants = Vec::new();
+    for (resource_type, level) in ROLE_CASES {
+        let grant = f.grant(f.body_to(resource_type, level, ("iam_role", "worker"), 3600).await).await;
+        assert_eq!(grant["status"], "active", "{resource_type} {level}: {grant}");
+        assert_eq!(grant["principal"]["arn"], f.account.role_arn("worker"));
+        let attached = f.account.role_policies("worker").await;
+        match grant["policy"]["arn"].as_str() {
+            Some(arn) => {
+                assert!(attached.contains(&arn.to_string()), "{resource_type} {level}");
+                assert_eq!(f.account.policy_document(arn).await, grant["policy"]["document"]);
+                assert_eq!(
+                    calls(&f.events(grant["id"].as_str().unwrap()).await),
+                    ["iam:CreatePolicy", "iam:AttachRolePolicy"]
+                );
+            }
+            None => {
+                assert!(attached.contains(&f.group_policy));
+                let events = f.events(grant["id"].as_str().unwrap()).await;
+                assert_eq!(calls(&events), ["iam:ListAttachedRolePolicies", "iam:AttachRolePolicy"]);
+            }
+        }
+        grants.push(grant);
+    }
+    assert!(f.account.user_policies("alice").await.is_empty(), "nothing reached a user");
+    // A role cannot be a group member.
+    let (status, error) =
+        f.server.post("/v1/grants", f.body_to("iam_group", "member", ("iam_role", "worker"), 600).await).await;
+    assert_eq!((status.as_u16(), error["error"]["field"].as_str()), (422, Some("principal.type")), "{error}");
+
+    let (_, roles) = f.server.get("/v1/grants?principal_type=iam_role&principal=worker").await;
+    assert_eq!(roles["items"].as_array().unwrap().len(), ROLE_CASES.len());
+    let (_, users) = f.server.get("/v1/grants?principal_type=iam_user").await;
+    assert!(users["items"].as_array().unwrap().is_empty());
+    let (status, error) = f.server.get("/v1/grants?principal_type=group").await;
+    assert_eq!((status.as_u16(), error["error"]["field"].as_str()), (400, Some("principal_type")));
+
+    for grant in &grants {
+        let id = grant["id"].as_str().unwrap();
+        f.revoke(id).await;
+        let revoked = calls(&f.events(id).await);
+        let expected: &[&str] = if grant["policy"].is_object() {
+            &["iam:DetachRolePolicy", "iam:DeletePolicy"]
+        } else {
+            &["iam:DetachRolePolicy"]
+        };
+        assert_eq!(&revoked[2..], expected, "{revoked:?}");
+    }
+    assert!(f.account.role_policies("worker").await.is_empty());
+    assert!(f.account.jit_policies().await.is_empty());
+}
+
+/// A user and a role named alike hold the same policy through overlapping
+/// grants: each keeps its own count, and neither's revocation touches the other.
+#[tokio::test]
+async fn a_user_and_a_role_with_the_same_name_never_disturb_each_other() {
+    let f = Fixture::new().await;
+    let (user, role) = (("iam_user", "alice"), ("iam_role", "alice"));
+    let mut ids = BTreeMap::new();
+    for (key, principal) in [("user-1", user), ("role-1", role), ("role-2", role), ("user-2", user)] {
+        let grant = f.grant(f.body_to("iam_policy", "attach", principal, 600).await).await;
+        assert_eq!(grant["status"], "active", "{grant}");
+        ids.insert(key, grant["id"].as_str().unwrap().to_string());
+    }
+    let bucket = f.grant(f.body_to("s3_bucket", "read", role, 600).await).await;
+    let bucket_policy = bucket["policy"]["arn"].as_str().unwrap().to_string();
+    assert_eq!(f.account.user_policies("alice").await, [f.group_policy.clone()]);
+    assert_eq!(f.account.role_policies("alice").await.len(), 2);
+
+    f.revoke(&ids["user-1"]).await;
+    f.revoke(&ids["role-1"]).await;
+    assert_eq!(f.account.user_policies("alice").await, [f.group_policy.clone()], "user-2 still holds it");
+    assert!(f.account.role_policies("alice").await.contains(&f.group_policy), "role-2 still holds it");
+    f.revoke(&ids["role-2"]).await;
+    assert_eq!(f.account.role_policies("alice").await, [bucket_policy], "only the role's own grant is left");
+    assert_eq!(f.account.user_policies("alice").await, [f.group_policy.clone()], "the user's untouched");
+    f.revoke(&ids["user-2"]).await;
+    f.revoke(bucket["id"].as_str().unwrap()).await;
+    assert!(f.account.user_policies("alice").await.is_empty());
+    assert!(f.account.role_policies("alice").await.is_empty());
+    let tracked: i64 =
+        sqlx::query_scalar("select count(*) from shared_attachments").fetch_one(&f.server.db().await).await.unwrap();
+    assert_eq!(tracked, 0);
+}
+
+#[tokio::test]
+async fn a_roles_own_attachment_survives_a_grant_of_it() {
+    let f = Fixture::new().await;
+    f.account.iam.attach_role_policy().role_name("deployer").policy_arn(&f.group_policy).send().await.unwrap();
+    let grant = f.grant(f.body_to("iam_policy", "attach", ("iam_role", "deployer"), 600).await).await;
+    assert_eq!(grant["status"], "active", "{grant}");
+    let id = grant["id"].as_str().unwrap();
+    assert_eq!(calls(&f.events(id).await), ["iam:ListAttachedRolePolicies"], "nothing to change");
+    f.revoke(id).await;
+    assert_eq!(f.account.role_policies("deployer").await, [f.group_policy.clone()], "kept: the role had it before");
+}
+
+#[tokio::test]
+async fn roles_have_their_own_managed_policy_quota() {
+    let builder =
+        TestServer::builder(Moto::shared()).env("JIT_IAM_MIN_GRANT", "1s").env("JIT_IAM_MAX_POLICIES_PER_ROLE", "2");
+    let f = Fixture::with(builder).await;
+    for _ in 0..2 {
+        let grant = f.grant(f.body_to("s3_bucket", "read", ("iam_role", "worker"), 600).await).await;
+        assert_eq!(grant["status"], "active", "{grant}");
+    }
+    let body = f.body_to("s3_bucket", "read", ("iam_role", "worker"), 600).await;
+    let (status, error) = f.server.post("/v1/grants", body).await;
+    assert_eq!(
+        (status.as_u16(), error["error"]["code"].as_str(), error["error"]["field"].as_str()),
+        (409, Some("quota_exceeded"), Some("principal.name"))
+    );
+    assert!(error["error"]["message"].as_str().unwrap().contains("JIT_IAM_MAX_POLICIES_PER_ROLE"), "{error}");
+    // The user quota is apart: alice still gets three.
+    for _ in 0..3 {
+        let grant = f.grant(f.body("s3_bucket", "read", "alice", 600).await).await;
+        assert_eq!(grant["status"], "active", "{grant}");
+    }
+    assert_eq!(f.account.role_policies("worker").await.len(), 2);
+}
+
+#[tokio::test]
+async fn service_linked_roles_and_jit_iams_own_role_receive_no_grants() {
+    let f = Fixture::new().await;
+    let roles = f.server.browse_all(&format!("integration_id={}&type=iam_role", f.integration)).await;
+    let linked = roles.iter().find(|r| r["arn"].as_str().unwrap().contains(":role/aws-service-role/")).unwrap();
+    for name in [linked["name"].as_str().unwrap(), "jit-iam-access"] {
+        let (status, error) =
+            f.server.post("/v1/grants", f.body_to("s3_bucket", "read", ("iam_role", name), 600).await).await;
+        assert_eq!(
+            (status.as_u16(), error["error"]["field"].as_str()),
+            (422, Some("principal.name")),
+            "{name}: {error}"
+        );
+    }
+    let (status, error) =
+        f.server.post("/v1/grants", f.body_to("s3_bucket", "read", ("iam_role", "nobody"), 600).await).await;
+    assert_eq!((status.as_u16(), error["error"]["field"].as_str()), (422, Some("principal.name")), "{error}");
+    let rows: i64 = sqlx::query_scalar("select count(*) from grants").fetch_one(&f.server.db().await).await.unwrap();
+    assert_eq!(rows, 0);
     assert!(f.account.jit_policies().await.is_empty());
 }

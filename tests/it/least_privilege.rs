@@ -146,9 +146,20 @@ impl Enforced {
     }
 
     async fn grant(&self, resource_type: &str, level: &str, user: &str, seconds: i64) -> Value {
+        self.grant_to("iam_user", resource_type, level, user, seconds).await
+    }
+
+    async fn grant_to(
+        &self,
+        principal_type: &str,
+        resource_type: &str,
+        level: &str,
+        name: &str,
+        seconds: i64,
+    ) -> Value {
         let body = json!({
             "integration_id": self.integration, "resource_id": self.resource(resource_type).await["id"],
-            "access_level": level, "principal": {"type": "iam_user", "name": user},
+            "access_level": level, "principal": {"type": principal_type, "name": name},
             "duration_seconds": seconds, "request_id": unique("lp"), "approved_by": "approver"
         });
         let (status, grant) = self.server.post("/v1/grants?wait=20", body).await;
@@ -170,13 +181,15 @@ impl Enforced {
         assert_eq!(status, 202, "{grant}");
     }
 
-    /// What jit-iam left in IAM: its policies, alice's and bob's attachments and groups.
+    /// What jit-iam left in IAM: its policies, alice's and bob's attachments
+    /// and groups, the deployer role's attachments.
     async fn leftovers(&self) -> Vec<String> {
         let mut left = self.admin.jit_policies().await;
         for user in ["alice", "bob"] {
             left.extend(self.admin.user_policies(user).await);
             left.extend(self.admin.user_groups(user).await);
         }
+        left.extend(self.admin.role_policies("deployer").await);
         left
     }
 }
@@ -215,6 +228,11 @@ async fn the_setup_policy_is_exactly_what_jit_iam_needs() {
         let grant = e.grant(t, level, "alice", 600).await;
         assert_eq!(grant["status"], "active", "{t} {level}: {grant}");
         ids.push(grant["id"].as_str().unwrap().to_string());
+        if t != "iam_group" {
+            let grant = e.grant_to("iam_role", t, level, "deployer", 600).await;
+            assert_eq!(grant["status"], "active", "role: {t} {level}: {grant}");
+            ids.push(grant["id"].as_str().unwrap().to_string());
+        }
     }
     let expiring = e.grant("s3_bucket", "read", "bob", 2).await;
     e.wait(expiring["id"].as_str().unwrap(), |g| g["status"] == "revoked").await;
@@ -267,6 +285,28 @@ async fn the_setup_policy_is_exactly_what_jit_iam_needs() {
                 let grant = e.grant(t, level, "alice", 600).await;
                 let grant = e.wait(grant["id"].as_str().unwrap(), |g| g["status"] == "failed").await;
                 denied(&grant["last_error"]["aws"], &action);
+                assert!(e.leftovers().await.is_empty(), "{action} left {:?}", e.leftovers().await);
+            }
+            "iam:AttachRolePolicy" | "iam:ListAttachedRolePolicies" => {
+                let t = if action == "iam:AttachRolePolicy" { "s3_bucket" } else { "iam_policy" };
+                let level = if t == "s3_bucket" { "read" } else { "attach" };
+                let grant = e.grant_to("iam_role", t, level, "deployer", 600).await;
+                let grant = e.wait(grant["id"].as_str().unwrap(), |g| g["status"] == "failed").await;
+                assert_eq!(grant["last_error"]["code"], "aws_access_denied", "{grant}");
+                denied(&grant["last_error"]["aws"], &action);
+                assert!(e.leftovers().await.is_empty(), "{action} left {:?}", e.leftovers().await);
+            }
+            "iam:DetachRolePolicy" => {
+                e.set_role_policy(&e.permission_policy).await;
+                let grant = e.grant_to("iam_role", "iam_policy", "attach", "deployer", 600).await;
+                assert_eq!(grant["status"], "active", "{grant}");
+                e.set_role_policy(&e.without(&action)).await;
+                let id = grant["id"].as_str().unwrap();
+                e.revoke(id).await;
+                let failing = e.wait(id, |g| g["revoke_failing"] == true).await;
+                denied(&failing["last_error"]["aws"], &action);
+                e.set_role_policy(&e.permission_policy).await;
+                e.wait(id, |g| g["status"] == "revoked").await;
                 assert!(e.leftovers().await.is_empty(), "{action} left {:?}", e.leftovers().await);
             }
             "iam:DetachUserPolicy" | "iam:DeletePolicy" | "iam:RemoveUserFromGroup" => {

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod architecture;
 mod crashes;
 mod faults;
 mod grants;

@@ -151,6 +151,12 @@ impl Account {
         out.attached_policies().iter().map(|p| p.policy_arn().unwrap().to_string()).collect()
     }
 
+    /// Managed policies attached to `role`, as IAM has them.
+    pub async fn role_policies(&self, role: &str) -> Vec<String> {
+        let out = self.iam.list_attached_role_policies().role_name(role).send().await.unwrap();
+        out.attached_policies().iter().map(|p| p.policy_arn().unwrap().to_string()).collect()
+    }
+
     /// Groups `user` is in, as IAM has them.
     pub async fn user_groups(&self, user: &str) -> Vec<String> {
         let out = self.iam.list_groups_for_user().user_name(user).send().await.unwrap();

@@ -1,0 +1,288 @@
+//! The rules of a grant, one home per mechanism: what is checked before a
+//! grant is accepted, the AWS calls it plans (what preview shows), how it is
+//! applied and revoked, and how access that existed before is recognised.
+//!
+//! | mechanism | resources | checked before | apply | revoke | access held before |
+//! |---|---|---|---|---|---|
+//! | [`generated_policy`] | EC2 instance, S3 bucket, IAM role | policy size; managed-policy quota | CreatePolicy, Attach{User,Role}Policy | Detach{User,Role}Policy, DeletePolicy | none: the policy is the grant's own |
+//! | [`shared`] policy | IAM policy | managed-policy quota | ListAttached{User,Role}Policies, then Attach{User,Role}Policy unless held | Detach{User,Role}Policy when the last holder ends | attached before any grant: never removed |
+//! | [`shared`] group | IAM group (users only) | groups-per-user quota | ListGroupsForUser, then AddUserToGroup unless a member | RemoveUserFromGroup when the last holder ends | a member before any grant: never removed |
+//!
+//! The HTTP handlers parse, authorize and answer; the worker claims, leases,
+//! retries and records. Neither holds grant rules: they call [`plan`],
+//! [`apply`] and [`revoke`]. IAM is reached through the narrow
+//! [`IamChanges`] trait and jit-iam's own records through [`Ledger`], so the
+//! orderings (crash between steps, retries, adoption, not-found) are unit
+//! tested in memory as well as against moto.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::aws::iam_changes::IamChanges;
+use crate::aws::{AwsError, AwsErrorKind};
+use crate::config::GrantConfig;
+use crate::domain::grant::{GrantError, GrantErrorCode, Grantee, PrincipalType};
+use crate::domain::integration::Integration;
+use crate::domain::policy::{GeneratedPolicy, PolicyDocument};
+use crate::domain::resource::{AccessLevel, Resource, ResourceType};
+use crate::storage::grants::{AttachmentKey, GrantRow, SharedAttachment};
+
+pub mod generated_policy;
+pub mod ledger;
+pub mod shared;
+#[cfg(test)]
+mod tests;
+
+pub use ledger::{Ledger, PgLedger};
+
+/// How a grant is carried out in IAM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mechanism {
+    /// A policy made for the grant, naming its one resource.
+    GeneratedPolicy,
+    /// An existing managed policy, shared with other grants and with what the grantee had.
+    AttachPolicy,
+    /// Membership of a group, shared likewise (users only).
+    GroupMembership,
+}
+
+impl Mechanism {
+    pub fn of(resource_type: ResourceType) -> Option<Self> {
+        match resource_type {
+            ResourceType::Ec2Instance | ResourceType::S3Bucket | ResourceType::IamRole => Some(Self::GeneratedPolicy),
+            ResourceType::IamPolicy => Some(Self::AttachPolicy),
+            ResourceType::IamGroup => Some(Self::GroupMembership),
+            ResourceType::IamUser => None,
+        }
+    }
+
+    /// Whether grants share the change, so that changes to one grantee are
+    /// serialized (a Postgres advisory lock held for the step).
+    pub fn is_shared(self) -> bool {
+        self != Self::GeneratedPolicy
+    }
+}
+
+/// IAM's quotas that jit-iam checks itself (AWS checks them too, but only after a change has begun).
+#[derive(Clone, Copy, Debug)]
+pub struct Quotas {
+    pub max_policies_per_user: usize,
+    pub max_policies_per_role: usize,
+}
+
+/// IAM's fixed limit of groups per user.
+pub const MAX_GROUPS_PER_USER: usize = 10;
+
+impl From<&GrantConfig> for Quotas {
+    fn from(config: &GrantConfig) -> Self {
+        Self {
+            max_policies_per_user: config.max_policies_per_user as usize,
+            max_policies_per_role: config.max_policies_per_role as usize,
+        }
+    }
+}
+
+impl Quotas {
+    fn max_policies(&self, principal_type: PrincipalType) -> usize {
+        match principal_type {
+            PrincipalType::IamUser => self.max_policies_per_user,
+            PrincipalType::IamRole => self.max_policies_per_role,
+        }
+    }
+
+    /// The refusal of one more managed policy for `grantee`, which has `held`.
+    fn policies_exceeded(&self, grantee: &Grantee, held: usize) -> String {
+        let setting = match grantee.principal_type {
+            PrincipalType::IamUser => "JIT_IAM_MAX_POLICIES_PER_USER",
+            PrincipalType::IamRole => "JIT_IAM_MAX_POLICIES_PER_ROLE",
+        };
+        format!(
+            "{grantee} has {held} managed policies attached and IAM allows {} ({setting})",
+            self.max_policies(grantee.principal_type)
+        )
+    }
+}
+
+/// Managed policies the grantee has (as far as jit-iam knows) and its quota.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PolicyQuota {
+    pub attached: usize,
+    pub after_grant: usize,
+    pub limit: usize,
+}
+
+/// One AWS call a grant makes.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PlannedCall {
+    #[schema(example = "iam:CreatePolicy")]
+    pub operation: String,
+    pub target: String,
+    /// When the call is made, if not always.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+}
+
+impl PlannedCall {
+    fn new(operation: &str, target: &str, condition: Option<&str>) -> Self {
+        Self { operation: operation.into(), target: target.into(), condition: condition.map(str::to_string) }
+    }
+}
+
+/// Why a grant is not accepted; nothing is stored, nothing changed in AWS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The request breaks a rule (422).
+    Invalid { field: &'static str, message: String },
+    /// An IAM quota would be exceeded (409).
+    Quota { field: &'static str, message: String },
+}
+
+/// What a grant will do, checked before it is accepted.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub mechanism: Mechanism,
+    /// The policy to create, for generated-policy grants.
+    pub policy: Option<PolicyDocument>,
+    /// Managed policies before and after, for the mechanisms that attach one.
+    pub quota: Option<PolicyQuota>,
+}
+
+/// Checks a grant of `level` on `resource` to `grantee` (found in the
+/// inventory as `principal`), who holds the managed policies `held`.
+/// `resource_field` names the request field that chose the resource.
+pub fn plan(
+    integration: &Integration,
+    resource: &Resource,
+    level: AccessLevel,
+    grantee: &Grantee,
+    principal: &Resource,
+    held: &[String],
+    quotas: &Quotas,
+    resource_field: &'static str,
+) -> Result<Plan, Refusal> {
+    let invalid = |field, message: String| Refusal::Invalid { field, message };
+    let Some(mechanism) = Mechanism::of(resource.resource_type) else {
+        return Err(invalid(resource_field, "IAM users receive access; they are not granted".into()));
+    };
+    if !resource.resource_type.access_levels().contains(&level) {
+        let offered: Vec<&str> = resource.resource_type.access_levels().iter().map(|l| l.as_str()).collect();
+        return Err(invalid(
+            "access_level",
+            format!("a {} offers {}", resource.resource_type.as_str(), offered.join(", ")),
+        ));
+    }
+    check_grantee(integration, grantee, principal)?;
+    match mechanism {
+        Mechanism::GeneratedPolicy => generated_policy::plan(resource, level, grantee, held, quotas, resource_field),
+        Mechanism::AttachPolicy => shared::plan_policy(resource, grantee, held, quotas),
+        Mechanism::GroupMembership => shared::plan_group(grantee),
+    }
+}
+
+/// Roles that may not receive grants: AWS's service-linked roles (AWS owns
+/// them), and the roles jit-iam itself assumes in the account (a grant would
+/// widen jit-iam's own access).
+fn check_grantee(integration: &Integration, grantee: &Grantee, principal: &Resource) -> Result<(), Refusal> {
+    if grantee.principal_type != PrincipalType::IamRole {
+        return Ok(());
+    }
+    let refuse = |message: String| Err(Refusal::Invalid { field: "principal.name", message });
+    if principal.arn.contains(":role/aws-service-role/") {
+        return refuse(format!("{grantee} is a service-linked role; AWS manages its permissions"));
+    }
+    if integration.role_arn_for(&grantee.account_id).name == grantee.name {
+        return refuse(format!("{grantee} is the role jit-iam assumes in account {}", grantee.account_id));
+    }
+    Ok(())
+}
+
+/// The AWS calls applying and revoking a grant make, in order (what preview shows).
+pub fn planned_calls(
+    plan: &Plan,
+    grantee: &Grantee,
+    resource: &Resource,
+    policy: Option<&GeneratedPolicy>,
+) -> (Vec<PlannedCall>, Vec<PlannedCall>) {
+    match (plan.mechanism, policy) {
+        (Mechanism::GeneratedPolicy, Some(policy)) => generated_policy::planned_calls(grantee, policy),
+        _ => shared::planned_calls(plan.mechanism, grantee, resource),
+    }
+}
+
+/// A step that did not go through.
+#[derive(Debug)]
+pub enum StepError {
+    Aws(AwsError),
+    Quota(String),
+}
+
+impl StepError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Aws(e) if e.is_retryable())
+    }
+
+    pub fn into_grant_error(self) -> GrantError {
+        match self {
+            Self::Aws(e) => {
+                let code = match e.kind {
+                    AwsErrorKind::AccessDenied => GrantErrorCode::AwsAccessDenied,
+                    AwsErrorKind::Throttled => GrantErrorCode::AwsThrottled,
+                    AwsErrorKind::Transient => GrantErrorCode::AwsUnavailable,
+                    _ => GrantErrorCode::AwsError,
+                };
+                GrantError { code, message: e.to_string(), aws: Some(e.body()) }
+            }
+            Self::Quota(message) => GrantError { code: GrantErrorCode::QuotaExceeded, message, aws: None },
+        }
+    }
+}
+
+impl From<AwsError> for StepError {
+    fn from(e: AwsError) -> Self {
+        Self::Aws(e)
+    }
+}
+
+/// The outcome of a step: the database failing is the worker's to retry (the
+/// lease runs out); a step error is the grant's.
+pub type StepResult<T> = Result<Result<T, StepError>, sqlx::Error>;
+
+/// Makes the IAM change of a pending grant. Ok(true) when the grant holds a
+/// shared attachment.
+pub async fn apply(
+    iam: &impl IamChanges,
+    ledger: &mut impl Ledger,
+    grant: &GrantRow,
+    quotas: &Quotas,
+) -> StepResult<bool> {
+    match mechanism_of(grant) {
+        Mechanism::GeneratedPolicy => Ok(generated_policy::apply(iam, ledger, grant, quotas).await?.map(|()| false)),
+        mechanism => shared::apply(iam, ledger, grant, mechanism, quotas).await,
+    }
+}
+
+/// Takes a grant's access away (or undoes a failed apply); removes nothing
+/// the grantee had before and nothing another live grant still holds.
+pub async fn revoke(iam: &impl IamChanges, ledger: &mut impl Ledger, grant: &GrantRow) -> StepResult<()> {
+    match mechanism_of(grant) {
+        Mechanism::GeneratedPolicy => Ok(generated_policy::revoke(iam, grant).await),
+        mechanism => shared::revoke(iam, ledger, grant, mechanism).await,
+    }
+}
+
+pub fn mechanism_of(grant: &GrantRow) -> Mechanism {
+    Mechanism::of(grant.resource_type()).expect("grants target offered types")
+}
+
+/// The shared attachment a grant of a shared mechanism holds.
+fn attachment_key<'a>(grant: &'a GrantRow, grantee: &'a Grantee, mechanism: Mechanism) -> AttachmentKey<'a> {
+    match mechanism {
+        Mechanism::GroupMembership => AttachmentKey { grantee, kind: "group", target: &grant.resource_name },
+        _ => AttachmentKey { grantee, kind: "policy", target: &grant.resource_arn },
+    }
+}
+
+/// A shared attachment is jit-iam's once recorded as attached.
+fn is_attached(attachment: &Option<SharedAttachment>) -> bool {
+    attachment.as_ref().is_some_and(|a| a.state == "attached")
+}

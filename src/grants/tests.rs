@@ -1,0 +1,478 @@
+//! The mechanisms' orderings, against IAM and the ledger in memory: crashes
+//! between steps, retries, adoption, not-found on revoke. (The tests against
+//! moto in `tests/it` are the proof that the real calls do the same.)
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use chrono::Utc;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::*;
+use crate::aws::iam_changes::policy_operations;
+use crate::domain::access::policy_document;
+use crate::domain::grant::PrincipalType;
+use crate::domain::integration::{Connection, IntegrationOptions, IntegrationStatus, RootAccount};
+
+const ACCOUNT: &str = "123456789012";
+const SHARED_POLICY: &str = "arn:aws:iam::123456789012:policy/readonly";
+const QUOTAS: Quotas = Quotas { max_policies_per_user: 10, max_policies_per_role: 10 };
+
+/// IAM in memory: policies with their grant tag, attachments, group members,
+/// and failures to answer, once each, to the next call of an operation.
+#[derive(Default)]
+struct MemoryIam {
+    policies: Mutex<HashMap<String, Option<String>>>,
+    attached: Mutex<HashSet<(Grantee, String)>>,
+    members: Mutex<HashSet<(String, String)>>,
+    failures: Mutex<Vec<(&'static str, AwsErrorKind)>>,
+    calls: Mutex<Vec<&'static str>>,
+}
+
+impl MemoryIam {
+    fn fail_next(&self, operation: &'static str, kind: AwsErrorKind) {
+        self.failures.lock().unwrap().push((operation, kind));
+    }
+
+    /// Records the call; answers a planned failure, if any.
+    fn call(&self, operation: &'static str) -> Result<(), AwsError> {
+        self.calls.lock().unwrap().push(operation);
+        let mut failures = self.failures.lock().unwrap();
+        match failures.iter().position(|(op, _)| *op == operation) {
+            Some(i) => Err(AwsError::new(failures.remove(i).1, operation, "planned failure")),
+            None => Ok(()),
+        }
+    }
+
+    fn calls(&self) -> Vec<&'static str> {
+        std::mem::take(&mut *self.calls.lock().unwrap())
+    }
+
+    fn has(&self, grantee: &Grantee, arn: &str) -> bool {
+        self.attached.lock().unwrap().contains(&(grantee.clone(), arn.to_string()))
+    }
+}
+
+impl IamChanges for MemoryIam {
+    async fn create_policy(
+        &self,
+        policy: &GeneratedPolicy,
+        _document: &str,
+        tags: &[(&'static str, String)],
+    ) -> Result<bool, AwsError> {
+        self.call("iam:CreatePolicy")?;
+        let tag = tags.iter().find(|(k, _)| *k == crate::domain::policy::GRANT_ID_TAG).map(|(_, v)| v.clone());
+        let mut policies = self.policies.lock().unwrap();
+        if policies.contains_key(&policy.arn) {
+            return Ok(false);
+        }
+        policies.insert(policy.arn.clone(), tag);
+        Ok(true)
+    }
+
+    async fn policy_grant_id(&self, arn: &str) -> Result<Option<String>, AwsError> {
+        self.call("iam:ListPolicyTags")?;
+        Ok(self.policies.lock().unwrap().get(arn).cloned().flatten())
+    }
+
+    async fn delete_policy(&self, arn: &str) -> Result<(), AwsError> {
+        self.call("iam:DeletePolicy")?;
+        // As in AWS (not moto): an attached policy cannot be deleted.
+        if self.attached.lock().unwrap().iter().any(|(_, a)| a == arn) {
+            return Err(AwsError::new(AwsErrorKind::DeleteConflict, "iam:DeletePolicy", "still attached"));
+        }
+        self.policies.lock().unwrap().remove(arn);
+        Ok(())
+    }
+
+    async fn attach_policy(&self, grantee: &Grantee, arn: &str) -> Result<(), AwsError> {
+        self.call(policy_operations(grantee.principal_type).attach)?;
+        // jit-iam's policies exist once created; the customer's exist already.
+        if !arn.contains(":policy/jit-iam/") || self.policies.lock().unwrap().contains_key(arn) {
+            self.attached.lock().unwrap().insert((grantee.clone(), arn.to_string()));
+            Ok(())
+        } else {
+            Err(AwsError::new(AwsErrorKind::NotFound, "iam:AttachUserPolicy", "no such policy"))
+        }
+    }
+
+    async fn detach_policy(&self, grantee: &Grantee, arn: &str) -> Result<(), AwsError> {
+        self.call(policy_operations(grantee.principal_type).detach)?;
+        self.attached.lock().unwrap().remove(&(grantee.clone(), arn.to_string()));
+        Ok(())
+    }
+
+    async fn attached_policies(&self, grantee: &Grantee) -> Result<Vec<String>, AwsError> {
+        self.call(policy_operations(grantee.principal_type).list_attached)?;
+        let attached = self.attached.lock().unwrap();
+        Ok(attached.iter().filter(|(g, _)| g == grantee).map(|(_, arn)| arn.clone()).collect())
+    }
+
+    async fn groups_of(&self, user: &str) -> Result<Vec<String>, AwsError> {
+        self.call("iam:ListGroupsForUser")?;
+        let members = self.members.lock().unwrap();
+        Ok(members.iter().filter(|(u, _)| u == user).map(|(_, g)| g.clone()).collect())
+    }
+
+    async fn add_to_group(&self, user: &str, group: &str) -> Result<(), AwsError> {
+        self.call("iam:AddUserToGroup")?;
+        self.members.lock().unwrap().insert((user.to_string(), group.to_string()));
+        Ok(())
+    }
+
+    async fn remove_from_group(&self, user: &str, group: &str) -> Result<(), AwsError> {
+        self.call("iam:RemoveUserFromGroup")?;
+        self.members.lock().unwrap().remove(&(user.to_string(), group.to_string()));
+        Ok(())
+    }
+}
+
+/// The ledger in memory: attachment records by (grantee, kind, target), and
+/// the live grants holding each.
+#[derive(Default)]
+struct MemoryLedger {
+    held: Vec<String>,
+    records: HashMap<(Grantee, String, String), SharedAttachment>,
+    holders: HashMap<(Grantee, String), i64>,
+}
+
+fn record_key(key: &AttachmentKey<'_>) -> (Grantee, String, String) {
+    (key.grantee.clone(), key.kind.to_string(), key.target.to_string())
+}
+
+impl Ledger for MemoryLedger {
+    async fn policies_held(&mut self, _grantee: &Grantee, _excluding: Uuid) -> Result<Vec<String>, sqlx::Error> {
+        Ok(self.held.clone())
+    }
+
+    async fn attachment(&mut self, key: &AttachmentKey<'_>) -> Result<Option<SharedAttachment>, sqlx::Error> {
+        Ok(self.records.get(&record_key(key)).cloned())
+    }
+
+    async fn record_attached(&mut self, key: &AttachmentKey<'_>, preexisting: bool) -> Result<(), sqlx::Error> {
+        self.records.insert(record_key(key), SharedAttachment { preexisting, state: "attached".into() });
+        Ok(())
+    }
+
+    async fn record_attaching(&mut self, key: &AttachmentKey<'_>) -> Result<(), sqlx::Error> {
+        self.records.insert(record_key(key), SharedAttachment { preexisting: false, state: "attaching".into() });
+        Ok(())
+    }
+
+    async fn forget(&mut self, key: &AttachmentKey<'_>) -> Result<(), sqlx::Error> {
+        self.records.remove(&record_key(key));
+        Ok(())
+    }
+
+    async fn other_holders(&mut self, grant: &GrantRow) -> Result<i64, sqlx::Error> {
+        Ok(self.holders.get(&(grant.grantee(), grant.resource_arn.clone())).copied().unwrap_or(0))
+    }
+}
+
+fn grantee(principal_type: PrincipalType, name: &str) -> Grantee {
+    Grantee { principal_type, name: name.into(), account_id: ACCOUNT.into() }
+}
+
+/// A stored grant of `resource_type` to `grantee`, as submission leaves it.
+fn grant(resource_type: ResourceType, to: &Grantee) -> GrantRow {
+    let grant_id = Uuid::now_v7();
+    let (arn, name, level) = match resource_type {
+        ResourceType::S3Bucket => ("arn:aws:s3:::data".to_string(), "data", AccessLevel::Read),
+        ResourceType::IamPolicy => (SHARED_POLICY.to_string(), "readonly", AccessLevel::Attach),
+        ResourceType::IamGroup => ("arn:aws:iam::123456789012:group/ops".to_string(), "ops", AccessLevel::Member),
+        other => panic!("no fixture for {other:?}"),
+    };
+    let policy =
+        (resource_type == ResourceType::S3Bucket).then(|| GeneratedPolicy::for_grant(grant_id, "aws", ACCOUNT));
+    let now = Utc::now();
+    GrantRow {
+        grant_id,
+        integration_id: Some(Uuid::nil()),
+        account_id: ACCOUNT.into(),
+        resource_id: Uuid::nil(),
+        resource_type: resource_type.as_str().into(),
+        resource_arn: arn.clone(),
+        resource_name: name.into(),
+        access_level: level.as_str().into(),
+        principal_type: to.principal_type.as_str().into(),
+        principal_name: to.name.clone(),
+        principal_arn: format!("arn:aws:iam::{ACCOUNT}:{}/{}", to.principal_type.noun(), to.name),
+        request_id: "r".into(),
+        request_fingerprint: "f".into(),
+        approved_by: "a".into(),
+        reason: None,
+        requested_by: "tests".into(),
+        status: "pending".into(),
+        revoke_reason: None,
+        expires_at: now + chrono::Duration::hours(1),
+        policy_name: policy.as_ref().map(|p| p.name.clone()),
+        policy_arn: policy.as_ref().map(|p| p.arn.clone()),
+        policy_document: policy.as_ref().map(|_| Json(policy_document(resource_type, level, &arn, to).unwrap())),
+        holds_attachment: false,
+        attempts: 0,
+        next_run_at: Some(now),
+        lease_owner: None,
+        last_error: None,
+        activated_at: None,
+        finished_at: None,
+        created_at: now,
+        integration_revision: None,
+        integration_status: None,
+    }
+}
+
+fn policy_arn(grant: &GrantRow) -> &str {
+    grant.policy_arn.as_deref().unwrap()
+}
+
+#[tokio::test]
+async fn a_generated_policy_is_created_attached_then_detached_and_deleted() {
+    let (iam, mut ledger) = (MemoryIam::default(), MemoryLedger::default());
+    for principal_type in [PrincipalType::IamUser, PrincipalType::IamRole] {
+        let alice = grantee(principal_type, "alice");
+        let ops = policy_operations(principal_type);
+        let g = grant(ResourceType::S3Bucket, &alice);
+        assert!(!apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap(), "holds no shared attachment");
+        assert_eq!(iam.calls(), ["iam:CreatePolicy", ops.attach]);
+        assert!(iam.has(&alice, policy_arn(&g)));
+        revoke(&iam, &mut ledger, &g).await.unwrap().unwrap();
+        assert_eq!(iam.calls(), [ops.detach, "iam:DeletePolicy"], "detached before deleted");
+        assert!(iam.policies.lock().unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_crash_after_create_policy_is_finished_by_adopting_the_grants_own_policy() {
+    let (iam, mut ledger) = (MemoryIam::default(), MemoryLedger::default());
+    let alice = grantee(PrincipalType::IamUser, "alice");
+    let g = grant(ResourceType::S3Bucket, &alice);
+    // The first try created the policy, then the process died.
+    iam.policies.lock().unwrap().insert(policy_arn(&g).into(), Some(g.grant_id.to_string()));
+    apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap();
+    assert_eq!(iam.calls(), ["iam:CreatePolicy", "iam:ListPolicyTags", "iam:AttachUserPolicy"]);
+    assert!(iam.has(&alice, policy_arn(&g)));
+}
+
+#[tokio::test]
+async fn a_policy_of_the_same_name_made_for_something_else_is_never_adopted() {
+    let (iam, mut ledger) = (MemoryIam::default(), MemoryLedger::default());
+    let alice = grantee(PrincipalType::IamUser, "alice");
+    let g = grant(ResourceType::S3Bucket, &alice);
+    for tag in [None, Some(Uuid::now_v7().to_string())] {
+        iam.policies.lock().unwrap().insert(policy_arn(&g).into(), tag);
+        let error = apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap_err();
+        assert!(!error.is_retryable(), "{error:?}");
+        assert!(!iam.has(&alice, policy_arn(&g)), "nothing attached");
+    }
+}
+
+#[tokio::test]
+async fn a_transient_failure_is_retried_and_the_retry_finishes_the_work() {
+    let (iam, mut ledger) = (MemoryIam::default(), MemoryLedger::default());
+    let role = grantee(PrincipalType::IamRole, "deployer");
+    let g = grant(ResourceType::S3Bucket, &role);
+    iam.fail_next("iam:AttachRolePolicy", AwsErrorKind::Throttled);
+    let error = apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap_err();
+    assert!(error.is_retryable());
+    assert!(!iam.has(&role, policy_arn(&g)));
+    apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap();
+    assert!(iam.has(&role, policy_arn(&g)));
+    assert_eq!(iam.policies.lock().unwrap().len(), 1, "created once, adopted on the retry");
+}
+
+#[tokio::test]
+async fn a_policy_not_yet_visible_after_creation_is_attached_on_a_later_try() {
+    let (iam, mut ledger) = (MemoryIam::default(), MemoryLedger::default());
+    let alice = grantee(PrincipalType::IamUser, "alice");
+    let g = grant(ResourceType::S3Bucket, &alice);
+    iam.fail_next("iam:AttachUserPolicy", AwsErrorKind::NotFound);
+    iam.fail_next("iam:AttachUserPolicy", AwsErrorKind::NotFound);
+    apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap();
+    assert_eq!(
+        iam.calls(),
+        ["iam:CreatePolicy", "iam:AttachUserPolicy", "iam:AttachUserPolicy", "iam:AttachUserPolicy"]
+    );
+}
+
+#[tokio::test]
+async fn revoking_what_is_already_gone_succeeds_and_a_failed_revoke_is_retried_whole() {
+    let (iam, mut ledger) = (MemoryIam::default(), MemoryLedger::default());
+    let alice = grantee(PrincipalType::IamUser, "alice");
+    let g = grant(ResourceType::S3Bucket, &alice);
+    // Nothing was ever created (an apply that failed at once): undoing is a no-op.
+    revoke(&iam, &mut ledger, &g).await.unwrap().unwrap();
+    apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap();
+    iam.calls();
+    iam.fail_next("iam:DeletePolicy", AwsErrorKind::Transient);
+    assert!(revoke(&iam, &mut ledger, &g).await.unwrap().unwrap_err().is_retryable());
+    assert!(!iam.has(&alice, policy_arn(&g)), "detached by the first try");
+    revoke(&iam, &mut ledger, &g).await.unwrap().unwrap();
+    assert_eq!(iam.calls(), ["iam:DetachUserPolicy", "iam:DeletePolicy", "iam:DetachUserPolicy", "iam:DeletePolicy"]);
+    assert!(iam.policies.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_quota_counts_what_the_grantee_holds_before_any_change() {
+    let (iam, mut ledger) = (MemoryIam::default(), MemoryLedger::default());
+    ledger.held = (0..10).map(|i| format!("arn:aws:iam::{ACCOUNT}:policy/p{i}")).collect();
+    let role = grantee(PrincipalType::IamRole, "deployer");
+    let error = apply(&iam, &mut ledger, &grant(ResourceType::S3Bucket, &role), &QUOTAS).await.unwrap().unwrap_err();
+    let StepError::Quota(message) = error else { panic!("{error:?}") };
+    assert!(message.contains("role deployer") && message.contains("JIT_IAM_MAX_POLICIES_PER_ROLE"), "{message}");
+    assert!(iam.calls().is_empty(), "no AWS call");
+}
+
+#[tokio::test]
+async fn access_held_before_any_grant_is_never_removed() {
+    let (iam, mut ledger) = (MemoryIam::default(), MemoryLedger::default());
+    let role = grantee(PrincipalType::IamRole, "deployer");
+    iam.attached.lock().unwrap().insert((role.clone(), SHARED_POLICY.into()));
+    let g = grant(ResourceType::IamPolicy, &role);
+    assert!(apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap(), "holds the attachment");
+    assert_eq!(iam.calls(), ["iam:ListAttachedRolePolicies"], "nothing to change");
+    revoke(&iam, &mut ledger, &g).await.unwrap().unwrap();
+    assert!(iam.calls().is_empty());
+    assert!(iam.has(&role, SHARED_POLICY), "the role had it before");
+    assert!(ledger.records.is_empty());
+}
+
+#[tokio::test]
+async fn a_crash_after_attaching_is_recognised_as_jit_iams_own_change() {
+    let (iam, mut ledger) = (MemoryIam::default(), MemoryLedger::default());
+    let bob = grantee(PrincipalType::IamUser, "bob");
+    let g = grant(ResourceType::IamGroup, &bob);
+    // The first try recorded "attaching", added bob, and died before recording "attached".
+    ledger.record_attaching(&attachment_key(&g, &bob, Mechanism::GroupMembership)).await.unwrap();
+    iam.members.lock().unwrap().insert(("bob".into(), "ops".into()));
+    assert!(apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap());
+    assert_eq!(iam.calls(), ["iam:ListGroupsForUser"]);
+    revoke(&iam, &mut ledger, &g).await.unwrap().unwrap();
+    assert_eq!(iam.calls(), ["iam:RemoveUserFromGroup"], "jit-iam's own membership is removed");
+    assert!(iam.members.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_shared_attachment_stays_while_another_grant_holds_it() {
+    let (iam, mut ledger) = (MemoryIam::default(), MemoryLedger::default());
+    let alice = grantee(PrincipalType::IamUser, "alice");
+    let g = grant(ResourceType::IamPolicy, &alice);
+    apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap();
+    ledger.holders.insert((alice.clone(), SHARED_POLICY.into()), 1);
+    revoke(&iam, &mut ledger, &g).await.unwrap().unwrap();
+    assert!(iam.has(&alice, SHARED_POLICY));
+    ledger.holders.clear();
+    revoke(&iam, &mut ledger, &g).await.unwrap().unwrap();
+    assert!(!iam.has(&alice, SHARED_POLICY));
+}
+
+#[tokio::test]
+async fn a_user_and_a_role_of_the_same_name_never_share_an_attachment() {
+    let (iam, mut ledger) = (MemoryIam::default(), MemoryLedger::default());
+    let (user, role) = (grantee(PrincipalType::IamUser, "ci"), grantee(PrincipalType::IamRole, "ci"));
+    let (to_user, to_role) = (grant(ResourceType::IamPolicy, &user), grant(ResourceType::IamPolicy, &role));
+    apply(&iam, &mut ledger, &to_user, &QUOTAS).await.unwrap().unwrap();
+    apply(&iam, &mut ledger, &to_role, &QUOTAS).await.unwrap().unwrap();
+    assert_eq!(
+        iam.calls(),
+        [
+            "iam:ListAttachedUserPolicies",
+            "iam:AttachUserPolicy",
+            "iam:ListAttachedRolePolicies",
+            "iam:AttachRolePolicy"
+        ]
+    );
+    assert_eq!(ledger.records.len(), 2);
+    revoke(&iam, &mut ledger, &to_user).await.unwrap().unwrap();
+    assert!(!iam.has(&user, SHARED_POLICY));
+    assert!(iam.has(&role, SHARED_POLICY), "the role's grant is untouched");
+    assert_ne!(user.lock_key(), role.lock_key());
+}
+
+fn integration() -> Integration {
+    Integration {
+        id: Uuid::nil(),
+        name: "tests".into(),
+        connection: Connection::SingleAccount,
+        root_account: RootAccount {
+            account_id: ACCOUNT.into(),
+            access_role_arn: format!("arn:aws:iam::{ACCOUNT}:role/jit-iam-access"),
+            external_id: "external-id-123".into(),
+            region: "us-east-1".into(),
+        },
+        options: IntegrationOptions::default(),
+        status: IntegrationStatus::Active,
+        created_at: Utc::now(),
+        updated_at: Utc::now(),
+        revision: 1,
+    }
+}
+
+fn resource(resource_type: ResourceType, arn: &str) -> Resource {
+    Resource {
+        id: Uuid::nil(),
+        integration_id: Uuid::nil(),
+        account_id: ACCOUNT.into(),
+        resource_type,
+        arn: arn.into(),
+        name: arn.rsplit('/').next().unwrap().into(),
+        region: None,
+        tags: Default::default(),
+        access_levels: resource_type.access_levels().to_vec(),
+        synced_at: Utc::now(),
+    }
+}
+
+#[test]
+fn roles_that_may_not_receive_grants_are_refused_naming_the_field() {
+    let bucket = resource(ResourceType::S3Bucket, "arn:aws:s3:::data");
+    let check = |role_arn: &str, resource: &Resource, level| {
+        let role = resource_for_role(role_arn);
+        let grantee = grantee(PrincipalType::IamRole, &role.name);
+        plan(&integration(), resource, level, &grantee, &role, &[], &QUOTAS, "resource_id")
+    };
+    let linked = "arn:aws:iam::123456789012:role/aws-service-role/support.amazonaws.com/AWSServiceRoleForSupport";
+    assert!(refused_on(check(linked, &bucket, AccessLevel::Read), "principal.name"));
+    assert!(refused_on(
+        check("arn:aws:iam::123456789012:role/jit-iam-access", &bucket, AccessLevel::Read),
+        "principal.name"
+    ));
+    let group = resource(ResourceType::IamGroup, "arn:aws:iam::123456789012:group/ops");
+    assert!(refused_on(
+        check("arn:aws:iam::123456789012:role/deployer", &group, AccessLevel::Member),
+        "principal.type"
+    ));
+    let plan = check("arn:aws:iam::123456789012:role/deployer", &bucket, AccessLevel::Read).unwrap();
+    assert_eq!(plan.mechanism, Mechanism::GeneratedPolicy);
+}
+
+fn refused_on(result: Result<Plan, Refusal>, field: &str) -> bool {
+    matches!(result, Err(Refusal::Invalid { field: f, .. }) if f == field)
+}
+
+fn resource_for_role(arn: &str) -> Resource {
+    resource(ResourceType::IamRole, arn)
+}
+
+#[test]
+fn preview_names_the_calls_of_the_grantees_type() {
+    let role = grantee(PrincipalType::IamRole, "deployer");
+    let bucket = resource(ResourceType::S3Bucket, "arn:aws:s3:::data");
+    let plan = plan(
+        &integration(),
+        &bucket,
+        AccessLevel::Read,
+        &role,
+        &resource_for_role("arn:aws:iam::123456789012:role/deployer"),
+        &[],
+        &QUOTAS,
+        "resource_id",
+    )
+    .unwrap();
+    let policy = GeneratedPolicy::placeholder("aws", ACCOUNT);
+    let (apply_calls, revoke_calls) = planned_calls(&plan, &role, &bucket, Some(&policy));
+    let operations = |calls: &[PlannedCall]| calls.iter().map(|c| c.operation.clone()).collect::<Vec<_>>();
+    assert_eq!(operations(&apply_calls), ["iam:CreatePolicy", "iam:AttachRolePolicy"]);
+    assert_eq!(operations(&revoke_calls), ["iam:DetachRolePolicy", "iam:DeletePolicy"]);
+    assert_eq!(plan.quota.unwrap().after_grant, 1);
+}
