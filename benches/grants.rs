@@ -39,8 +39,51 @@ fn summary(mut samples: Vec<f64>) -> Value {
 
 const DOCUMENT: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Bucket","Effect":"Allow","Action":["s3:ListBucket","s3:GetBucketLocation"],"Resource":["arn:aws:s3:::bench"]},{"Sid":"Objects","Effect":"Allow","Action":["s3:GetObject","s3:GetObjectVersion"],"Resource":["arn:aws:s3:::bench/*"]}]}"#;
 
+/// The two kinds of grantee; user `user-NNN` and role `role-NNN` exist for each NNN.
+#[derive(Clone, Copy, Debug)]
+enum Grantee {
+    User,
+    Role,
+}
+
+impl Grantee {
+    fn principal_type(self) -> &'static str {
+        match self {
+            Self::User => "iam_user",
+            Self::Role => "iam_role",
+        }
+    }
+
+    fn name(self, i: usize) -> String {
+        match self {
+            Self::User => user(i),
+            Self::Role => format!("role-{:03}", i % USERS),
+        }
+    }
+}
+
 /// CreatePolicy + AttachUserPolicy made directly: what one grant costs in AWS.
 async fn direct_apply(iam: &Iam, name: &str, user: &str) -> String {
+    let arn = direct_create(iam, name).await;
+    iam.attach_user_policy().user_name(user).policy_arn(&arn).send().await.expect("AttachUserPolicy");
+    arn
+}
+
+/// CreatePolicy + Attach{User,Role}Policy made directly, for either kind of grantee.
+async fn direct_apply_to(iam: &Iam, name: &str, grantee: Grantee, i: usize) -> (String, String) {
+    let principal = grantee.name(i);
+    let arn = match grantee {
+        Grantee::User => direct_apply(iam, name, &principal).await,
+        Grantee::Role => {
+            let arn = direct_create(iam, name).await;
+            iam.attach_role_policy().role_name(&principal).policy_arn(&arn).send().await.expect("AttachRolePolicy");
+            arn
+        }
+    };
+    (arn, principal)
+}
+
+async fn direct_create(iam: &Iam, name: &str) -> String {
     let tags = [("managed-by", "jit-iam"), ("jit-iam:grant-id", name)]
         .map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build().unwrap());
     let policy = iam
@@ -52,15 +95,23 @@ async fn direct_apply(iam: &Iam, name: &str, user: &str) -> String {
         .send()
         .await
         .expect("CreatePolicy");
-    let arn = policy.policy.unwrap().arn.unwrap();
-    iam.attach_user_policy().user_name(user).policy_arn(&arn).send().await.expect("AttachUserPolicy");
-    arn
+    policy.policy.unwrap().arn.unwrap()
 }
 
 /// DetachUserPolicy + DeletePolicy made directly: what one revocation costs in AWS.
 async fn direct_revoke(iam: &Iam, arn: &str, user: &str) {
     iam.detach_user_policy().user_name(user).policy_arn(arn).send().await.expect("DetachUserPolicy");
     iam.delete_policy().policy_arn(arn).send().await.expect("DeletePolicy");
+}
+
+async fn direct_revoke_from(iam: &Iam, arn: &str, grantee: Grantee, principal: &str) {
+    match grantee {
+        Grantee::User => direct_revoke(iam, arn, principal).await,
+        Grantee::Role => {
+            iam.detach_role_policy().role_name(principal).policy_arn(arn).send().await.expect("DetachRolePolicy");
+            iam.delete_policy().policy_arn(arn).send().await.expect("DeletePolicy");
+        }
+    }
 }
 
 fn user(i: usize) -> String {
@@ -76,6 +127,13 @@ async fn run(moto: &Moto) -> Value {
         async move { iam.create_user().user_name(user(i)).send().await.map(|_| ()) }
     });
     run_bounded("users", 8, creates.collect()).await;
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#;
+    let creates = (0..USERS).map(|i| {
+        let iam = iam.clone();
+        let name = Grantee::Role.name(i);
+        async move { iam.create_role().role_name(name).assume_role_policy_document(trust).send().await.map(|_| ()) }
+    });
+    run_bounded("roles", 8, creates.collect()).await;
     iam.create_group().group_name("bench-group").send().await.unwrap();
     iam.create_policy().policy_name("bench-shared").policy_document(DOCUMENT).send().await.unwrap();
     let s3 = aws_sdk_s3::Client::from_conf(
@@ -106,10 +164,10 @@ async fn run(moto: &Moto) -> Value {
         resources["items"].as_array().unwrap().iter().find(|r| r["type"] == t).unwrap()["id"].as_str().unwrap().into()
     };
     let (bucket_id, policy_id, group_id) = (id_of("s3_bucket"), id_of("iam_policy"), id_of("iam_group"));
-    let body = |resource: &str, level: &str, i: usize, expiry: Value| {
+    let body_to = |grantee: Grantee, resource: &str, level: &str, i: usize, expiry: Value| {
         let mut body = json!({
             "integration_id": integration, "resource_id": resource, "access_level": level,
-            "principal": {"type": "iam_user", "name": user(i)},
+            "principal": {"type": grantee.principal_type(), "name": grantee.name(i)},
             "request_id": uuid::Uuid::new_v4().to_string(), "approved_by": "bench"
         });
         match expiry {
@@ -118,38 +176,50 @@ async fn run(moto: &Moto) -> Value {
         }
         body
     };
+    let body =
+        |resource: &str, level: &str, i: usize, expiry: Value| body_to(Grantee::User, resource, level, i, expiry);
 
-    // 1. Latency: grants one at a time, interleaved in blocks with the direct calls.
-    eprintln!("==> latency: {LATENCY_GRANTS} grants, one at a time");
+    // 1. Latency: grants one at a time, interleaved in blocks with the direct calls, to users then to roles.
     let metrics_before = aws_calls_by_operation(&service.metrics().await);
-    let (mut direct_ms, mut service_ms, mut granted, mut direct_arns) = (vec![], vec![], vec![], vec![]);
-    for block in 0..(LATENCY_GRANTS / 25) {
-        for i in block * 25..(block + 1) * 25 {
-            let started = Instant::now();
-            direct_arns.push((direct_apply(&iam, &format!("direct-{i}"), &user(i)).await, user(i)));
-            direct_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+    let mut granted = Vec::new();
+    let mut latency = serde_json::Map::new();
+    for grantee in [Grantee::User, Grantee::Role] {
+        eprintln!("==> latency: {LATENCY_GRANTS} grants to {grantee:?}s, one at a time");
+        let (mut direct_ms, mut service_ms, mut direct_arns) = (vec![], vec![], vec![]);
+        for block in 0..(LATENCY_GRANTS / 25) {
+            for i in block * 25..(block + 1) * 25 {
+                let started = Instant::now();
+                direct_arns.push(direct_apply_to(&iam, &format!("direct-{grantee:?}-{i}"), grantee, i).await);
+                direct_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+            }
+            for i in block * 25..(block + 1) * 25 {
+                let started = Instant::now();
+                let body = body_to(grantee, &bucket_id, "read", i, json!(3600));
+                let grant = service.call(reqwest::Method::POST, "/v1/grants?wait=30", Some(body), 202).await;
+                service_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+                assert_eq!(grant["status"], "active", "{grant}");
+                granted.push(grant["id"].as_str().unwrap().to_string());
+            }
         }
-        for i in block * 25..(block + 1) * 25 {
-            let started = Instant::now();
-            let grant = service
-                .call(reqwest::Method::POST, "/v1/grants?wait=30", Some(body(&bucket_id, "read", i, json!(3600))), 202)
-                .await;
-            service_ms.push(started.elapsed().as_secs_f64() * 1000.0);
-            assert_eq!(grant["status"], "active", "{grant}");
-            granted.push(grant["id"].as_str().unwrap().to_string());
+        for (arn, principal) in &direct_arns {
+            direct_revoke_from(&iam, arn, grantee, principal).await;
         }
+        let direct_summary = summary(direct_ms);
+        let service_summary = summary(service_ms);
+        let ratio = |key: &str| round3(service_summary[key].as_f64().unwrap() / direct_summary[key].as_f64().unwrap());
+        let key = match grantee {
+            Grantee::User => "users",
+            Grantee::Role => "roles",
+        };
+        latency.insert(
+            key.into(),
+            json!({
+                "grants": LATENCY_GRANTS,
+                "service": service_summary, "direct_create_and_attach": direct_summary,
+                "ratio_p50": ratio("p50_ms"), "ratio_p99": ratio("p99_ms"), "goal_ratio": 1.3
+            }),
+        );
     }
-    for (arn, user) in &direct_arns {
-        direct_revoke(&iam, arn, user).await;
-    }
-    let direct_summary = summary(direct_ms.clone());
-    let service_summary = summary(service_ms.clone());
-    let ratio = |key: &str| round3(service_summary[key].as_f64().unwrap() / direct_summary[key].as_f64().unwrap());
-    let latency = json!({
-        "grants": LATENCY_GRANTS,
-        "service": service_summary, "direct_create_and_attach": direct_summary,
-        "ratio_p50": ratio("p50_ms"), "ratio_p99": ratio("p99_ms"), "goal_ratio": 1.3
-    });
 
     // 2. AWS calls per lifecycle: revoke what was granted, then policy and group grants.
     eprintln!("==> calls per lifecycle");
@@ -171,7 +241,7 @@ async fn run(moto: &Moto) -> Value {
         shared.insert(kind, json!({"grants": 50, "calls": calls, "per_lifecycle": per_grant(&calls, 50)}));
     }
     let calls = json!({
-        "generated_policy": {"grants": LATENCY_GRANTS, "calls": generated_calls, "per_lifecycle": per_grant(&generated_calls, LATENCY_GRANTS),
+        "generated_policy": {"grants": granted.len(), "calls": generated_calls, "per_lifecycle": per_grant(&generated_calls, granted.len()),
                              "goal": 4},
         "iam_policy": shared["iam_policy"], "iam_group": shared["iam_group"], "goal_shared": 2
     });
@@ -235,7 +305,7 @@ async fn run(moto: &Moto) -> Value {
         "lag_p50_seconds": round3(percentile(&lags, 0.5)),
         "lag_p99_seconds": round3(percentile(&lags, 0.99)),
     });
-    let total_grants = LATENCY_GRANTS + 100 + EXPIRING_GRANTS;
+    let total_grants = 2 * LATENCY_GRANTS + 100 + EXPIRING_GRANTS;
     // Every sts:AssumeRole since the service started, the first sync's included.
     let assume = assume_role_calls(&service.metrics().await);
     let (peak_rss_mb, _) = service.memory_mb();

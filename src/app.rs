@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
-use tokio::sync::{broadcast, Notify};
+use tokio::sync::{broadcast, Notify, Semaphore};
 use uuid::Uuid;
 
 use crate::aws::AwsPool;
@@ -32,6 +32,9 @@ pub struct App {
     /// Names this process in leases, so a replica knows which claims are its own.
     pub instance_id: String,
     pub wake: Wakeups,
+    /// The grant worker's slots (`JIT_IAM_WORKER_CONCURRENCY`), taken by its
+    /// claims and by submissions handed straight to it.
+    pub grant_slots: Arc<Semaphore>,
     /// Grants that just changed, for requests waiting on them (`?wait=`).
     pub grant_updates: broadcast::Sender<GrantUpdate>,
     pub browse_cache: PageCache,

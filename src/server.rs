@@ -1,5 +1,6 @@
 //! `serve`: start-up, the HTTP server, the workers, and shutdown.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -11,7 +12,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use uuid::Uuid;
@@ -39,6 +40,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let metrics = telemetry::install_metrics()?;
     let instance_id = instance_id();
     let (grant_updates, _) = broadcast::channel(1024);
+    let grant_slots = Arc::new(Semaphore::new(config.worker.worker_concurrency as usize));
     let browse_cache = PageCache::new(config.browse_cache_mb as usize * 1024 * 1024);
     let state = AppState::new(App {
         config,
@@ -48,6 +50,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         tokens,
         instance_id,
         wake: Wakeups::default(),
+        grant_slots,
         grant_updates,
         browse_cache,
         metrics,

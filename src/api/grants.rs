@@ -25,8 +25,8 @@ use crate::domain::policy::{GeneratedPolicy, PolicyDocument};
 use crate::domain::resource::{AccessLevel, Resource};
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::grants::{self, Plan, PlannedCall, PolicyQuota, Quotas, Refusal};
-use crate::storage;
 use crate::storage::grants::{GrantFilter, GrantRow, NewEvent, NewGrant};
+use crate::{storage, worker};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -329,14 +329,26 @@ pub async fn submit_grant(
         policy_arn: policy.as_ref().map(|(policy, _)| policy.arn.as_str()),
         policy_document: policy.as_ref().map(|(_, document)| *document),
     };
-    let Some(inserted) = storage::grants::insert(&state.db, &new).await? else {
+    // Handed straight to this process's worker when it has a free slot: stored
+    // already leased to it, the grant needs no claim before it is applied.
+    let slot = worker::grants::reserve_slot(&state);
+    let lease = slot.as_ref().map(|_| (state.instance_id.as_str(), state.config.worker.worker_lease));
+    let Some(mut inserted) = storage::grants::insert(&state.db, &new, lease).await? else {
         // The same request_id arrived at the same moment.
         let existing = storage::grants::get_by_request_id(&state.db, &input.request_id)
             .await?
             .ok_or_else(|| ApiError::internal("a conflicting grant vanished"))?;
         return Ok((StatusCode::OK, Json(replay(existing, &input)?.view())));
     };
-    state.wake.grants.notify_one();
+    match slot {
+        Some(slot) => {
+            // What a claim would have read with the grant: the worker's clients stay cached.
+            inserted.integration_revision = Some(checked.integration.revision);
+            inserted.integration_status = Some(checked.integration.status.as_str().to_string());
+            worker::grants::start(state.clone(), inserted.clone(), slot);
+        }
+        None => state.wake.grants.notify_one(),
+    }
     metrics::counter!("jit_iam_grant_transitions_total", "to" => "pending").increment(1);
     tracing::info!(grant_id = %grant_id, request_id = %input.request_id, "grant submitted");
     let grant = match wait {

@@ -143,22 +143,29 @@ pub struct NewGrant<'a> {
     pub policy_document: Option<&'a PolicyDocument>,
 }
 
-/// Stores a grant and its first event, and wakes the workers, in one round
-/// trip. None when `request_id` exists already.
-pub async fn insert(db: impl PgExecutor<'_>, grant: &NewGrant<'_>) -> Result<Option<GrantRow>, sqlx::Error> {
+/// Stores a grant and its first event in one round trip. With `lease`, it is
+/// stored claimed by that worker (which works on it at once); without, the
+/// workers of every replica are woken to claim it. None when `request_id`
+/// exists already.
+pub async fn insert(
+    db: impl PgExecutor<'_>,
+    grant: &NewGrant<'_>,
+    lease: Option<(&str, Duration)>,
+) -> Result<Option<GrantRow>, sqlx::Error> {
     sqlx::query_as::<_, GrantRow>(
         "with inserted as (
              insert into grants (grant_id, integration_id, account_id, resource_id, resource_type, resource_arn,
                                  resource_name, access_level, principal_type, principal_name, principal_arn,
                                  request_id, request_fingerprint, approved_by, reason, requested_by, expires_at,
-                                 policy_name, policy_arn, policy_document)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $20, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+                                 policy_name, policy_arn, policy_document, lease_owner, lease_expires_at)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $20, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+                     $21, case when $21::text is not null then now() + $22 end)
              on conflict (request_id) do nothing
              returning *),
          event as (
              insert into grant_events (grant_id, kind, to_status, actor, message)
              select grant_id, 'transition', 'pending', $15, 'submitted' from inserted)
-         select inserted.*, pg_notify('jit_iam_work', 'grant') from inserted",
+         select inserted.*, (select pg_notify('jit_iam_work', 'grant') where $21::text is null) from inserted",
     )
     .bind(grant.grant_id)
     .bind(grant.integration_id)
@@ -180,6 +187,8 @@ pub async fn insert(db: impl PgExecutor<'_>, grant: &NewGrant<'_>) -> Result<Opt
     .bind(grant.policy_arn)
     .bind(grant.policy_document.map(Json))
     .bind(grant.principal_type.as_str())
+    .bind(lease.map(|(owner, _)| owner))
+    .bind(interval(lease.map_or(Duration::ZERO, |(_, length)| length)))
     .fetch_optional(db)
     .await
 }

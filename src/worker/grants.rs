@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use sqlx::{Postgres, Transaction};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::{idle, pause, with_lease};
@@ -34,22 +34,22 @@ const APPLY_RETRY_CAP: Duration = Duration::from_secs(60);
 /// Longest sleep while nothing is due: also how soon expired leases are noticed.
 const POLL: Duration = Duration::from_secs(5);
 
-/// Claims due grants and works on them, up to `JIT_IAM_WORKER_CONCURRENCY` at once.
+/// Claims due grants and works on them, up to `JIT_IAM_WORKER_CONCURRENCY` at once
+/// (the slots it shares with grants handed over at submission).
 pub async fn run(state: AppState, shutdown: CancellationToken) {
     let concurrency = state.config.worker.worker_concurrency as usize;
-    let slots = Arc::new(Semaphore::new(concurrency));
     let lease = state.config.worker.worker_lease;
     while !shutdown.is_cancelled() {
-        let free = slots.available_permits();
-        if free == 0 {
+        let mut slots: Vec<OwnedSemaphorePermit> =
+            std::iter::from_fn(|| state.grant_slots.clone().try_acquire_owned().ok()).collect();
+        if slots.is_empty() {
             idle(&shutdown, &state.wake.grants, POLL).await;
             continue;
         }
-        match storage::grants::claim_due(&state.worker_db, &state.instance_id, lease, free as i64).await {
+        match storage::grants::claim_due(&state.worker_db, &state.instance_id, lease, slots.len() as i64).await {
             Ok(grants) if !grants.is_empty() => {
-                for grant in grants {
-                    let permit = slots.clone().try_acquire_owned().expect("claimed no more than the free slots");
-                    tokio::spawn(work_on(state.clone(), grant, permit));
+                for (grant, slot) in grants.into_iter().zip(slots.drain(..)) {
+                    tokio::spawn(work_on(state.clone(), grant, slot));
                 }
             }
             Ok(_) => {
@@ -67,7 +67,19 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
         }
     }
     // Let work in flight finish; whatever does not is taken over after its lease.
-    let _ = tokio::time::timeout(Duration::from_secs(10), slots.acquire_many(concurrency as u32)).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), state.grant_slots.acquire_many(concurrency as u32)).await;
+}
+
+/// A free slot of this process's worker, taken before a grant is stored: the
+/// grant is then stored already leased to this process and worked on at once
+/// ([`start`]), saving a claim (a commit) and a wake-up on the way to active.
+pub fn reserve_slot(state: &AppState) -> Option<OwnedSemaphorePermit> {
+    state.grant_slots.clone().try_acquire_owned().ok()
+}
+
+/// Works on a grant this process stored leased to itself, in a slot from [`reserve_slot`].
+pub fn start(state: AppState, grant: GrantRow, slot: OwnedSemaphorePermit) {
+    tokio::spawn(work_on(state, grant, slot));
 }
 
 async fn work_on(state: AppState, grant: GrantRow, permit: OwnedSemaphorePermit) {
