@@ -3,6 +3,7 @@
 mod support;
 
 mod crashes;
+mod enforcement;
 mod faults;
 mod grants;
 mod integrations;
