@@ -4,117 +4,27 @@
 //! removing any one action breaks the operation that needs it, with an error
 //! naming that permission, never a 500 and never a half-applied change.
 
-use std::time::Duration;
-
-use aws_credential_types::Credentials;
 use serde_json::{json, Value};
 
-use crate::support::{eventually, unique, Account, Moto, TestServer};
+use crate::support::{unique, Enforced, EnforcedSetup};
 
-const ACCOUNT: &str = "123456789012";
-
-struct Enforced {
-    /// Kept alive for the test's length.
-    _moto: Moto,
-    /// Acts with full rights after enforcement starts (to edit the role's policy).
-    admin: Account,
-    server: TestServer,
-    integration: String,
-    permission_policy: Value,
+/// The service's own user, an admin, alice and bob, and one thing of every type.
+async fn enforced() -> Enforced {
+    let setup = EnforcedSetup::new().await;
+    let seed = &setup.seed;
+    for user in ["alice", "bob"] {
+        seed.create_user(user, &[]).await;
+    }
+    seed.create_group("ops").await;
+    seed.create_role("deployer", &[]).await;
+    seed.create_policy("readonly", "/", &[("team", "a")]).await;
+    seed.create_bucket(&unique("enforced"), &[("team", "a")]).await;
+    seed.run_instances("us-east-1", 1, &[("Name", "web")]).await;
+    setup.enforce().await
 }
 
+/// What these tests need beyond the shared harness.
 impl Enforced {
-    async fn new() -> Enforced {
-        let moto = Moto::start();
-        let seed = Account::new(
-            ACCOUNT,
-            moto.config(Credentials::new("AKIAIOSFODNN7EXAMPLE", "seed", None, None, "tests"), "us-east-1").await,
-        );
-        let key = |user: &str, policy: &str| {
-            let seed = &seed;
-            let (user, policy) = (user.to_string(), policy.to_string());
-            async move {
-                seed.create_user(&user, &[]).await;
-                seed.iam
-                    .put_user_policy()
-                    .user_name(&user)
-                    .policy_name("p")
-                    .policy_document(policy)
-                    .send()
-                    .await
-                    .unwrap();
-                seed.iam.create_access_key().user_name(&user).send().await.unwrap().access_key.unwrap()
-            }
-        };
-        let admin_key =
-            key("admin", r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#)
-                .await;
-        let service_key = key(
-            "jit-iam-service",
-            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}]}"#,
-        )
-        .await;
-        seed.organizations.create_organization().send().await.unwrap();
-        for user in ["alice", "bob"] {
-            seed.create_user(user, &[]).await;
-        }
-        seed.create_group("ops").await;
-        seed.create_role("deployer", &[]).await;
-        seed.create_policy("readonly", "/", &[("team", "a")]).await;
-        seed.create_bucket(&unique("enforced"), &[("team", "a")]).await;
-        seed.run_instances("us-east-1", 1, &[("Name", "web")]).await;
-
-        let server = TestServer::builder(&moto)
-            .env("AWS_ACCESS_KEY_ID", &service_key.access_key_id)
-            .env("AWS_SECRET_ACCESS_KEY", &service_key.secret_access_key)
-            .env("JIT_IAM_MIN_GRANT", "1s")
-            .start()
-            .await;
-        // An organization (without members): the root's policy is the largest one.
-        let integration = server
-            .create_integration(json!({
-                "name": "enforced", "connection": "organization",
-                "root_account": {"account_id": ACCOUNT, "access_role_arn": format!("arn:aws:iam::{ACCOUNT}:role/jit-iam-access"),
-                                 "external_id": "enforced-external-id", "region": "us-east-1"}
-            }))
-            .await;
-        let integration = integration["id"].as_str().unwrap().to_string();
-        server.wait_for_sync(&integration).await;
-        let (_, setup) = server.get(&format!("/v1/integrations/{integration}/setup")).await;
-        let permission_policy = setup["root_account"]["permission_policy"].clone();
-        seed.iam
-            .create_role()
-            .role_name("jit-iam-access")
-            .assume_role_policy_document(setup["root_account"]["trust_policy"].to_string())
-            .send()
-            .await
-            .unwrap();
-        moto.enforce_iam().await;
-        let admin = Account::new(
-            ACCOUNT,
-            moto.config(
-                Credentials::new(admin_key.access_key_id, admin_key.secret_access_key, None, None, "tests"),
-                "us-east-1",
-            )
-            .await,
-        );
-        let enforced = Enforced { _moto: moto, admin, server, integration, permission_policy };
-        enforced.set_role_policy(&enforced.permission_policy.clone()).await;
-        enforced
-    }
-
-    async fn set_role_policy(&self, policy: &Value) {
-        self.admin
-            .iam
-            .put_role_policy()
-            .role_name("jit-iam-access")
-            .policy_name("jit-iam")
-            .policy_document(policy.to_string())
-            .send()
-            .await
-            .unwrap();
-    }
-
     /// The setup policy without `action`.
     fn without(&self, action: &str) -> Value {
         let mut policy = self.permission_policy.clone();
@@ -141,10 +51,6 @@ impl Enforced {
         self.server.wait_for_sync(&self.integration).await
     }
 
-    async fn resource(&self, resource_type: &str) -> Value {
-        self.server.browse_all(&format!("integration_id={}&type={resource_type}", self.integration)).await[0].clone()
-    }
-
     async fn grant(&self, resource_type: &str, level: &str, user: &str, seconds: i64) -> Value {
         self.grant_to("iam_user", resource_type, level, user, seconds).await
     }
@@ -157,28 +63,8 @@ impl Enforced {
         name: &str,
         seconds: i64,
     ) -> Value {
-        let body = json!({
-            "integration_id": self.integration, "resource_id": self.resource(resource_type).await["id"],
-            "access_level": level, "principal": {"type": principal_type, "name": name},
-            "duration_seconds": seconds, "request_id": unique("lp"), "approved_by": "approver"
-        });
-        let (status, grant) = self.server.post("/v1/grants?wait=20", body).await;
-        assert_eq!(status, 202, "{grant}");
-        grant
-    }
-
-    async fn wait(&self, id: &str, check: impl Fn(&Value) -> bool) -> Value {
-        eventually(Duration::from_secs(30), &format!("grant {id}"), || async {
-            let (status, grant) = self.server.get(&format!("/v1/grants/{id}")).await;
-            assert!(status.is_success(), "{grant}");
-            check(&grant).then_some(grant)
-        })
-        .await
-    }
-
-    async fn revoke(&self, id: &str) {
-        let (status, grant) = self.server.post(&format!("/v1/grants/{id}/revoke"), json!({})).await;
-        assert_eq!(status, 202, "{grant}");
+        let resource = self.resource(resource_type).await;
+        self.grant_id(json!({"type": principal_type, "name": name}), &resource["id"], level, seconds).await
     }
 
     /// What jit-iam left in IAM: its policies, alice's and bob's attachments
@@ -202,7 +88,7 @@ fn denied(aws_error: &Value, action: &str) {
 
 #[tokio::test]
 async fn the_setup_policy_is_exactly_what_jit_iam_needs() {
-    let e = Enforced::new().await;
+    let e = enforced().await;
 
     // Everything works with exactly the setup policy.
     let (_, check) = e.server.post(&format!("/v1/integrations/{}/check", e.integration), json!({})).await;

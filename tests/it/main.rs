@@ -4,6 +4,7 @@ mod support;
 
 mod architecture;
 mod crashes;
+mod enforcement;
 mod faults;
 mod grants;
 mod integrations;

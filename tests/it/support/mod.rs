@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+mod enforced;
 mod faults;
 mod moto;
 mod server;
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 use aws_config::SdkConfig;
 use rand::Rng;
 
+pub use enforced::{Enforced, EnforcedSetup, ENFORCED_ACCOUNT};
 pub use faults::{DatabaseProxy, Exchange, Fault, FaultProxy};
 pub use moto::{die_with_parent, Moto};
 pub use server::{ServerBuilder, TestDb, TestServer};
