@@ -177,8 +177,16 @@ async fn check(state: &AppState, input: &SubmitGrant) -> ApiResult<Checked> {
     })?;
     let expires_at = expiry(state, input.duration_seconds, input.expires_at, Utc::now())?;
     let quotas = Quotas::from(&state.config.grants);
-    let plan = grants::plan(&integration, &resource, input.access_level, &grantee, &principal, &held, &quotas, field)
-        .map_err(|refusal| match refusal {
+    let request = grants::Request {
+        integration: &integration,
+        resource: &resource,
+        level: input.access_level,
+        grantee: &grantee,
+        principal: &principal,
+        held: &held,
+        resource_field: field,
+    };
+    let plan = grants::plan(&request, &quotas).map_err(|refusal| match refusal {
         Refusal::Invalid { field, message } => ApiError::validation(field, message),
         Refusal::Quota { field, message } => ApiError::conflict(ErrorCode::QuotaExceeded, message).with_field(field),
     })?;

@@ -68,8 +68,12 @@ fn stored_policy(grant: &GrantRow) -> (GeneratedPolicy, &str) {
 
 /// CreatePolicy + Attach{User,Role}Policy, within the grantee's managed-policy quota.
 ///
-/// No lock: the quota counts the grantee's other pending grants too, and AWS
-/// itself refuses an attachment over its quota (a permanent error, undone).
+/// The quota was checked at submission; it is checked again here because
+/// grants accepted at the same moment count against it too. That re-check
+/// reads Postgres beside CreatePolicy rather than before it (a round trip off
+/// every grant): a grant over the quota is never attached, and its policy is
+/// deleted by the undo that follows. No lock: AWS itself refuses an attachment
+/// over its quota (a permanent error, undone).
 pub(super) async fn apply(
     iam: &impl IamChanges,
     ledger: &mut impl Ledger,
@@ -77,14 +81,19 @@ pub(super) async fn apply(
     quotas: &Quotas,
 ) -> Result<Result<(), StepError>, sqlx::Error> {
     let grantee = grant.grantee();
-    let held = ledger.policies_held(&grantee, grant.grant_id).await?;
+    let (held, created) = tokio::join!(ledger.policies_held(&grantee, grant.grant_id), create(iam, grant));
+    let held = held?;
     if held.len() + 1 > quotas.max_policies(grantee.principal_type) {
         return Ok(Err(StepError::Quota(quotas.policies_exceeded(&grantee, held.len()))));
     }
-    Ok(create_and_attach(iam, grant, &grantee).await)
+    if let Err(e) = created {
+        return Ok(Err(e));
+    }
+    Ok(attach(iam, grant, &grantee).await)
 }
 
-async fn create_and_attach(iam: &impl IamChanges, grant: &GrantRow, grantee: &Grantee) -> Result<(), StepError> {
+/// Creates the grant's policy, or adopts it when an interrupted try of this grant created it.
+async fn create(iam: &impl IamChanges, grant: &GrantRow) -> Result<(), StepError> {
     let (policy, resource_arn) = stored_policy(grant);
     let document = grant.policy_document.as_ref().expect("generated-policy grants store their document");
     let tags = GeneratedPolicy::tags(grant.grant_id, resource_arn);
@@ -99,6 +108,13 @@ async fn create_and_attach(iam: &impl IamChanges, grant: &GrantRow, grantee: &Gr
             )));
         }
     }
+    Ok(())
+}
+
+/// Attaches the policy jit-iam just created, retrying NoSuchEntity a few
+/// times (IAM is eventually consistent).
+async fn attach(iam: &impl IamChanges, grant: &GrantRow, grantee: &Grantee) -> Result<(), StepError> {
+    let (policy, _) = stored_policy(grant);
     let mut retries = 0;
     loop {
         match iam.attach_policy(grantee, &policy.arn).await {

@@ -147,19 +147,23 @@ pub struct Plan {
     pub quota: Option<PolicyQuota>,
 }
 
-/// Checks a grant of `level` on `resource` to `grantee` (found in the
-/// inventory as `principal`), who holds the managed policies `held`.
-/// `resource_field` names the request field that chose the resource.
-pub fn plan(
-    integration: &Integration,
-    resource: &Resource,
-    level: AccessLevel,
-    grantee: &Grantee,
-    principal: &Resource,
-    held: &[String],
-    quotas: &Quotas,
-    resource_field: &'static str,
-) -> Result<Plan, Refusal> {
+/// A grant as submitted, with what the inventory says of it.
+pub struct Request<'a> {
+    pub integration: &'a Integration,
+    pub resource: &'a Resource,
+    pub level: AccessLevel,
+    pub grantee: &'a Grantee,
+    /// The grantee as the inventory has it.
+    pub principal: &'a Resource,
+    /// The managed policies the grantee holds, as far as jit-iam knows.
+    pub held: &'a [String],
+    /// The request field that chose the resource (`resource_id` or `resource_arn`).
+    pub resource_field: &'static str,
+}
+
+/// Checks a grant before it is accepted: every rule of its mechanism.
+pub fn plan(request: &Request<'_>, quotas: &Quotas) -> Result<Plan, Refusal> {
+    let Request { integration, resource, level, grantee, principal, held, resource_field } = *request;
     let invalid = |field, message: String| Refusal::Invalid { field, message };
     let Some(mechanism) = Mechanism::of(resource.resource_type) else {
         return Err(invalid(resource_field, "IAM users receive access; they are not granted".into()));

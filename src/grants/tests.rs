@@ -313,14 +313,18 @@ async fn revoking_what_is_already_gone_succeeds_and_a_failed_revoke_is_retried_w
 }
 
 #[tokio::test]
-async fn the_quota_counts_what_the_grantee_holds_before_any_change() {
+async fn a_grant_over_the_quota_is_never_attached_and_its_undo_leaves_nothing() {
     let (iam, mut ledger) = (MemoryIam::default(), MemoryLedger::default());
     ledger.held = (0..10).map(|i| format!("arn:aws:iam::{ACCOUNT}:policy/p{i}")).collect();
     let role = grantee(PrincipalType::IamRole, "deployer");
-    let error = apply(&iam, &mut ledger, &grant(ResourceType::S3Bucket, &role), &QUOTAS).await.unwrap().unwrap_err();
+    let g = grant(ResourceType::S3Bucket, &role);
+    let error = apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap_err();
     let StepError::Quota(message) = error else { panic!("{error:?}") };
     assert!(message.contains("role deployer") && message.contains("JIT_IAM_MAX_POLICIES_PER_ROLE"), "{message}");
-    assert!(iam.calls().is_empty(), "no AWS call");
+    assert_eq!(iam.calls(), ["iam:CreatePolicy"], "checked beside CreatePolicy, before any attachment");
+    assert!(!iam.has(&role, policy_arn(&g)));
+    revoke(&iam, &mut ledger, &g).await.unwrap().unwrap();
+    assert!(iam.policies.lock().unwrap().is_empty(), "the undo deletes the policy");
 }
 
 #[tokio::test]
@@ -429,7 +433,7 @@ fn roles_that_may_not_receive_grants_are_refused_naming_the_field() {
     let check = |role_arn: &str, resource: &Resource, level| {
         let role = resource_for_role(role_arn);
         let grantee = grantee(PrincipalType::IamRole, &role.name);
-        plan(&integration(), resource, level, &grantee, &role, &[], &QUOTAS, "resource_id")
+        plan(&request(resource, level, &grantee, &role), &QUOTAS)
     };
     let linked = "arn:aws:iam::123456789012:role/aws-service-role/support.amazonaws.com/AWSServiceRoleForSupport";
     assert!(refused_on(check(linked, &bucket, AccessLevel::Read), "principal.name"));
@@ -446,6 +450,17 @@ fn roles_that_may_not_receive_grants_are_refused_naming_the_field() {
     assert_eq!(plan.mechanism, Mechanism::GeneratedPolicy);
 }
 
+/// A request under the tests' integration, with nothing held.
+fn request<'a>(
+    resource: &'a Resource,
+    level: AccessLevel,
+    grantee: &'a Grantee,
+    principal: &'a Resource,
+) -> Request<'a> {
+    static INTEGRATION: std::sync::LazyLock<Integration> = std::sync::LazyLock::new(integration);
+    Request { integration: &INTEGRATION, resource, level, grantee, principal, held: &[], resource_field: "resource_id" }
+}
+
 fn refused_on(result: Result<Plan, Refusal>, field: &str) -> bool {
     matches!(result, Err(Refusal::Invalid { field: f, .. }) if f == field)
 }
@@ -458,17 +473,8 @@ fn resource_for_role(arn: &str) -> Resource {
 fn preview_names_the_calls_of_the_grantees_type() {
     let role = grantee(PrincipalType::IamRole, "deployer");
     let bucket = resource(ResourceType::S3Bucket, "arn:aws:s3:::data");
-    let plan = plan(
-        &integration(),
-        &bucket,
-        AccessLevel::Read,
-        &role,
-        &resource_for_role("arn:aws:iam::123456789012:role/deployer"),
-        &[],
-        &QUOTAS,
-        "resource_id",
-    )
-    .unwrap();
+    let principal = resource_for_role("arn:aws:iam::123456789012:role/deployer");
+    let plan = plan(&request(&bucket, AccessLevel::Read, &role, &principal), &QUOTAS).unwrap();
     let policy = GeneratedPolicy::placeholder("aws", ACCOUNT);
     let (apply_calls, revoke_calls) = planned_calls(&plan, &role, &bucket, Some(&policy));
     let operations = |calls: &[PlannedCall]| calls.iter().map(|c| c.operation.clone()).collect::<Vec<_>>();

@@ -34,22 +34,34 @@ const APPLY_RETRY_CAP: Duration = Duration::from_secs(60);
 /// Longest sleep while nothing is due: also how soon expired leases are noticed.
 const POLL: Duration = Duration::from_secs(5);
 
-/// Claims due grants and works on them, up to `JIT_IAM_WORKER_CONCURRENCY` at once
-/// (the slots it shares with grants handed over at submission).
+/// Claims due grants and works on them, up to `JIT_IAM_WORKER_CONCURRENCY` at
+/// once: the slots it shares with grants handed over at submission, which it
+/// never holds while it looks for work.
 pub async fn run(state: AppState, shutdown: CancellationToken) {
     let concurrency = state.config.worker.worker_concurrency as usize;
     let lease = state.config.worker.worker_lease;
     while !shutdown.is_cancelled() {
-        let mut slots: Vec<OwnedSemaphorePermit> =
-            std::iter::from_fn(|| state.grant_slots.clone().try_acquire_owned().ok()).collect();
-        if slots.is_empty() {
+        let free = state.grant_slots.available_permits();
+        if free == 0 {
             idle(&shutdown, &state.wake.grants, POLL).await;
             continue;
         }
-        match storage::grants::claim_due(&state.worker_db, &state.instance_id, lease, slots.len() as i64).await {
+        match storage::grants::claim_due(&state.worker_db, &state.instance_id, lease, free as i64).await {
             Ok(grants) if !grants.is_empty() => {
-                for (grant, slot) in grants.into_iter().zip(slots.drain(..)) {
-                    tokio::spawn(work_on(state.clone(), grant, slot));
+                for grant in grants {
+                    match state.grant_slots.clone().try_acquire_owned() {
+                        Ok(slot) => {
+                            tokio::spawn(work_on(state.clone(), grant, slot));
+                        }
+                        // A submission took the slot meanwhile: the grant waits for the next round.
+                        Err(_) => {
+                            if let Err(e) =
+                                storage::grants::release(&state.worker_db, grant.grant_id, &state.instance_id).await
+                            {
+                                tracing::warn!(error = %e, "cannot release a claimed grant; its lease will run out");
+                            }
+                        }
+                    }
                 }
             }
             Ok(_) => {
@@ -79,6 +91,7 @@ pub fn reserve_slot(state: &AppState) -> Option<OwnedSemaphorePermit> {
 
 /// Works on a grant this process stored leased to itself, in a slot from [`reserve_slot`].
 pub fn start(state: AppState, grant: GrantRow, slot: OwnedSemaphorePermit) {
+    metrics::counter!("jit_iam_grant_handoffs_total").increment(1);
     tokio::spawn(work_on(state, grant, slot));
 }
 
@@ -101,6 +114,7 @@ async fn work_on(state: AppState, grant: GrantRow, permit: OwnedSemaphorePermit)
         Some(Ok(())) => {}
     }
     drop(permit);
+    // A slot is free, and the grant may have a new due time (its expiry).
     state.wake.grants.notify_one();
 }
 

@@ -179,6 +179,19 @@ async fn every_type_and_level_is_applied_then_revoked() {
     assert_eq!(sdk_lines, 0, "the AWS SDK's runtime logged below the configured level");
 }
 
+/// An idle replica stores a submitted grant already leased to itself and
+/// applies it at once, without a claim.
+#[tokio::test]
+async fn a_submission_is_handed_to_the_local_worker_without_a_claim() {
+    let f = Fixture::new().await;
+    let mut body = f.body("s3_bucket", "read", "alice", 600).await;
+    for _ in 0..4 {
+        body["request_id"] = json!(unique("handoff"));
+        assert_eq!(f.grant(body.clone()).await["status"], "active");
+    }
+    assert_eq!(f.server.metric("jit_iam_grant_handoffs_total").await, 4.0);
+}
+
 #[tokio::test]
 async fn grants_expire_on_time() {
     let f = Fixture::new().await;
