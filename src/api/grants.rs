@@ -131,14 +131,22 @@ async fn check(state: &AppState, input: &SubmitGrant) -> ApiResult<Checked> {
             return Err(ApiError::validation("reason", "`reason` may be at most 2000 characters"));
         }
     }
-    // Independent lookups run side by side: a grant's latency is mostly round trips.
-    let (integration, resource) = tokio::try_join!(
+    // Every lookup in one round, side by side: a grant's latency is mostly round trips.
+    let (integration, resource, grantee_found) = tokio::try_join!(
         storage::integrations::get(&state.db, input.integration_id),
         storage::resources::find_offered(
             &state.db,
             input.integration_id,
             input.resource_id,
             input.resource_arn.as_deref()
+        ),
+        storage::resources::find_grantee(
+            &state.db,
+            input.integration_id,
+            input.resource_id,
+            input.resource_arn.as_deref(),
+            input.principal.principal_type,
+            &input.principal.name
         ),
     )?;
     let integration =
@@ -160,11 +168,7 @@ async fn check(state: &AppState, input: &SubmitGrant) -> ApiResult<Checked> {
         name: input.principal.name.clone(),
         account_id: resource.account_id.clone(),
     };
-    let (principal, held) = tokio::try_join!(
-        storage::resources::find_principal(&state.db, integration.id, &grantee),
-        storage::grants::managed_policies_of(&state.db, &grantee, Uuid::nil()),
-    )?;
-    let principal = principal.ok_or_else(|| {
+    let (principal, held) = grantee_found.ok_or_else(|| {
         ApiError::validation(
             "principal.name",
             format!(

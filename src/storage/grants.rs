@@ -471,31 +471,20 @@ pub async fn count_live_of_integration(db: impl PgExecutor<'_>, integration_id: 
     .await
 }
 
-/// The managed policies a grantee has, as far as jit-iam knows: attached at
-/// the last sync (jit-iam's own excepted) plus those live grants hold now.
-/// (The inventory keeps principals as resources of the same-named type.)
+/// The managed policies a grantee has, as far as jit-iam knows (see the SQL
+/// function `grantee_policies`), but for those of `excluding_grant`.
 pub async fn managed_policies_of(
     db: impl PgExecutor<'_>,
     grantee: &Grantee,
     excluding_grant: Uuid,
 ) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "select arn from (
-             select jsonb_array_elements_text(details -> 'attached_policy_arns') as arn
-             from resources where account_id = $1 and type = $2 and name = $3
-         ) inventory where arn not like '%:policy/jit-iam/%'
-         union
-         select coalesce(policy_arn, resource_arn) from grants
-         where account_id = $1 and principal_type = $2 and principal_name = $3 and grant_id <> $4
-           and status in ('pending', 'active', 'revoking')
-           and (policy_arn is not null or (resource_type = 'iam_policy' and holds_attachment))",
-    )
-    .bind(&grantee.account_id)
-    .bind(grantee.principal_type.resource_type().as_str())
-    .bind(&grantee.name)
-    .bind(excluding_grant)
-    .fetch_all(db)
-    .await
+    sqlx::query_scalar("select grantee_policies($1, $2, $3, $4)")
+        .bind(&grantee.account_id)
+        .bind(grantee.principal_type.as_str())
+        .bind(&grantee.name)
+        .bind(excluding_grant)
+        .fetch_all(db)
+        .await
 }
 
 /// Serializes every grant operation on one principal, across replicas, until the transaction ends.

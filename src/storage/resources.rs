@@ -7,7 +7,7 @@ use sqlx::types::Json;
 use sqlx::{PgExecutor, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use crate::domain::grant::Grantee;
+use crate::domain::grant::PrincipalType;
 use crate::domain::resource::{DiscoveredResource, Resource, ResourceType};
 
 /// Rows per statement: large enough to need few round trips, small enough to keep statements light.
@@ -223,22 +223,38 @@ pub async fn find_offered(
     .map(|row| row.map(Into::into))
 }
 
-/// A grantee (IAM user or role) of one account of the integration, as the
-/// last sync found it, whatever the tag filter: grantees are not offered.
-pub async fn find_principal(
+/// A grantee of a grant on the offered resource `resource_id` (or
+/// `resource_arn`): the IAM user or role `name` of that resource's account,
+/// as the last sync found it (whatever the tag filter: grantees are not
+/// offered), with the managed policies it holds (`grantee_policies`). One
+/// round trip, beside the lookup of the resource itself.
+pub async fn find_grantee(
     db: impl PgExecutor<'_>,
     integration_id: Uuid,
-    grantee: &Grantee,
-) -> Result<Option<Resource>, sqlx::Error> {
-    sqlx::query_as::<_, ResourceRow>(&format!(
-        "select {COLUMNS} from resources
-         where integration_id = $1 and account_id = $2 and type = $3 and name = $4"
+    resource_id: Option<Uuid>,
+    resource_arn: Option<&str>,
+    principal_type: PrincipalType,
+    name: &str,
+) -> Result<Option<(Resource, Vec<String>)>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct GranteeRow {
+        #[sqlx(flatten)]
+        resource: ResourceRow,
+        held: Vec<String>,
+    }
+    let row = sqlx::query_as::<_, GranteeRow>(&format!(
+        "select {COLUMNS}, array(select grantee_policies(account_id, type, name, null)) as held
+         from resources
+         where integration_id = $1 and type = $2 and name = $3
+           and account_id = (select account_id from resources
+                             where integration_id = $1 and offered and (resource_id = $4 or arn = $5) limit 1)"
     ))
     .bind(integration_id)
-    .bind(&grantee.account_id)
-    .bind(grantee.principal_type.resource_type().as_str())
-    .bind(&grantee.name)
+    .bind(principal_type.resource_type().as_str())
+    .bind(name)
+    .bind(resource_id)
+    .bind(resource_arn)
     .fetch_optional(db)
-    .await
-    .map(|row| row.map(Into::into))
+    .await?;
+    Ok(row.map(|row| (row.resource.into(), row.held)))
 }

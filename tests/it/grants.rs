@@ -107,20 +107,22 @@ fn transitions(events: &[Value]) -> Vec<String> {
     events.iter().filter(|e| e["kind"] == "transition").map(|e| e["to_status"].as_str().unwrap().to_string()).collect()
 }
 
+/// Every level granted through a policy made for the grant.
+const GENERATED_POLICY_CASES: [(&str, &str); 7] = [
+    ("s3_bucket", "read"),
+    ("s3_bucket", "write"),
+    ("s3_bucket", "admin"),
+    ("ec2_instance", "connect"),
+    ("ec2_instance", "operate"),
+    ("ec2_instance", "admin"),
+    ("iam_role", "assume"),
+];
+
 #[tokio::test]
 async fn every_type_and_level_is_applied_then_revoked() {
     let f = Fixture::new().await;
-    let cases = [
-        ("s3_bucket", "read"),
-        ("s3_bucket", "write"),
-        ("s3_bucket", "admin"),
-        ("ec2_instance", "connect"),
-        ("ec2_instance", "operate"),
-        ("ec2_instance", "admin"),
-        ("iam_role", "assume"),
-    ];
     let mut ids = Vec::new();
-    for (resource_type, level) in cases {
+    for (resource_type, level) in GENERATED_POLICY_CASES {
         let grant = f.grant(f.body(resource_type, level, "alice", 3600).await).await;
         assert_eq!(grant["status"], "active", "{resource_type} {level}: {grant}");
         let policy = &grant["policy"];
@@ -509,16 +511,11 @@ async fn deleting_an_integration_revokes_its_grants_first() {
     assert!(f.account.jit_policies().await.is_empty());
 }
 
-const ROLE_CASES: [(&str, &str); 8] = [
-    ("s3_bucket", "read"),
-    ("s3_bucket", "write"),
-    ("s3_bucket", "admin"),
-    ("ec2_instance", "connect"),
-    ("ec2_instance", "operate"),
-    ("ec2_instance", "admin"),
-    ("iam_role", "assume"),
-    ("iam_policy", "attach"),
-];
+/// What a role can be granted: every generated-policy level, and an IAM policy (not a group).
+const ROLE_CASES: [(&str, &str); 8] = {
+    let [a, b, c, d, e, f, g] = GENERATED_POLICY_CASES;
+    [a, b, c, d, e, f, g, ("iam_policy", "attach")]
+};
 
 #[tokio::test]
 async fn every_type_and_level_is_granted_to_a_role_and_revoked() {
