@@ -1,8 +1,10 @@
 //! The one shared state of the service: every handler and worker holds an `AppState`.
 
 use std::ops::Deref;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use tokio::sync::{broadcast, Notify, Semaphore};
@@ -64,11 +66,21 @@ impl AppState {
 pub struct Wakeups {
     pub syncs: Notify,
     pub grants: Notify,
+    /// When the grant claim loop looks for due work by itself next (Unix
+    /// milliseconds): a grant due earlier must wake it, a grant due later need not.
+    pub grants_idle_until: AtomicI64,
 }
 
 impl Wakeups {
     pub fn wake_all(&self) {
         self.syncs.notify_one();
         self.grants.notify_one();
+    }
+
+    /// Wakes the grant claim loop unless it looks for due work by `due` anyway.
+    pub fn grant_due(&self, due: DateTime<Utc>) {
+        if due.timestamp_millis() < self.grants_idle_until.load(Ordering::SeqCst) {
+            self.grants.notify_one();
+        }
     }
 }

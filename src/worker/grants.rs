@@ -8,10 +8,11 @@
 //! ends with one statement: the transition, its events and the notification
 //! together.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Transaction};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
@@ -65,11 +66,16 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
                 }
             }
             Ok(_) => {
+                // Published before the due time is read: a grant committed after
+                // that read sees this deadline and wakes the loop if due sooner.
+                let idle_until = &state.wake.grants_idle_until;
+                idle_until.store((Utc::now() + POLL).timestamp_millis(), Ordering::SeqCst);
                 // Integrations being deleted go once their last grant is revoked.
                 if let Err(e) = storage::grants::finish_integration_deletions(&state.worker_db).await {
                     tracing::warn!(error = %e, "cannot finish integration deletions");
                 }
                 let due_in = storage::grants::next_due_in(&state.worker_db).await.ok().flatten().unwrap_or(POLL);
+                idle_until.fetch_min((Utc::now() + due_in).timestamp_millis(), Ordering::SeqCst);
                 idle(&shutdown, &state.wake.grants, due_in.min(POLL)).await;
             }
             Err(e) => {
@@ -107,19 +113,30 @@ async fn work_on(state: AppState, grant: GrantRow, permit: OwnedSemaphorePermit)
             }
         }
     };
-    match with_lease(lease, process(&state, grant), extend).await {
-        None => tracing::warn!(grant_id = %id, "grant lease lost; another replica took it over"),
+    let next_due = match with_lease(lease, process(&state, grant), extend).await {
+        Some(Ok(next_due)) => next_due,
+        None => {
+            tracing::warn!(grant_id = %id, "grant lease lost; another replica took it over");
+            None
+        }
         // The lease runs out and the grant is retried; nothing is lost.
-        Some(Err(e)) => tracing::warn!(grant_id = %id, error = %e, "database error while working on a grant"),
-        Some(Ok(())) => {}
-    }
+        Some(Err(e)) => {
+            tracing::warn!(grant_id = %id, error = %e, "database error while working on a grant");
+            Some(Utc::now() + lease)
+        }
+    };
+    let every_slot_was_taken = state.grant_slots.available_permits() == 0;
     drop(permit);
-    // A slot is free, and the grant may have a new due time (its expiry).
-    state.wake.grants.notify_one();
+    // The claim loop must look again when it waits for a free slot, or sleeps past the grant's next due time.
+    if every_slot_was_taken {
+        state.wake.grants.notify_one();
+    } else if let Some(due) = next_due {
+        state.wake.grant_due(due);
+    }
 }
 
-/// Works on one grant until it needs nothing more now.
-async fn process(state: &AppState, mut grant: GrantRow) -> Result<(), sqlx::Error> {
+/// Works on one grant until it needs nothing more now; returns when it is due next.
+async fn process(state: &AppState, mut grant: GrantRow) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     let owner = state.instance_id.as_str();
     loop {
         let now = Utc::now();
@@ -136,7 +153,8 @@ async fn process(state: &AppState, mut grant: GrantRow) -> Result<(), sqlx::Erro
             GrantStatus::Active if grant.expires_at <= now => revoke(state, &grant).await?,
             GrantStatus::Revoking => revoke(state, &grant).await?,
             GrantStatus::Active | GrantStatus::Revoked | GrantStatus::Failed => {
-                return storage::grants::release(&state.worker_db, grant.grant_id, owner).await;
+                storage::grants::release(&state.worker_db, grant.grant_id, owner).await?;
+                return Ok(grant.next_run_at);
             }
         };
         let _ = state.grant_updates.send(GrantUpdate { id: grant.grant_id, grant: next.clone().map(Arc::new) });
@@ -146,14 +164,14 @@ async fn process(state: &AppState, mut grant: GrantRow) -> Result<(), sqlx::Erro
             // Changed under us (revoked or extended through the API): look again.
             None => match storage::grants::get(&state.worker_db, grant.grant_id).await? {
                 Some(row) => row,
-                None => return Ok(()),
+                None => return Ok(None),
             },
         };
         (grant.integration_revision, grant.integration_status) = integration;
         let ours = grant.lease_owner.as_deref() == Some(owner);
         let due = grant.next_run_at.is_some_and(|at| at <= Utc::now()) || grant.status() == GrantStatus::Active;
         if !ours || !due {
-            return Ok(());
+            return Ok(grant.next_run_at);
         }
     }
 }
