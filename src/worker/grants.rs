@@ -91,7 +91,15 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
 /// A free slot of this process's worker, taken before a grant is stored: the
 /// grant is then stored already leased to this process and worked on at once
 /// ([`start`]), saving a claim (a commit) and a wake-up on the way to active.
+///
+/// Only while more than half the slots are free: a flood of submissions must
+/// not take the slots that due revocations need. Past that, submissions queue
+/// with the rest and are claimed in order of their due time.
 pub fn reserve_slot(state: &AppState) -> Option<OwnedSemaphorePermit> {
+    let concurrency = state.config.worker.worker_concurrency as usize;
+    if state.grant_slots.available_permits() <= concurrency / 2 {
+        return None;
+    }
     state.grant_slots.clone().try_acquire_owned().ok()
 }
 
