@@ -11,6 +11,8 @@ use std::time::Duration;
 use clap::{ArgAction, Args, ValueEnum};
 use sha2::{Digest, Sha256};
 
+use crate::domain::caller::Role;
+
 /// Where the database is.
 #[derive(Clone, Args)]
 pub struct DatabaseConfig {
@@ -51,7 +53,8 @@ pub struct ServeConfig {
     #[arg(long, env = "JIT_IAM_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Named API tokens, `name:token` separated by commas. Callers send
+    /// Named API tokens, `name:token[:role]` separated by commas, role `admin`
+    /// (the default), `portal` or `auditor`. Callers send
     /// `Authorization: Bearer <token>`; the name appears in logs and audit events.
     #[arg(long, env = "JIT_IAM_API_TOKENS", hide_env_values = true, value_parser = ApiTokens::from_str)]
     pub api_tokens: Option<ApiTokens>,
@@ -67,6 +70,11 @@ pub struct ServeConfig {
     /// Longest time one HTTP request may take.
     #[arg(long, env = "JIT_IAM_REQUEST_TIMEOUT", default_value = "40s", value_parser = parse_duration)]
     pub request_timeout: Duration,
+
+    /// How long an idle keep-alive connection is kept: longer than the idle
+    /// timeout of the load balancer or client pool in front (AWS ALB: 60 s).
+    #[arg(long, env = "JIT_IAM_HTTP_IDLE_TIMEOUT", default_value = "75s", value_parser = parse_duration)]
+    pub http_idle_timeout: Duration,
 
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "JIT_IAM_MAX_BODY_BYTES", default_value_t = 64 * 1024,
@@ -211,6 +219,9 @@ impl ServeConfig {
         if self.request_timeout < Duration::from_secs(1) {
             return Err("JIT_IAM_REQUEST_TIMEOUT must be at least 1s".into());
         }
+        if self.http_idle_timeout < Duration::from_secs(1) {
+            return Err("JIT_IAM_HTTP_IDLE_TIMEOUT must be at least 1s".into());
+        }
         Ok(())
     }
 }
@@ -224,10 +235,13 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
     humantime::parse_duration(value).map_err(|e| format!("`{value}` is not a duration ({e})"))
 }
 
-/// One configured caller: a name for logs and audit, and the SHA-256 of its token.
+/// One configured caller: a name for logs and audit, its role, and the SHA-256 of its token.
 #[derive(Clone)]
 pub struct ApiToken {
     pub name: String,
+    pub role: Role,
+    /// False when the entry named no role and `admin` was assumed (logged at start).
+    pub role_given: bool,
     pub sha256: [u8; 32],
 }
 
@@ -235,20 +249,31 @@ pub struct ApiToken {
 pub struct ApiTokens(pub Vec<ApiToken>);
 
 impl fmt::Debug for ApiTokens {
-    // Names only: the tokens themselves are never printed.
+    // Names and roles only: the tokens themselves are never printed.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.0.iter().map(|t| &t.name)).finish()
+        f.debug_list().entries(self.0.iter().map(|t| format!("{}:{}", t.name, t.role.as_str()))).finish()
     }
 }
 
 impl FromStr for ApiTokens {
     type Err = String;
 
+    /// `name:token[:role]` entries separated by commas. A token may not hold
+    /// `:` (a typo in a role must fail, not silently become part of the token).
     fn from_str(value: &str) -> Result<Self, Self::Err> {
         let mut tokens: Vec<ApiToken> = Vec::new();
         for (index, entry) in value.split(',').map(str::trim).filter(|e| !e.is_empty()).enumerate() {
-            let (name, token) =
-                entry.split_once(':').ok_or_else(|| format!("entry {} is not `name:token`", index + 1))?;
+            let (name, rest) =
+                entry.split_once(':').ok_or_else(|| format!("entry {} is not `name:token[:role]`", index + 1))?;
+            let (token, role) = match rest.split_once(':') {
+                None => (rest, None),
+                Some((token, role)) => {
+                    let parsed = Role::parse(role).ok_or_else(|| {
+                        format!("entry {}: the role must be admin, portal or auditor (a token holds no `:`)", index + 1)
+                    })?;
+                    (token, Some(parsed))
+                }
+            };
             let valid_name = !name.is_empty()
                 && name.len() <= 64
                 && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
@@ -268,7 +293,12 @@ impl FromStr for ApiTokens {
             if tokens.iter().any(|t| t.sha256 == sha256) {
                 return Err(format!("token `{name}` is the same as another token"));
             }
-            tokens.push(ApiToken { name: name.to_string(), sha256 });
+            tokens.push(ApiToken {
+                name: name.to_string(),
+                role: role.unwrap_or(Role::Admin),
+                role_given: role.is_some(),
+                sha256,
+            });
         }
         if tokens.is_empty() {
             return Err("no token given".into());
@@ -300,5 +330,17 @@ mod tests {
         assert!("a:0123456789abcdef,a:0123456789abcdeg".parse::<ApiTokens>().is_err());
         assert!("a:0123456789abcdef,b:0123456789abcdef".parse::<ApiTokens>().is_err());
         assert!("bad name:0123456789abcdef".parse::<ApiTokens>().is_err());
+    }
+
+    #[test]
+    fn a_token_without_a_role_is_admin_and_a_bad_role_is_refused() {
+        let tokens: ApiTokens =
+            "root:0123456789abcdef,portal:1123456789abcdef:portal,audit:2123456789abcdef:auditor".parse().unwrap();
+        let roles: Vec<_> = tokens.0.iter().map(|t| (t.role, t.role_given)).collect();
+        assert_eq!(roles, [(Role::Admin, false), (Role::Portal, true), (Role::Auditor, true)]);
+        assert!(tokens.identify("1123456789abcdef").is_some_and(|c| c.role == Role::Portal));
+        assert!(tokens.identify("1123456789abcdef:portal").is_none());
+        assert!("portal:1123456789abcdef:admn".parse::<ApiTokens>().is_err());
+        assert!("portal:1123456789abcdef:".parse::<ApiTokens>().is_err());
     }
 }

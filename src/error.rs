@@ -22,6 +22,8 @@ pub enum ErrorCode {
     ValidationFailed,
     /// No bearer token, or one that is not configured.
     Unauthorized,
+    /// The token is valid but its role may not do this (the message names the role needed).
+    Forbidden,
     NotFound,
     MethodNotAllowed,
     /// Another integration has this name.
@@ -112,6 +114,10 @@ impl ApiError {
             ErrorCode::Unauthorized,
             "send a configured API token as `Authorization: Bearer <token>`",
         )
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
     }
 
     pub fn internal(error: impl std::fmt::Display) -> Self {

@@ -66,6 +66,9 @@ fn is_json(headers: &HeaderMap) -> bool {
 /// Syntax errors are 400 `malformed_json`; a well-formed body with a missing,
 /// unknown or mistyped field is 422 `validation_failed` naming the field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if let Some(field) = field_holding_nul(bytes) {
+        return Err(ApiError::validation(field, "text may not contain the NUL character (\\u0000)"));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -73,6 +76,37 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })?;
     deserializer.end().map_err(|e| json_error(".", e))?;
     Ok(value)
+}
+
+/// Postgres text cannot hold NUL: a string (or key) escaping one is refused
+/// before anything reads it, named like serde names fields (`a.b[0].c`).
+fn field_holding_nul(bytes: &[u8]) -> Option<String> {
+    // Cheap test first: the escape, not preceded by an escaped backslash.
+    let escaped_nul = bytes.windows(6).enumerate().any(|(i, w)| {
+        w.eq_ignore_ascii_case(b"\\u0000") && bytes[..i].iter().rev().take_while(|b| **b == b'\\').count() % 2 == 0
+    });
+    if !escaped_nul {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    nul_path(&value, String::new()).map(|path| if path.is_empty() { "body".to_string() } else { path })
+}
+
+fn nul_path(value: &serde_json::Value, path: String) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => text.contains('\0').then_some(path),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| nul_path(item, format!("{path}[{i}]"))),
+        Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+            let field = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+            if key.contains('\0') {
+                Some(field)
+            } else {
+                nul_path(item, field)
+            }
+        }),
+        _ => None,
+    }
 }
 
 fn json_error(path: &str, error: serde_json::Error) -> ApiError {
@@ -160,7 +194,13 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
-        Ok(QueryParams(form_urlencoded::parse(query.as_bytes()).into_owned().collect()))
+        let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+        // Postgres text cannot hold NUL.
+        if let Some((name, _)) = params.iter().find(|(name, value)| name.contains('\0') || value.contains('\0')) {
+            let message = format!("`{name}` may not contain the NUL character (%00)");
+            return Err(ApiError::invalid_parameter(name.clone(), message));
+        }
+        Ok(QueryParams(params))
     }
 }
 
@@ -243,5 +283,17 @@ mod tests {
         assert_eq!(error_of("").code, ErrorCode::MalformedJson);
         assert_eq!(error_of(r#"{"name": "x", "inner": {"count": 1}} trailing"#).code, ErrorCode::MalformedJson);
         assert_eq!(error_of("1").field.as_deref(), Some("body"));
+    }
+
+    #[test]
+    fn nul_characters_are_refused_naming_the_field() {
+        let e = error_of(r#"{"name": "a\u0000b", "inner": {"count": 1}}"#);
+        assert_eq!((e.status.as_u16(), e.field.as_deref()), (422, Some("name")));
+        let e = error_of(r#"{"name": "x", "inner": {"count": 1, "k\u0000": [1, "\u0000"]}}"#);
+        assert_eq!(e.field.as_deref(), Some("inner.k\0"));
+        assert_eq!(field_holding_nul(br#"{"a": [1, {"b": "\u0000"}]}"#).as_deref(), Some("a[1].b"));
+        // An escaped backslash followed by "u0000" is text, not NUL.
+        assert_eq!(field_holding_nul(br#"{"a": "\\u0000"}"#), None);
+        assert_eq!(field_holding_nul(br#""\u0000""#).as_deref(), Some("body"));
     }
 }

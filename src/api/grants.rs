@@ -14,11 +14,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::auth::Caller;
 use super::extract::{ApiPath, QueryParams, ValidJson};
 use super::pagination::{page, PageParams, PageRequest};
 use crate::app::{AppState, GrantUpdate};
 use crate::domain::arn::is_account_id;
+use crate::domain::caller::Caller;
 use crate::domain::grant::{Grant, GrantEvent, GrantStatus, Grantee, Principal, PrincipalType, RevokeReason};
 use crate::domain::integration::{Integration, IntegrationStatus};
 use crate::domain::policy::{GeneratedPolicy, PolicyDocument};
@@ -560,7 +560,9 @@ pub async fn extend_grant(
         return Err(not_extendable());
     }
     let new_expiry = match (input.duration_seconds, input.expires_at) {
-        (Some(seconds), None) if seconds > 0 => current.expires_at + chrono::Duration::seconds(seconds),
+        (Some(seconds), None) if seconds > 0 => chrono::Duration::try_seconds(seconds)
+            .and_then(|extension| current.expires_at.checked_add_signed(extension))
+            .ok_or_else(|| ApiError::validation("duration_seconds", "the extension is too long"))?,
         (Some(_), None) => return Err(ApiError::validation("duration_seconds", "the extension must be positive")),
         (None, Some(at)) if at > current.expires_at => at,
         (None, Some(_)) => {

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -15,6 +15,7 @@ use super::pagination::{page, PageParams, PageRequest};
 use crate::app::AppState;
 use crate::aws::check::{check_access, AccessCheck};
 use crate::aws::permissions::{setup_documents, SetupDocuments};
+use crate::domain::caller::Caller;
 use crate::domain::integration::{
     generate_external_id, validate_name, validate_options, validate_root_account, Connection, Integration,
     IntegrationOptions, IntegrationStatus, RootAccount,
@@ -168,12 +169,14 @@ fn name_conflict(error: sqlx::Error, name: &str) -> ApiError {
 )]
 pub async fn list_integrations(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     mut params: QueryParams,
 ) -> ApiResult<Json<IntegrationPage>> {
     let page = PageRequest::from_query(&mut params)?;
     params.finish()?;
     let rows = storage::integrations::list(&state.db, page.after_id()?, page.fetch_limit()).await?;
     let (items, next_cursor) = page.finish(rows, |i| i.id);
+    let items = items.into_iter().map(|i| shown_to(&caller, i)).collect();
     Ok(Json(IntegrationPage { items, next_cursor }))
 }
 
@@ -187,9 +190,19 @@ pub async fn list_integrations(
 )]
 pub async fn get_integration(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<Integration>> {
-    Ok(Json(find(&state, id).await?))
+    Ok(Json(shown_to(&caller, find(&state, id).await?)))
+}
+
+/// External ids are for admins only (they guard the access role's trust policy).
+fn shown_to(caller: &Caller, integration: Integration) -> Integration {
+    if caller.sees_secrets() {
+        integration
+    } else {
+        integration.without_secrets()
+    }
 }
 
 pub async fn find(state: &AppState, id: Uuid) -> ApiResult<Integration> {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use axum::http::{header, HeaderName, Request, StatusCode};
+use axum::http::{header, HeaderName, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{middleware, Router};
@@ -79,7 +79,7 @@ fn documented_routes() -> (Router<AppState>, Router<AppState>, OpenApiDoc) {
 }
 
 /// What every `/v1` operation has in common, written once instead of on each
-/// route: the bearer token, and error answers of the one `ErrorBody` shape
+/// route: the bearer token, the roles allowed to call it, and error answers of the one `ErrorBody` shape
 /// (a route's own description of its 4XX or 5XX takes precedence).
 fn document_v1_defaults(doc: &mut OpenApiDoc) {
     let error = |description: &str| {
@@ -91,7 +91,14 @@ fn document_v1_defaults(doc: &mut OpenApiDoc) {
             continue;
         }
         let operations = [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete];
-        for operation in operations.into_iter().flatten() {
+        let methods = [Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE];
+        for (method, operation) in methods.iter().zip(operations) {
+            let Some(operation) = operation else { continue };
+            let roles = format!("Roles: {}.", auth::describe_roles(auth::allowed_roles(method, path)));
+            operation.description = Some(match operation.description.take() {
+                Some(description) => format!("{description}\n\n{roles}"),
+                None => roles,
+            });
             operation.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
             let responses = &mut operation.responses.responses;
             responses

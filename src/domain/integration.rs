@@ -40,8 +40,10 @@ pub struct RootAccount {
     pub account_id: String,
     #[schema(example = "arn:aws:iam::123456789012:role/jit-iam-access")]
     pub access_role_arn: String,
-    /// Required by the role's trust policy (`sts:ExternalId`).
-    #[schema(example = "4c9f0d6b2a7e41e3b8d5c0a9f6e2d1b7")]
+    /// Required by the role's trust policy (`sts:ExternalId`). A secret: only
+    /// answers to `admin` tokens carry it.
+    #[schema(example = "4c9f0d6b2a7e41e3b8d5c0a9f6e2d1b7", required = false)]
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub external_id: String,
     /// Region of the STS endpoint jit-iam uses for this integration.
     #[schema(example = "us-east-1")]
@@ -86,6 +88,12 @@ pub struct Integration {
 }
 
 impl Integration {
+    /// The integration as shown to a caller who may not see connection secrets.
+    pub fn without_secrets(mut self) -> Self {
+        self.root_account.external_id.clear();
+        self
+    }
+
     pub fn root_role_arn(&self) -> RoleArn {
         RoleArn::parse(&self.root_account.access_role_arn).expect("access_role_arn was validated before it was stored")
     }

@@ -11,4 +11,5 @@ mod integrations;
 mod inventory;
 mod least_privilege;
 mod openapi;
+mod roles;
 mod startup;

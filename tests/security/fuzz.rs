@@ -162,3 +162,110 @@ async fn fuzzing_from_the_openapi_document_finds_no_server_error_nor_undocumente
     let operations = &report["operations"];
     assert_eq!(operations["tested"], operations["total"], "{operations}");
 }
+
+/// Every leaf of `value` with its path as the API names fields (`a.b[0].c`).
+fn leaves(value: &Value, path: String, out: &mut Vec<String>) {
+    match value {
+        Value::Object(fields) => {
+            for (key, item) in fields {
+                leaves(item, if path.is_empty() { key.clone() } else { format!("{path}.{key}") }, out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                leaves(item, format!("{path}[{i}]"), out);
+            }
+        }
+        _ => out.push(path),
+    }
+}
+
+/// `value` with the leaf at `path` replaced.
+fn replaced(value: &Value, path: &str, with: Value) -> Value {
+    let pointer = format!("/{}", path.replace('.', "/").replace('[', "/").replace(']', ""));
+    let mut value = value.clone();
+    *value.pointer_mut(&pointer).unwrap() = with;
+    value
+}
+
+/// Values Postgres or chrono cannot hold (NUL in text, numbers past any
+/// duration), put in every field of valid bodies and in every query
+/// parameter: each is refused with a 4xx naming the field, never a 5xx.
+#[tokio::test]
+async fn nul_characters_and_huge_numbers_are_refused_naming_the_field() {
+    let moto = Moto::shared();
+    let account = moto.account(&random_account_id()).await;
+    account.create_user("alice", &[]).await;
+    account.create_role("deployer", &[]).await;
+    let server = TestServer::start().await;
+    let integration = server.connect(&account, &unique("hostile")).await;
+    let role = server.browse_all(&format!("integration_id={integration}&type=iam_role")).await.remove(0);
+    let grant_body = json!({
+        "integration_id": integration, "resource_id": role["id"], "access_level": "assume",
+        "principal": {"type": "iam_user", "name": "alice"}, "duration_seconds": 3600,
+        "request_id": unique("req"), "approved_by": "approver@example.com", "reason": "incident 42"
+    });
+    let (status, grant) = server.post("/v1/grants?wait=20", grant_body.clone()).await;
+    assert_eq!(status, 202, "{grant}");
+    let grant = grant["id"].as_str().unwrap();
+
+    let bodies = [
+        ("/v1/integrations".to_string(), reqwest::Method::POST, json!({
+            "name": unique("hostile"), "connection": "single_account",
+            "root_account": {
+                "account_id": random_account_id(), "access_role_arn": "arn:aws:iam::123456789012:role/r",
+                "external_id": "external-id-123", "region": "us-east-1"
+            },
+            "options": {"tags": [{"key": "env", "value": "prod"}], "regions": ["us-east-1"], "member_role_name": "m"}
+        })),
+        (format!("/v1/integrations/{integration}"), reqwest::Method::PATCH, json!({
+            "name": "renamed", "options": {"tags": [{"key": "env", "value": "prod"}]}
+        })),
+        ("/v1/grants/preview".to_string(), reqwest::Method::POST, grant_body.clone()),
+        ("/v1/grants".to_string(), reqwest::Method::POST, replaced(&grant_body, "request_id", json!(unique("req")))),
+        (format!("/v1/grants/{grant}/extend"), reqwest::Method::POST, json!({"duration_seconds": 60})),
+    ];
+    let hostile = [json!("a\u{0}b"), json!(i64::MAX), json!(u64::MAX), json!(-i64::MAX), json!(1e300)];
+    let mut wrong = Vec::new();
+    let mut tried = 0;
+    for (path, method, body) in &bodies {
+        let mut fields = Vec::new();
+        leaves(body, String::new(), &mut fields);
+        for field in &fields {
+            for value in &hostile {
+                tried += 1;
+                let sent = replaced(body, field, value.clone());
+                let (status, answer) = server.call(method.clone(), path, Some(sent)).await;
+                let named = answer["error"]["field"].as_str() == Some(field.as_str());
+                if !status.is_client_error() || !named {
+                    wrong.push(format!("{method} {path} with {field} = {value}: {status} {answer}"));
+                }
+            }
+        }
+    }
+    // Query parameters of every documented operation, and a path id.
+    let spec = crate::committed_spec();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        let concrete = path.replace("{id}", grant).replace("{sync_id}", grant);
+        for (method, operation) in item.as_object().unwrap() {
+            let method: reqwest::Method = method.to_uppercase().parse().unwrap();
+            let params = operation["parameters"].as_array().cloned().unwrap_or_default();
+            for name in params.iter().filter(|p| p["in"] == "query").filter_map(|p| p["name"].as_str()) {
+                for (value, must_refuse) in [("a%00b", true), ("99999999999999999999", false)] {
+                    tried += 1;
+                    let url = format!("{concrete}?{name}={value}");
+                    let body = (method == reqwest::Method::POST).then(|| grant_body.clone());
+                    let (status, answer) = server.call(method.clone(), &url, body).await;
+                    let refused = status == 400 && answer["error"]["field"] == name;
+                    if status.is_server_error() || (must_refuse && !refused) {
+                        wrong.push(format!("{method} {url}: {status} {answer}"));
+                    }
+                }
+            }
+        }
+    }
+    let (status, answer) = server.get("/v1/grants/%00").await;
+    assert_eq!((status.as_u16(), answer["error"]["field"].as_str()), (400, Some("id")), "{answer}");
+    println!("{tried} hostile values sent, {} answered wrongly", wrong.len());
+    assert!(wrong.is_empty(), "hostile values not refused naming their field:\n{}", wrong.join("\n"));
+}

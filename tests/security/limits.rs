@@ -15,7 +15,7 @@ use crate::support::{Moto, TestServer};
 const BODY_LIMIT: usize = 64 * 1024;
 /// tower-http's RequestBodyTimeoutLayer in src/api/mod.rs: longest pause between two body frames.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
-/// hyper's header read timeout in src/app.rs: the whole request head must arrive within it.
+/// The header read timeout in src/server/mod.rs: a request head must arrive within it.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 async fn connect(server: &TestServer) -> TcpStream {
@@ -337,6 +337,54 @@ async fn idle_and_http2_connections_are_disconnected_after_the_header_timeout() 
         .map(|(what, _, after)| format!("{what}: still open after {after:?}"))
         .collect();
     assert!(open.is_empty(), "connections held open past the header read timeout:\n{}", open.join("\n"));
+}
+
+/// A kept-alive connection idle for longer than the header timeout is still
+/// served (a client or load balancer reusing it must not race the server
+/// closing it), and is closed after JIT_IAM_HTTP_IDLE_TIMEOUT; a head started
+/// on it must still arrive within the header timeout of its first byte.
+#[tokio::test]
+async fn a_kept_alive_connection_outlives_the_header_timeout_but_not_the_idle_timeout() {
+    const IDLE_TIMEOUT: Duration = Duration::from_secs(16);
+    let server = TestServer::builder(Moto::shared()).env("JIT_IAM_HTTP_IDLE_TIMEOUT", "16s").start().await;
+    let reused = async {
+        let mut stream = connect(&server).await;
+        served_on(&mut stream, &server).await;
+        tokio::time::sleep(HEADER_READ_TIMEOUT + Duration::from_secs(2)).await;
+        served_on(&mut stream, &server).await;
+        let started = Instant::now();
+        let (_, closed) = read_until_closed_ignoring_data(&mut stream, IDLE_TIMEOUT + Duration::from_secs(5)).await;
+        (closed, started.elapsed())
+    };
+    let slow_second_head = async {
+        let mut stream = connect(&server).await;
+        served_on(&mut stream, &server).await;
+        stream.write_all(b"GET /v1/integrations HTTP/1.1\r\nHost: jit").await.unwrap();
+        let started = Instant::now();
+        let (_, closed) = read_until_closed_ignoring_data(&mut stream, IDLE_TIMEOUT + Duration::from_secs(5)).await;
+        (closed, started.elapsed())
+    };
+    let ((idle_closed, idle_after), (head_closed, head_after)) = tokio::join!(reused, slow_second_head);
+    println!(
+        "idle: closed={idle_closed} after {idle_after:?}; slow second head: closed={head_closed} after {head_after:?}"
+    );
+    let idle_window = IDLE_TIMEOUT - Duration::from_secs(1)..IDLE_TIMEOUT + Duration::from_secs(3);
+    assert!(
+        idle_closed && idle_window.contains(&idle_after),
+        "idle connection closed={idle_closed} after {idle_after:?}"
+    );
+    let head_window = HEADER_READ_TIMEOUT - Duration::from_secs(1)..HEADER_READ_TIMEOUT + Duration::from_secs(2);
+    assert!(head_closed && head_window.contains(&head_after), "slow head closed={head_closed} after {head_after:?}");
+}
+
+/// Sends a request on a kept-alive connection and checks it is answered 200.
+async fn served_on(stream: &mut TcpStream, server: &TestServer) {
+    let request =
+        format!("GET /v1/integrations HTTP/1.1\r\nHost: jit-iam\r\nAuthorization: Bearer {}\r\n\r\n", server.token);
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let (bytes, closed) = read_until_closed(stream, Duration::from_secs(5)).await;
+    assert!(!closed, "the kept-alive connection was closed: {}", String::from_utf8_lossy(&bytes));
+    assert_eq!(parse(&bytes).map(|r| r.status), Some(200), "{}", String::from_utf8_lossy(&bytes));
 }
 
 /// Reads whatever comes (HTTP/1 or HTTP/2 frames) until the server closes the connection or `limit` passes.

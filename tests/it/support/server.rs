@@ -121,9 +121,22 @@ impl TestServer {
         let _ = self.child.wait();
     }
 
-    /// Sends a request with the token; returns the status and the JSON body (Null when empty).
+    /// The token of `role` (admin, portal or auditor).
+    pub fn token_of(&self, role: &str) -> String {
+        match role {
+            "admin" => self.token.clone(),
+            role => format!("{}-{role}", self.token),
+        }
+    }
+
+    /// Sends a request with the admin token; returns the status and the JSON body (Null when empty).
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut request = self.client.request(method, format!("{}{path}", self.url)).bearer_auth(&self.token);
+        self.call_as("admin", method, path, body).await
+    }
+
+    /// Sends a request with the token of `role`.
+    pub async fn call_as(&self, role: &str, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, format!("{}{path}", self.url)).bearer_auth(self.token_of(role));
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -243,7 +256,11 @@ impl ServerBuilder {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("DATABASE_URL", &db.url)
-            .env("JIT_IAM_API_TOKENS", format!("tests:{token}"))
+            // The main token names no role (admin by default); one token per other role.
+            .env(
+                "JIT_IAM_API_TOKENS",
+                format!("tests:{token},portal:{token}-portal:portal,auditor:{token}-auditor:auditor"),
+            )
             .envs(self.env)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -277,7 +294,12 @@ impl ServerBuilder {
             url: format!("http://{address}"),
             token,
             db,
-            client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
+            // Idle connections are dropped well before the server's idle timeout (75 s), as the README asks of clients.
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .pool_idle_timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
             child,
             logs,
         }

@@ -1,5 +1,7 @@
 //! `serve`: start-up, the HTTP server, the workers, and shutdown.
 
+mod keep_alive;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -7,7 +9,7 @@ use anyhow::Context;
 use axum::body::Body;
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -22,6 +24,7 @@ use crate::aws::AwsPool;
 use crate::config::ServeConfig;
 use crate::storage::page_cache::PageCache;
 use crate::{api, storage, telemetry, worker};
+use keep_alive::HttpTimeouts;
 
 /// Prepares the database, then serves the API and runs the workers until SIGINT or SIGTERM.
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
@@ -35,6 +38,9 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let worker_db = storage::connect_pool(&config.database, worker_pool_size(&config), WORKER_ACQUIRE_TIMEOUT).await?;
     let aws = AwsPool::load(config.aws.clone()).await;
     let tokens = config.api_tokens.clone().context("JIT_IAM_API_TOKENS is required")?;
+    for token in tokens.0.iter().filter(|t| !t.role_given) {
+        tracing::warn!(token = %token.name, "API token without a role: it is an admin (give `name:token:role`)");
+    }
     let listener =
         TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
     let metrics = telemetry::install_metrics()?;
@@ -60,7 +66,8 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     let mut workers = worker::spawn(state.clone(), shutdown.clone());
     tracing::info!(address = %listener.local_addr()?, instance = %state.instance_id, "listening");
-    let served = serve_http(listener, api::router(state.clone()), shutdown.clone()).await;
+    let timeouts = HttpTimeouts { header: HEADER_READ_TIMEOUT, idle: state.config.http_idle_timeout };
+    let served = serve_http(listener, api::router(state.clone()), timeouts, shutdown.clone()).await;
     shutdown.cancel();
     while workers.join_next().await.is_some() {}
     served.context("the HTTP server failed")?;
@@ -76,9 +83,14 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Serves HTTP/1.1 until `shutdown`, then lets requests in flight finish.
 /// (axum::serve has no header read timeout; hyper's needs a timer. HTTP/2 is
 /// left to the load balancer in front: it has no header timeout of its own.)
-async fn serve_http(listener: TcpListener, router: Router, shutdown: CancellationToken) -> anyhow::Result<()> {
+async fn serve_http(
+    listener: TcpListener,
+    router: Router,
+    timeouts: HttpTimeouts,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+    builder.http1().header_read_timeout(timeouts.header);
     let graceful = GracefulShutdown::new();
     loop {
         let stream = tokio::select! {
@@ -95,6 +107,9 @@ async fn serve_http(listener: TcpListener, router: Router, shutdown: Cancellatio
         };
         let service =
             TowerToHyperService::new(router.clone().map_request(|r: hyper::Request<Incoming>| r.map(Body::new)));
+        let (stream, timer) = keep_alive::watch(stream, timeouts);
+        let mut builder = builder.clone();
+        builder.http1().timer(timer);
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
         tokio::spawn(async move {
             if let Err(e) = connection.await {
