@@ -46,6 +46,7 @@ pub fn allowed_roles(method: &Method, path: &str) -> &'static [Role] {
         // The setup documents carry the external id.
         ("GET", "/v1/integrations/{id}/setup") => ADMIN,
         ("GET", "/v1/grants" | "/v1/grants/{id}" | "/v1/grants/{id}/events") => ANY_ROLE,
+        ("GET", "/v1/audit-events") => ADMIN_OR_AUDITOR,
         ("POST", "/v1/grants" | "/v1/grants/preview" | "/v1/grants/{id}/revoke" | "/v1/grants/{id}/extend") => {
             ADMIN_OR_PORTAL
         }

@@ -26,17 +26,41 @@ where
         if !is_json(req.headers()) {
             return Err(ApiError::from_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE)
-            } else if timed_out(&rejection) {
-                ApiError::from_status(StatusCode::REQUEST_TIMEOUT)
-            } else {
-                ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::MalformedJson, "the body could not be read")
-            }
-        })?;
-        parse_json(&bytes).map(ValidJson)
+        parse_json(&read_body(req, state).await?).map(ValidJson)
     }
+}
+
+/// A JSON body that may be left out: no body at all, or `null`, reads as `T::default()`.
+pub struct OptionalJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for OptionalJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Default,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json = is_json(req.headers());
+        let bytes = read_body(req, state).await?;
+        match (bytes.is_empty(), json) {
+            (true, _) => Ok(OptionalJson(T::default())),
+            (false, true) => parse_json::<Option<T>>(&bytes).map(|body| OptionalJson(body.unwrap_or_default())),
+            (false, false) => Err(ApiError::from_status(StatusCode::UNSUPPORTED_MEDIA_TYPE)),
+        }
+    }
+}
+
+async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE)
+        } else if timed_out(&rejection) {
+            ApiError::from_status(StatusCode::REQUEST_TIMEOUT)
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::MalformedJson, "the body could not be read")
+        }
+    })
 }
 
 /// The body stalled past the body timeout (RequestBodyTimeoutLayer), somewhere in the error's chain.

@@ -4,9 +4,10 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::{Extension, Json};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
 use utoipa::ToSchema;
@@ -14,11 +15,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::extract::{ApiPath, QueryParams, ValidJson};
+use super::audit::Actor;
+use super::extract::{ApiPath, OptionalJson, QueryParams, ValidJson};
 use super::pagination::{page, PageParams, PageRequest};
 use crate::app::{AppState, GrantUpdate};
 use crate::domain::arn::is_account_id;
-use crate::domain::caller::Caller;
+use crate::domain::audit::AuditAction;
 use crate::domain::grant::{Grant, GrantEvent, GrantStatus, Grantee, Principal, PrincipalType, RevokeReason};
 use crate::domain::integration::{Integration, IntegrationStatus};
 use crate::domain::policy::{GeneratedPolicy, PolicyDocument};
@@ -92,6 +94,19 @@ pub struct ExtendGrant {
     #[schema(example = 1800)]
     pub duration_seconds: Option<i64>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// Who approved the extension (recorded on the grant's events and in the audit trail).
+    #[schema(example = "carol@example.com")]
+    pub approved_by: Option<String>,
+    #[schema(example = "the incident is still open")]
+    pub reason: Option<String>,
+}
+
+/// Why the grant is revoked early (optional; the body may be left out).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeGrant {
+    #[schema(example = "the deploy finished")]
+    pub reason: Option<String>,
 }
 
 /// Everything checked before a grant is accepted.
@@ -123,14 +138,19 @@ fn check_text(value: &str, field: &str, max: usize) -> ApiResult<()> {
     Ok(())
 }
 
+fn check_reason(reason: Option<&str>) -> ApiResult<()> {
+    match reason {
+        Some(reason) if reason.chars().count() > 2000 => {
+            Err(ApiError::validation("reason", "`reason` may be at most 2000 characters"))
+        }
+        _ => Ok(()),
+    }
+}
+
 async fn check(state: &AppState, input: &SubmitGrant) -> ApiResult<Checked> {
     check_text(&input.request_id, "request_id", 256)?;
     check_text(&input.approved_by, "approved_by", 256)?;
-    if let Some(reason) = &input.reason {
-        if reason.chars().count() > 2000 {
-            return Err(ApiError::validation("reason", "`reason` may be at most 2000 characters"));
-        }
-    }
+    check_reason(input.reason.as_deref())?;
     // Every lookup in one round, side by side: a grant's latency is mostly round trips.
     let (integration, resource, grantee_found) = tokio::try_join!(
         storage::integrations::get(&state.db, input.integration_id),
@@ -303,7 +323,7 @@ async fn wait_until_settled(
 )]
 pub async fn submit_grant(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    actor: Actor,
     mut params: QueryParams,
     ValidJson(input): ValidJson<SubmitGrant>,
 ) -> ApiResult<(StatusCode, Json<Grant>)> {
@@ -335,7 +355,7 @@ pub async fn submit_grant(
         request_fingerprint: &fingerprint,
         approved_by: &input.approved_by,
         reason: input.reason.as_deref(),
-        requested_by: &caller.name,
+        requested_by: &actor.caller.name,
         expires_at: checked.expires_at,
         policy_name: policy.as_ref().map(|(policy, _)| policy.name.as_str()),
         policy_arn: policy.as_ref().map(|(policy, _)| policy.arn.as_str()),
@@ -345,7 +365,19 @@ pub async fn submit_grant(
     // already leased to it, the grant needs no claim before it is applied.
     let slot = worker::grants::reserve_slot(&state);
     let lease = slot.as_ref().map(|_| (state.instance_id.as_str(), state.config.worker.worker_lease));
-    let Some(mut inserted) = storage::grants::insert(&state.db, &new, lease).await? else {
+    let submitted = json!({
+        "integration_id": new.integration_id,
+        "resource": {"id": new.resource_id, "type": new.resource_type, "arn": new.resource_arn},
+        "access_level": new.access_level,
+        "principal": {"type": new.principal_type, "name": new.principal_name, "arn": new.principal_arn},
+        "expires_at": new.expires_at,
+        "request_id": new.request_id,
+        "approved_by": new.approved_by,
+        "reason": new.reason,
+        "policy_arn": new.policy_arn,
+    });
+    let audit = actor.record(AuditAction::GrantSubmitted, grant_id).changes(&Value::Null, &submitted, &[]);
+    let Some(mut inserted) = storage::grants::insert(&state.db, &new, lease, &audit).await? else {
         // The same request_id arrived at the same moment.
         let existing = storage::grants::get_by_request_id(&state.db, &input.request_id)
             .await?
@@ -508,15 +540,18 @@ pub async fn list_events(
 #[utoipa::path(
     post, path = "/v1/grants/{id}/revoke", tag = "grants",
     params(("id" = Uuid, Path, description = "Grant id")),
+    request_body = Option<RevokeGrant>,
     responses(
         (status = 202, body = Grant),
     ),
 )]
 pub async fn revoke_grant(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    actor: Actor,
     ApiPath(id): ApiPath<Uuid>,
+    OptionalJson(input): OptionalJson<RevokeGrant>,
 ) -> ApiResult<(StatusCode, Json<Grant>)> {
+    check_reason(input.reason.as_deref())?;
     let current = find(&state, id).await?;
     if current.status() == GrantStatus::Failed {
         return Err(ApiError::conflict(ErrorCode::InvalidState, "the grant failed; there is nothing to revoke"));
@@ -526,11 +561,20 @@ pub async fn revoke_grant(
         // Revoking or revoked already.
         return Ok((StatusCode::ACCEPTED, Json(find(&state, id).await?.view())));
     };
-    let event = NewEvent::transition(Some(current.status()), GrantStatus::Revoking, "revocation requested");
-    storage::grants::insert_events(&mut *tx, id, &caller.name, &[event]).await?;
+    let message = match &input.reason {
+        Some(reason) => format!("revocation requested: {reason}"),
+        None => "revocation requested".to_string(),
+    };
+    let event = NewEvent::transition(Some(current.status()), GrantStatus::Revoking, message);
+    storage::grants::insert_events(&mut *tx, id, &actor.caller.name, &[event]).await?;
+    let record = actor
+        .record(AuditAction::GrantRevoked, id)
+        .change("status", current.status(), GrantStatus::Revoking)
+        .change("reason", Value::Null, &input.reason);
+    storage::audit::record(&mut *tx, &record).await?;
     tx.commit().await?;
     state.wake.grants.notify_one();
-    tracing::info!(grant_id = %id, caller = %caller.name, "grant revocation requested");
+    tracing::info!(grant_id = %id, caller = %actor.caller.name, "grant revocation requested");
     Ok((StatusCode::ACCEPTED, Json(revoking.view())))
 }
 
@@ -545,10 +589,14 @@ pub async fn revoke_grant(
 )]
 pub async fn extend_grant(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    actor: Actor,
     ApiPath(id): ApiPath<Uuid>,
     ValidJson(input): ValidJson<ExtendGrant>,
 ) -> ApiResult<Json<Grant>> {
+    check_reason(input.reason.as_deref())?;
+    if let Some(approved_by) = &input.approved_by {
+        check_text(approved_by, "approved_by", 256)?;
+    }
     let current = find(&state, id).await?;
     let not_extendable = || {
         ApiError::conflict(
@@ -584,8 +632,15 @@ pub async fn extend_grant(
     }
     let mut tx = state.db.begin().await?;
     let extended = storage::grants::extend(&mut *tx, id, new_expiry).await?.ok_or_else(not_extendable)?;
-    let event = NewEvent::extended(current.expires_at, new_expiry);
-    storage::grants::insert_events(&mut *tx, id, &caller.name, &[event]).await?;
+    let event =
+        NewEvent::extended(current.expires_at, new_expiry, input.approved_by.as_deref(), input.reason.as_deref());
+    storage::grants::insert_events(&mut *tx, id, &actor.caller.name, &[event]).await?;
+    let record = actor
+        .record(AuditAction::GrantExtended, id)
+        .change("expires_at", current.expires_at, new_expiry)
+        .change("approved_by", Value::Null, &input.approved_by)
+        .change("reason", Value::Null, &input.reason);
+    storage::audit::record(&mut *tx, &record).await?;
     tx.commit().await?;
     state.wake.grants.notify_one();
     Ok(Json(extended.view()))

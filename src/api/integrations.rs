@@ -5,20 +5,23 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Deserializer};
+use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::audit::Actor;
 use super::extract::{ApiPath, QueryParams, ValidJson};
 use super::pagination::{page, PageParams, PageRequest};
 use crate::app::AppState;
 use crate::aws::check::{check_access, AccessCheck};
 use crate::aws::permissions::{setup_documents, SetupDocuments};
+use crate::domain::audit::AuditAction;
 use crate::domain::caller::Caller;
 use crate::domain::integration::{
     generate_external_id, validate_name, validate_options, validate_root_account, Connection, Integration,
-    IntegrationOptions, IntegrationStatus, RootAccount,
+    IntegrationOptions, IntegrationStatus, RootAccount, INTEGRATION_SECRETS,
 };
 use crate::domain::sync::{Account, SyncRun, SyncTrigger};
 use crate::domain::tags::{filter_document, TagPair};
@@ -119,6 +122,7 @@ page!(AccountPage of Account);
 )]
 pub async fn create_integration(
     State(state): State<AppState>,
+    actor: Actor,
     ValidJson(input): ValidJson<CreateIntegration>,
 ) -> ApiResult<(StatusCode, HeaderMap, Json<Integration>)> {
     let name = validate_name(&input.name)?;
@@ -137,6 +141,12 @@ pub async fn create_integration(
         .await
         .map_err(|e| name_conflict(e, &name))?;
     storage::syncs::enqueue(&mut tx, id, SyncTrigger::Created).await?;
+    let record = actor.record(AuditAction::IntegrationCreated, id).changes(
+        &Value::Null,
+        &integration.audit_view(),
+        INTEGRATION_SECRETS,
+    );
+    storage::audit::record(&mut *tx, &record).await?;
     tx.commit().await?;
     state.wake.syncs.notify_one();
     tracing::info!(integration_id = %id, name = %integration.name, "integration created");
@@ -223,6 +233,7 @@ pub async fn find(state: &AppState, id: Uuid) -> ApiResult<Integration> {
 )]
 pub async fn update_integration(
     State(state): State<AppState>,
+    actor: Actor,
     ApiPath(id): ApiPath<Uuid>,
     ValidJson(patch): ValidJson<UpdateIntegration>,
 ) -> ApiResult<Json<Integration>> {
@@ -246,6 +257,12 @@ pub async fn update_integration(
     if lists_differently {
         storage::syncs::enqueue(&mut tx, id, SyncTrigger::Updated).await?;
     }
+    let record = actor.record(AuditAction::IntegrationUpdated, id).changes(
+        &before.audit_view(),
+        &updated.audit_view(),
+        INTEGRATION_SECRETS,
+    );
+    storage::audit::record(&mut *tx, &record).await?;
     tx.commit().await?;
     state.aws.forget(id);
     state.wake.syncs.notify_one();
@@ -311,6 +328,7 @@ fn apply_patch(integration: &mut Integration, patch: UpdateIntegration) -> ApiRe
 )]
 pub async fn delete_integration(
     State(state): State<AppState>,
+    actor: Actor,
     ApiPath(id): ApiPath<Uuid>,
     mut params: QueryParams,
 ) -> ApiResult<Response> {
@@ -321,8 +339,11 @@ pub async fn delete_integration(
         .await?
         .ok_or_else(|| ApiError::not_found("integration", id))?;
     let live = storage::grants::count_live_of_integration(&mut *tx, id).await?;
+    let record = actor.record(AuditAction::IntegrationDeleted, id);
     if live == 0 {
         storage::integrations::delete(&mut *tx, id).await?;
+        let record = record.change("status", integration.status, "deleted");
+        storage::audit::record(&mut *tx, &record.change("name", &integration.name, Value::Null)).await?;
         tx.commit().await?;
         state.aws.forget(id);
         tracing::info!(integration_id = %id, "integration deleted");
@@ -335,7 +356,10 @@ pub async fn delete_integration(
         ));
     }
     let deleting = storage::integrations::set_status(&mut *tx, id, IntegrationStatus::Deleting).await?;
-    let revoked = storage::grants::revoke_all_of_integration(&mut *tx, id).await?;
+    let revoked = storage::grants::revoke_all_of_integration(&mut *tx, id, &actor.caller.name).await?;
+    let record =
+        record.change("status", integration.status, deleting.status).change("revoked_grants", 0, revoked.len());
+    storage::audit::record(&mut *tx, &record).await?;
     tx.commit().await?;
     state.wake.grants.notify_one();
     tracing::info!(integration_id = %id, grants = revoked.len(), "integration deletion started: revoking its grants");
@@ -385,10 +409,14 @@ pub async fn get_setup(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>
 )]
 pub async fn check_integration(
     State(state): State<AppState>,
+    actor: Actor,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<AccessCheck>> {
     let integration = find(&state, id).await?;
-    Ok(Json(check_access(&state.aws, &integration).await))
+    let report = check_access(&state.aws, &integration).await;
+    let record = actor.record(AuditAction::CheckRun, id).change("ok", Value::Null, report.ok);
+    storage::audit::record(&state.db, &record).await?;
+    Ok(Json(report))
 }
 
 /// Start a sync of the inventory now.
@@ -404,6 +432,7 @@ pub async fn check_integration(
 )]
 pub async fn start_sync(
     State(state): State<AppState>,
+    actor: Actor,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<(StatusCode, Json<SyncRun>)> {
     let mut tx = state.db.begin().await?;
@@ -411,6 +440,11 @@ pub async fn start_sync(
         storage::integrations::get(&mut *tx, id).await?.ok_or_else(|| ApiError::not_found("integration", id))?;
     ensure_active(&integration)?;
     let run = storage::syncs::enqueue(&mut tx, integration.id, SyncTrigger::Manual).await?;
+    storage::audit::record(
+        &mut *tx,
+        &actor.record(AuditAction::SyncRequested, id).change("sync_id", Value::Null, run.id),
+    )
+    .await?;
     tx.commit().await?;
     state.wake.syncs.notify_one();
     Ok((StatusCode::ACCEPTED, Json(run)))

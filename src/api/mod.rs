@@ -23,6 +23,7 @@ use utoipa_scalar::{Scalar, Servable};
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
 
+pub mod audit;
 pub mod auth;
 pub mod extract;
 pub mod grants;
@@ -45,6 +46,7 @@ pub mod resources;
         (name = "integrations", description = "AWS accounts jit-iam reaches through a role"),
         (name = "inventory", description = "What the accounts hold, synced from AWS and browsed from Postgres"),
         (name = "grants", description = "Approved, time-bound access: applied in IAM, revoked at expiry"),
+        (name = "audit", description = "Every change made through the API: who, when, what"),
         (name = "health", description = "Liveness, readiness and metrics (no token needed)"),
     )
 )]
@@ -67,6 +69,7 @@ fn documented_routes() -> (Router<AppState>, Router<AppState>, OpenApiDoc) {
         .merge(integrations::router())
         .merge(resources::router())
         .merge(grants::router())
+        .merge(audit::router())
         .split_for_parts();
     let (open, open_doc) = OpenApiRouter::new()
         .routes(routes!(health::healthz))
@@ -114,7 +117,7 @@ pub fn openapi() -> OpenApiDoc {
     documented_routes().2
 }
 
-static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn router(state: AppState) -> Router {
     let (v1, open, doc) = documented_routes();

@@ -87,7 +87,21 @@ pub struct Integration {
     pub revision: i64,
 }
 
+/// Fields of an integration the audit trail records as changed, never by value.
+pub const INTEGRATION_SECRETS: &[&str] = &["root_account.external_id"];
+
 impl Integration {
+    /// What the audit trail compares: the configuration, without ids and times.
+    pub fn audit_view(&self) -> serde_json::Value {
+        serde_json::json!({
+            "name": self.name,
+            "connection": self.connection,
+            "root_account": self.root_account,
+            "options": self.options,
+            "status": self.status,
+        })
+    }
+
     /// The integration as shown to a caller who may not see connection secrets.
     pub fn without_secrets(mut self) -> Self {
         self.root_account.external_id.clear();

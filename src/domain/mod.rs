@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod arn;
+pub mod audit;
 pub mod caller;
 pub mod grant;
 pub mod integration;

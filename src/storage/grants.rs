@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::resources::MARK_CHANGED;
 use super::syncs::interval;
+use crate::domain::audit::AuditRecord;
 use crate::domain::grant::{
     CallOutcome, EventKind, Grant, GrantError, GrantEvent, GrantPolicy, GrantPrincipal, GrantResource, GrantStatus,
     Grantee, PrincipalType, RevokeReason,
@@ -147,10 +148,12 @@ pub struct NewGrant<'a> {
 /// stored claimed by that worker (which works on it at once); without, the
 /// workers of every replica are woken to claim it. None when `request_id`
 /// exists already.
+/// Inserts a grant with its first event and its audit record, in one statement.
 pub async fn insert(
     db: impl PgExecutor<'_>,
     grant: &NewGrant<'_>,
     lease: Option<(&str, Duration)>,
+    audit: &AuditRecord,
 ) -> Result<Option<GrantRow>, sqlx::Error> {
     sqlx::query_as::<_, GrantRow>(
         "with inserted as (
@@ -164,7 +167,10 @@ pub async fn insert(
              returning *),
          event as (
              insert into grant_events (grant_id, kind, to_status, actor, message)
-             select grant_id, 'transition', 'pending', $15, 'submitted' from inserted)
+             select grant_id, 'transition', 'pending', $15, 'submitted' from inserted),
+         audit as (
+             insert into audit_events (event_id, actor, role, request_id, action, target_type, target_id, changes)
+             select $23, $15, $24, $25, $26, 'grant', grant_id, $27 from inserted)
          select inserted.*, (select pg_notify('jit_iam_work', 'grant') where $21::text is null) from inserted",
     )
     .bind(grant.grant_id)
@@ -189,6 +195,11 @@ pub async fn insert(
     .bind(grant.principal_type.as_str())
     .bind(lease.map(|(owner, _)| owner))
     .bind(interval(lease.map_or(Duration::ZERO, |(_, length)| length)))
+    .bind(Uuid::now_v7())
+    .bind(audit.role.as_str())
+    .bind(&audit.request_id)
+    .bind(audit.action.as_str())
+    .bind(Json(&audit.changes))
     .fetch_optional(db)
     .await
 }
@@ -446,18 +457,31 @@ pub async fn extend(
     .await
 }
 
-/// Starts revoking every live grant of an integration being deleted.
+/// Starts revoking every live grant of an integration being deleted, with the
+/// same events as a revocation on request by `actor`.
 pub async fn revoke_all_of_integration(
     db: impl PgExecutor<'_>,
     integration_id: Uuid,
+    actor: &str,
 ) -> Result<Vec<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
-        "update grants set status = 'revoking', revoke_reason = 'integration_deleted', next_run_at = now(),
-                           attempts = 0, last_error = null
-         where integration_id = $1 and status in ('pending', 'active')
-         returning grant_id",
+        "with live as (
+             select grant_id, status from grants
+             where integration_id = $1 and status in ('pending', 'active')
+             for update),
+         revoked as (
+             update grants g set status = 'revoking', revoke_reason = 'integration_deleted', next_run_at = now(),
+                                 attempts = 0, last_error = null
+             from live where g.grant_id = live.grant_id
+             returning g.grant_id, live.status as from_status),
+         events as (
+             insert into grant_events (grant_id, kind, from_status, to_status, actor, message)
+             select grant_id, 'transition', from_status, 'revoking', $2, 'revocation requested: integration deleted'
+             from revoked)
+         select grant_id from revoked",
     )
     .bind(integration_id)
+    .bind(actor)
     .fetch_all(db)
     .await
 }
@@ -526,11 +550,15 @@ impl NewEvent {
         }
     }
 
-    pub fn extended(from: DateTime<Utc>, to: DateTime<Utc>) -> Self {
-        Self {
-            message: Some(format!("expiry moved from {} to {}", from.to_rfc3339(), to.to_rfc3339())),
-            ..Self::empty(EventKind::Extended)
+    pub fn extended(from: DateTime<Utc>, to: DateTime<Utc>, approved_by: Option<&str>, reason: Option<&str>) -> Self {
+        let mut message = format!("expiry moved from {} to {}", from.to_rfc3339(), to.to_rfc3339());
+        if let Some(approved_by) = approved_by {
+            message.push_str(&format!(", approved by {approved_by}"));
         }
+        if let Some(reason) = reason {
+            message.push_str(&format!(": {reason}"));
+        }
+        Self { message: Some(message), ..Self::empty(EventKind::Extended) }
     }
 
     pub fn transition(from: Option<GrantStatus>, to: GrantStatus, message: impl Into<String>) -> Self {

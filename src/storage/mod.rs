@@ -12,6 +12,7 @@ use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 use crate::config::DatabaseConfig;
 
 pub mod accounts;
+pub mod audit;
 pub mod grants;
 pub mod integrations;
 pub mod page_cache;

@@ -3,6 +3,7 @@
 mod support;
 
 mod architecture;
+mod audit;
 mod crashes;
 mod enforcement;
 mod faults;

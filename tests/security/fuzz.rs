@@ -210,17 +210,25 @@ async fn nul_characters_and_huge_numbers_are_refused_naming_the_field() {
     let grant = grant["id"].as_str().unwrap();
 
     let bodies = [
-        ("/v1/integrations".to_string(), reqwest::Method::POST, json!({
-            "name": unique("hostile"), "connection": "single_account",
-            "root_account": {
-                "account_id": random_account_id(), "access_role_arn": "arn:aws:iam::123456789012:role/r",
-                "external_id": "external-id-123", "region": "us-east-1"
-            },
-            "options": {"tags": [{"key": "env", "value": "prod"}], "regions": ["us-east-1"], "member_role_name": "m"}
-        })),
-        (format!("/v1/integrations/{integration}"), reqwest::Method::PATCH, json!({
-            "name": "renamed", "options": {"tags": [{"key": "env", "value": "prod"}]}
-        })),
+        (
+            "/v1/integrations".to_string(),
+            reqwest::Method::POST,
+            json!({
+                "name": unique("hostile"), "connection": "single_account",
+                "root_account": {
+                    "account_id": random_account_id(), "access_role_arn": "arn:aws:iam::123456789012:role/r",
+                    "external_id": "external-id-123", "region": "us-east-1"
+                },
+                "options": {"tags": [{"key": "env", "value": "prod"}], "regions": ["us-east-1"], "member_role_name": "m"}
+            }),
+        ),
+        (
+            format!("/v1/integrations/{integration}"),
+            reqwest::Method::PATCH,
+            json!({
+                "name": "renamed", "options": {"tags": [{"key": "env", "value": "prod"}]}
+            }),
+        ),
         ("/v1/grants/preview".to_string(), reqwest::Method::POST, grant_body.clone()),
         ("/v1/grants".to_string(), reqwest::Method::POST, replaced(&grant_body, "request_id", json!(unique("req")))),
         (format!("/v1/grants/{grant}/extend"), reqwest::Method::POST, json!({"duration_seconds": 60})),
