@@ -7,6 +7,7 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::aws::check::AccessCheck;
 use crate::aws::error::{AwsError, AwsErrorKind};
 use crate::domain::{AwsErrorBody, FieldError};
 
@@ -34,6 +35,9 @@ pub enum ErrorCode {
     InvalidState,
     /// The integration still has live grants.
     IntegrationHasLiveGrants,
+    /// A new connection (role, external id, member role) failed its check while
+    /// grants are live; `checks` has the report and nothing was stored.
+    ConnectionCheckFailed,
     /// An IAM quota would be exceeded.
     QuotaExceeded,
     RequestTimeout,
@@ -69,6 +73,9 @@ pub struct ErrorDetail {
     /// What AWS answered, when the error comes from AWS.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aws: Option<AwsErrorBody>,
+    /// The connection checks that failed a connection change (`connection_check_failed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checks: Option<Vec<AccessCheck>>,
 }
 
 #[derive(Debug)]
@@ -78,13 +85,14 @@ pub struct ApiError {
     pub message: String,
     pub field: Option<String>,
     pub aws: Option<AwsErrorBody>,
+    pub checks: Option<Vec<AccessCheck>>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), field: None, aws: None }
+        Self { status, code, message: message.into(), field: None, aws: None, checks: None }
     }
 
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
@@ -114,6 +122,16 @@ impl ApiError {
             ErrorCode::Unauthorized,
             "send a configured API token as `Authorization: Bearer <token>`",
         )
+    }
+
+    /// A connection change refused because the new connection failed `checks`.
+    pub fn connection_check_failed(checks: Vec<AccessCheck>) -> Self {
+        let failed: Vec<&str> = checks.iter().filter(|c| !c.ok).map(|c| c.account_id.as_str()).collect();
+        let message = format!(
+            "the new connection failed its check in account {} while grants are live; nothing was changed",
+            failed.join(", ")
+        );
+        Self { checks: Some(checks), ..Self::conflict(ErrorCode::ConnectionCheckFailed, message) }
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
@@ -160,6 +178,7 @@ impl ApiError {
                 message: self.message.clone(),
                 field: self.field.clone(),
                 aws: self.aws.clone(),
+                checks: self.checks.clone(),
             },
         }
     }
@@ -200,6 +219,6 @@ impl From<AwsError> for ApiError {
             AwsErrorKind::Transient => ErrorCode::AwsUnavailable,
             _ => ErrorCode::AwsError,
         };
-        Self { status: StatusCode::BAD_GATEWAY, code, message: e.to_string(), field: None, aws: Some(e.body()) }
+        Self { aws: Some(e.body()), ..Self::new(StatusCode::BAD_GATEWAY, code, e.to_string()) }
     }
 }

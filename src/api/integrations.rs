@@ -15,7 +15,7 @@ use super::audit::Actor;
 use super::extract::{ApiPath, QueryParams, ValidJson};
 use super::pagination::{page, PageParams, PageRequest};
 use crate::app::AppState;
-use crate::aws::check::{check_access, AccessCheck};
+use crate::aws::check::{check_access, check_connection, AccessCheck};
 use crate::aws::permissions::{setup_documents, SetupDocuments};
 use crate::domain::audit::AuditAction;
 use crate::domain::caller::Caller;
@@ -67,7 +67,7 @@ pub struct RootAccountInput {
 
 /// Fields to change; absent fields stay as they are. `connection` and
 /// `root_account.account_id` cannot change: create a new integration instead.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateIntegration {
     pub name: Option<String>,
@@ -76,7 +76,7 @@ pub struct UpdateIntegration {
     pub options: Option<OptionsPatch>,
 }
 
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RootAccountPatch {
     pub account_id: Option<String>,
@@ -85,7 +85,7 @@ pub struct RootAccountPatch {
     pub region: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OptionsPatch {
     pub tags: Option<Vec<TagPair>>,
@@ -222,7 +222,12 @@ pub async fn find(state: &AppState, id: Uuid) -> ApiResult<Integration> {
 /// Change an integration.
 ///
 /// Cached AWS sessions of the integration are dropped, so the next call uses
-/// the new role, external id or region.
+/// the new role, external id or region. While the integration has live grants,
+/// a new `access_role_arn`, `external_id` or `member_role_name` is checked
+/// first (as `/check` does, in the root account and in each member account
+/// holding live grants): if it fails, the answer is 409
+/// `connection_check_failed` with the report in `error.checks`, and nothing is
+/// changed.
 #[utoipa::path(
     patch, path = "/v1/integrations/{id}", tag = "integrations",
     params(("id" = Uuid, Path, description = "Integration id")),
@@ -237,6 +242,25 @@ pub async fn update_integration(
     ApiPath(id): ApiPath<Uuid>,
     ValidJson(patch): ValidJson<UpdateIntegration>,
 ) -> ApiResult<Json<Integration>> {
+    // A new connection is checked before anything is stored while grants are
+    // live: one that cannot be assumed would leave their access in AWS.
+    // (Outside the transaction: no row lock is held across AWS calls.)
+    let current = find(&state, id).await?;
+    let mut candidate = current.clone();
+    apply_patch(&mut candidate, patch.clone())?;
+    let checked = if candidate.same_connection(&current) {
+        None
+    } else {
+        let accounts = storage::grants::live_accounts_of_integration(&state.db, id).await?;
+        if !accounts.is_empty() {
+            let checks = check_connection(&state.aws, &candidate, &accounts).await;
+            if checks.iter().any(|check| !check.ok) {
+                return Err(ApiError::connection_check_failed(checks));
+            }
+        }
+        Some(candidate)
+    };
+
     let mut tx = state.db.begin().await?;
     let mut integration = storage::integrations::get_for_update(&mut *tx, id)
         .await?
@@ -244,6 +268,14 @@ pub async fn update_integration(
     ensure_active(&integration)?;
     let before = integration.clone();
     apply_patch(&mut integration, patch)?;
+    let unchecked = !integration.same_connection(&before)
+        && checked.as_ref().is_none_or(|candidate| !candidate.same_connection(&integration));
+    if unchecked && storage::grants::count_live_of_integration(&mut *tx, id).await? > 0 {
+        return Err(ApiError::conflict(
+            ErrorCode::InvalidState,
+            "the integration changed while its new connection was checked; send the change again",
+        ));
+    }
     let updated =
         storage::integrations::update(&mut *tx, &integration).await.map_err(|e| name_conflict(e, &integration.name))?;
     if updated.options.tags != before.options.tags {

@@ -14,9 +14,12 @@ use super::pool::{client, session_name, AwsPool};
 use crate::domain::integration::{Connection, Integration};
 use crate::domain::AwsErrorBody;
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AccessCheck {
     pub integration_id: Uuid,
+    /// The account whose role was assumed (the root account, or a member of an organization).
+    #[schema(example = "123456789012")]
+    pub account_id: String,
     /// True when every step passed.
     pub ok: bool,
     #[schema(example = "arn:aws:iam::123456789012:role/jit-iam-access")]
@@ -25,7 +28,7 @@ pub struct AccessCheck {
     pub steps: Vec<CheckStep>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CheckStep {
     pub name: CheckStepName,
     pub status: StepStatus,
@@ -72,11 +75,29 @@ impl CheckStep {
     }
 }
 
-/// Runs the check with fresh credentials (never the pool's cached ones), so it
-/// tells the truth about the role as it is now.
+/// Runs the check of the root account with fresh credentials (never the
+/// pool's cached ones), so it tells the truth about the role as it is now.
 pub async fn check_access(pool: &AwsPool, integration: &Integration) -> AccessCheck {
+    check_account(pool, integration, &integration.root_account.account_id).await
+}
+
+/// The checks a connection change must pass while grants are live: the root
+/// account, and each member account in `accounts` (those holding live grants).
+pub async fn check_connection(pool: &AwsPool, integration: &Integration, accounts: &[String]) -> Vec<AccessCheck> {
+    let root = &integration.root_account.account_id;
+    let members = accounts.iter().filter(|account| *account != root);
+    let checks = std::iter::once(root).chain(members).map(|account| check_account(pool, integration, account));
+    futures::future::join_all(checks).await
+}
+
+/// Assumes the integration's role in `account_id` (the access role in the
+/// root account, the member role in a member) and confirms the account.
+async fn check_account(pool: &AwsPool, integration: &Integration, account_id: &str) -> AccessCheck {
     let root = &integration.root_account;
-    let role_arn = integration.root_role_arn().to_string();
+    let role_arn = integration.role_arn_for(account_id).to_string();
+    let lists_accounts = integration.connection == Connection::Organization && account_id == root.account_id;
+    let finish =
+        |role_arn: String, steps: Vec<CheckStep>| finish(integration, account_id, lists_accounts, role_arn, steps);
     let mut steps = Vec::new();
 
     let assumed = pool
@@ -102,12 +123,12 @@ pub async fn check_access(pool: &AwsPool, integration: &Integration) -> AccessCh
                 let error =
                     AwsError::new(super::AwsErrorKind::Rejected, "sts:AssumeRole", "the answer carried no credentials");
                 steps.push(CheckStep::failed(CheckStepName::AssumeRole, &error));
-                return finish(integration, role_arn, steps);
+                return finish(role_arn, steps);
             }
         },
         Err(error) => {
             steps.push(CheckStep::failed(CheckStepName::AssumeRole, &error));
-            return finish(integration, role_arn, steps);
+            return finish(role_arn, steps);
         }
     };
 
@@ -125,22 +146,22 @@ pub async fn check_access(pool: &AwsPool, integration: &Integration) -> AccessCh
         }
         Err(error) => {
             steps.push(CheckStep::failed(CheckStepName::GetCallerIdentity, &error));
-            return finish(integration, role_arn, steps);
+            return finish(role_arn, steps);
         }
     };
 
-    if account != root.account_id {
+    if account != account_id {
         steps.push(CheckStep {
             name: CheckStepName::AccountMatches,
             status: StepStatus::Failed,
-            detail: format!("the role belongs to account {account}, not to {}", root.account_id),
+            detail: format!("the role belongs to account {account}, not to {account_id}"),
             error: None,
         });
-        return finish(integration, role_arn, steps);
+        return finish(role_arn, steps);
     }
     steps.push(CheckStep::passed(CheckStepName::AccountMatches, format!("account {account}")));
 
-    if integration.connection == Connection::Organization {
+    if lists_accounts {
         let listed = client!(aws_sdk_organizations, &config)
             .list_accounts()
             .max_results(1)
@@ -152,19 +173,26 @@ pub async fn check_access(pool: &AwsPool, integration: &Integration) -> AccessCh
             Err(error) => CheckStep::failed(CheckStepName::ListAccounts, &error),
         });
     }
-    finish(integration, role_arn, steps)
+    finish(role_arn, steps)
 }
 
 /// Completes the report: the steps not reached are listed as skipped.
-fn finish(integration: &Integration, role_arn: String, mut steps: Vec<CheckStep>) -> AccessCheck {
+fn finish(
+    integration: &Integration,
+    account_id: &str,
+    lists_accounts: bool,
+    role_arn: String,
+    mut steps: Vec<CheckStep>,
+) -> AccessCheck {
     let mut plan = vec![CheckStepName::AssumeRole, CheckStepName::GetCallerIdentity, CheckStepName::AccountMatches];
-    if integration.connection == Connection::Organization {
+    if lists_accounts {
         plan.push(CheckStepName::ListAccounts);
     }
     let reached = steps.len();
     steps.extend(plan[reached..].iter().copied().map(CheckStep::skipped));
     AccessCheck {
         integration_id: integration.id,
+        account_id: account_id.to_string(),
         ok: steps.iter().all(|s| s.status == StepStatus::Passed),
         role_arn,
         checked_at: Utc::now(),

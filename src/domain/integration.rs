@@ -102,6 +102,14 @@ impl Integration {
         })
     }
 
+    /// Whether `other` reaches the accounts the same way: same access role,
+    /// external id and member role (what live grants' revocations depend on).
+    pub fn same_connection(&self, other: &Integration) -> bool {
+        self.root_account.access_role_arn == other.root_account.access_role_arn
+            && self.root_account.external_id == other.root_account.external_id
+            && self.options.member_role_name == other.options.member_role_name
+    }
+
     /// The integration as shown to a caller who may not see connection secrets.
     pub fn without_secrets(mut self) -> Self {
         self.root_account.external_id.clear();

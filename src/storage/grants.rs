@@ -486,6 +486,20 @@ pub async fn revoke_all_of_integration(
     .await
 }
 
+/// The accounts where an integration has live grants.
+pub async fn live_accounts_of_integration(
+    db: impl PgExecutor<'_>,
+    integration_id: Uuid,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select distinct account_id from grants
+         where integration_id = $1 and status in ('pending', 'active', 'revoking') order by account_id",
+    )
+    .bind(integration_id)
+    .fetch_all(db)
+    .await
+}
+
 pub async fn count_live_of_integration(db: impl PgExecutor<'_>, integration_id: Uuid) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "select count(*) from grants where integration_id = $1 and status in ('pending', 'active', 'revoking')",

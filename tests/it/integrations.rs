@@ -6,7 +6,9 @@ use serde_json::{json, Value};
 
 use std::time::Duration;
 
-use crate::support::{eventually, random_account_id, unique, Account, Moto, TestServer};
+use crate::support::{
+    eventually, random_account_id, unique, Account, EnforcedSetup, Moto, TestServer, ENFORCED_ACCOUNT,
+};
 
 fn integration_body(name: &str, account_id: &str) -> Value {
     json!({
@@ -426,4 +428,68 @@ async fn organization_setup_includes_member_roles() {
     assert_eq!(setup["member_accounts"]["role_name"], "jit-iam-member");
     assert!(setup["root_account"]["permission_policy"].to_string().contains("organizations:ListAccounts"));
     assert!(!setup["member_accounts"]["permission_policy"].to_string().contains("organizations:"));
+}
+
+/// While grants are live, a new role, external id or member role is checked
+/// before it is stored: one that cannot be assumed would leave their access in
+/// AWS. Refused with the check's report, nothing changed; without live grants,
+/// the change is stored as asked.
+#[tokio::test]
+async fn a_connection_change_is_checked_first_while_grants_are_live() {
+    let setup = EnforcedSetup::new().await;
+    let bucket = unique("guarded");
+    setup.seed.create_bucket(&bucket, &[]).await;
+    setup.seed.create_user("alice", &[]).await;
+    let enforced = setup.enforce().await;
+    let server = &enforced.server;
+    let path = format!("/v1/integrations/{}", enforced.integration);
+    let alice = json!({"type": "iam_user", "name": "alice"});
+    let grant = enforced.grant_arn(alice, &format!("arn:aws:s3:::{bucket}"), "read", 3600).await;
+    assert_eq!(grant["status"], "active", "{grant}");
+    let (_, before) = server.get(&path).await;
+
+    let wrong_role = format!("arn:aws:iam::{ENFORCED_ACCOUNT}:role/not-there");
+    for patch in [
+        json!({"root_account": {"external_id": "a-wrong-external-id"}}),
+        json!({"root_account": {"access_role_arn": wrong_role}}),
+        json!({"name": "renamed", "options": {"member_role_name": "not-there"}, "root_account": {"external_id": "nope-1234"}}),
+    ] {
+        let (status, error) = server.patch(&path, patch.clone()).await;
+        assert_eq!(
+            (status.as_u16(), error["error"]["code"].as_str()),
+            (409, Some("connection_check_failed")),
+            "{patch}: {error}"
+        );
+        let check = &error["error"]["checks"][0];
+        assert_eq!(
+            (check["account_id"].as_str(), check["ok"].as_bool()),
+            (Some(ENFORCED_ACCOUNT), Some(false)),
+            "{error}"
+        );
+        // moto lets a role that does not exist be assumed; the organization's listing then fails.
+        let failed = check["steps"].as_array().unwrap().iter().find(|step| step["status"] == "failed").cloned();
+        let expected = if patch["root_account"].get("external_id").is_some() { "assume_role" } else { "list_accounts" };
+        assert_eq!(failed.map(|step| step["name"].clone()), Some(json!(expected)), "{patch}: {error}");
+    }
+    let (_, after) = server.get(&path).await;
+    assert_eq!(after, before, "nothing was stored");
+    let (_, audit) =
+        server.get(&format!("/v1/audit-events?action=integration.updated&target_id={}", enforced.integration)).await;
+    assert_eq!(audit["items"], json!([]));
+
+    // A change that keeps the connection is not checked; one that passes its check is stored.
+    let (status, renamed) = server.patch(&path, json!({"name": "renamed"})).await;
+    assert_eq!((status.as_u16(), &renamed["name"]), (200, &json!("renamed")), "{renamed}");
+    let (status, updated) = server.patch(&path, json!({"options": {"member_role_name": "jit-iam-access"}})).await;
+    assert_eq!(status, 200, "{updated}");
+
+    // The connection still reaches the account: the grant is revoked.
+    let id = grant["id"].as_str().unwrap();
+    enforced.revoke(id).await;
+    enforced.wait(id, |g| g["status"] == "revoked").await;
+    assert!(enforced.admin.user_policies("alice").await.is_empty());
+
+    // Without live grants, the change is the admin's to make.
+    let (status, updated) = server.patch(&path, json!({"root_account": {"external_id": "a-wrong-external-id"}})).await;
+    assert_eq!(status, 200, "{updated}");
 }
