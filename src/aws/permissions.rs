@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::domain::arn::PrincipalArn;
 use crate::domain::integration::{Connection, Integration};
-use crate::domain::policy::{trust_policy, PolicyDocument, Statement};
+use crate::domain::policy::{trust_policy, PolicyDocument, Statement, JIT_IAM_POLICY_PATH};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Purpose {
@@ -23,64 +23,181 @@ pub enum Purpose {
 pub struct Permission {
     pub action: &'static str,
     pub purpose: Purpose,
+    /// What the action may act on: as narrow as AWS accepts for it.
+    pub resources: Resources,
     pub why: &'static str,
 }
+
+/// The `Resource` of an action in the setup policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Resources {
+    /// Only the policies jit-iam creates, under its own path (`policy/jit-iam/*`).
+    OwnPolicies,
+    /// The account's IAM users, roles or groups (`user/*`, `role/*`, `group/*`).
+    Users,
+    Roles,
+    Groups,
+    /// `*`, with the reason recorded here: the action accepts no narrower
+    /// resource, or only reads. A test refuses a write on `*` without a reason.
+    Any(&'static str),
+}
+
+const LIST_ONLY_STAR: &str = "a list or describe call: AWS accepts only `*`";
+const READ_ONLY: &str = "reads only, across the account";
 
 pub const PERMISSIONS: &[Permission] = &[
     Permission {
         action: "iam:GetAccountAuthorizationDetails",
         purpose: Purpose::Inventory,
+        resources: Resources::Any(LIST_ONLY_STAR),
         why: "users (with their groups and attached policies), groups and roles, with tags, in few pages",
     },
-    Permission { action: "iam:ListPolicies", purpose: Purpose::Inventory, why: "managed policies" },
+    Permission {
+        action: "iam:ListPolicies",
+        purpose: Purpose::Inventory,
+        resources: Resources::Any(LIST_ONLY_STAR),
+        why: "managed policies",
+    },
     Permission {
         action: "iam:ListPolicyTags",
         purpose: Purpose::Inventory,
+        resources: Resources::Any(READ_ONLY),
         why: "tags of customer-managed policies; adopting the policy of an interrupted grant",
     },
-    Permission { action: "s3:ListAllMyBuckets", purpose: Purpose::Inventory, why: "buckets (s3:ListBuckets)" },
+    Permission {
+        action: "s3:ListAllMyBuckets",
+        purpose: Purpose::Inventory,
+        resources: Resources::Any(LIST_ONLY_STAR),
+        why: "buckets (s3:ListBuckets)",
+    },
     Permission {
         action: "s3:GetBucketLocation",
         purpose: Purpose::Inventory,
+        resources: Resources::Any(READ_ONLY),
         why: "a bucket's region when ListBuckets does not say",
     },
-    Permission { action: "s3:GetBucketTagging", purpose: Purpose::Inventory, why: "bucket tags" },
+    Permission {
+        action: "s3:GetBucketTagging",
+        purpose: Purpose::Inventory,
+        resources: Resources::Any(READ_ONLY),
+        why: "bucket tags",
+    },
     Permission {
         action: "ec2:DescribeRegions",
         purpose: Purpose::Inventory,
+        resources: Resources::Any(LIST_ONLY_STAR),
         why: "enabled regions, when the integration lists none",
     },
-    Permission { action: "ec2:DescribeInstances", purpose: Purpose::Inventory, why: "instances and their tags" },
-    Permission { action: "iam:CreatePolicy", purpose: Purpose::Grants, why: "the policy of an EC2, S3 or role grant" },
-    Permission { action: "iam:TagPolicy", purpose: Purpose::Grants, why: "tags given to that policy at creation" },
-    Permission { action: "iam:DeletePolicy", purpose: Purpose::Grants, why: "removing that policy at revocation" },
-    Permission { action: "iam:AttachUserPolicy", purpose: Purpose::Grants, why: "giving a policy to a user" },
-    Permission { action: "iam:DetachUserPolicy", purpose: Purpose::Grants, why: "taking it back" },
+    Permission {
+        action: "ec2:DescribeInstances",
+        purpose: Purpose::Inventory,
+        resources: Resources::Any(LIST_ONLY_STAR),
+        why: "instances and their tags",
+    },
+    Permission {
+        action: "iam:CreatePolicy",
+        purpose: Purpose::Grants,
+        resources: Resources::OwnPolicies,
+        why: "the policy of an EC2, S3 or role grant",
+    },
+    Permission {
+        action: "iam:TagPolicy",
+        purpose: Purpose::Grants,
+        resources: Resources::OwnPolicies,
+        why: "tags given to that policy at creation",
+    },
+    Permission {
+        action: "iam:DeletePolicy",
+        purpose: Purpose::Grants,
+        resources: Resources::OwnPolicies,
+        why: "removing that policy at revocation",
+    },
+    Permission {
+        action: "iam:AttachUserPolicy",
+        purpose: Purpose::Grants,
+        resources: Resources::Users,
+        why: "giving a policy to a user",
+    },
+    Permission {
+        action: "iam:DetachUserPolicy",
+        purpose: Purpose::Grants,
+        resources: Resources::Users,
+        why: "taking it back",
+    },
     Permission {
         action: "iam:ListAttachedUserPolicies",
         purpose: Purpose::Grants,
+        resources: Resources::Users,
         why: "whether the user already had a policy before the grant",
     },
-    Permission { action: "iam:AttachRolePolicy", purpose: Purpose::Grants, why: "giving a policy to a role" },
-    Permission { action: "iam:DetachRolePolicy", purpose: Purpose::Grants, why: "taking it back" },
+    Permission {
+        action: "iam:AttachRolePolicy",
+        purpose: Purpose::Grants,
+        resources: Resources::Roles,
+        why: "giving a policy to a role",
+    },
+    Permission {
+        action: "iam:DetachRolePolicy",
+        purpose: Purpose::Grants,
+        resources: Resources::Roles,
+        why: "taking it back",
+    },
     Permission {
         action: "iam:ListAttachedRolePolicies",
         purpose: Purpose::Grants,
+        resources: Resources::Roles,
         why: "whether the role already had a policy before the grant",
     },
-    Permission { action: "iam:AddUserToGroup", purpose: Purpose::Grants, why: "group grants" },
-    Permission { action: "iam:RemoveUserFromGroup", purpose: Purpose::Grants, why: "revoking group grants" },
+    Permission {
+        action: "iam:AddUserToGroup",
+        purpose: Purpose::Grants,
+        resources: Resources::Groups,
+        why: "group grants",
+    },
+    Permission {
+        action: "iam:RemoveUserFromGroup",
+        purpose: Purpose::Grants,
+        resources: Resources::Groups,
+        why: "revoking group grants",
+    },
     Permission {
         action: "iam:ListGroupsForUser",
         purpose: Purpose::Grants,
+        resources: Resources::Users,
         why: "whether the user was already in a group before the grant",
     },
     Permission {
         action: "organizations:ListAccounts",
         purpose: Purpose::Organization,
+        resources: Resources::Any(LIST_ONLY_STAR),
         why: "the member accounts to inventory",
     },
 ];
+
+impl Resources {
+    /// The resource ARN pattern in `account` (`*` in the member template: IAM
+    /// calls only ever act on the caller's own account).
+    fn arn(self, partition: &str, account: &str) -> String {
+        let iam = |kind: &str| format!("arn:{partition}:iam::{account}:{kind}");
+        match self {
+            Resources::OwnPolicies => iam(&format!("policy{JIT_IAM_POLICY_PATH}*")),
+            Resources::Users => iam("user/*"),
+            Resources::Roles => iam("role/*"),
+            Resources::Groups => iam("group/*"),
+            Resources::Any(_) => "*".to_string(),
+        }
+    }
+
+    fn sid(self) -> &'static str {
+        match self {
+            Resources::OwnPolicies => "OwnPolicies",
+            Resources::Users => "Users",
+            Resources::Roles => "Roles",
+            Resources::Groups => "Groups",
+            Resources::Any(_) => "",
+        }
+    }
+}
 
 /// The IAM action a call needs: its own name, except where AWS names it differently.
 pub fn permission_for(operation: &str) -> &str {
@@ -90,20 +207,44 @@ pub fn permission_for(operation: &str) -> &str {
     }
 }
 
-/// The permission policy of the access role; member accounts need no Organizations access.
-pub fn permission_policy(include_organization: bool) -> PolicyDocument {
-    let statement = |sid: &str, purpose: Purpose| {
-        let mut actions: Vec<&str> = PERMISSIONS.iter().filter(|p| p.purpose == purpose).map(|p| p.action).collect();
-        actions.sort_unstable();
-        actions.dedup();
-        Statement::allow(sid, actions, vec!["*".into()])
-    };
-    let mut statements =
-        vec![statement("JitIamInventory", Purpose::Inventory), statement("JitIamGrants", Purpose::Grants)];
-    if include_organization {
-        statements.push(statement("JitIamOrganization", Purpose::Organization));
+/// The permission policy of the access role in `account` (`*`: the template
+/// for every member account); member accounts need no Organizations access.
+/// One statement per purpose and resource.
+pub fn permission_policy(partition: &str, account: &str, include_organization: bool) -> PolicyDocument {
+    let included = PERMISSIONS.iter().filter(|p| include_organization || p.purpose != Purpose::Organization);
+    let mut groups: Vec<(Purpose, Resources)> = Vec::new();
+    for key in included.clone().map(|p| (p.purpose, scope(p.resources))) {
+        if !groups.contains(&key) {
+            groups.push(key);
+        }
     }
-    PolicyDocument::new(statements)
+    let statements = groups.into_iter().map(|(purpose, resources)| {
+        let mut actions: Vec<&str> = included
+            .clone()
+            .filter(|p| (p.purpose, scope(p.resources)) == (purpose, resources))
+            .map(|p| p.action)
+            .collect();
+        actions.sort_unstable();
+        Statement::allow(&statement_sid(purpose, resources), actions, vec![resources.arn(partition, account)])
+    });
+    PolicyDocument::new(statements.collect())
+}
+
+/// `Any` with different reasons is one statement on `*`.
+fn scope(resources: Resources) -> Resources {
+    match resources {
+        Resources::Any(_) => Resources::Any(""),
+        other => other,
+    }
+}
+
+fn statement_sid(purpose: Purpose, resources: Resources) -> String {
+    let purpose = match purpose {
+        Purpose::Inventory => "JitIamInventory",
+        Purpose::Grants => "JitIamGrants",
+        Purpose::Organization => "JitIamOrganization",
+    };
+    format!("{purpose}{}", resources.sid())
 }
 
 /// What the customer pastes into AWS for one integration.
@@ -135,10 +276,11 @@ pub fn setup_documents(integration: &Integration, principal: &PrincipalArn) -> S
     let trust = || trust_policy(principal.as_str(), external_id);
     let is_organization = integration.connection == Connection::Organization;
     let root_role = integration.root_role_arn();
+    let partition = root_role.partition.as_str();
     let member_accounts = is_organization.then(|| RoleSetup {
         role_name: integration.options.member_role_name.clone().unwrap_or_else(|| root_role.name.clone()),
         trust_policy: trust(),
-        permission_policy: permission_policy(false),
+        permission_policy: permission_policy(partition, "*", false),
     });
     SetupDocuments {
         integration_id: integration.id,
@@ -147,7 +289,7 @@ pub fn setup_documents(integration: &Integration, principal: &PrincipalArn) -> S
         root_account: RoleSetup {
             role_name: root_role.name,
             trust_policy: trust(),
-            permission_policy: permission_policy(is_organization),
+            permission_policy: permission_policy(partition, &integration.root_account.account_id, is_organization),
         },
         member_accounts,
     }
@@ -164,8 +306,38 @@ mod tests {
         unique.sort_unstable();
         unique.dedup();
         assert_eq!(all.len(), unique.len());
-        let member = permission_policy(false).to_json();
+        let member = permission_policy("aws", "*", false).to_json();
         assert!(!member.contains("organizations:"));
-        assert!(permission_policy(true).to_json().contains("organizations:ListAccounts"));
+        assert!(permission_policy("aws", "111122223333", true).to_json().contains("organizations:ListAccounts"));
+    }
+
+    /// A write (anything but Get, List, Describe) on `Resource: "*"` needs a
+    /// reason recorded in the table; policy writes are confined to jit-iam's path.
+    #[test]
+    fn no_write_on_every_resource_without_a_recorded_reason() {
+        let document = permission_policy("aws", "111122223333", true);
+        for statement in &document.statement {
+            for action in &statement.action {
+                let verb = action.split(':').nth(1).unwrap_or_default();
+                let reads = ["Get", "List", "Describe"].iter().any(|read| verb.starts_with(read));
+                let permission = PERMISSIONS.iter().find(|p| p.action == action).unwrap();
+                if statement.resource == Some(vec!["*".to_string()]) && !reads {
+                    assert!(
+                        matches!(permission.resources, Resources::Any(reason) if !reason.is_empty()),
+                        "{action} may write to every resource and no reason says why"
+                    );
+                }
+            }
+        }
+        let resources_of = |action: &str| {
+            let statement = document.statement.iter().find(|s| s.action.iter().any(|a| a == action));
+            statement.and_then(|s| s.resource.clone()).unwrap_or_default()
+        };
+        for write in ["iam:CreatePolicy", "iam:TagPolicy", "iam:DeletePolicy"] {
+            assert_eq!(resources_of(write), ["arn:aws:iam::111122223333:policy/jit-iam/*"], "{write}");
+        }
+        assert_eq!(resources_of("iam:AttachRolePolicy"), ["arn:aws:iam::111122223333:role/*"]);
+        assert_eq!(resources_of("iam:AddUserToGroup"), ["arn:aws:iam::111122223333:group/*"]);
+        assert_eq!(resources_of("iam:DetachUserPolicy"), ["arn:aws:iam::111122223333:user/*"]);
     }
 }

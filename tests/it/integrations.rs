@@ -355,6 +355,15 @@ async fn setup_documents_work_in_iam_and_the_check_reports_access_denied() {
         .collect();
     assert!(actions.contains(&"iam:CreatePolicy") && actions.contains(&"iam:AttachUserPolicy"), "{actions:?}");
     assert!(setup.get("member_accounts").is_none());
+    // Writes are confined: policies under jit-iam's own path, attachments to the account's principals.
+    let resources_of = |action: &str| {
+        let statements = permissions["Statement"].as_array().unwrap();
+        let statement = statements.iter().find(|s| s["Action"].as_array().unwrap().contains(&json!(action))).unwrap();
+        statement["Resource"].clone()
+    };
+    assert_eq!(resources_of("iam:DeletePolicy"), json!([format!("arn:aws:iam::{account_id}:policy/jit-iam/*")]));
+    assert_eq!(resources_of("iam:AttachUserPolicy"), json!([format!("arn:aws:iam::{account_id}:user/*")]));
+    assert_eq!(resources_of("iam:ListPolicies"), json!(["*"]));
 
     // IAM accepts both documents as they are.
     admin

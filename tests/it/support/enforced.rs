@@ -107,14 +107,22 @@ async fn user_with_key(seed: &Account, name: &str, policy: Option<&str>) -> Cred
 }
 
 impl Enforced {
-    /// Replaces the access role's permission policy.
+    /// Replaces the access role's permission policy. moto evaluates IAM calls
+    /// against `Resource: "*"`, where a statement naming ARNs never matches:
+    /// the actions go in as they are, their resources widened to `*`. (The
+    /// resources are checked on the documents themselves: the unit tests of
+    /// `aws::permissions` and `integrations::setup_documents_work…`.)
     pub async fn set_role_policy(&self, policy: &Value) {
+        let mut widened = policy.clone();
+        for statement in widened["Statement"].as_array_mut().unwrap() {
+            statement["Resource"] = json!("*");
+        }
         self.admin
             .iam
             .put_role_policy()
             .role_name("jit-iam-access")
             .policy_name("jit-iam")
-            .policy_document(policy.to_string())
+            .policy_document(widened.to_string())
             .send()
             .await
             .unwrap();
