@@ -53,7 +53,7 @@ pub async fn run() -> ExitCode {
             };
             match result.await {
                 Ok(()) => ExitCode::SUCCESS,
-                Err(e) => fail(1, &e.to_string()),
+                Err(e) => fail(if e.is_configuration() { 2 } else { 1 }, &e.to_string()),
             }
         }
         Some(Command::Serve(config)) => serve(*config).await,
@@ -68,7 +68,11 @@ async fn serve(config: ServeConfig) -> ExitCode {
     telemetry::init(config.log_format);
     match server::serve(config).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(1, &format!("{e:#}")),
+        // A start-up error's message already carries its cause: one line, said once.
+        Err(e) => match e.downcast_ref::<storage::StartupError>() {
+            Some(startup) => fail(if startup.is_configuration() { 2 } else { 1 }, &startup.to_string()),
+            None => fail(1, &format!("{e:#}")),
+        },
     }
 }
 

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
 use crate::config::DatabaseConfig;
@@ -28,16 +28,50 @@ pub enum StartupError {
     BadUrl(sqlx::Error),
     #[error("cannot connect to Postgres at {target}: {source}")]
     Unreachable { target: String, source: sqlx::Error },
+    /// TLS was asked for (`sslmode`) and could not be set up: a configuration
+    /// problem (wrong `sslrootcert`, a server without TLS), never retried.
+    #[error("cannot connect to Postgres at {target} over TLS as DATABASE_URL asks (sslmode, sslrootcert): {source}")]
+    Tls { target: String, source: sqlx::Error },
     #[error("cannot create database {name}: {source}")]
     Create { name: String, source: sqlx::Error },
     #[error("cannot apply migrations: {0}")]
     Migrate(sqlx::migrate::MigrateError),
 }
 
+impl StartupError {
+    /// Whether fixing the configuration, not waiting, is what helps (exit code 2).
+    pub fn is_configuration(&self) -> bool {
+        matches!(self, StartupError::BadUrl(_) | StartupError::Tls { .. })
+    }
+
+    fn connecting(options: &PgConnectOptions, source: sqlx::Error) -> Self {
+        let target = describe(options);
+        // sqlx reports a failed handshake (an unknown issuer, a wrong name) as
+        // I/O carrying rustls' error as invalid data.
+        let tls_required = !matches!(options.get_ssl_mode(), PgSslMode::Disable | PgSslMode::Allow | PgSslMode::Prefer);
+        let tls_failed = match &source {
+            sqlx::Error::Tls(_) => true,
+            sqlx::Error::Io(io) => tls_required && io.kind() == std::io::ErrorKind::InvalidData,
+            _ => false,
+        };
+        if tls_failed {
+            StartupError::Tls { target, source }
+        } else {
+            StartupError::Unreachable { target, source }
+        }
+    }
+}
+
+/// `DATABASE_URL` as sqlx reads it (`sslmode`, `sslrootcert` included; the
+/// default `prefer` uses TLS when the server offers it), named `jit-iam` in
+/// `pg_stat_activity` unless the URL names it otherwise.
 fn options(config: &DatabaseConfig) -> Result<PgConnectOptions, StartupError> {
-    PgConnectOptions::from_str(&config.database_url)
-        .map(|o| o.log_statements(tracing::log::LevelFilter::Trace))
-        .map_err(StartupError::BadUrl)
+    let options = PgConnectOptions::from_str(&config.database_url).map_err(StartupError::BadUrl)?;
+    let options = match options.get_application_name() {
+        Some(_) => options,
+        None => options.application_name("jit-iam"),
+    };
+    Ok(options.log_statements(tracing::log::LevelFilter::Trace))
 }
 
 fn describe(options: &PgConnectOptions) -> String {
@@ -53,7 +87,7 @@ pub async fn create_database_if_missing(config: &DatabaseConfig) -> Result<(), S
     let maintenance = target.clone().database("postgres");
     let mut conn = PgConnection::connect_with(&maintenance)
         .await
-        .map_err(|source| StartupError::Unreachable { target: describe(&maintenance), source })?;
+        .map_err(|source| StartupError::connecting(&maintenance, source))?;
     let exists: bool = sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
         .bind(&name)
         .fetch_one(&mut conn)
@@ -93,8 +127,7 @@ pub async fn connect_pool(
 
 async fn connect_with(config: &DatabaseConfig, pool: PgPoolOptions) -> Result<PgPool, StartupError> {
     let options = options(config)?;
-    let target = describe(&options);
-    pool.connect_with(options).await.map_err(|source| StartupError::Unreachable { target, source })
+    pool.connect_with(options.clone()).await.map_err(|source| StartupError::connecting(&options, source))
 }
 
 pub async fn migrate(pool: &PgPool) -> Result<(), StartupError> {
