@@ -151,8 +151,11 @@ async fn check(state: &AppState, input: &SubmitGrant) -> ApiResult<Checked> {
     check_text(&input.request_id, "request_id", 256)?;
     check_text(&input.approved_by, "approved_by", 256)?;
     check_reason(input.reason.as_deref())?;
-    // Every lookup in one round, side by side: a grant's latency is mostly round trips.
-    let (integration, resource, grantee_found) = tokio::try_join!(
+    // Every lookup in one round, side by side: a grant's latency is mostly
+    // round trips. Expiry is counted on Postgres's clock, the one the worker
+    // decides by, whatever this replica's says.
+    let (db_now, integration, resource, grantee_found) = tokio::try_join!(
+        storage::now(&state.db),
         storage::integrations::get(&state.db, input.integration_id),
         storage::resources::find_offered(
             &state.db,
@@ -199,7 +202,7 @@ async fn check(state: &AppState, input: &SubmitGrant) -> ApiResult<Checked> {
             ),
         )
     })?;
-    let expires_at = expiry(state, input.duration_seconds, input.expires_at, Utc::now())?;
+    let expires_at = expiry(state, input.duration_seconds, input.expires_at, db_now)?;
     let quotas = Quotas::from(&state.config.grants);
     let request = grants::Request {
         integration: &integration,
@@ -597,14 +600,14 @@ pub async fn extend_grant(
     if let Some(approved_by) = &input.approved_by {
         check_text(approved_by, "approved_by", 256)?;
     }
-    let current = find(&state, id).await?;
+    let (current, now) = tokio::try_join!(find(&state, id), async { Ok(storage::now(&state.db).await?) })?;
     let not_extendable = || {
         ApiError::conflict(
             ErrorCode::InvalidState,
             "only pending or active grants that have not expired can be extended",
         )
     };
-    if !matches!(current.status(), GrantStatus::Pending | GrantStatus::Active) || current.expires_at <= Utc::now() {
+    if !matches!(current.status(), GrantStatus::Pending | GrantStatus::Active) || current.expires_at <= now {
         return Err(not_extendable());
     }
     let new_expiry = match (input.duration_seconds, input.expires_at) {
@@ -624,7 +627,7 @@ pub async fn extend_grant(
         }
     };
     let field = if input.expires_at.is_some() { "expires_at" } else { "duration_seconds" };
-    if new_expiry > Utc::now() + state.config.grants.max_grant {
+    if new_expiry > now + state.config.grants.max_grant {
         return Err(ApiError::validation(
             field,
             format!("a grant may last at most {} from now", humantime::format_duration(state.config.grants.max_grant)),

@@ -219,6 +219,7 @@ fn grant(resource_type: ResourceType, to: &Grantee) -> GrantRow {
         created_at: now,
         integration_revision: None,
         integration_status: None,
+        db_now: None,
     }
 }
 

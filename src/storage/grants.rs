@@ -60,9 +60,18 @@ pub struct GrantRow {
     pub integration_revision: Option<i64>,
     #[sqlx(default)]
     pub integration_status: Option<String>,
+    /// Postgres's clock when the row was read: the one clock expiry is decided
+    /// by (set by every query the worker reads grants with).
+    #[sqlx(default)]
+    pub db_now: Option<DateTime<Utc>>,
 }
 
 impl GrantRow {
+    /// Postgres's clock when the row was read (see `db_now`).
+    pub fn read_at(&self) -> DateTime<Utc> {
+        self.db_now.expect("the worker reads grants with queries that return Postgres's clock")
+    }
+
     pub fn status(&self) -> GrantStatus {
         GrantStatus::parse(&self.status).expect("checked by the table")
     }
@@ -171,7 +180,8 @@ pub async fn insert(
          audit as (
              insert into audit_events (event_id, actor, role, request_id, action, target_type, target_id, changes)
              select $23, $15, $24, $25, $26, 'grant', grant_id, $27 from inserted)
-         select inserted.*, (select pg_notify('jit_iam_work', 'grant') where $21::text is null) from inserted",
+         select inserted.*, now() as db_now, (select pg_notify('jit_iam_work', 'grant') where $21::text is null)
+         from inserted",
     )
     .bind(grant.grant_id)
     .bind(grant.integration_id)
@@ -205,7 +215,10 @@ pub async fn insert(
 }
 
 pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<GrantRow>, sqlx::Error> {
-    sqlx::query_as::<_, GrantRow>("select * from grants where grant_id = $1").bind(id).fetch_optional(db).await
+    sqlx::query_as::<_, GrantRow>("select *, now() as db_now from grants where grant_id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await
 }
 
 pub async fn get_by_request_id(db: impl PgExecutor<'_>, request_id: &str) -> Result<Option<GrantRow>, sqlx::Error> {
@@ -278,7 +291,7 @@ pub async fn claim_due(
                limit $3
                for update skip locked) due
          where g.grant_id = due.grant_id
-         returning g.*,
+         returning g.*, now() as db_now,
              (select revision from integrations i where i.integration_id = g.integration_id) as integration_revision,
              (select status from integrations i where i.integration_id = g.integration_id) as integration_status",
     )
@@ -316,10 +329,14 @@ pub async fn extend_lease(
     Ok(result.rows_affected() == 1)
 }
 
-/// Gives up the lease: the grant waits for `next_run_at` (or for nothing).
+/// Gives up the lease: the grant waits for `next_run_at` (or for nothing); an
+/// active grant waits for its expiry as it stands now.
 pub async fn release(db: impl PgExecutor<'_>, grant_id: Uuid, owner: &str) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "update grants set lease_owner = null, lease_expires_at = null where grant_id = $1 and lease_owner = $2",
+        "update grants
+         set lease_owner = null, lease_expires_at = null,
+             next_run_at = case when status = 'active' then expires_at else next_run_at end
+         where grant_id = $1 and lease_owner = $2",
     )
     .bind(grant_id)
     .bind(owner)
@@ -335,7 +352,9 @@ pub struct Transition<'a> {
     pub owner: &'a str,
     pub from: GrantStatus,
     pub to: GrantStatus,
-    /// When the worker must act next (None: nothing left to do).
+    /// When the worker must act next (None: nothing left to do). Ignored for
+    /// `active`: an active grant is next due at its expiry as the row has it,
+    /// so an extension made while the grant was being applied counts.
     pub next_run_at: Option<DateTime<Utc>>,
     pub attempts: i32,
     pub last_error: Option<&'a GrantError>,
@@ -375,12 +394,15 @@ pub async fn finish_step(
     sqlx::query_as::<_, GrantRow>(
         "with updated as (
              update grants
-             set status = $4, next_run_at = $5, attempts = $6, last_error = $7, holds_attachment = $8,
+             set status = $4, next_run_at = case when $4 = 'active' then expires_at else $5 end,
+                 attempts = $6, last_error = $7, holds_attachment = $8,
                  revoke_reason = coalesce($9, revoke_reason),
                  activated_at = case when $4 = 'active' and activated_at is null then now() else activated_at end,
                  finished_at = case when $4 in ('revoked', 'failed') then now() else finished_at end,
-                 lease_owner = case when $5 <= now() then lease_owner end,
-                 lease_expires_at = case when $5 <= now() then lease_expires_at end
+                 lease_owner = case when (case when $4 = 'active' then expires_at else $5 end) <= now()
+                                    then lease_owner end,
+                 lease_expires_at = case when (case when $4 = 'active' then expires_at else $5 end) <= now()
+                                         then lease_expires_at end
              where grant_id = $1 and lease_owner = $2 and status = $3
              returning *),
          recorded as (
@@ -393,7 +415,7 @@ pub async fn finish_step(
                   with ordinality as t(kind, from_status, to_status, operation, target, outcome, aws_request_id,
                                        error_code, message, attempts, n)
              order by n)
-         select updated.*, pg_notify('jit_iam_work', 'grant_changed:' || grant_id) from updated",
+         select updated.*, now() as db_now, pg_notify('jit_iam_work', 'grant_changed:' || grant_id) from updated",
     )
     .bind(t.grant_id)
     .bind(t.owner)

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::resources::MARK_CHANGED;
 use crate::domain::integration::{Connection, Integration, IntegrationOptions, IntegrationStatus, RootAccount};
+use crate::domain::tags::TagPair;
 
 pub const NAME_CONSTRAINT: &str = "integrations_name_key";
 
@@ -98,6 +99,18 @@ pub async fn get_for_update(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<
 }
 
 /// One page in id order (ids are time-ordered UUIDv7), after `after` when given.
+/// The integration's tag filter now, its row share-locked until the caller's
+/// transaction ends: a change of the filter (which locks the row for update)
+/// happens wholly before or wholly after. None when the integration is gone.
+pub async fn tag_filter_for_share(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Vec<TagPair>>, sqlx::Error> {
+    let options: Option<Json<IntegrationOptions>> =
+        sqlx::query_scalar("select options from integrations where integration_id = $1 for share")
+            .bind(id)
+            .fetch_optional(db)
+            .await?;
+    Ok(options.map(|options| options.0.tags))
+}
+
 pub async fn list(db: impl PgExecutor<'_>, after: Option<Uuid>, limit: i64) -> Result<Vec<Integration>, sqlx::Error> {
     sqlx::query_as::<_, IntegrationRow>(&format!(
         "select {COLUMNS} from integrations

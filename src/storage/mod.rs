@@ -134,6 +134,12 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StartupError> {
     MIGRATOR.run(pool).await.map_err(StartupError::Migrate)
 }
 
+/// Postgres's clock: the one clock grant expiry is decided by, whatever the
+/// clocks of the replicas say.
+pub async fn now(db: impl sqlx::PgExecutor<'_>) -> Result<chrono::DateTime<chrono::Utc>, sqlx::Error> {
+    sqlx::query_scalar("select now()").fetch_one(db).await
+}
+
 pub fn sql_state(error: &sqlx::Error) -> Option<String> {
     match error {
         sqlx::Error::Database(e) => e.code().map(|c| c.into_owned()),

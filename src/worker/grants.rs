@@ -17,7 +17,7 @@ use sqlx::{Postgres, Transaction};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
-use super::{idle, pause, with_lease};
+use super::{idle, pause, with_lease, LeaseEnd, Renewal};
 use crate::app::{AppState, GrantUpdate};
 use crate::aws::iam_changes::{CallRecord, SdkIam};
 use crate::aws::{AwsClients, AwsError, AwsErrorKind};
@@ -112,23 +112,28 @@ pub fn start(state: AppState, grant: GrantRow, slot: OwnedSemaphorePermit) {
 async fn work_on(state: AppState, grant: GrantRow, permit: OwnedSemaphorePermit) {
     let id = grant.grant_id;
     let lease = state.config.worker.worker_lease;
-    let extend = || async {
+    let renew = || async {
         match storage::grants::extend_lease(&state.worker_db, id, &state.instance_id, lease).await {
-            Ok(ours) => ours,
+            Ok(true) => Renewal::Renewed,
+            Ok(false) => Renewal::Lost,
             Err(e) => {
                 tracing::warn!(grant_id = %id, error = %e, "cannot extend the grant lease");
-                true
+                Renewal::Unknown
             }
         }
     };
-    let next_due = match with_lease(lease, process(&state, grant), extend).await {
-        Some(Ok(next_due)) => next_due,
-        None => {
+    let next_due = match with_lease(lease, process(&state, grant), renew).await {
+        Ok(Ok(next_due)) => next_due,
+        Err(LeaseEnd::Lost) => {
             tracing::warn!(grant_id = %id, "grant lease lost; another replica took it over");
             None
         }
+        Err(LeaseEnd::Unconfirmed) => {
+            tracing::warn!(grant_id = %id, "grant lease not renewed in time; stopped before it could run out");
+            None
+        }
         // The lease runs out and the grant is retried; nothing is lost.
-        Some(Err(e)) => {
+        Ok(Err(e)) => {
             tracing::warn!(grant_id = %id, error = %e, "database error while working on a grant");
             Some(Utc::now() + lease)
         }
@@ -147,7 +152,8 @@ async fn work_on(state: AppState, grant: GrantRow, permit: OwnedSemaphorePermit)
 async fn process(state: &AppState, mut grant: GrantRow) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     let owner = state.instance_id.as_str();
     loop {
-        let now = Utc::now();
+        // Expiry is decided by one clock, Postgres's, whatever this replica's says.
+        let now = grant.read_at();
         let next = match grant.status() {
             GrantStatus::Pending if grant.expires_at <= now => {
                 let error = GrantError {
@@ -177,7 +183,7 @@ async fn process(state: &AppState, mut grant: GrantRow) -> Result<Option<DateTim
         };
         (grant.integration_revision, grant.integration_status) = integration;
         let ours = grant.lease_owner.as_deref() == Some(owner);
-        let due = grant.next_run_at.is_some_and(|at| at <= Utc::now()) || grant.status() == GrantStatus::Active;
+        let due = grant.next_run_at.is_some_and(|at| at <= grant.read_at()) || grant.status() == GrantStatus::Active;
         if !ours || !due {
             return Ok(grant.next_run_at);
         }
@@ -273,7 +279,6 @@ async fn apply(state: &AppState, grant: &GrantRow) -> Result<Option<GrantRow>, s
         Ok(holds_attachment) => {
             events.push(NewEvent::transition(Some(GrantStatus::Pending), GrantStatus::Active, "applied"));
             let t = Transition {
-                next_run_at: Some(grant.expires_at),
                 holds_attachment,
                 ..Transition::new(grant.grant_id, owner, GrantStatus::Pending, GrantStatus::Active)
             };
@@ -283,7 +288,7 @@ async fn apply(state: &AppState, grant: &GrantRow) -> Result<Option<GrantRow>, s
         }
         Err(error) => error,
     };
-    let retry_at = Utc::now() + backoff(grant.attempts, APPLY_RETRY_CAP);
+    let retry_at = grant.read_at() + backoff(grant.attempts, APPLY_RETRY_CAP);
     let retry = error.is_retryable() && retry_at < grant.expires_at;
     let error = error.into_grant_error();
     if !retry {
@@ -321,7 +326,7 @@ async fn undo(
         format!("failed, undoing: {}", error.message),
     ));
     let t = Transition {
-        next_run_at: Some(Utc::now()),
+        next_run_at: Some(grant.read_at()),
         last_error: Some(error),
         ..Transition::new(grant.grant_id, &state.instance_id, GrantStatus::Pending, GrantStatus::Revoking)
     };
@@ -385,7 +390,7 @@ async fn revoke(state: &AppState, grant: &GrantRow) -> Result<Option<GrantRow>, 
         format!("revocation failed, will retry: {}", error.message),
     ));
     let t = Transition {
-        next_run_at: Some(Utc::now() + backoff(grant.attempts, REVOKE_RETRY_CAP)),
+        next_run_at: Some(grant.read_at() + backoff(grant.attempts, REVOKE_RETRY_CAP)),
         attempts: grant.attempts + 1,
         last_error: Some(&error),
         holds_attachment: grant.holds_attachment,

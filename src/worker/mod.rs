@@ -10,6 +10,7 @@ use std::time::Duration;
 use sqlx::postgres::PgListener;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{AppState, GrantUpdate};
@@ -92,29 +93,107 @@ pub async fn idle(shutdown: &CancellationToken, wake: &Notify, poll: Duration) {
     }
 }
 
-/// Runs `step` while the lease must be kept; `extend` renews it every third of
-/// the lease. Returns None when the lease was lost (another replica took over).
+/// What one lease renewal learnt.
+pub enum Renewal {
+    Renewed,
+    /// Another replica holds the lease now.
+    Lost,
+    /// Postgres did not answer: the lease may or may not still be ours.
+    Unknown,
+}
+
+/// Why a step stopped before it finished.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LeaseEnd {
+    /// Another replica took the work over.
+    Lost,
+    /// No renewal was confirmed for so long that the lease might run out: the
+    /// step was stopped before it could, so that it never acts after another
+    /// replica has taken over (fencing by a local deadline).
+    Unconfirmed,
+}
+
+/// Runs `step` while its lease is held; `renew` renews it every third of the
+/// lease (every tenth while Postgres does not answer).
 ///
-/// The renewal runs beside the step, never instead of it: a step in the middle
-/// of a transaction may hold the row lock the renewal waits for.
-pub async fn with_lease<T, S, E, EF>(lease: Duration, step: S, mut extend: E) -> Option<T>
+/// A renewal confirmed at `t` holds the lease until `t + lease` by Postgres's
+/// clock; this side stops the step a third of the lease sooner, by its own
+/// monotonic clock (room for network delays and clock rates), unless a later
+/// renewal is confirmed. The renewal runs beside the step, never instead of
+/// it: a step in the middle of a transaction may hold the row lock the
+/// renewal waits for.
+pub async fn with_lease<T, S, R, RF>(lease: Duration, step: S, mut renew: R) -> Result<T, LeaseEnd>
 where
     S: Future<Output = T>,
-    E: FnMut() -> EF,
-    EF: Future<Output = bool>,
+    R: FnMut() -> RF,
+    RF: Future<Output = Renewal>,
 {
+    let keep_short = lease / 3;
     let renewals = async {
-        let mut renew = tokio::time::interval(lease / 3);
-        renew.tick().await;
+        let mut held_until = Instant::now() + (lease - keep_short);
+        let mut renew_at = Instant::now() + lease / 3;
         loop {
-            renew.tick().await;
-            if !extend().await {
-                return;
+            tokio::select! {
+                () = tokio::time::sleep_until(held_until) => return LeaseEnd::Unconfirmed,
+                () = tokio::time::sleep_until(renew_at) => {}
+            }
+            let sent = Instant::now();
+            match tokio::time::timeout_at(held_until, renew()).await {
+                Ok(Renewal::Renewed) => {
+                    held_until = sent + (lease - keep_short);
+                    renew_at = sent + lease / 3;
+                }
+                Ok(Renewal::Lost) => return LeaseEnd::Lost,
+                Ok(Renewal::Unknown) => renew_at = Instant::now() + lease / 10,
+                Err(_) => return LeaseEnd::Unconfirmed,
             }
         }
     };
     tokio::select! {
-        result = step => Some(result),
-        () = renewals => None,
+        result = step => Ok(result),
+        end = renewals => Err(end),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use super::*;
+
+    const LEASE: Duration = Duration::from_millis(300);
+
+    async fn step_of(length: Duration) -> &'static str {
+        tokio::time::sleep(length).await;
+        "done"
+    }
+
+    #[tokio::test]
+    async fn a_step_outlives_its_lease_only_while_renewals_are_confirmed() {
+        let renewed = with_lease(LEASE, step_of(LEASE * 3), || async { Renewal::Renewed }).await;
+        assert_eq!(renewed, Ok("done"));
+        let lost = with_lease(LEASE, step_of(LEASE * 3), || async { Renewal::Lost }).await;
+        assert_eq!(lost, Err(LeaseEnd::Lost));
+    }
+
+    /// Postgres gone: the step is stopped before the lease it last confirmed
+    /// can run out, whether renewals fail at once or hang.
+    #[tokio::test]
+    async fn without_a_confirmed_renewal_the_step_stops_before_the_lease_runs_out() {
+        for hangs in [false, true] {
+            let started = Instant::now();
+            let result = with_lease(LEASE, step_of(LEASE * 3), || async move {
+                if hangs {
+                    std::future::pending::<()>().await;
+                }
+                Renewal::Unknown
+            })
+            .await;
+            let stopped_after = started.elapsed();
+            assert_eq!(result, Err(LeaseEnd::Unconfirmed), "hangs: {hangs}");
+            assert!(stopped_after < LEASE, "stopped after {stopped_after:?}, the lease is {LEASE:?}");
+        }
     }
 }

@@ -9,7 +9,7 @@ use futures::StreamExt;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::{idle, pause, with_lease};
+use super::{idle, pause, with_lease, LeaseEnd, Renewal};
 use crate::app::AppState;
 use crate::aws::inventory::{self, CallLimiter};
 use crate::aws::AwsError;
@@ -71,20 +71,23 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
 
 async fn run_with_lease(state: &AppState, run: SyncRun) {
     let lease = state.config.worker.worker_lease;
-    let extend = || async {
+    let renew = || async {
         match storage::syncs::extend_lease(&state.worker_db, run.id, &state.instance_id, lease).await {
-            Ok(ours) => ours,
-            // The database may come back before the lease ends: keep working.
+            Ok(true) => Renewal::Renewed,
+            Ok(false) => Renewal::Lost,
             Err(e) => {
                 tracing::warn!(sync_id = %run.id, error = %e, "cannot extend the sync lease");
-                true
+                Renewal::Unknown
             }
         }
     };
-    match with_lease(lease, sync_integration(state, &run), extend).await {
-        None => tracing::warn!(sync_id = %run.id, "sync lease lost; another replica took it over"),
-        Some(Err(e)) => tracing::error!(sync_id = %run.id, error = %e, "sync failed"),
-        Some(Ok(())) => {}
+    match with_lease(lease, sync_integration(state, &run), renew).await {
+        Err(LeaseEnd::Lost) => tracing::warn!(sync_id = %run.id, "sync lease lost; another replica took it over"),
+        Err(LeaseEnd::Unconfirmed) => {
+            tracing::warn!(sync_id = %run.id, "sync lease not renewed in time; stopped before it could run out")
+        }
+        Ok(Err(e)) => tracing::error!(sync_id = %run.id, error = %e, "sync failed"),
+        Ok(Ok(())) => {}
     }
 }
 
@@ -132,10 +135,9 @@ async fn sync_integration(state: &AppState, run: &SyncRun) -> Result<(), sqlx::E
         tx.commit().await?;
     }
 
-    let filter = filter_document(&integration.options.tags);
     let concurrency = state.config.sync.sync_account_concurrency as usize;
     let account_syncs: Vec<_> =
-        plan.accounts.iter().map(|account| sync_account(state, &integration, run, account, &filter)).collect();
+        plan.accounts.iter().map(|account| sync_account(state, &integration, run, account)).collect();
     let results: Vec<Result<SyncAccountResult, sqlx::Error>> =
         futures::stream::iter(account_syncs).buffer_unordered(concurrency).collect().await;
     let results = results.into_iter().collect::<Result<Vec<_>, _>>()?;
@@ -169,7 +171,6 @@ async fn sync_account(
     integration: &Integration,
     run: &SyncRun,
     account: &ListedAccount,
-    filter: &serde_json::Value,
 ) -> Result<SyncAccountResult, sqlx::Error> {
     let started_at = Utc::now();
     let mut result = SyncAccountResult {
@@ -206,7 +207,13 @@ async fn sync_account(
 
     let mut tx = state.worker_db.begin().await?;
     if result.status == AccountSyncStatus::Succeeded {
-        storage::resources::replace_account(&mut tx, integration.id, &account.account_id, run.id, &found, filter)
+        // What is offered follows the filter as it is now, not as it was when
+        // the sync started: a filter changed meanwhile wins.
+        let Some(tags) = storage::integrations::tag_filter_for_share(&mut *tx, integration.id).await? else {
+            return Ok(result); // deleted meanwhile; its inventory went with it
+        };
+        let filter = filter_document(&tags);
+        storage::resources::replace_account(&mut tx, integration.id, &account.account_id, run.id, &found, &filter)
             .await?;
     }
     storage::accounts::record_sync(

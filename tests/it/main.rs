@@ -12,5 +12,6 @@ mod integrations;
 mod inventory;
 mod least_privilege;
 mod openapi;
+mod races;
 mod roles;
 mod startup;

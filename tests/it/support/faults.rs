@@ -46,6 +46,8 @@ pub struct Exchange {
     /// The account of the caller's credentials, when they came from an
     /// sts:AssumeRole that went through the proxy.
     pub account: Option<String>,
+    /// When the call reached the proxy.
+    pub at: std::time::Instant,
 }
 
 struct ProxyState {
@@ -60,6 +62,10 @@ struct ProxyState {
     delay: Duration,
     client: reqwest::Client,
     log: Mutex<Vec<Exchange>>,
+    /// The action whose answers are held back, and how many are held now.
+    held_action: Mutex<Option<String>>,
+    holding: AtomicU32,
+    released: tokio::sync::watch::Sender<u64>,
 }
 
 pub struct FaultProxy {
@@ -80,6 +86,9 @@ impl FaultProxy {
             delay: slow_delay,
             client: reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap(),
             log: Mutex::new(Vec::new()),
+            held_action: Mutex::new(None),
+            holding: AtomicU32::new(0),
+            released: tokio::sync::watch::channel(0).0,
         });
         let shared = state.clone();
         tokio::spawn(async move {
@@ -110,6 +119,25 @@ impl FaultProxy {
     pub fn exchanges(&self) -> Vec<Exchange> {
         self.state.log.lock().unwrap().clone()
     }
+
+    /// A slow AWS: calls of `action` reach moto and are carried out, but their
+    /// answers are held back until [`Self::release`].
+    pub fn hold_answers(&self, action: &str) {
+        *self.state.held_action.lock().unwrap() = Some(action.to_string());
+    }
+
+    /// Waits until an answer is being held back.
+    pub async fn holding(&self) {
+        while self.state.holding.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Lets the held answers go, and holds no more.
+    pub fn release(&self) {
+        *self.state.held_action.lock().unwrap() = None;
+        self.state.released.send_modify(|generation| *generation += 1);
+    }
 }
 
 async fn handle(state: Arc<ProxyState>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, std::io::Error> {
@@ -133,7 +161,11 @@ async fn handle(state: Arc<ProxyState>, request: Request<Incoming>) -> Result<Re
         .and_then(|a| state.account_rates.lock().unwrap().get(a).copied())
         .unwrap_or_else(|| state.rate.load(Ordering::Relaxed));
     let fault = (faultable && rand::random_range(0..1000) < rate).then(|| FAULTS[rand::random_range(0..FAULTS.len())]);
-    let mut exchange = Exchange { service, action, params, fault, upstream_status: None, account };
+    let mut exchange =
+        Exchange { service, action, params, fault, upstream_status: None, account, at: std::time::Instant::now() };
+    let held = state.held_action.lock().unwrap().as_deref() == Some(exchange.action.as_str());
+    // Subscribed before the call goes on, so that a release meanwhile is not missed.
+    let mut released = state.released.subscribe();
 
     let reply = match fault {
         Some(Fault::Throttle) => Some(aws_error(400, "Throttling", "Rate exceeded")),
@@ -150,6 +182,11 @@ async fn handle(state: Arc<ProxyState>, request: Request<Incoming>) -> Result<Re
         }
     };
     state.log.lock().unwrap().push(exchange);
+    if held {
+        state.holding.fetch_add(1, Ordering::SeqCst);
+        let _ = released.changed().await;
+        state.holding.fetch_sub(1, Ordering::SeqCst);
+    }
     match (fault, reply) {
         (Some(Fault::ResetBefore | Fault::ResetAfter), _) | (_, None) => {
             Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected reset"))
