@@ -28,6 +28,7 @@ use crate::domain::resource::{AccessLevel, Resource};
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::grants::{self, Plan, PlannedCall, PolicyQuota, Quotas, Refusal};
 use crate::storage::grants::{GrantFilter, GrantRow, NewEvent, NewGrant};
+use crate::storage::resources::FoundGrantee;
 use crate::{storage, worker};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -115,6 +116,7 @@ struct Checked {
     resource: Resource,
     grantee: Grantee,
     principal_arn: String,
+    principal_id: Option<String>,
     expires_at: DateTime<Utc>,
     plan: Plan,
 }
@@ -191,7 +193,7 @@ async fn check(state: &AppState, input: &SubmitGrant) -> ApiResult<Checked> {
         name: input.principal.name.clone(),
         account_id: resource.account_id.clone(),
     };
-    let (principal, held) = grantee_found.ok_or_else(|| {
+    let FoundGrantee { principal, held, unique_id: principal_id } = grantee_found.ok_or_else(|| {
         ApiError::validation(
             "principal.name",
             format!(
@@ -217,7 +219,7 @@ async fn check(state: &AppState, input: &SubmitGrant) -> ApiResult<Checked> {
         Refusal::Invalid { field, message } => ApiError::validation(field, message),
         Refusal::Quota { field, message } => ApiError::conflict(ErrorCode::QuotaExceeded, message).with_field(field),
     })?;
-    Ok(Checked { integration, resource, grantee, principal_arn: principal.arn, expires_at, plan })
+    Ok(Checked { integration, resource, grantee, principal_arn: principal.arn, principal_id, expires_at, plan })
 }
 
 /// The expiry asked for, within `JIT_IAM_MIN_GRANT` and `JIT_IAM_MAX_GRANT` of `from`.
@@ -354,6 +356,7 @@ pub async fn submit_grant(
         principal_type: checked.grantee.principal_type,
         principal_name: &checked.grantee.name,
         principal_arn: &checked.principal_arn,
+        principal_id: checked.principal_id.as_deref(),
         request_id: &input.request_id,
         request_fingerprint: &fingerprint,
         approved_by: &input.approved_by,

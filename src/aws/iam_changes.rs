@@ -6,9 +6,11 @@
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
+use aws_sdk_iam::operation::get_group::GetGroupOutput;
 use aws_sdk_iam::operation::list_attached_role_policies::ListAttachedRolePoliciesOutput;
 use aws_sdk_iam::operation::list_attached_user_policies::ListAttachedUserPoliciesOutput;
-use aws_sdk_iam::types::{AttachedPolicy, Tag};
+use aws_sdk_iam::operation::list_entities_for_policy::ListEntitiesForPolicyOutput;
+use aws_sdk_iam::types::{AttachedPolicy, EntityType, Tag};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -60,6 +62,8 @@ pub struct PolicyOperations {
     pub attach: &'static str,
     pub detach: &'static str,
     pub list_attached: &'static str,
+    /// Reads the principal's unique id.
+    pub get: &'static str,
 }
 
 pub fn policy_operations(principal_type: PrincipalType) -> PolicyOperations {
@@ -68,17 +72,26 @@ pub fn policy_operations(principal_type: PrincipalType) -> PolicyOperations {
             attach: "iam:AttachUserPolicy",
             detach: "iam:DetachUserPolicy",
             list_attached: "iam:ListAttachedUserPolicies",
+            get: "iam:GetUser",
         },
         PrincipalType::IamRole => PolicyOperations {
             attach: "iam:AttachRolePolicy",
             detach: "iam:DetachRolePolicy",
             list_attached: "iam:ListAttachedRolePolicies",
+            get: "iam:GetRole",
         },
     }
 }
 
+/// A user or role as IAM lists it: its name now, and its unique id for ever.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IamPrincipal {
+    pub name: String,
+    pub id: String,
+}
+
 /// The IAM changes of grants, narrowed to what the mechanisms need. Removals
-/// are idempotent: what is already gone counts as done.
+/// are idempotent: what is already gone counts as done (and answers false).
 #[allow(async_fn_in_trait)] // used with concrete types only, whose futures are Send
 pub trait IamChanges {
     /// Creates a policy at jit-iam's path; false when one of that name exists already.
@@ -90,15 +103,24 @@ pub trait IamChanges {
     ) -> Result<bool, AwsError>;
     /// The `jit-iam:grant-id` tag of a policy, if it has one.
     async fn policy_grant_id(&self, arn: &str) -> Result<Option<String>, AwsError>;
+    /// The document of the policy's default version (JSON), if the policy exists.
+    async fn policy_document(&self, arn: &str) -> Result<Option<String>, AwsError>;
     async fn delete_policy(&self, arn: &str) -> Result<(), AwsError>;
     async fn attach_policy(&self, grantee: &Grantee, arn: &str) -> Result<(), AwsError>;
-    async fn detach_policy(&self, grantee: &Grantee, arn: &str) -> Result<(), AwsError>;
+    /// False when the policy was not attached to a principal of that name.
+    async fn detach_policy(&self, grantee: &Grantee, arn: &str) -> Result<bool, AwsError>;
     /// The managed policies attached to the grantee, as IAM has them now.
     async fn attached_policies(&self, grantee: &Grantee) -> Result<Vec<String>, AwsError>;
     /// The groups a user is in, as IAM has them now.
     async fn groups_of(&self, user: &str) -> Result<Vec<String>, AwsError>;
     async fn add_to_group(&self, user: &str, group: &str) -> Result<(), AwsError>;
     async fn remove_from_group(&self, user: &str, group: &str) -> Result<(), AwsError>;
+    /// The unique id of the user or role named `name`; None when there is none.
+    async fn principal_id(&self, principal_type: PrincipalType, name: &str) -> Result<Option<String>, AwsError>;
+    /// The users (or roles) the managed policy `arn` is attached to.
+    async fn policy_holders(&self, arn: &str, principal_type: PrincipalType) -> Result<Vec<IamPrincipal>, AwsError>;
+    /// The users in `group`.
+    async fn group_members(&self, group: &str) -> Result<Vec<IamPrincipal>, AwsError>;
 }
 
 /// The IAM client of one account and the record of the calls made through it.
@@ -166,13 +188,13 @@ impl<'a> SdkIam<'a> {
 
     /// Every page of an IAM list call, each page recorded; `read` takes the
     /// items and the next marker out of a page.
-    async fn list_all<O, E, F, Fut>(
+    async fn list_all<T, O, E, F, Fut>(
         &self,
         operation: &'static str,
         target: &str,
         send: F,
-        read: impl Fn(&O) -> Page<String>,
-    ) -> Result<Vec<String>, AwsError>
+        read: impl Fn(&O) -> Page<T>,
+    ) -> Result<Vec<T>, AwsError>
     where
         F: Fn(Option<String>, AttemptCounter) -> Fut,
         Fut: Future<Output = Result<O, SdkError<E, HttpResponse>>>,
@@ -268,7 +290,7 @@ impl IamChanges for SdkIam<'_> {
         }
     }
 
-    async fn detach_policy(&self, grantee: &Grantee, arn: &str) -> Result<(), AwsError> {
+    async fn detach_policy(&self, grantee: &Grantee, arn: &str) -> Result<bool, AwsError> {
         let (iam, name, ops) = (self.iam, grantee.name.as_str(), policy_operations(grantee.principal_type));
         match grantee.principal_type {
             PrincipalType::IamUser => self
@@ -276,14 +298,32 @@ impl IamChanges for SdkIam<'_> {
                     iam.detach_user_policy().user_name(name).policy_arn(arn).customize().interceptor(counter).send()
                 })
                 .await
-                .map(|_| ()),
+                .map(|detached| detached.is_some()),
             PrincipalType::IamRole => self
                 .call(ops.detach, arn, is_not_found, |counter| {
                     iam.detach_role_policy().role_name(name).policy_arn(arn).customize().interceptor(counter).send()
                 })
                 .await
-                .map(|_| ()),
+                .map(|detached| detached.is_some()),
         }
+    }
+
+    async fn policy_document(&self, arn: &str) -> Result<Option<String>, AwsError> {
+        let iam = self.iam;
+        let policy = self
+            .call("iam:GetPolicy", arn, is_not_found, |counter| {
+                iam.get_policy().policy_arn(arn).customize().interceptor(counter).send()
+            })
+            .await?;
+        let Some(version) = policy.and_then(|p| p.policy).and_then(|p| p.default_version_id) else {
+            return Ok(None);
+        };
+        let document = self
+            .call("iam:GetPolicyVersion", arn, is_not_found, |counter| {
+                iam.get_policy_version().policy_arn(arn).version_id(&version).customize().interceptor(counter).send()
+            })
+            .await?;
+        Ok(document.and_then(|d| d.policy_version).and_then(|v| v.document).map(|d| decode_document(&d)))
     }
 
     async fn attached_policies(&self, grantee: &Grantee) -> Result<Vec<String>, AwsError> {
@@ -360,6 +400,83 @@ impl IamChanges for SdkIam<'_> {
         .await
         .map(|_| ())
     }
+
+    async fn principal_id(&self, principal_type: PrincipalType, name: &str) -> Result<Option<String>, AwsError> {
+        let iam = self.iam;
+        match principal_type {
+            PrincipalType::IamUser => {
+                let user = self
+                    .call("iam:GetUser", name, is_not_found, |counter| {
+                        iam.get_user().user_name(name).customize().interceptor(counter).send()
+                    })
+                    .await?;
+                Ok(user.and_then(|u| u.user).map(|u| u.user_id))
+            }
+            PrincipalType::IamRole => {
+                let role = self
+                    .call("iam:GetRole", name, is_not_found, |counter| {
+                        iam.get_role().role_name(name).customize().interceptor(counter).send()
+                    })
+                    .await?;
+                Ok(role.and_then(|r| r.role).map(|r| r.role_id))
+            }
+        }
+    }
+
+    async fn policy_holders(&self, arn: &str, principal_type: PrincipalType) -> Result<Vec<IamPrincipal>, AwsError> {
+        let iam = self.iam;
+        let filter = match principal_type {
+            PrincipalType::IamUser => EntityType::User,
+            PrincipalType::IamRole => EntityType::Role,
+        };
+        let send = |marker, counter| {
+            iam.list_entities_for_policy()
+                .policy_arn(arn)
+                .entity_filter(filter.clone())
+                .max_items(1000)
+                .set_marker(marker)
+                .customize()
+                .interceptor(counter)
+                .send()
+        };
+        let read = |page: &ListEntitiesForPolicyOutput| {
+            let users = page.policy_users().iter().filter_map(|u| principal(u.user_name(), u.user_id()));
+            let roles = page.policy_roles().iter().filter_map(|r| principal(r.role_name(), r.role_id()));
+            Page {
+                items: users.chain(roles).collect(),
+                next: page.marker().filter(|_| page.is_truncated()).map(str::to_string),
+            }
+        };
+        self.list_all("iam:ListEntitiesForPolicy", arn, send, read).await
+    }
+
+    async fn group_members(&self, group: &str) -> Result<Vec<IamPrincipal>, AwsError> {
+        let iam = self.iam;
+        let send = |marker, counter| {
+            iam.get_group().group_name(group).max_items(1000).set_marker(marker).customize().interceptor(counter).send()
+        };
+        let read = |page: &GetGroupOutput| Page {
+            items: page
+                .users()
+                .iter()
+                .map(|u| IamPrincipal { name: u.user_name().to_string(), id: u.user_id().to_string() })
+                .collect(),
+            next: page.marker().filter(|_| page.is_truncated()).map(str::to_string),
+        };
+        self.list_all("iam:GetGroup", group, send, read).await
+    }
+}
+
+fn principal(name: Option<&str>, id: Option<&str>) -> Option<IamPrincipal> {
+    Some(IamPrincipal { name: name?.to_string(), id: id?.to_string() })
+}
+
+/// IAM answers policy documents URL-encoded (moto: plain JSON); plain JSON either way.
+pub fn decode_document(document: &str) -> String {
+    if document.trim_start().starts_with('{') {
+        return document.to_string();
+    }
+    percent_encoding::percent_decode_str(document).decode_utf8_lossy().into_owned()
 }
 
 /// One page of a List Attached{User,Role}Policies answer.

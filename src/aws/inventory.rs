@@ -133,6 +133,7 @@ async fn list_iam_principals(clients: &AwsClients, limiter: &CallLimiter) -> Res
             let details = PrincipalDetails {
                 attached_policy_arns: policy_arns(user.attached_managed_policies()),
                 group_names: user.group_list().to_vec(),
+                unique_id: user.user_id().map(str::to_string),
             };
             items.push(DiscoveredResource {
                 resource_type: ResourceType::IamUser,
@@ -148,6 +149,7 @@ async fn list_iam_principals(clients: &AwsClients, limiter: &CallLimiter) -> Res
             let details = PrincipalDetails {
                 attached_policy_arns: policy_arns(role.attached_managed_policies()),
                 group_names: Vec::new(),
+                unique_id: role.role_id().map(str::to_string),
             };
             items.push(DiscoveredResource {
                 resource_type: ResourceType::IamRole,

@@ -167,6 +167,42 @@ pub const PERMISSIONS: &[Permission] = &[
         why: "whether the user was already in a group before the grant",
     },
     Permission {
+        action: "iam:GetUser",
+        purpose: Purpose::Grants,
+        resources: Resources::Users,
+        why: "the user's unique id: still the principal the grant was approved for",
+    },
+    Permission {
+        action: "iam:GetRole",
+        purpose: Purpose::Grants,
+        resources: Resources::Roles,
+        why: "the role's unique id: still the principal the grant was approved for",
+    },
+    Permission {
+        action: "iam:ListEntitiesForPolicy",
+        purpose: Purpose::Grants,
+        resources: Resources::Any(READ_ONLY),
+        why: "who holds a policy when its grantee was renamed (any managed policy, AWS's included)",
+    },
+    Permission {
+        action: "iam:GetGroup",
+        purpose: Purpose::Grants,
+        resources: Resources::Groups,
+        why: "who is in a group when its grantee was renamed",
+    },
+    Permission {
+        action: "iam:GetPolicy",
+        purpose: Purpose::Grants,
+        resources: Resources::OwnPolicies,
+        why: "the default version of a policy of an interrupted grant, before adopting it",
+    },
+    Permission {
+        action: "iam:GetPolicyVersion",
+        purpose: Purpose::Grants,
+        resources: Resources::OwnPolicies,
+        why: "its document: adopted only when it is the one jit-iam wrote",
+    },
+    Permission {
         action: "organizations:ListAccounts",
         purpose: Purpose::Organization,
         resources: Resources::Any(LIST_ONLY_STAR),

@@ -189,6 +189,12 @@ pub enum GrantErrorCode {
     Expired,
     /// The integration is gone.
     NotFound,
+    /// The principal of that name is not the one the grant was approved for
+    /// (deleted and recreated: its IAM unique id differs); nothing was changed.
+    PrincipalChanged,
+    /// A policy of the grant's name exists and is not the grant's own, or its
+    /// document is not the one jit-iam writes: it is never adopted.
+    PolicyConflict,
 }
 
 text_enum!(GrantErrorCode {
@@ -199,6 +205,8 @@ text_enum!(GrantErrorCode {
     QuotaExceeded = "quota_exceeded",
     Expired = "expired",
     NotFound = "not_found",
+    PrincipalChanged = "principal_changed",
+    PolicyConflict = "policy_conflict",
 });
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -91,6 +91,10 @@ pub struct DiscoveredResource {
 pub struct PrincipalDetails {
     pub attached_policy_arns: Vec<String>,
     pub group_names: Vec<String>,
+    /// IAM's unique id (`AIDA…` for users, `AROA…` for roles): a name can be
+    /// given to someone else, the id never is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unique_id: Option<String>,
 }
 
 #[cfg(test)]

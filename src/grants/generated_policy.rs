@@ -1,16 +1,19 @@
 //! EC2 instances, S3 buckets and IAM roles: a policy made for the grant
 //! (`domain::policy::GeneratedPolicy` names it), attached to the grantee.
 //!
-//! Apply: CreatePolicy, then Attach{User,Role}Policy. A retried CreatePolicy
-//! that finds the policy adopts it only when its `jit-iam:grant-id` tag is this
-//! grant's. Revoke: Detach{User,Role}Policy, then DeletePolicy (IAM refuses to
-//! delete an attached policy); what is already gone counts as done.
+//! Apply: CreatePolicy (beside a check that the principal is still the one
+//! approved), then Attach{User,Role}Policy. A retried CreatePolicy that finds
+//! the policy adopts it only when its `jit-iam:grant-id` tag is this grant's
+//! and its document is the one jit-iam wrote (else `policy_conflict`).
+//! Revoke: Detach{User,Role}Policy (from whoever holds it, should the
+//! principal have been renamed), then DeletePolicy (IAM refuses to delete an
+//! attached policy); what is already gone counts as done.
 
 use std::time::Duration;
 
 use super::{Ledger, Plan, PlannedCall, PolicyQuota, Quotas, Refusal, StepError};
 use crate::aws::iam_changes::{policy_operations, IamChanges};
-use crate::aws::{AwsError, AwsErrorKind};
+use crate::aws::AwsErrorKind;
 use crate::domain::access::policy_document;
 use crate::domain::grant::Grantee;
 use crate::domain::policy::{GeneratedPolicy, MAX_MANAGED_POLICY_CHARS};
@@ -55,7 +58,16 @@ pub(super) fn plan(
 pub(super) fn planned_calls(grantee: &Grantee, policy: &GeneratedPolicy) -> (Vec<PlannedCall>, Vec<PlannedCall>) {
     let ops = policy_operations(grantee.principal_type);
     let call = |operation| PlannedCall::new(operation, &policy.arn, None);
-    (vec![call("iam:CreatePolicy"), call(ops.attach)], vec![call(ops.detach), call("iam:DeletePolicy")])
+    let identity = PlannedCall::new(ops.get, &grantee.name, Some("beside CreatePolicy: still the principal approved"));
+    let holders = PlannedCall::new(
+        "iam:ListEntitiesForPolicy",
+        &policy.arn,
+        Some("when not attached under the grantee's name (renamed): detached from whoever holds it"),
+    );
+    (
+        vec![call("iam:CreatePolicy"), identity, call(ops.attach)],
+        vec![call(ops.detach), holders, call("iam:DeletePolicy")],
+    )
 }
 
 /// The policy a generated-policy grant stored at submission.
@@ -81,32 +93,44 @@ pub(super) async fn apply(
     quotas: &Quotas,
 ) -> Result<Result<(), StepError>, sqlx::Error> {
     let grantee = grant.grantee();
-    let (held, created) = tokio::join!(ledger.policies_held(&grantee, grant.grant_id), create(iam, grant));
+    // The principal's identity is read beside CreatePolicy: a policy attached
+    // to nobody gives nobody access, and the undo of a refused grant deletes it.
+    let (held, created, verified) = tokio::join!(
+        ledger.policies_held(&grantee, grant.grant_id),
+        create(iam, grant),
+        super::verify_principal(iam, grant)
+    );
     let held = held?;
     if held.len() + 1 > quotas.max_policies(grantee.principal_type) {
         return Ok(Err(StepError::Quota(quotas.policies_exceeded(&grantee, held.len()))));
     }
-    if let Err(e) = created {
+    if let Err(e) = verified.and(created) {
         return Ok(Err(e));
     }
     Ok(attach(iam, grant, &grantee).await)
 }
 
-/// Creates the grant's policy, or adopts it when an interrupted try of this grant created it.
+/// Creates the grant's policy, or adopts it when an interrupted try of this
+/// grant created it: tagged with this grant's id, and with the document
+/// jit-iam writes (a tag is easily copied; an edited document is not adopted).
 async fn create(iam: &impl IamChanges, grant: &GrantRow) -> Result<(), StepError> {
     let (policy, resource_arn) = stored_policy(grant);
     let document = grant.policy_document.as_ref().expect("generated-policy grants store their document");
     let tags = GeneratedPolicy::tags(grant.grant_id, resource_arn);
-    if !iam.create_policy(&policy, &document.0.to_json(), &tags).await? {
-        // Created by an interrupted try of this grant, or by someone else.
-        let owner = iam.policy_grant_id(&policy.arn).await?;
-        if owner != Some(grant.grant_id.to_string()) {
-            return Err(StepError::Aws(AwsError::new(
-                AwsErrorKind::Rejected,
-                "iam:CreatePolicy",
-                format!("a policy named {} exists and was not created for this grant", policy.name),
-            )));
-        }
+    if iam.create_policy(&policy, &document.0.to_json(), &tags).await? {
+        return Ok(());
+    }
+    // Created by an interrupted try of this grant, or by someone else.
+    let conflict =
+        |why: &str| Err(StepError::PolicyConflict(format!("a policy named {} exists and {why}", policy.name)));
+    if iam.policy_grant_id(&policy.arn).await? != Some(grant.grant_id.to_string()) {
+        return conflict("was not created for this grant");
+    }
+    let found = iam.policy_document(&policy.arn).await?;
+    let same = found.and_then(|found| serde_json::from_str::<serde_json::Value>(&found).ok())
+        == serde_json::to_value(&document.0).ok();
+    if !same {
+        return conflict("its document is not the one jit-iam wrote for this grant");
     }
     Ok(())
 }
@@ -127,10 +151,17 @@ async fn attach(iam: &impl IamChanges, grant: &GrantRow, grantee: &Grantee) -> R
     }
 }
 
-/// Detach, then delete (IAM refuses to delete an attached policy).
+/// Detach, then delete (IAM refuses to delete an attached policy). When the
+/// policy is not attached under the grantee's name, the principal may have
+/// been renamed: the policy is the grant's own, so whoever holds it loses it.
 pub(super) async fn revoke(iam: &impl IamChanges, grant: &GrantRow) -> Result<(), StepError> {
     let (policy, _) = stored_policy(grant);
-    iam.detach_policy(&grant.grantee(), &policy.arn).await?;
+    let grantee = grant.grantee();
+    if !iam.detach_policy(&grantee, &policy.arn).await? {
+        for holder in iam.policy_holders(&policy.arn, grantee.principal_type).await? {
+            iam.detach_policy(&Grantee { name: holder.name, ..grantee.clone() }, &policy.arn).await?;
+        }
+    }
     iam.delete_policy(&policy.arn).await?;
     Ok(())
 }

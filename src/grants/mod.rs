@@ -218,6 +218,10 @@ pub fn planned_calls(
 pub enum StepError {
     Aws(AwsError),
     Quota(String),
+    /// The principal of the grant's name is someone else now.
+    PrincipalChanged(String),
+    /// A policy of the grant's name is not the grant's own.
+    PolicyConflict(String),
 }
 
 impl StepError {
@@ -237,6 +241,10 @@ impl StepError {
                 GrantError { code, message: e.to_string(), aws: Some(e.body()) }
             }
             Self::Quota(message) => GrantError { code: GrantErrorCode::QuotaExceeded, message, aws: None },
+            Self::PrincipalChanged(message) => {
+                GrantError { code: GrantErrorCode::PrincipalChanged, message, aws: None }
+            }
+            Self::PolicyConflict(message) => GrantError { code: GrantErrorCode::PolicyConflict, message, aws: None },
         }
     }
 }
@@ -276,6 +284,21 @@ pub async fn revoke(iam: &impl IamChanges, ledger: &mut impl Ledger, grant: &Gra
 
 pub fn mechanism_of(grant: &GrantRow) -> Mechanism {
     Mechanism::of(grant.resource_type()).expect("grants target offered types")
+}
+
+/// Before a change: the principal of the grant's name must still be the one
+/// the grant was approved for (same IAM unique id). One that is gone is left
+/// to the change itself to report.
+async fn verify_principal(iam: &impl IamChanges, grant: &GrantRow) -> Result<(), StepError> {
+    let Some(approved) = &grant.principal_id else { return Ok(()) };
+    let grantee = grant.grantee();
+    match iam.principal_id(grantee.principal_type, &grantee.name).await? {
+        Some(current) if current != *approved => Err(StepError::PrincipalChanged(format!(
+            "{grantee} is not the principal the grant was approved for: it was deleted and recreated \
+             (unique id {current}, approved {approved})"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// The shared attachment a grant of a shared mechanism holds.

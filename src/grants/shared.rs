@@ -56,21 +56,24 @@ pub(super) fn planned_calls(
 ) -> (Vec<PlannedCall>, Vec<PlannedCall>) {
     let first = Some("unless another live grant holds it already");
     let last = Some("only when no other live grant holds it and the grantee did not have it before");
-    let (list, add, remove, target) = match mechanism {
+    let ops = policy_operations(grantee.principal_type);
+    let (list, add, remove, holders, target) = match mechanism {
         Mechanism::GroupMembership => {
-            ("iam:ListGroupsForUser", "iam:AddUserToGroup", "iam:RemoveUserFromGroup", &resource.name)
+            ("iam:ListGroupsForUser", "iam:AddUserToGroup", "iam:RemoveUserFromGroup", "iam:GetGroup", &resource.name)
         }
-        _ => {
-            let ops = policy_operations(grantee.principal_type);
-            (ops.list_attached, ops.attach, ops.detach, &resource.arn)
-        }
+        _ => (ops.list_attached, ops.attach, ops.detach, "iam:ListEntitiesForPolicy", &resource.arn),
     };
     (
         vec![
             PlannedCall::new(list, &grantee.name, first),
+            PlannedCall::new(ops.get, &grantee.name, Some("still the principal approved")),
             PlannedCall::new(add, target, Some("unless the grantee has it already")),
         ],
-        vec![PlannedCall::new(remove, target, last)],
+        vec![
+            PlannedCall::new(ops.get, &grantee.name, last),
+            PlannedCall::new(holders, target, Some("when the name is no longer the grantee's: found by unique id")),
+            PlannedCall::new(remove, target, last),
+        ],
     )
 }
 
@@ -101,7 +104,11 @@ pub(super) async fn apply(
     }
     // No record: the first holder. An "attaching" record: an earlier try may have made the change.
     let recovering = existing.is_some();
-    let current = match current(iam, &grantee, mechanism).await {
+    let (current, verified) = tokio::join!(current(iam, &grantee, mechanism), super::verify_principal(iam, grant));
+    if let Err(e) = verified {
+        return Ok(Err(e));
+    }
+    let current = match current {
         Ok(current) => current,
         Err(e) => return Ok(Err(e.into())),
     };
@@ -146,9 +153,14 @@ pub(super) async fn revoke(
         return Ok(Ok(()));
     }
     if !attachment.preexisting {
-        let removed = match mechanism {
-            Mechanism::GroupMembership => iam.remove_from_group(&grantee.name, key.target).await,
-            _ => iam.detach_policy(&grantee, key.target).await,
+        let removed = match holder_now(iam, grant, mechanism, key.target).await {
+            // Gone: its access went with it.
+            Ok(None) => Ok(()),
+            Ok(Some(name)) => match mechanism {
+                Mechanism::GroupMembership => iam.remove_from_group(&name, key.target).await,
+                _ => iam.detach_policy(&Grantee { name, ..grantee.clone() }, key.target).await.map(|_| ()),
+            },
+            Err(e) => Err(e),
         };
         if let Err(e) = removed {
             return Ok(Err(e.into()));
@@ -156,4 +168,28 @@ pub(super) async fn revoke(
     }
     ledger.forget(&key).await?;
     Ok(Ok(()))
+}
+
+/// The name the grantee has now, found by its IAM unique id: the access is
+/// removed under that name and never from someone else who took the old one.
+/// None when no principal has that id any more. (Grants from before ids were
+/// recorded go by name.)
+async fn holder_now(
+    iam: &impl IamChanges,
+    grant: &GrantRow,
+    mechanism: Mechanism,
+    target: &str,
+) -> Result<Option<String>, AwsError> {
+    let grantee = grant.grantee();
+    let Some(approved) = &grant.principal_id else { return Ok(Some(grantee.name)) };
+    if iam.principal_id(grantee.principal_type, &grantee.name).await?.as_ref() == Some(approved) {
+        return Ok(Some(grantee.name));
+    }
+    // Renamed, or deleted (and perhaps recreated under the name): look for the
+    // id among those who hold the access.
+    let holders = match mechanism {
+        Mechanism::GroupMembership => iam.group_members(target).await?,
+        _ => iam.policy_holders(target, grantee.principal_type).await?,
+    };
+    Ok(holders.into_iter().find(|holder| holder.id == *approved).map(|holder| holder.name))
 }

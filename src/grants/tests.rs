@@ -10,7 +10,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::*;
-use crate::aws::iam_changes::policy_operations;
+use crate::aws::iam_changes::{policy_operations, IamPrincipal};
 use crate::domain::access::policy_document;
 use crate::domain::grant::PrincipalType;
 use crate::domain::integration::{Connection, IntegrationOptions, IntegrationStatus, RootAccount};
@@ -21,11 +21,16 @@ const QUOTAS: Quotas = Quotas { max_policies_per_user: 10, max_policies_per_role
 
 /// IAM in memory: policies with their grant tag, attachments, group members,
 /// and failures to answer, once each, to the next call of an operation.
+///
+/// Principals exist under any name with the id `id-<name>`, unless `ids` says
+/// otherwise (None: no principal of that name).
 #[derive(Default)]
 struct MemoryIam {
     policies: Mutex<HashMap<String, Option<String>>>,
+    documents: Mutex<HashMap<String, String>>,
     attached: Mutex<HashSet<(Grantee, String)>>,
     members: Mutex<HashSet<(String, String)>>,
+    ids: Mutex<HashMap<String, Option<String>>>,
     failures: Mutex<Vec<(&'static str, AwsErrorKind)>>,
     calls: Mutex<Vec<&'static str>>,
 }
@@ -52,13 +57,45 @@ impl MemoryIam {
     fn has(&self, grantee: &Grantee, arn: &str) -> bool {
         self.attached.lock().unwrap().contains(&(grantee.clone(), arn.to_string()))
     }
+
+    fn id_of(&self, name: &str) -> Option<String> {
+        self.ids.lock().unwrap().get(name).cloned().unwrap_or_else(|| Some(format!("id-{name}")))
+    }
+
+    /// An admin renames a user: its attachments and memberships go with it.
+    fn rename(&self, from: &Grantee, to: &str) {
+        let id = self.id_of(&from.name);
+        let renamed = Grantee { name: to.into(), ..from.clone() };
+        let mut attached = self.attached.lock().unwrap();
+        let moved: Vec<_> = attached.iter().filter(|(g, _)| g == from).cloned().collect();
+        for (_, arn) in moved {
+            attached.remove(&(from.clone(), arn.clone()));
+            attached.insert((renamed.clone(), arn));
+        }
+        let mut members = self.members.lock().unwrap();
+        let moved: Vec<_> = members.iter().filter(|(u, _)| *u == from.name).cloned().collect();
+        for (_, group) in moved {
+            members.remove(&(from.name.clone(), group.clone()));
+            members.insert((to.to_string(), group));
+        }
+        let mut ids = self.ids.lock().unwrap();
+        ids.insert(to.to_string(), id);
+        ids.insert(from.name.clone(), None);
+    }
+
+    /// An admin deletes a user (its access goes with it) and creates another of the same name.
+    fn recreate(&self, user: &Grantee) {
+        self.attached.lock().unwrap().retain(|(g, _)| g != user);
+        self.members.lock().unwrap().retain(|(u, _)| *u != user.name);
+        self.ids.lock().unwrap().insert(user.name.clone(), Some(format!("id-{}-recreated", user.name)));
+    }
 }
 
 impl IamChanges for MemoryIam {
     async fn create_policy(
         &self,
         policy: &GeneratedPolicy,
-        _document: &str,
+        document: &str,
         tags: &[(&'static str, String)],
     ) -> Result<bool, AwsError> {
         self.call("iam:CreatePolicy")?;
@@ -68,7 +105,13 @@ impl IamChanges for MemoryIam {
             return Ok(false);
         }
         policies.insert(policy.arn.clone(), tag);
+        self.documents.lock().unwrap().insert(policy.arn.clone(), document.to_string());
         Ok(true)
+    }
+
+    async fn policy_document(&self, arn: &str) -> Result<Option<String>, AwsError> {
+        self.call("iam:GetPolicyVersion")?;
+        Ok(self.documents.lock().unwrap().get(arn).cloned())
     }
 
     async fn policy_grant_id(&self, arn: &str) -> Result<Option<String>, AwsError> {
@@ -97,10 +140,9 @@ impl IamChanges for MemoryIam {
         }
     }
 
-    async fn detach_policy(&self, grantee: &Grantee, arn: &str) -> Result<(), AwsError> {
+    async fn detach_policy(&self, grantee: &Grantee, arn: &str) -> Result<bool, AwsError> {
         self.call(policy_operations(grantee.principal_type).detach)?;
-        self.attached.lock().unwrap().remove(&(grantee.clone(), arn.to_string()));
-        Ok(())
+        Ok(self.attached.lock().unwrap().remove(&(grantee.clone(), arn.to_string())))
     }
 
     async fn attached_policies(&self, grantee: &Grantee) -> Result<Vec<String>, AwsError> {
@@ -125,6 +167,28 @@ impl IamChanges for MemoryIam {
         self.call("iam:RemoveUserFromGroup")?;
         self.members.lock().unwrap().remove(&(user.to_string(), group.to_string()));
         Ok(())
+    }
+
+    async fn principal_id(&self, principal_type: PrincipalType, name: &str) -> Result<Option<String>, AwsError> {
+        self.call(match principal_type {
+            PrincipalType::IamUser => "iam:GetUser",
+            PrincipalType::IamRole => "iam:GetRole",
+        })?;
+        Ok(self.id_of(name))
+    }
+
+    async fn policy_holders(&self, arn: &str, principal_type: PrincipalType) -> Result<Vec<IamPrincipal>, AwsError> {
+        self.call("iam:ListEntitiesForPolicy")?;
+        let attached = self.attached.lock().unwrap();
+        let holders = attached.iter().filter(|(g, a)| a == arn && g.principal_type == principal_type);
+        Ok(holders.map(|(g, _)| IamPrincipal { name: g.name.clone(), id: self.id_of(&g.name).unwrap() }).collect())
+    }
+
+    async fn group_members(&self, group: &str) -> Result<Vec<IamPrincipal>, AwsError> {
+        self.call("iam:GetGroup")?;
+        let members = self.members.lock().unwrap();
+        let users = members.iter().filter(|(_, g)| g == group);
+        Ok(users.map(|(u, _)| IamPrincipal { name: u.clone(), id: self.id_of(u).unwrap() }).collect())
     }
 }
 
@@ -198,6 +262,7 @@ fn grant(resource_type: ResourceType, to: &Grantee) -> GrantRow {
         principal_type: to.principal_type.as_str().into(),
         principal_name: to.name.clone(),
         principal_arn: format!("arn:aws:iam::{ACCOUNT}:{}/{}", to.principal_type.noun(), to.name),
+        principal_id: Some(format!("id-{}", to.name)),
         request_id: "r".into(),
         request_fingerprint: "f".into(),
         approved_by: "a".into(),
@@ -235,7 +300,8 @@ async fn a_generated_policy_is_created_attached_then_detached_and_deleted() {
         let ops = policy_operations(principal_type);
         let g = grant(ResourceType::S3Bucket, &alice);
         assert!(!apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap(), "holds no shared attachment");
-        assert_eq!(iam.calls(), ["iam:CreatePolicy", ops.attach]);
+        let get = if principal_type == PrincipalType::IamUser { "iam:GetUser" } else { "iam:GetRole" };
+        assert_eq!(iam.calls(), ["iam:CreatePolicy", get, ops.attach], "the principal checked beside CreatePolicy");
         assert!(iam.has(&alice, policy_arn(&g)));
         revoke(&iam, &mut ledger, &g).await.unwrap().unwrap();
         assert_eq!(iam.calls(), [ops.detach, "iam:DeletePolicy"], "detached before deleted");
@@ -250,9 +316,27 @@ async fn a_crash_after_create_policy_is_finished_by_adopting_the_grants_own_poli
     let g = grant(ResourceType::S3Bucket, &alice);
     // The first try created the policy, then the process died.
     iam.policies.lock().unwrap().insert(policy_arn(&g).into(), Some(g.grant_id.to_string()));
+    iam.documents.lock().unwrap().insert(policy_arn(&g).into(), g.policy_document.as_ref().unwrap().0.to_json());
     apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap();
-    assert_eq!(iam.calls(), ["iam:CreatePolicy", "iam:ListPolicyTags", "iam:AttachUserPolicy"]);
+    assert_eq!(
+        iam.calls(),
+        ["iam:CreatePolicy", "iam:ListPolicyTags", "iam:GetPolicyVersion", "iam:GetUser", "iam:AttachUserPolicy"]
+    );
     assert!(iam.has(&alice, policy_arn(&g)));
+}
+
+/// The grant's tag on a policy whose document someone edited (or wrote) is not enough.
+#[tokio::test]
+async fn a_policy_with_the_grants_tag_but_another_document_is_never_adopted() {
+    let (iam, mut ledger) = (MemoryIam::default(), MemoryLedger::default());
+    let alice = grantee(PrincipalType::IamUser, "alice");
+    let g = grant(ResourceType::S3Bucket, &alice);
+    iam.policies.lock().unwrap().insert(policy_arn(&g).into(), Some(g.grant_id.to_string()));
+    let wider = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+    iam.documents.lock().unwrap().insert(policy_arn(&g).into(), wider.into());
+    let error = apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap_err();
+    assert_eq!(error.into_grant_error().code, GrantErrorCode::PolicyConflict);
+    assert!(!iam.has(&alice, policy_arn(&g)), "nothing attached");
 }
 
 #[tokio::test]
@@ -292,7 +376,7 @@ async fn a_policy_not_yet_visible_after_creation_is_attached_on_a_later_try() {
     apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap();
     assert_eq!(
         iam.calls(),
-        ["iam:CreatePolicy", "iam:AttachUserPolicy", "iam:AttachUserPolicy", "iam:AttachUserPolicy"]
+        ["iam:CreatePolicy", "iam:GetUser", "iam:AttachUserPolicy", "iam:AttachUserPolicy", "iam:AttachUserPolicy"]
     );
 }
 
@@ -309,7 +393,17 @@ async fn revoking_what_is_already_gone_succeeds_and_a_failed_revoke_is_retried_w
     assert!(revoke(&iam, &mut ledger, &g).await.unwrap().unwrap_err().is_retryable());
     assert!(!iam.has(&alice, policy_arn(&g)), "detached by the first try");
     revoke(&iam, &mut ledger, &g).await.unwrap().unwrap();
-    assert_eq!(iam.calls(), ["iam:DetachUserPolicy", "iam:DeletePolicy", "iam:DetachUserPolicy", "iam:DeletePolicy"]);
+    // The retry finds the policy detached already, and looks for whoever else holds it before deleting.
+    assert_eq!(
+        iam.calls(),
+        [
+            "iam:DetachUserPolicy",
+            "iam:DeletePolicy",
+            "iam:DetachUserPolicy",
+            "iam:ListEntitiesForPolicy",
+            "iam:DeletePolicy"
+        ]
+    );
     assert!(iam.policies.lock().unwrap().is_empty());
 }
 
@@ -322,7 +416,7 @@ async fn a_grant_over_the_quota_is_never_attached_and_its_undo_leaves_nothing() 
     let error = apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap_err();
     let StepError::Quota(message) = error else { panic!("{error:?}") };
     assert!(message.contains("role deployer") && message.contains("JIT_IAM_MAX_POLICIES_PER_ROLE"), "{message}");
-    assert_eq!(iam.calls(), ["iam:CreatePolicy"], "checked beside CreatePolicy, before any attachment");
+    assert_eq!(iam.calls(), ["iam:CreatePolicy", "iam:GetRole"], "checked beside CreatePolicy, before any attachment");
     assert!(!iam.has(&role, policy_arn(&g)));
     revoke(&iam, &mut ledger, &g).await.unwrap().unwrap();
     assert!(iam.policies.lock().unwrap().is_empty(), "the undo deletes the policy");
@@ -335,7 +429,7 @@ async fn access_held_before_any_grant_is_never_removed() {
     iam.attached.lock().unwrap().insert((role.clone(), SHARED_POLICY.into()));
     let g = grant(ResourceType::IamPolicy, &role);
     assert!(apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap(), "holds the attachment");
-    assert_eq!(iam.calls(), ["iam:ListAttachedRolePolicies"], "nothing to change");
+    assert_eq!(iam.calls(), ["iam:ListAttachedRolePolicies", "iam:GetRole"], "nothing to change");
     revoke(&iam, &mut ledger, &g).await.unwrap().unwrap();
     assert!(iam.calls().is_empty());
     assert!(iam.has(&role, SHARED_POLICY), "the role had it before");
@@ -351,9 +445,9 @@ async fn a_crash_after_attaching_is_recognised_as_jit_iams_own_change() {
     ledger.record_attaching(&attachment_key(&g, &bob, Mechanism::GroupMembership)).await.unwrap();
     iam.members.lock().unwrap().insert(("bob".into(), "ops".into()));
     assert!(apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap());
-    assert_eq!(iam.calls(), ["iam:ListGroupsForUser"]);
+    assert_eq!(iam.calls(), ["iam:ListGroupsForUser", "iam:GetUser"]);
     revoke(&iam, &mut ledger, &g).await.unwrap().unwrap();
-    assert_eq!(iam.calls(), ["iam:RemoveUserFromGroup"], "jit-iam's own membership is removed");
+    assert_eq!(iam.calls(), ["iam:GetUser", "iam:RemoveUserFromGroup"], "jit-iam's own membership is removed");
     assert!(iam.members.lock().unwrap().is_empty());
 }
 
@@ -382,8 +476,10 @@ async fn a_user_and_a_role_of_the_same_name_never_share_an_attachment() {
         iam.calls(),
         [
             "iam:ListAttachedUserPolicies",
+            "iam:GetUser",
             "iam:AttachUserPolicy",
             "iam:ListAttachedRolePolicies",
+            "iam:GetRole",
             "iam:AttachRolePolicy"
         ]
     );
@@ -479,7 +575,61 @@ fn preview_names_the_calls_of_the_grantees_type() {
     let policy = GeneratedPolicy::placeholder("aws", ACCOUNT);
     let (apply_calls, revoke_calls) = planned_calls(&plan, &role, &bucket, Some(&policy));
     let operations = |calls: &[PlannedCall]| calls.iter().map(|c| c.operation.clone()).collect::<Vec<_>>();
-    assert_eq!(operations(&apply_calls), ["iam:CreatePolicy", "iam:AttachRolePolicy"]);
-    assert_eq!(operations(&revoke_calls), ["iam:DetachRolePolicy", "iam:DeletePolicy"]);
+    assert_eq!(operations(&apply_calls), ["iam:CreatePolicy", "iam:GetRole", "iam:AttachRolePolicy"]);
+    assert_eq!(operations(&revoke_calls), ["iam:DetachRolePolicy", "iam:ListEntitiesForPolicy", "iam:DeletePolicy"]);
     assert_eq!(plan.quota.unwrap().after_grant, 1);
+}
+
+/// Deleted and recreated under the same name before the grant is applied:
+/// the new principal is not the grantee. Nothing is attached to it.
+#[tokio::test]
+async fn a_principal_recreated_under_the_name_is_not_the_grantee() {
+    for resource_type in [ResourceType::S3Bucket, ResourceType::IamPolicy, ResourceType::IamGroup] {
+        let (iam, mut ledger) = (MemoryIam::default(), MemoryLedger::default());
+        let alice = grantee(PrincipalType::IamUser, "alice");
+        iam.recreate(&alice);
+        let g = grant(resource_type, &alice);
+        let error = apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap_err();
+        assert!(!error.is_retryable());
+        assert_eq!(error.into_grant_error().code, GrantErrorCode::PrincipalChanged, "{resource_type:?}");
+        assert!(iam.attached.lock().unwrap().is_empty() && iam.members.lock().unwrap().is_empty());
+    }
+}
+
+/// Renamed while the grant is active: the access is removed under the new
+/// name, found by the unique id (a later grant would otherwise take it for
+/// access held before, and never remove it).
+#[tokio::test]
+async fn a_renamed_principal_loses_the_access_under_its_new_name() {
+    for resource_type in [ResourceType::S3Bucket, ResourceType::IamPolicy, ResourceType::IamGroup] {
+        let (iam, mut ledger) = (MemoryIam::default(), MemoryLedger::default());
+        let alice = grantee(PrincipalType::IamUser, "alice");
+        let g = grant(resource_type, &alice);
+        apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap();
+        iam.rename(&alice, "alicia");
+        revoke(&iam, &mut ledger, &g).await.unwrap().unwrap();
+        assert!(iam.attached.lock().unwrap().is_empty(), "{resource_type:?}");
+        assert!(iam.members.lock().unwrap().is_empty(), "{resource_type:?}");
+        assert!(iam.policies.lock().unwrap().is_empty(), "{resource_type:?}");
+    }
+}
+
+/// Deleted (its access with it) and recreated while the grant is active, and
+/// the new principal given the same access by someone: the revocation leaves
+/// the new principal's access alone.
+#[tokio::test]
+async fn a_revocation_never_takes_access_from_a_principal_recreated_under_the_name() {
+    for resource_type in [ResourceType::IamPolicy, ResourceType::IamGroup] {
+        let (iam, mut ledger) = (MemoryIam::default(), MemoryLedger::default());
+        let alice = grantee(PrincipalType::IamUser, "alice");
+        let g = grant(resource_type, &alice);
+        apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap();
+        iam.recreate(&alice);
+        iam.attached.lock().unwrap().insert((alice.clone(), SHARED_POLICY.into()));
+        iam.members.lock().unwrap().insert(("alice".into(), "ops".into()));
+        revoke(&iam, &mut ledger, &g).await.unwrap().unwrap();
+        assert!(iam.has(&alice, SHARED_POLICY), "{resource_type:?}");
+        assert!(iam.members.lock().unwrap().contains(&("alice".into(), "ops".into())), "{resource_type:?}");
+        assert!(ledger.records.is_empty(), "the grant's record is gone: {resource_type:?}");
+    }
 }

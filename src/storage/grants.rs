@@ -36,6 +36,8 @@ pub struct GrantRow {
     pub principal_type: String,
     pub principal_name: String,
     pub principal_arn: String,
+    /// The principal's IAM unique id when the grant was submitted (None for older grants).
+    pub principal_id: Option<String>,
     pub request_id: String,
     pub request_fingerprint: String,
     pub approved_by: String,
@@ -142,6 +144,8 @@ pub struct NewGrant<'a> {
     pub principal_type: PrincipalType,
     pub principal_name: &'a str,
     pub principal_arn: &'a str,
+    /// The principal's IAM unique id, as the inventory has it.
+    pub principal_id: Option<&'a str>,
     pub request_id: &'a str,
     pub request_fingerprint: &'a str,
     pub approved_by: &'a str,
@@ -153,11 +157,10 @@ pub struct NewGrant<'a> {
     pub policy_document: Option<&'a PolicyDocument>,
 }
 
-/// Stores a grant and its first event in one round trip. With `lease`, it is
-/// stored claimed by that worker (which works on it at once); without, the
-/// workers of every replica are woken to claim it. None when `request_id`
-/// exists already.
-/// Inserts a grant with its first event and its audit record, in one statement.
+/// Stores a grant, its first event and its audit record in one statement.
+/// With `lease`, it is stored claimed by that worker (which works on it at
+/// once); without, the workers of every replica are woken to claim it. None
+/// when `request_id` exists already.
 pub async fn insert(
     db: impl PgExecutor<'_>,
     grant: &NewGrant<'_>,
@@ -169,9 +172,10 @@ pub async fn insert(
              insert into grants (grant_id, integration_id, account_id, resource_id, resource_type, resource_arn,
                                  resource_name, access_level, principal_type, principal_name, principal_arn,
                                  request_id, request_fingerprint, approved_by, reason, requested_by, expires_at,
-                                 policy_name, policy_arn, policy_document, lease_owner, lease_expires_at)
+                                 policy_name, policy_arn, policy_document, lease_owner, lease_expires_at,
+                                 principal_id)
              values ($1, $2, $3, $4, $5, $6, $7, $8, $20, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-                     $21, case when $21::text is not null then now() + $22 end)
+                     $21, case when $21::text is not null then now() + $22 end, $28)
              on conflict (request_id) do nothing
              returning *),
          event as (
@@ -210,6 +214,7 @@ pub async fn insert(
     .bind(&audit.request_id)
     .bind(audit.action.as_str())
     .bind(Json(&audit.changes))
+    .bind(grant.principal_id)
     .fetch_optional(db)
     .await
 }

@@ -156,8 +156,9 @@ pub fn violates(error: &sqlx::Error, constraint: &str) -> bool {
 pub fn is_unavailable(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => true,
-        // A TLS handshake cut off (the server went away mid-connect) is an outage too.
-        sqlx::Error::Tls(_) => true,
+        // A connection cut off mid-handshake (TLS, or the SSLRequest that
+        // precedes it: "unexpected response from SSLRequest") is an outage too.
+        sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => true,
         // admin_shutdown, crash_shutdown, cannot_connect_now
         sqlx::Error::Database(e) => matches!(e.code().as_deref(), Some("57P01" | "57P02" | "57P03")),
         _ => false,

@@ -223,6 +223,15 @@ pub async fn find_offered(
     .map(|row| row.map(Into::into))
 }
 
+/// A grantee as the inventory has it.
+pub struct FoundGrantee {
+    pub principal: Resource,
+    /// The managed policies it holds, as far as jit-iam knows.
+    pub held: Vec<String>,
+    /// Its IAM unique id, as the last sync found it.
+    pub unique_id: Option<String>,
+}
+
 /// A grantee of a grant on the offered resource `resource_id` (or
 /// `resource_arn`): the IAM user or role `name` of that resource's account,
 /// as the last sync found it (whatever the tag filter: grantees are not
@@ -235,15 +244,17 @@ pub async fn find_grantee(
     resource_arn: Option<&str>,
     principal_type: PrincipalType,
     name: &str,
-) -> Result<Option<(Resource, Vec<String>)>, sqlx::Error> {
+) -> Result<Option<FoundGrantee>, sqlx::Error> {
     #[derive(sqlx::FromRow)]
     struct GranteeRow {
         #[sqlx(flatten)]
         resource: ResourceRow,
         held: Vec<String>,
+        unique_id: Option<String>,
     }
     let row = sqlx::query_as::<_, GranteeRow>(&format!(
-        "select {COLUMNS}, array(select grantee_policies(account_id, type, name, null)) as held
+        "select {COLUMNS}, array(select grantee_policies(account_id, type, name, null)) as held,
+                details ->> 'unique_id' as unique_id
          from resources
          where integration_id = $1 and type = $2 and name = $3
            and account_id = (select account_id from resources
@@ -256,5 +267,5 @@ pub async fn find_grantee(
     .bind(resource_arn)
     .fetch_optional(db)
     .await?;
-    Ok(row.map(|row| (row.resource.into(), row.held)))
+    Ok(row.map(|row| FoundGrantee { principal: row.resource.into(), held: row.held, unique_id: row.unique_id }))
 }

@@ -209,7 +209,12 @@ async fn a_ten_second_database_outage_loses_nothing() {
         server.post("/v1/grants", grant_body(&integration, &resources, 99, 600)).await,
         server.get(&format!("/v1/grants/{}", ids[0])).await,
     ] {
-        assert_eq!((status.as_u16(), body["error"]["code"].as_str()), (503, Some("database_unavailable")), "{body}");
+        assert_eq!(
+            (status.as_u16(), body["error"]["code"].as_str()),
+            (503, Some("database_unavailable")),
+            "{body}\n{}",
+            server.problems()
+        );
     }
     tokio::time::sleep(Duration::from_secs(10).saturating_sub(outage.elapsed())).await;
     postgres.up();

@@ -26,7 +26,7 @@ impl Fixture {
     async fn with(builder: crate::support::ServerBuilder) -> Fixture {
         let account = Moto::shared().account(&random_account_id()).await;
         let bucket = unique("grants");
-        for user in ["alice", "bob", "carol", "dave"] {
+        for user in ["alice", "bob", "carol", "dave", "erin", "frank", "gina"] {
             account.create_user(user, &[]).await;
         }
         account.create_group("ops").await;
@@ -103,6 +103,13 @@ fn calls(events: &[Value]) -> Vec<String> {
         .collect()
 }
 
+/// The successful IAM changes of a grant, in order (reads left out: some
+/// run side by side with a change, so their order varies).
+fn changes(events: &[Value]) -> Vec<String> {
+    let reads = |op: &str| op.starts_with("iam:Get") || op.starts_with("iam:List");
+    calls(events).into_iter().filter(|op| !reads(op)).collect()
+}
+
 fn transitions(events: &[Value]) -> Vec<String> {
     events.iter().filter(|e| e["kind"] == "transition").map(|e| e["to_status"].as_str().unwrap().to_string()).collect()
 }
@@ -153,9 +160,10 @@ async fn every_type_and_level_is_applied_then_revoked() {
         assert_eq!(revoked["revoke_reason"], "revoked");
         let events = f.events(id).await;
         assert_eq!(
-            calls(&events),
+            changes(&events),
             ["iam:CreatePolicy", "iam:AttachUserPolicy", "iam:DetachUserPolicy", "iam:DeletePolicy"]
         );
+        assert!(calls(&events).contains(&"iam:GetUser".to_string()), "the principal checked: {events:?}");
         assert_eq!(transitions(&events), ["pending", "active", "revoking", "revoked"]);
         assert!(events.iter().all(|e| e["outcome"] != "failed"), "{events:?}");
     }
@@ -166,9 +174,12 @@ async fn every_type_and_level_is_applied_then_revoked() {
     assert!(f.account.user_policies("alice").await.is_empty());
     assert!(f.account.user_groups("alice").await.is_empty());
     let events = f.events(policy_grant["id"].as_str().unwrap()).await;
-    assert_eq!(calls(&events), ["iam:ListAttachedUserPolicies", "iam:AttachUserPolicy", "iam:DetachUserPolicy"]);
+    assert_eq!(changes(&events), ["iam:AttachUserPolicy", "iam:DetachUserPolicy"]);
     let events = f.events(group_grant["id"].as_str().unwrap()).await;
-    assert_eq!(calls(&events), ["iam:ListGroupsForUser", "iam:AddUserToGroup", "iam:RemoveUserFromGroup"]);
+    assert_eq!(changes(&events), ["iam:AddUserToGroup", "iam:RemoveUserFromGroup"]);
+    // Read first: what alice holds, and that she is still the user approved (before attaching and before removing).
+    assert_eq!(calls(&events).iter().filter(|op| *op == "iam:GetUser").count(), 2, "{events:?}");
+    assert!(calls(&events).contains(&"iam:ListGroupsForUser".to_string()), "{events:?}");
 
     // The rows in Postgres agree.
     let statuses: Vec<String> =
@@ -282,7 +293,8 @@ async fn shared_attachments_are_reference_counted() {
     let held_before = f.grant(f.body("iam_policy", "attach", "carol", 600).await).await;
     assert_eq!(held_before["status"], "active");
     let events = f.events(held_before["id"].as_str().unwrap()).await;
-    assert_eq!(calls(&events), ["iam:ListAttachedUserPolicies"], "nothing to change");
+    assert!(changes(&events).is_empty(), "nothing to change");
+    assert!(calls(&events).contains(&"iam:ListAttachedUserPolicies".to_string()), "{events:?}");
     f.revoke(held_before["id"].as_str().unwrap()).await;
     assert_eq!(f.account.user_policies("carol").await, [f.group_policy.clone()], "kept: carol had it before");
 
@@ -358,7 +370,7 @@ async fn a_user_deleted_before_apply_fails_the_grant_and_nothing_is_left() {
     assert_eq!(grant["last_error"]["aws"]["operation"], "iam:AttachUserPolicy");
     assert!(grant["activated_at"].is_null());
     let events = f.events(grant["id"].as_str().unwrap()).await;
-    assert_eq!(calls(&events), ["iam:CreatePolicy", "iam:DeletePolicy"], "created, then undone");
+    assert_eq!(changes(&events), ["iam:CreatePolicy", "iam:DeletePolicy"], "created, then undone");
     assert_eq!(transitions(&events), ["pending", "revoking", "failed"]);
     assert!(f.account.jit_policies().await.is_empty(), "nothing left behind");
 }
@@ -374,11 +386,14 @@ async fn preview_shows_the_policy_and_calls_and_changes_nothing() {
     let operations = |calls: &Value| {
         calls.as_array().unwrap().iter().map(|c| c["operation"].as_str().unwrap().to_string()).collect::<Vec<_>>()
     };
-    assert_eq!(operations(&preview["apply_calls"]), ["iam:CreatePolicy", "iam:AttachUserPolicy"]);
-    assert_eq!(operations(&preview["revoke_calls"]), ["iam:DetachUserPolicy", "iam:DeletePolicy"]);
+    assert_eq!(operations(&preview["apply_calls"]), ["iam:CreatePolicy", "iam:GetUser", "iam:AttachUserPolicy"]);
+    assert_eq!(
+        operations(&preview["revoke_calls"]),
+        ["iam:DetachUserPolicy", "iam:ListEntitiesForPolicy", "iam:DeletePolicy"]
+    );
     assert_eq!(preview["managed_policies"], json!({"attached": 0, "after_grant": 1, "limit": 10}));
     let (_, group) = f.server.post("/v1/grants/preview", f.body("iam_group", "member", "alice", 600).await).await;
-    assert_eq!(operations(&group["apply_calls"]), ["iam:ListGroupsForUser", "iam:AddUserToGroup"]);
+    assert_eq!(operations(&group["apply_calls"]), ["iam:ListGroupsForUser", "iam:GetUser", "iam:AddUserToGroup"]);
     assert!(group["policy_document"].is_null());
     let rows: i64 = sqlx::query_scalar("select count(*) from grants").fetch_one(&f.server.db().await).await.unwrap();
     assert_eq!(rows, 0);
@@ -530,15 +545,15 @@ async fn every_type_and_level_is_granted_to_a_role_and_revoked() {
             Some(arn) => {
                 assert!(attached.contains(&arn.to_string()), "{resource_type} {level}");
                 assert_eq!(f.account.policy_document(arn).await, grant["policy"]["document"]);
-                assert_eq!(
-                    calls(&f.events(grant["id"].as_str().unwrap()).await),
-                    ["iam:CreatePolicy", "iam:AttachRolePolicy"]
-                );
+                let events = f.events(grant["id"].as_str().unwrap()).await;
+                assert_eq!(changes(&events), ["iam:CreatePolicy", "iam:AttachRolePolicy"]);
+                assert!(calls(&events).contains(&"iam:GetRole".to_string()), "the principal checked: {events:?}");
             }
             None => {
                 assert!(attached.contains(&f.group_policy));
                 let events = f.events(grant["id"].as_str().unwrap()).await;
-                assert_eq!(calls(&events), ["iam:ListAttachedRolePolicies", "iam:AttachRolePolicy"]);
+                assert_eq!(changes(&events), ["iam:AttachRolePolicy"]);
+                assert!(calls(&events).contains(&"iam:ListAttachedRolePolicies".to_string()), "{events:?}");
             }
         }
         grants.push(grant);
@@ -559,13 +574,13 @@ async fn every_type_and_level_is_granted_to_a_role_and_revoked() {
     for grant in &grants {
         let id = grant["id"].as_str().unwrap();
         f.revoke(id).await;
-        let revoked = calls(&f.events(id).await);
+        let changed = changes(&f.events(id).await);
         let expected: &[&str] = if grant["policy"].is_object() {
             &["iam:DetachRolePolicy", "iam:DeletePolicy"]
         } else {
             &["iam:DetachRolePolicy"]
         };
-        assert_eq!(&revoked[2..], expected, "{revoked:?}");
+        assert_eq!(&changed[changed.len() - expected.len()..], expected, "{changed:?}");
     }
     assert!(f.account.role_policies("worker").await.is_empty());
     assert!(f.account.jit_policies().await.is_empty());
@@ -611,7 +626,7 @@ async fn a_roles_own_attachment_survives_a_grant_of_it() {
     let grant = f.grant(f.body_to("iam_policy", "attach", ("iam_role", "deployer"), 600).await).await;
     assert_eq!(grant["status"], "active", "{grant}");
     let id = grant["id"].as_str().unwrap();
-    assert_eq!(calls(&f.events(id).await), ["iam:ListAttachedRolePolicies"], "nothing to change");
+    assert!(changes(&f.events(id).await).is_empty(), "nothing to change");
     f.revoke(id).await;
     assert_eq!(f.account.role_policies("deployer").await, [f.group_policy.clone()], "kept: the role had it before");
 }
@@ -660,4 +675,69 @@ async fn service_linked_roles_and_jit_iams_own_role_receive_no_grants() {
     let rows: i64 = sqlx::query_scalar("select count(*) from grants").fetch_one(&f.server.db().await).await.unwrap();
     assert_eq!(rows, 0);
     assert!(f.account.jit_policies().await.is_empty());
+}
+
+/// A user deleted and recreated under the same name after the sync is not
+/// the grantee: the grant fails with `principal_changed` and the new user
+/// receives nothing.
+#[tokio::test]
+async fn a_user_recreated_under_the_name_before_the_grant_is_not_the_grantee() {
+    let f = Fixture::new().await;
+    f.account.iam.delete_user().user_name("erin").send().await.unwrap();
+    f.account.create_user("erin", &[]).await;
+    for (t, level) in [("s3_bucket", "read"), ("iam_policy", "attach"), ("iam_group", "member")] {
+        let grant = f.grant(f.body(t, level, "erin", 600).await).await;
+        let grant = f.wait_status(grant["id"].as_str().unwrap(), "failed").await;
+        assert_eq!(grant["last_error"]["code"], "principal_changed", "{t}: {grant}");
+    }
+    assert!(f.account.user_policies("erin").await.is_empty());
+    assert!(f.account.user_groups("erin").await.is_empty());
+    assert!(f.account.jit_policies().await.is_empty());
+}
+
+/// Renamed while its grants are active: each revocation finds the user by
+/// its unique id and takes the access away under the new name.
+#[tokio::test]
+async fn a_user_renamed_while_granted_loses_the_access_under_its_new_name() {
+    let f = Fixture::new().await;
+    let mut ids = Vec::new();
+    for (t, level) in [("s3_bucket", "read"), ("iam_policy", "attach"), ("iam_group", "member")] {
+        let grant = f.grant(f.body(t, level, "frank", 600).await).await;
+        assert_eq!(grant["status"], "active", "{grant}");
+        ids.push(grant["id"].as_str().unwrap().to_string());
+    }
+    f.account.iam.update_user().user_name("frank").new_user_name("francis").send().await.unwrap();
+    assert_eq!(f.account.user_policies("francis").await.len(), 2);
+    for id in &ids {
+        f.revoke(id).await;
+    }
+    assert!(f.account.user_policies("francis").await.is_empty());
+    assert!(f.account.user_groups("francis").await.is_empty());
+    assert!(f.account.jit_policies().await.is_empty());
+}
+
+/// Deleted (after its access was taken off by hand) and recreated, and the
+/// new user given the same policy and group by an admin: revoking the old
+/// user's grants leaves the new user's access alone.
+#[tokio::test]
+async fn revoking_never_takes_access_from_a_user_recreated_under_the_name() {
+    let f = Fixture::new().await;
+    let policy = f.grant(f.body("iam_policy", "attach", "gina", 600).await).await;
+    let group = f.grant(f.body("iam_group", "member", "gina", 600).await).await;
+    let iam = &f.account.iam;
+    iam.detach_user_policy().user_name("gina").policy_arn(&f.group_policy).send().await.ok();
+    for arn in f.account.user_policies("gina").await {
+        iam.detach_user_policy().user_name("gina").policy_arn(arn).send().await.unwrap();
+    }
+    iam.remove_user_from_group().user_name("gina").group_name("ops").send().await.unwrap();
+    iam.delete_user().user_name("gina").send().await.unwrap();
+    f.account.create_user("gina", &[]).await;
+    let shared = f.resource("iam_policy").await["arn"].as_str().unwrap().to_string();
+    iam.attach_user_policy().user_name("gina").policy_arn(&shared).send().await.unwrap();
+    iam.add_user_to_group().user_name("gina").group_name("ops").send().await.unwrap();
+    for grant in [&policy, &group] {
+        f.revoke(grant["id"].as_str().unwrap()).await;
+    }
+    assert_eq!(f.account.user_policies("gina").await, [shared]);
+    assert_eq!(f.account.user_groups("gina").await, ["ops"]);
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use aws_credential_types::Credentials;
 use serde_json::{json, Value};
 
-use super::{eventually, unique, Account, Moto, TestServer};
+use super::{eventually, unique, Account, FaultProxy, Moto, TestServer};
 
 /// The one account of an enforced moto.
 pub const ENFORCED_ACCOUNT: &str = "123456789012";
@@ -32,6 +32,8 @@ pub struct EnforcedSetup {
 /// After enforcement: every request must be signed by keys moto issued.
 pub struct Enforced {
     pub moto: Moto,
+    /// Between the server and moto: faults a call when a scenario needs it.
+    pub proxy: FaultProxy,
     /// Acts with full rights (to edit the access role's policy, to inspect IAM).
     pub admin: Account,
     pub server: TestServer,
@@ -64,7 +66,9 @@ impl EnforcedSetup {
     /// policy, switches enforcement on and gives the role the setup's permission policy.
     pub async fn enforce(self) -> Enforced {
         let EnforcedSetup { moto, seed, admin_key, service_key } = self;
+        let proxy = FaultProxy::start(&moto.endpoint, Duration::from_secs(1)).await;
         let server = TestServer::builder(&moto)
+            .env("AWS_ENDPOINT_URL", &proxy.endpoint)
             .env("AWS_ACCESS_KEY_ID", service_key.access_key_id())
             .env("AWS_SECRET_ACCESS_KEY", service_key.secret_access_key())
             .env("JIT_IAM_MIN_GRANT", "1s")
@@ -91,7 +95,7 @@ impl EnforcedSetup {
             .unwrap();
         moto.enforce_iam().await;
         let admin = Account::new(ENFORCED_ACCOUNT, moto.config(admin_key, "us-east-1").await);
-        let enforced = Enforced { moto, admin, server, integration, permission_policy };
+        let enforced = Enforced { moto, proxy, admin, server, integration, permission_policy };
         enforced.set_role_policy(&enforced.permission_policy).await;
         enforced
     }

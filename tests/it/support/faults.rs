@@ -62,6 +62,8 @@ struct ProxyState {
     delay: Duration,
     client: reqwest::Client,
     log: Mutex<Vec<Exchange>>,
+    /// Faults for the next call of an action, once each.
+    next_faults: Mutex<Vec<(String, Fault)>>,
     /// The action whose answers are held back, and how many are held now.
     held_action: Mutex<Option<String>>,
     holding: AtomicU32,
@@ -86,6 +88,7 @@ impl FaultProxy {
             delay: slow_delay,
             client: reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap(),
             log: Mutex::new(Vec::new()),
+            next_faults: Mutex::new(Vec::new()),
             held_action: Mutex::new(None),
             holding: AtomicU32::new(0),
             released: tokio::sync::watch::channel(0).0,
@@ -118,6 +121,11 @@ impl FaultProxy {
 
     pub fn exchanges(&self) -> Vec<Exchange> {
         self.state.log.lock().unwrap().clone()
+    }
+
+    /// Faults the next call of `action` with `fault`, once.
+    pub fn fault_next(&self, action: &str, fault: Fault) {
+        self.state.next_faults.lock().unwrap().push((action.to_string(), fault));
     }
 
     /// A slow AWS: calls of `action` reach moto and are carried out, but their
@@ -160,7 +168,13 @@ async fn handle(state: Arc<ProxyState>, request: Request<Incoming>) -> Result<Re
         .as_ref()
         .and_then(|a| state.account_rates.lock().unwrap().get(a).copied())
         .unwrap_or_else(|| state.rate.load(Ordering::Relaxed));
-    let fault = (faultable && rand::random_range(0..1000) < rate).then(|| FAULTS[rand::random_range(0..FAULTS.len())]);
+    let planned = {
+        let mut next = state.next_faults.lock().unwrap();
+        next.iter().position(|(a, _)| *a == action).map(|i| next.remove(i).1)
+    };
+    let fault = planned.or_else(|| {
+        (faultable && rand::random_range(0..1000) < rate).then(|| FAULTS[rand::random_range(0..FAULTS.len())])
+    });
     let mut exchange =
         Exchange { service, action, params, fault, upstream_status: None, account, at: std::time::Instant::now() };
     let held = state.held_action.lock().unwrap().as_deref() == Some(exchange.action.as_str());
@@ -217,10 +231,10 @@ async fn forward(
 ) -> Option<(Response<Full<Bytes>>, Bytes)> {
     let url = format!("{}{}", state.upstream, parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
     let mut request = state.client.request(parts.method.clone(), url).body(body);
+    // Every header as sent, Host included: the request stays as the caller
+    // signed it (moto checks signatures under IAM enforcement).
     for (name, value) in &parts.headers {
-        if name != "host" {
-            request = request.header(name, value);
-        }
+        request = request.header(name, value);
     }
     let answer = request.send().await.ok()?;
     let mut reply = Response::builder().status(answer.status().as_u16());
