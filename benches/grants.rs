@@ -143,22 +143,7 @@ async fn run(moto: &Moto) -> Value {
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
 
     let service = Service::start(moto, &[("JIT_IAM_MIN_GRANT", "1s")]).await;
-    let integration = service
-        .call(
-            reqwest::Method::POST,
-            "/v1/integrations",
-            Some(json!({
-                "name": "bench", "connection": "single_account",
-                "root_account": {"account_id": account_id, "access_role_arn": format!("arn:aws:iam::{account_id}:role/jit-iam-access"),
-                                 "external_id": "bench-external-id", "region": "us-east-1"},
-                "options": {"regions": ["us-east-1"]}
-            })),
-            201,
-        )
-        .await;
-    let integration = integration["id"].as_str().unwrap().to_string();
-    let runs = service.get(&format!("/v1/integrations/{integration}/syncs")).await;
-    service.wait_for_sync(&integration, runs["items"][0]["id"].as_str().unwrap(), Instant::now()).await;
+    let integration = service.connect_single_account(&account_id).await;
     let resources = service.get(&format!("/v1/resources?integration_id={integration}&limit=1000")).await;
     let id_of = |t: &str| -> String {
         resources["items"].as_array().unwrap().iter().find(|r| r["type"] == t).unwrap()["id"].as_str().unwrap().into()

@@ -66,6 +66,7 @@ impl AppState {
 pub struct Wakeups {
     pub syncs: Notify,
     pub grants: Notify,
+    pub reconciles: Notify,
     /// When the grant claim loop looks for due work by itself next (Unix
     /// milliseconds): a grant due earlier must wake it, a grant due later need not.
     pub grants_idle_until: AtomicI64,
@@ -75,6 +76,7 @@ impl Wakeups {
     pub fn wake_all(&self) {
         self.syncs.notify_one();
         self.grants.notify_one();
+        self.reconciles.notify_one();
     }
 
     /// Wakes the grant claim loop unless it looks for due work by `due` anyway.

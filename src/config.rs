@@ -96,6 +96,9 @@ pub struct ServeConfig {
     pub grants: GrantConfig,
 
     #[command(flatten)]
+    pub reconcile: ReconcileConfig,
+
+    #[command(flatten)]
     pub worker: WorkerConfig,
 }
 
@@ -144,6 +147,22 @@ pub struct SyncConfig {
     #[arg(long, env = "JIT_IAM_SYNC_ACCOUNT_CONCURRENCY", default_value_t = 4,
           value_parser = clap::value_parser!(u32).range(1..=64))]
     pub sync_account_concurrency: u32,
+}
+
+/// How grants are reconciled with IAM.
+#[derive(Clone, Debug, Args)]
+pub struct ReconcileConfig {
+    /// Time between two scheduled reconciliations of one integration (0 turns them off).
+    #[arg(long, env = "JIT_IAM_RECONCILE_INTERVAL", default_value = "10m", value_parser = parse_duration)]
+    pub reconcile_interval: Duration,
+
+    /// Put drift back (scheduled runs; a run asked for says so itself); false only reports it.
+    #[arg(long, env = "JIT_IAM_RECONCILE_REPAIR", default_value_t = true, action = ArgAction::Set)]
+    pub reconcile_repair: bool,
+
+    /// An orphaned policy is deleted once it has been seen this long (or when a run asks).
+    #[arg(long, env = "JIT_IAM_ORPHAN_GRACE", default_value = "24h", value_parser = parse_duration)]
+    pub orphan_grace: Duration,
 }
 
 /// Limits on grants.

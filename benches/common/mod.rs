@@ -288,6 +288,21 @@ impl Service {
         serde_json::from_str(&text).unwrap_or(Value::Null)
     }
 
+    /// Registers `account_id` as a single-account integration and waits for its first sync; returns its id.
+    pub async fn connect_single_account(&self, account_id: &str) -> String {
+        let body = serde_json::json!({
+            "name": "bench", "connection": "single_account",
+            "root_account": {"account_id": account_id, "access_role_arn": format!("arn:aws:iam::{account_id}:role/jit-iam-access"),
+                             "external_id": "bench-external-id", "region": "us-east-1"},
+            "options": {"regions": ["us-east-1"]}
+        });
+        let integration = self.call(reqwest::Method::POST, "/v1/integrations", Some(body), 201).await;
+        let integration = integration["id"].as_str().unwrap().to_string();
+        let runs = self.get(&format!("/v1/integrations/{integration}/syncs")).await;
+        self.wait_for_sync(&integration, runs["items"][0]["id"].as_str().unwrap(), Instant::now()).await;
+        integration
+    }
+
     pub async fn get(&self, path: &str) -> Value {
         self.call(reqwest::Method::GET, path, None, 200).await
     }

@@ -43,6 +43,9 @@ pub fn allowed_roles(method: &Method, path: &str) -> &'static [Role] {
         ("GET", "/v1/resources" | "/v1/resources/{id}") => ANY_ROLE,
         ("GET", "/v1/integrations" | "/v1/integrations/{id}" | "/v1/integrations/{id}/accounts") => ANY_ROLE,
         ("GET", "/v1/integrations/{id}/syncs" | "/v1/integrations/{id}/syncs/{sync_id}") => ADMIN_OR_AUDITOR,
+        ("GET", "/v1/integrations/{id}/reconciliations" | "/v1/integrations/{id}/reconciliations/{run_id}") => {
+            ADMIN_OR_AUDITOR
+        }
         // The setup documents carry the external id.
         ("GET", "/v1/integrations/{id}/setup") => ADMIN,
         ("GET", "/v1/grants" | "/v1/grants/{id}" | "/v1/grants/{id}/events") => ANY_ROLE,

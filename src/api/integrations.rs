@@ -399,7 +399,7 @@ pub async fn delete_integration(
 }
 
 /// Refuses changes to an integration being deleted.
-fn ensure_active(integration: &Integration) -> ApiResult<()> {
+pub fn ensure_active(integration: &Integration) -> ApiResult<()> {
     match integration.status {
         IntegrationStatus::Active => Ok(()),
         IntegrationStatus::Deleting => {

@@ -31,6 +31,7 @@ pub mod health;
 pub mod integrations;
 pub mod metrics;
 pub mod pagination;
+pub mod reconcile;
 pub mod resources;
 
 #[derive(OpenApi)]
@@ -46,6 +47,7 @@ pub mod resources;
         (name = "integrations", description = "AWS accounts jit-iam reaches through a role"),
         (name = "inventory", description = "What the accounts hold, synced from AWS and browsed from Postgres"),
         (name = "grants", description = "Approved, time-bound access: applied in IAM, revoked at expiry"),
+        (name = "reconciliation", description = "Drift between grants and IAM: found, repaired, reported"),
         (name = "audit", description = "Every change made through the API: who, when, what"),
         (name = "health", description = "Liveness, readiness and metrics (no token needed)"),
     )
@@ -69,6 +71,7 @@ fn documented_routes() -> (Router<AppState>, Router<AppState>, OpenApiDoc) {
         .merge(integrations::router())
         .merge(resources::router())
         .merge(grants::router())
+        .merge(reconcile::router())
         .merge(audit::router())
         .split_for_parts();
     let (open, open_doc) = OpenApiRouter::new()

@@ -121,6 +121,10 @@ pub trait IamChanges {
     async fn policy_holders(&self, arn: &str, principal_type: PrincipalType) -> Result<Vec<IamPrincipal>, AwsError>;
     /// The users in `group`.
     async fn group_members(&self, group: &str) -> Result<Vec<IamPrincipal>, AwsError>;
+    /// A new version of the policy, made its default.
+    async fn create_policy_version(&self, arn: &str, document: &str) -> Result<(), AwsError>;
+    async fn delete_policy_version(&self, arn: &str, version_id: &str) -> Result<(), AwsError>;
+    async fn detach_group_policy(&self, group: &str, arn: &str) -> Result<(), AwsError>;
 }
 
 /// The IAM client of one account and the record of the calls made through it.
@@ -209,6 +213,21 @@ impl<'a> SdkIam<'a> {
             }
         })
         .await
+    }
+}
+
+impl SdkIam<'_> {
+    /// Every tag of a policy (reconciliation: is an unknown `/jit-iam/` policy jit-iam's?).
+    pub async fn policy_tags(&self, arn: &str) -> Result<Vec<(String, String)>, AwsError> {
+        let iam = self.iam;
+        let tags = self
+            .call("iam:ListPolicyTags", arn, is_not_found, |counter| {
+                iam.list_policy_tags().policy_arn(arn).customize().interceptor(counter).send()
+            })
+            .await?;
+        Ok(tags
+            .map(|t| t.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect())
+            .unwrap_or_default())
     }
 }
 
@@ -464,6 +483,44 @@ impl IamChanges for SdkIam<'_> {
             next: page.marker().filter(|_| page.is_truncated()).map(str::to_string),
         };
         self.list_all("iam:GetGroup", group, send, read).await
+    }
+
+    async fn create_policy_version(&self, arn: &str, document: &str) -> Result<(), AwsError> {
+        let iam = self.iam;
+        self.call(
+            "iam:CreatePolicyVersion",
+            arn,
+            |_| false,
+            |counter| {
+                iam.create_policy_version()
+                    .policy_arn(arn)
+                    .policy_document(document)
+                    .set_as_default(true)
+                    .customize()
+                    .interceptor(counter)
+                    .send()
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn delete_policy_version(&self, arn: &str, version_id: &str) -> Result<(), AwsError> {
+        let iam = self.iam;
+        self.call("iam:DeletePolicyVersion", arn, is_not_found, |counter| {
+            iam.delete_policy_version().policy_arn(arn).version_id(version_id).customize().interceptor(counter).send()
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn detach_group_policy(&self, group: &str, arn: &str) -> Result<(), AwsError> {
+        let iam = self.iam;
+        self.call("iam:DetachGroupPolicy", arn, is_not_found, |counter| {
+            iam.detach_group_policy().group_name(group).policy_arn(arn).customize().interceptor(counter).send()
+        })
+        .await
+        .map(|_| ())
     }
 }
 

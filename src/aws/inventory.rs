@@ -21,8 +21,6 @@ use crate::domain::integration::IntegrationOptions;
 use crate::domain::policy::JIT_IAM_POLICY_PATH;
 use crate::domain::resource::{DiscoveredResource, PrincipalDetails, ResourceType};
 
-/// Path of the policies jit-iam creates for grants: never offered as resources.
-
 /// Bounds the calls in flight for one account and counts them.
 pub struct CallLimiter {
     concurrency: usize,
@@ -41,7 +39,7 @@ impl CallLimiter {
     }
 
     /// Sends one AWS call (`operation` names it in errors) within the bound.
-    async fn send<T, E, Fut>(&self, operation: &str, call: Fut) -> Result<T, AwsError>
+    pub async fn send<T, E, Fut>(&self, operation: &str, call: Fut) -> Result<T, AwsError>
     where
         Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + 'static,

@@ -1,5 +1,6 @@
 //! Everything that talks to AWS: the pool of assumed-role clients, error
-//! classification, the connection check, inventory listing and IAM changes.
+//! classification, the connection check, inventory listing, IAM changes and
+//! the IAM snapshots reconciliation compares grants with.
 
 pub mod check;
 pub mod error;
@@ -8,6 +9,7 @@ pub mod inventory;
 pub mod metrics;
 pub mod permissions;
 pub mod pool;
+pub mod reconcile;
 
 pub use error::{AwsError, AwsErrorKind};
 pub use pool::{AwsClients, AwsPool};

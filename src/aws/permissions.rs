@@ -203,6 +203,24 @@ pub const PERMISSIONS: &[Permission] = &[
         why: "its document: adopted only when it is the one jit-iam wrote",
     },
     Permission {
+        action: "iam:CreatePolicyVersion",
+        purpose: Purpose::Grants,
+        resources: Resources::OwnPolicies,
+        why: "reconciliation: restoring the document of a grant's policy someone edited",
+    },
+    Permission {
+        action: "iam:DeletePolicyVersion",
+        purpose: Purpose::Grants,
+        resources: Resources::OwnPolicies,
+        why: "reconciliation: removing the edited versions (and those of a policy it deletes)",
+    },
+    Permission {
+        action: "iam:DetachGroupPolicy",
+        purpose: Purpose::Grants,
+        resources: Resources::Groups,
+        why: "reconciliation: detaching a leftover or orphaned jit-iam policy from a group before deleting it",
+    },
+    Permission {
         action: "organizations:ListAccounts",
         purpose: Purpose::Organization,
         resources: Resources::Any(LIST_ONLY_STAR),

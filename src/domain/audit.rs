@@ -23,6 +23,8 @@ pub enum AuditAction {
     SyncRequested,
     #[serde(rename = "integration.checked")]
     CheckRun,
+    #[serde(rename = "integration.reconcile_requested")]
+    ReconcileRequested,
     #[serde(rename = "grant.submitted")]
     GrantSubmitted,
     #[serde(rename = "grant.revoked")]
@@ -37,6 +39,7 @@ text_enum!(AuditAction {
     IntegrationDeleted = "integration.deleted",
     SyncRequested = "integration.sync_requested",
     CheckRun = "integration.checked",
+    ReconcileRequested = "integration.reconcile_requested",
     GrantSubmitted = "grant.submitted",
     GrantRevoked = "grant.revoked",
     GrantExtended = "grant.extended",

@@ -215,9 +215,19 @@ pub enum EventKind {
     Transition,
     AwsCall,
     Extended,
+    /// Reconciliation found IAM not as the grant says (the message tells how).
+    DriftDetected,
+    /// Reconciliation put it back.
+    DriftRepaired,
 }
 
-text_enum!(EventKind { Transition = "transition", AwsCall = "aws_call", Extended = "extended" });
+text_enum!(EventKind {
+    Transition = "transition",
+    AwsCall = "aws_call",
+    Extended = "extended",
+    DriftDetected = "drift_detected",
+    DriftRepaired = "drift_repaired",
+});
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -7,6 +7,7 @@ pub mod caller;
 pub mod grant;
 pub mod integration;
 pub mod policy;
+pub mod reconcile;
 pub mod resource;
 pub mod sync;
 pub mod tags;

@@ -184,6 +184,20 @@ impl IamChanges for MemoryIam {
         Ok(holders.map(|(g, _)| IamPrincipal { name: g.name.clone(), id: self.id_of(&g.name).unwrap() }).collect())
     }
 
+    async fn create_policy_version(&self, arn: &str, document: &str) -> Result<(), AwsError> {
+        self.call("iam:CreatePolicyVersion")?;
+        self.documents.lock().unwrap().insert(arn.to_string(), document.to_string());
+        Ok(())
+    }
+
+    async fn delete_policy_version(&self, _arn: &str, _version_id: &str) -> Result<(), AwsError> {
+        self.call("iam:DeletePolicyVersion")
+    }
+
+    async fn detach_group_policy(&self, _group: &str, _arn: &str) -> Result<(), AwsError> {
+        self.call("iam:DetachGroupPolicy")
+    }
+
     async fn group_members(&self, group: &str) -> Result<Vec<IamPrincipal>, AwsError> {
         self.call("iam:GetGroup")?;
         let members = self.members.lock().unwrap();

@@ -127,10 +127,11 @@ async fn serve_http(
 /// Workers wait for a connection rather than fail: their work is not in a hurry.
 const WORKER_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// One connection per grant in flight, one per account being synced, and a
-/// few for the LISTEN connection, lease renewals and claims.
+/// One connection per grant in flight, one per account being synced, two
+/// for a reconciliation (a repair holds its grant's row lock), and a few for
+/// the LISTEN connection, lease renewals and claims.
 fn worker_pool_size(config: &ServeConfig) -> u32 {
-    config.worker.worker_concurrency + config.sync.sync_account_concurrency + 4
+    config.worker.worker_concurrency + config.sync.sync_account_concurrency + 2 + 4
 }
 
 /// `<host>:<pid>:<random>`: unique per process, readable in the database.

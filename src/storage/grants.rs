@@ -513,6 +513,50 @@ pub async fn revoke_all_of_integration(
     .await
 }
 
+/// The active grants of an integration in one account, as reconciliation checks them.
+pub async fn active_in_account(
+    db: impl PgExecutor<'_>,
+    integration_id: Uuid,
+    account_id: &str,
+) -> Result<Vec<GrantRow>, sqlx::Error> {
+    sqlx::query_as::<_, GrantRow>(
+        "select *, now() as db_now from grants
+         where integration_id = $1 and account_id = $2 and status = 'active'
+         order by grant_id",
+    )
+    .bind(integration_id)
+    .bind(account_id)
+    .fetch_all(db)
+    .await
+}
+
+/// The generated policies of every grant in an account, whatever its status:
+/// the policies jit-iam knows.
+pub async fn generated_policies_in_account(
+    db: impl PgExecutor<'_>,
+    account_id: &str,
+) -> Result<Vec<(Uuid, String, String)>, sqlx::Error> {
+    sqlx::query_as("select grant_id, policy_arn, status from grants where account_id = $1 and policy_arn is not null")
+        .bind(account_id)
+        .fetch_all(db)
+        .await
+}
+
+/// Locks an active grant for a repair, unless a worker holds it (then None:
+/// the worker's step decides). Held until the caller's transaction ends, so
+/// that a revocation waits for the repair and then removes what it put back.
+pub async fn lock_active_for_repair(db: impl PgExecutor<'_>, grant_id: Uuid) -> Result<Option<GrantRow>, sqlx::Error> {
+    sqlx::query_as::<_, GrantRow>(
+        "select *, now() as db_now from grants
+         where grant_id = $1 and status = 'active' and expires_at > now()
+           and (lease_expires_at is null or lease_expires_at < now())
+         for update skip locked",
+    )
+    .bind(grant_id)
+    .fetch_optional(db)
+    .await
+}
+
 /// The accounts where an integration has live grants.
 pub async fn live_accounts_of_integration(
     db: impl PgExecutor<'_>,
@@ -600,6 +644,12 @@ impl NewEvent {
             message.push_str(&format!(": {reason}"));
         }
         Self { message: Some(message), ..Self::empty(EventKind::Extended) }
+    }
+
+    /// A reconciliation finding, or its repair (`repaired`).
+    pub fn drift(repaired: bool, message: impl Into<String>) -> Self {
+        let kind = if repaired { EventKind::DriftRepaired } else { EventKind::DriftDetected };
+        Self { message: Some(message.into()), ..Self::empty(kind) }
     }
 
     pub fn transition(from: Option<GrantStatus>, to: GrantStatus, message: impl Into<String>) -> Self {

@@ -16,7 +16,9 @@ pub mod audit;
 pub mod grants;
 pub mod integrations;
 pub mod page_cache;
+pub mod reconciles;
 pub mod resources;
+pub mod run_queue;
 pub mod syncs;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");

@@ -10,6 +10,7 @@ use sqlx::types::Json;
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
+use super::run_queue::SYNCS;
 use crate::domain::sync::{AccountSyncStatus, SyncAccountResult, SyncRun, SyncStatus, SyncTrigger, TypeCounts};
 use crate::domain::AwsErrorBody;
 
@@ -88,40 +89,18 @@ pub async fn notify_sync(db: impl PgExecutor<'_>) -> Result<(), sqlx::Error> {
 /// Queues a scheduled sync of every active integration whose last sync began
 /// more than `every` ago. Safe to run on every replica at once.
 pub async fn enqueue_due(db: impl PgExecutor<'_>, every: Duration) -> Result<u64, sqlx::Error> {
-    let result = sqlx::query(
-        "insert into sync_runs (integration_id, trigger)
-         select i.integration_id, 'scheduled' from integrations i
-         where i.status = 'active'
-           and not exists (select 1 from sync_runs r
-                           where r.integration_id = i.integration_id
-                             and (r.status in ('queued', 'running') or r.created_at > now() - $1))
-         on conflict (integration_id) where status in ('queued', 'running') do nothing",
-    )
-    .bind(interval(every))
-    .execute(db)
-    .await?;
+    let result = sqlx::query(&SYNCS.enqueue_due_sql("", "")).bind(interval(every)).execute(db).await?;
     Ok(result.rows_affected())
 }
 
 /// Claims the oldest queued sync, or a running one whose lease ran out.
 pub async fn claim(db: impl PgExecutor<'_>, owner: &str, lease: Duration) -> Result<Option<SyncRun>, sqlx::Error> {
-    sqlx::query_as::<_, SyncRunRow>(&format!(
-        "update sync_runs
-         set status = 'running', lease_owner = $1, lease_expires_at = now() + $2,
-             started_at = now(), attempts = attempts + 1
-         where sync_id = (
-             select sync_id from sync_runs
-             where status = 'queued' or (status = 'running' and lease_expires_at < now())
-             order by created_at
-             limit 1
-             for update skip locked)
-         returning {COLUMNS}"
-    ))
-    .bind(owner)
-    .bind(interval(lease))
-    .fetch_optional(db)
-    .await
-    .map(|row| row.map(Into::into))
+    sqlx::query_as::<_, SyncRunRow>(&SYNCS.claim_sql(COLUMNS))
+        .bind(owner)
+        .bind(interval(lease))
+        .fetch_optional(db)
+        .await
+        .map(|row| row.map(Into::into))
 }
 
 /// Extends the lease; false when the run is no longer ours.
@@ -131,16 +110,7 @@ pub async fn extend_lease(
     owner: &str,
     lease: Duration,
 ) -> Result<bool, sqlx::Error> {
-    let result = sqlx::query(
-        "update sync_runs set lease_expires_at = now() + $3
-         where sync_id = $1 and lease_owner = $2 and status = 'running'",
-    )
-    .bind(sync_id)
-    .bind(owner)
-    .bind(interval(lease))
-    .execute(db)
-    .await?;
-    Ok(result.rows_affected() == 1)
+    SYNCS.extend_lease(db, sync_id, owner, lease).await
 }
 
 pub async fn record_account(

@@ -235,7 +235,7 @@ async fn finish(
     }
 }
 
-fn call_events(records: &[CallRecord]) -> Vec<NewEvent> {
+pub(super) fn call_events(records: &[CallRecord]) -> Vec<NewEvent> {
     records
         .iter()
         .map(|r| NewEvent {

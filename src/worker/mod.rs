@@ -1,4 +1,5 @@
-//! Background work inside `serve`: inventory syncs, and applying and revoking grants.
+//! Background work inside `serve`: inventory syncs, applying and revoking
+//! grants, and reconciling grants with IAM.
 //!
 //! Work lives in Postgres and is claimed with `FOR UPDATE SKIP LOCKED` and a
 //! lease, so several replicas share it safely. LISTEN/NOTIFY wakes the workers
@@ -16,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::{AppState, GrantUpdate};
 
 pub mod grants;
+pub mod reconcile;
 pub mod sync;
 
 /// The channel every replica listens on; the payload says which worker to wake.
@@ -27,6 +29,8 @@ pub fn spawn(state: AppState, shutdown: CancellationToken) -> JoinSet<()> {
     workers.spawn(listen(state.clone(), shutdown.clone()));
     workers.spawn(sync::schedule(state.clone(), shutdown.clone()));
     workers.spawn(sync::run(state.clone(), shutdown.clone()));
+    workers.spawn(reconcile::schedule(state.clone(), shutdown.clone()));
+    workers.spawn(reconcile::run(state.clone(), shutdown.clone()));
     workers.spawn(grants::run(state, shutdown));
     workers
 }
@@ -56,6 +60,7 @@ async fn listen(state: AppState, shutdown: CancellationToken) {
             match received {
                 Ok(Some(notification)) => match notification.payload() {
                     "sync" => state.wake.syncs.notify_one(),
+                    "reconcile" => state.wake.reconciles.notify_one(),
                     "grant" => state.wake.grants.notify_one(),
                     changed => {
                         // A grant changed on some replica: wake whoever waits for it here.

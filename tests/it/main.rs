@@ -13,5 +13,6 @@ mod inventory;
 mod least_privilege;
 mod openapi;
 mod races;
+mod reconcile;
 mod roles;
 mod startup;

@@ -261,6 +261,8 @@ impl ServerBuilder {
                 "JIT_IAM_API_TOKENS",
                 format!("tests:{token},portal:{token}-portal:portal,auditor:{token}-auditor:auditor"),
             )
+            // No scheduled reconciliation: tests that make drift on purpose ask for runs themselves.
+            .env("JIT_IAM_RECONCILE_INTERVAL", "0")
             .envs(self.env)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

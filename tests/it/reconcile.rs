@@ -1,0 +1,232 @@
+//! Reconciliation against moto: drift made out of band (detached, removed from
+//! a group, a policy version set as default, a leftover policy of an ended
+//! grant, an orphan, a renamed user) is found, recorded, and put back — or
+//! only reported when repair is off; orphans are kept until asked or past the
+//! grace period.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::{eventually, random_account_id, unique, Account, Moto, TestServer};
+
+struct Fixture {
+    server: TestServer,
+    account: Account,
+    integration: String,
+    shared_policy: String,
+}
+
+impl Fixture {
+    async fn new(env: &[(&str, &str)]) -> Fixture {
+        let account = Moto::shared().account(&random_account_id()).await;
+        for user in ["alice", "bob", "carol", "dave", "erin", "frank"] {
+            account.create_user(user, &[]).await;
+        }
+        account.create_group("ops").await;
+        let shared_policy = account.create_policy("readonly", "/", &[]).await;
+        account.create_bucket(&unique("reconcile"), &[]).await;
+        let mut builder = TestServer::builder(Moto::shared()).env("JIT_IAM_MIN_GRANT", "1s");
+        for (key, value) in env {
+            builder = builder.env(key, value);
+        }
+        let server = builder.start().await;
+        let integration = server.connect(&account, &unique("reconcile")).await;
+        Fixture { server, account, integration, shared_policy }
+    }
+
+    async fn grant(&self, resource_type: &str, level: &str, user: &str) -> Value {
+        let items = self.server.browse_all(&format!("integration_id={}&type={resource_type}", self.integration)).await;
+        let (status, grant) = self
+            .server
+            .post(
+                "/v1/grants?wait=20",
+                json!({
+                    "integration_id": self.integration, "resource_id": items[0]["id"], "access_level": level,
+                    "principal": {"type": "iam_user", "name": user}, "duration_seconds": 3600,
+                    "request_id": unique("reconcile"), "approved_by": "approver@example.com"
+                }),
+            )
+            .await;
+        assert_eq!((status.as_u16(), grant["status"].as_str()), (202, Some("active")), "{grant}");
+        grant
+    }
+
+    /// Asks for a run with `body` and waits for it to finish.
+    async fn reconcile(&self, body: Value) -> Value {
+        let path = format!("/v1/integrations/{}/reconcile", self.integration);
+        let (status, run) = self.server.post(&path, body).await;
+        assert_eq!(status, 202, "{run}");
+        let id = run["id"].as_str().unwrap().to_string();
+        eventually(Duration::from_secs(60), "the reconciliation to finish", || async {
+            let (_, run) =
+                self.server.get(&format!("/v1/integrations/{}/reconciliations/{id}", self.integration)).await;
+            (run["status"] != "queued" && run["status"] != "running").then_some(run)
+        })
+        .await
+    }
+
+    async fn revoke(&self, grant: &Value) {
+        let id = grant["id"].as_str().unwrap();
+        let (status, _) = self.server.post(&format!("/v1/grants/{id}/revoke"), json!({})).await;
+        assert_eq!(status, 202);
+        eventually(Duration::from_secs(30), "revoked", || async {
+            (self.server.get(&format!("/v1/grants/{id}")).await.1["status"] == "revoked").then_some(())
+        })
+        .await;
+    }
+}
+
+/// (kind, action) of each finding, sorted.
+fn findings(run: &Value) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = run["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["kind"].as_str().unwrap().to_string(), f["action"].as_str().unwrap().to_string()))
+        .collect();
+    found.sort();
+    found
+}
+
+fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = expected.iter().map(|(k, a)| (k.to_string(), a.to_string())).collect();
+    pairs.sort();
+    pairs
+}
+
+const WIDER: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#;
+
+#[tokio::test]
+async fn drift_of_active_grants_is_reported_then_repaired() {
+    let f = Fixture::new(&[]).await;
+    let detached = f.grant("s3_bucket", "read", "alice").await;
+    let shared = f.grant("iam_policy", "attach", "bob").await;
+    let member = f.grant("iam_group", "member", "carol").await;
+    let edited = f.grant("s3_bucket", "read", "dave").await;
+    let clean = f.reconcile(json!({})).await;
+    assert_eq!((clean["status"].as_str(), findings(&clean)), (Some("succeeded"), vec![]), "{clean}");
+
+    // Out of band: an admin takes access away, and someone widens a grant's policy.
+    let iam = &f.account.iam;
+    let alice_policy = detached["policy"]["arn"].as_str().unwrap();
+    iam.detach_user_policy().user_name("alice").policy_arn(alice_policy).send().await.unwrap();
+    iam.detach_user_policy().user_name("bob").policy_arn(&f.shared_policy).send().await.unwrap();
+    iam.remove_user_from_group().user_name("carol").group_name("ops").send().await.unwrap();
+    let dave_policy = edited["policy"]["arn"].as_str().unwrap();
+    iam.create_policy_version()
+        .policy_arn(dave_policy)
+        .policy_document(WIDER)
+        .set_as_default(true)
+        .send()
+        .await
+        .unwrap();
+
+    let reported = f.reconcile(json!({"repair": false})).await;
+    let expected_kinds = [
+        ("access_missing", "reported"),
+        ("access_missing", "reported"),
+        ("access_missing", "reported"),
+        ("policy_modified", "reported"),
+    ];
+    assert_eq!(findings(&reported), pairs(&expected_kinds), "{reported}");
+    assert!(f.account.user_policies("alice").await.is_empty(), "reporting changes nothing");
+    assert!(reported["aws_calls"].as_i64().unwrap() >= 1, "{reported}");
+
+    let repaired = f.reconcile(json!({})).await;
+    let expected_kinds = [
+        ("access_missing", "repaired"),
+        ("access_missing", "repaired"),
+        ("access_missing", "repaired"),
+        ("policy_modified", "repaired"),
+    ];
+    assert_eq!(findings(&repaired), pairs(&expected_kinds), "{repaired}");
+    assert_eq!(repaired["status"], "succeeded");
+    assert_eq!(f.account.user_policies("alice").await, [alice_policy.to_string()]);
+    assert_eq!(f.account.user_policies("bob").await, [f.shared_policy.clone()]);
+    assert_eq!(f.account.user_groups("carol").await, ["ops"]);
+    assert_eq!(f.account.policy_document(dave_policy).await, edited["policy"]["document"], "the original document");
+    let versions = iam.list_policy_versions().policy_arn(dave_policy).send().await.unwrap();
+    assert_eq!(versions.versions().len(), 1, "the edited versions are gone");
+    let (_, events) = f.server.get(&format!("/v1/grants/{}/events", detached["id"].as_str().unwrap())).await;
+    let kinds: Vec<&str> = events["items"].as_array().unwrap().iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert!(kinds.contains(&"drift_detected") && kinds.contains(&"drift_repaired"), "{kinds:?}");
+    assert_eq!(findings(&f.reconcile(json!({})).await), vec![], "nothing left to find");
+    assert!(f.server.metric("jit_iam_drift_findings_total").await >= 8.0);
+
+    for grant in [&detached, &shared, &member, &edited] {
+        f.revoke(grant).await;
+    }
+    assert!(f.account.jit_policies().await.is_empty());
+}
+
+#[tokio::test]
+async fn leftovers_of_ended_grants_are_removed_and_orphans_wait_for_their_grace() {
+    let f = Fixture::new(&[]).await;
+    let ended = f.grant("s3_bucket", "read", "erin").await;
+    f.revoke(&ended).await;
+    let iam = &f.account.iam;
+    // The policy of the ended grant is back (a restore from a backup, say), and attached.
+    let name = ended["policy"]["name"].as_str().unwrap();
+    let leftover = f.account.create_policy(name, "/jit-iam/", &[("managed-by", "jit-iam")]).await;
+    iam.attach_user_policy().user_name("erin").policy_arn(&leftover).send().await.unwrap();
+    // An orphan: jit-iam's tags, a grant nobody knows, attached to a group.
+    let orphan = f
+        .account
+        .create_policy(
+            &format!("jit-iam-{}", uuid::Uuid::now_v7()),
+            "/jit-iam/",
+            &[("managed-by", "jit-iam"), ("jit-iam:grant-id", &uuid::Uuid::now_v7().to_string())],
+        )
+        .await;
+    iam.attach_group_policy().group_name("ops").policy_arn(&orphan).send().await.unwrap();
+    // Someone else's policy under the same path: not jit-iam's, never touched.
+    let foreign = f.account.create_policy("not-ours", "/jit-iam/", &[]).await;
+    // A user renamed while granted: reported, and the access went with it.
+    let renamed = f.grant("iam_policy", "attach", "frank").await;
+    iam.update_user().user_name("frank").new_user_name("francis").send().await.unwrap();
+
+    let first = f.reconcile(json!({})).await;
+    let expected =
+        [("access_left_after_end", "repaired"), ("orphaned_policy", "kept"), ("principal_changed", "reported")];
+    assert_eq!(findings(&first), pairs(&expected), "{first}");
+    assert!(f.account.user_policies("erin").await.is_empty(), "the leftover is detached");
+    let jit = f.account.jit_policies().await;
+    assert!(!jit.contains(&leftover) && jit.contains(&orphan) && jit.contains(&foreign), "{jit:?}");
+
+    let second = f.reconcile(json!({"delete_orphans": true})).await;
+    assert_eq!(findings(&second), pairs(&[("orphaned_policy", "repaired"), ("principal_changed", "reported")]));
+    assert_eq!(f.account.jit_policies().await, [foreign.clone()]);
+    let group_policies = iam.list_attached_group_policies().group_name("ops").send().await.unwrap();
+    assert!(group_policies.attached_policies().is_empty(), "detached from the group first");
+    assert_eq!(f.account.user_policies("francis").await, [f.shared_policy.clone()], "renamed: access intact");
+    f.revoke(&renamed).await;
+    assert!(f.account.user_policies("francis").await.is_empty());
+}
+
+/// Scheduled runs (every 2 s here), and an orphan deleted by one once its grace (1 s) has passed.
+#[tokio::test]
+async fn runs_are_scheduled_and_orphans_go_after_the_grace_period() {
+    let f = Fixture::new(&[("JIT_IAM_RECONCILE_INTERVAL", "2s"), ("JIT_IAM_ORPHAN_GRACE", "1s")]).await;
+    let orphan = f
+        .account
+        .create_policy(&format!("jit-iam-{}", uuid::Uuid::now_v7()), "/jit-iam/", &[("managed-by", "jit-iam")])
+        .await;
+    let path = format!("/v1/integrations/{}/reconciliations", f.integration);
+    let actions_of = |page: &Value| -> Vec<String> {
+        let runs = page["items"].as_array().unwrap();
+        let findings = runs.iter().flat_map(|r| r["findings"].as_array().unwrap());
+        findings.filter_map(|f| f["action"].as_str().map(str::to_string)).collect()
+    };
+    let page = eventually(Duration::from_secs(60), "a scheduled run deleting the orphan", || async {
+        let (_, page) = f.server.get(&path).await;
+        actions_of(&page).contains(&"repaired".to_string()).then_some(page)
+    })
+    .await;
+    assert!(!f.account.jit_policies().await.contains(&orphan));
+    let runs = page["items"].as_array().unwrap();
+    assert!(runs.len() >= 2, "{runs:?}");
+    assert!(runs.iter().all(|r| r["trigger"] == "scheduled"), "{runs:?}");
+    let actions = actions_of(&page);
+    assert!(actions.contains(&"kept".to_string()), "first seen and kept: {actions:?}");
+}
