@@ -542,6 +542,36 @@ pub async fn generated_policies_in_account(
         .await
 }
 
+/// Ended grants of an account whose shared policy or group membership
+/// jit-iam removed at their end (a successful detach or removal in their
+/// events), within `since`, and that no live grant of the same principal
+/// holds: if IAM shows that access again, someone else gave it.
+pub async fn shared_removed_at_end(
+    db: impl PgExecutor<'_>,
+    integration_id: Uuid,
+    account_id: &str,
+    since: Duration,
+) -> Result<Vec<GrantRow>, sqlx::Error> {
+    sqlx::query_as::<_, GrantRow>(
+        "select g.*, now() as db_now from grants g
+         where g.integration_id = $1 and g.account_id = $2 and g.status = 'revoked'
+           and g.resource_type in ('iam_policy', 'iam_group') and g.finished_at > now() - $3
+           and exists (select 1 from grant_events e
+                       where e.grant_id = g.grant_id and e.kind = 'aws_call' and e.outcome = 'success'
+                         and e.operation in ('iam:DetachUserPolicy', 'iam:DetachRolePolicy', 'iam:RemoveUserFromGroup'))
+           and not exists (select 1 from grants l
+                           where l.account_id = g.account_id and l.principal_type = g.principal_type
+                             and l.principal_name = g.principal_name and l.resource_arn = g.resource_arn
+                             and l.status in ('pending', 'active', 'revoking'))
+         order by g.grant_id",
+    )
+    .bind(integration_id)
+    .bind(account_id)
+    .bind(interval(since))
+    .fetch_all(db)
+    .await
+}
+
 /// Locks an active grant for a repair, unless a worker holds it (then None:
 /// the worker's step decides). Held until the caller's transaction ends, so
 /// that a revocation waits for the repair and then removes what it put back.

@@ -174,6 +174,10 @@ impl Account<'_> {
                 self.left_after_end(&clients.iam, &snapshot, *grant_id, policy).await?;
             }
         }
+        let grace = self.state.config.reconcile.orphan_grace;
+        for grant in storage::grants::shared_removed_at_end(db, self.integration.id, self.account, grace).await? {
+            self.given_again(&snapshot, &grant).await?;
+        }
         let known: HashSet<&str> = known.iter().map(|(_, arn, _)| arn.as_str()).collect();
         let unknown = snapshot.policies.values().filter(|p| p.path == "/jit-iam/" && !known.contains(p.arn.as_str()));
         for policy in unknown {
@@ -356,6 +360,30 @@ impl Account<'_> {
         storage::grants::insert_events(&self.state.worker_db, grant_id, ACTOR, &events).await?;
         self.push(Some(grant_id), drift, action, detail);
         Ok(())
+    }
+
+    /// A shared policy or membership jit-iam removed when the grant ended is
+    /// there again: someone gave it since, so it is not jit-iam's to remove.
+    async fn given_again(&mut self, snapshot: &IamSnapshot, grant: &GrantRow) -> Result<(), sqlx::Error> {
+        let grantee = grant.grantee();
+        let principal = match &grant.principal_id {
+            Some(id) => snapshot.by_id(grantee.principal_type, id),
+            None => snapshot.by_name(grantee.principal_type, &grantee.name),
+        };
+        let Some(principal) = principal else { return Ok(()) };
+        let (holds, target) = match mechanism_of(grant) {
+            Mechanism::GroupMembership => (principal.groups.contains(&grant.resource_name), &grant.resource_name),
+            _ => (principal.attached.contains(&grant.resource_arn), &grant.resource_arn),
+        };
+        if !holds {
+            return Ok(());
+        }
+        let evidence = format!(
+            "{} has it again after jit-iam removed it at the grant's end: given since by someone else, not jit-iam's to remove",
+            principal.name
+        );
+        let drift = Drift { kind: FindingKind::AccessLeftAfterEnd, target: target.clone(), evidence };
+        self.report(grant, drift, FindingAction::Reported).await
     }
 
     /// A policy under jit-iam's path that no grant knows: jit-iam's (tagged

@@ -182,20 +182,31 @@ async fn leftovers_of_ended_grants_are_removed_and_orphans_wait_for_their_grace(
     iam.attach_group_policy().group_name("ops").policy_arn(&orphan).send().await.unwrap();
     // Someone else's policy under the same path: not jit-iam's, never touched.
     let foreign = f.account.create_policy("not-ours", "/jit-iam/", &[]).await;
+    // A shared policy jit-iam detached at the end of a grant, attached again by an admin: not jit-iam's.
+    let regiven = f.grant("iam_policy", "attach", "dave").await;
+    f.revoke(&regiven).await;
+    iam.attach_user_policy().user_name("dave").policy_arn(&f.shared_policy).send().await.unwrap();
     // A user renamed while granted: reported, and the access went with it.
     let renamed = f.grant("iam_policy", "attach", "frank").await;
     iam.update_user().user_name("frank").new_user_name("francis").send().await.unwrap();
 
     let first = f.reconcile(json!({})).await;
-    let expected =
-        [("access_left_after_end", "repaired"), ("orphaned_policy", "kept"), ("principal_changed", "reported")];
+    let expected = [
+        ("access_left_after_end", "repaired"),
+        ("access_left_after_end", "reported"),
+        ("orphaned_policy", "kept"),
+        ("principal_changed", "reported"),
+    ];
     assert_eq!(findings(&first), pairs(&expected), "{first}");
+    assert_eq!(f.account.user_policies("dave").await, [f.shared_policy.clone()], "given again: left alone");
     assert!(f.account.user_policies("erin").await.is_empty(), "the leftover is detached");
     let jit = f.account.jit_policies().await;
     assert!(!jit.contains(&leftover) && jit.contains(&orphan) && jit.contains(&foreign), "{jit:?}");
 
     let second = f.reconcile(json!({"delete_orphans": true})).await;
-    assert_eq!(findings(&second), pairs(&[("orphaned_policy", "repaired"), ("principal_changed", "reported")]));
+    let expected =
+        [("access_left_after_end", "reported"), ("orphaned_policy", "repaired"), ("principal_changed", "reported")];
+    assert_eq!(findings(&second), pairs(&expected), "{second}");
     assert_eq!(f.account.jit_policies().await, [foreign.clone()]);
     let group_policies = iam.list_attached_group_policies().group_name("ops").send().await.unwrap();
     assert!(group_policies.attached_policies().is_empty(), "detached from the group first");
