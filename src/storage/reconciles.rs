@@ -61,28 +61,33 @@ pub async fn enqueue(
     repair: bool,
     delete_orphans: bool,
 ) -> Result<(ReconcileRun, bool), sqlx::Error> {
-    let inserted = sqlx::query_as::<_, RunRow>(&format!(
-        "insert into reconcile_runs (integration_id, trigger, repair, delete_orphans) values ($1, $2, $3, $4)
-         on conflict (integration_id) where status in ('queued', 'running') do nothing
-         returning {COLUMNS}"
-    ))
-    .bind(integration_id)
-    .bind(trigger.as_str())
-    .bind(repair)
-    .bind(delete_orphans)
-    .fetch_optional(&mut *db)
-    .await?;
-    if let Some(row) = inserted {
-        sqlx::query("select pg_notify('jit_iam_work', 'reconcile')").execute(&mut *db).await?;
-        return Ok((row.into(), true));
+    // The active run may end between the insert and the read: then queue again.
+    loop {
+        let inserted = sqlx::query_as::<_, RunRow>(&format!(
+            "insert into reconcile_runs (integration_id, trigger, repair, delete_orphans) values ($1, $2, $3, $4)
+             on conflict (integration_id) where status in ('queued', 'running') do nothing
+             returning {COLUMNS}"
+        ))
+        .bind(integration_id)
+        .bind(trigger.as_str())
+        .bind(repair)
+        .bind(delete_orphans)
+        .fetch_optional(&mut *db)
+        .await?;
+        if let Some(row) = inserted {
+            sqlx::query("select pg_notify('jit_iam_work', 'reconcile')").execute(&mut *db).await?;
+            return Ok((row.into(), true));
+        }
+        let active = sqlx::query_as::<_, RunRow>(&format!(
+            "select {COLUMNS} from reconcile_runs where integration_id = $1 and status in ('queued', 'running')"
+        ))
+        .bind(integration_id)
+        .fetch_optional(&mut *db)
+        .await?;
+        if let Some(row) = active {
+            return Ok((row.into(), false));
+        }
     }
-    let existing = sqlx::query_as::<_, RunRow>(&format!(
-        "select {COLUMNS} from reconcile_runs where integration_id = $1 and status in ('queued', 'running')"
-    ))
-    .bind(integration_id)
-    .fetch_one(db)
-    .await?;
-    Ok((existing.into(), false))
 }
 
 /// Queues a scheduled run of every active integration whose last run began

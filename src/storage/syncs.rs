@@ -59,26 +59,31 @@ pub async fn enqueue(
     integration_id: Uuid,
     trigger: SyncTrigger,
 ) -> Result<SyncRun, sqlx::Error> {
-    let inserted = sqlx::query_as::<_, SyncRunRow>(&format!(
-        "insert into sync_runs (integration_id, trigger) values ($1, $2)
-         on conflict (integration_id) where status in ('queued', 'running') do nothing
-         returning {COLUMNS}"
-    ))
-    .bind(integration_id)
-    .bind(trigger.as_str())
-    .fetch_optional(&mut *db)
-    .await?;
-    if let Some(row) = inserted {
-        notify_sync(&mut *db).await?;
-        return Ok(row.into());
+    // The active sync may end between the insert and the read: then queue again.
+    loop {
+        let inserted = sqlx::query_as::<_, SyncRunRow>(&format!(
+            "insert into sync_runs (integration_id, trigger) values ($1, $2)
+             on conflict (integration_id) where status in ('queued', 'running') do nothing
+             returning {COLUMNS}"
+        ))
+        .bind(integration_id)
+        .bind(trigger.as_str())
+        .fetch_optional(&mut *db)
+        .await?;
+        if let Some(row) = inserted {
+            notify_sync(&mut *db).await?;
+            return Ok(row.into());
+        }
+        let active = sqlx::query_as::<_, SyncRunRow>(&format!(
+            "select {COLUMNS} from sync_runs where integration_id = $1 and status in ('queued', 'running')"
+        ))
+        .bind(integration_id)
+        .fetch_optional(&mut *db)
+        .await?;
+        if let Some(row) = active {
+            return Ok(row.into());
+        }
     }
-    sqlx::query_as::<_, SyncRunRow>(&format!(
-        "select {COLUMNS} from sync_runs where integration_id = $1 and status in ('queued', 'running')"
-    ))
-    .bind(integration_id)
-    .fetch_one(db)
-    .await
-    .map(Into::into)
 }
 
 /// Wakes the sync workers of every replica (delivered when the transaction commits).
