@@ -7,6 +7,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_sdk_ec2::types::InstanceStateName;
+use aws_sdk_iam::operation::get_account_authorization_details::GetAccountAuthorizationDetailsOutput;
 use aws_sdk_iam::types::{EntityType, PolicyScopeType};
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
@@ -39,7 +40,7 @@ impl CallLimiter {
     }
 
     /// Sends one AWS call (`operation` names it in errors) within the bound.
-    pub async fn send<T, E, Fut>(&self, operation: &str, call: Fut) -> Result<T, AwsError>
+    async fn send<T, E, Fut>(&self, operation: &str, call: Fut) -> Result<T, AwsError>
     where
         Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -107,26 +108,30 @@ fn iam_tags(tags: &[aws_sdk_iam::types::Tag]) -> BTreeMap<String, String> {
     tags.iter().map(|t| (t.key().to_string(), t.value().to_string())).collect()
 }
 
+/// Every page of iam:GetAccountAuthorizationDetails for `filters`, 1,000
+/// entities a page: the one read both the inventory and reconciliation make.
+pub async fn authorization_details(
+    clients: &AwsClients,
+    limiter: &CallLimiter,
+    filters: &[EntityType],
+) -> Result<Vec<GetAccountAuthorizationDetailsOutput>, AwsError> {
+    const OPERATION: &str = "iam:GetAccountAuthorizationDetails";
+    all_pages(OPERATION, |marker| async move {
+        let request = clients.iam.get_account_authorization_details().set_filter(Some(filters.to_vec()));
+        let page = limiter.send(OPERATION, request.max_items(1000).set_marker(marker).send()).await?;
+        let next = if page.is_truncated() { page.marker().map(str::to_string) } else { None };
+        Ok(Page { items: vec![page], next })
+    })
+    .await
+}
+
 /// Users (with their groups and attached policies), roles (with tags) and
 /// groups, all from iam:GetAccountAuthorizationDetails in pages of 1,000.
 async fn list_iam_principals(clients: &AwsClients, limiter: &CallLimiter) -> Result<Vec<DiscoveredResource>, AwsError> {
-    const OPERATION: &str = "iam:GetAccountAuthorizationDetails";
-    let pages = all_pages(OPERATION, |marker| async move {
-        let page = limiter
-            .send(
-                OPERATION,
-                clients
-                    .iam
-                    .get_account_authorization_details()
-                    .filter(EntityType::User)
-                    .filter(EntityType::Role)
-                    .filter(EntityType::Group)
-                    .max_items(1000)
-                    .set_marker(marker)
-                    .send(),
-            )
-            .await?;
-        let mut items = Vec::new();
+    let pages =
+        authorization_details(clients, limiter, &[EntityType::User, EntityType::Role, EntityType::Group]).await?;
+    let mut items = Vec::new();
+    for page in pages {
         for user in page.user_detail_list() {
             let details = PrincipalDetails {
                 attached_policy_arns: policy_arns(user.attached_managed_policies()),
@@ -169,11 +174,8 @@ async fn list_iam_principals(clients: &AwsClients, limiter: &CallLimiter) -> Res
                 details: serde_json::json!({}),
             });
         }
-        let next = if page.is_truncated() { page.marker().map(str::to_string) } else { None };
-        Ok(Page { items, next })
-    })
-    .await?;
-    Ok(pages.into_iter().filter(|r| !r.arn.is_empty()).collect())
+    }
+    Ok(items.into_iter().filter(|r| !r.arn.is_empty()).collect())
 }
 
 /// Customer-managed policies with their tags (one iam:ListPolicyTags each),

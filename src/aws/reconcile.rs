@@ -9,7 +9,7 @@ use aws_sdk_iam::types::EntityType;
 
 use super::error::AwsError;
 use super::iam_changes::decode_document;
-use super::inventory::{all_pages, policy_arns, CallLimiter, Page};
+use super::inventory::{authorization_details, policy_arns, CallLimiter};
 use super::pool::AwsClients;
 use crate::domain::grant::PrincipalType;
 
@@ -78,27 +78,8 @@ impl IamSnapshot {
     }
 
     pub async fn read(clients: &AwsClients, limiter: &CallLimiter) -> Result<IamSnapshot, AwsError> {
-        const OPERATION: &str = "iam:GetAccountAuthorizationDetails";
-        let pages = all_pages(OPERATION, |marker| async move {
-            let page = limiter
-                .send(
-                    OPERATION,
-                    clients
-                        .iam
-                        .get_account_authorization_details()
-                        .filter(EntityType::User)
-                        .filter(EntityType::Role)
-                        .filter(EntityType::Group)
-                        .filter(EntityType::LocalManagedPolicy)
-                        .max_items(1000)
-                        .set_marker(marker)
-                        .send(),
-                )
-                .await?;
-            let next = if page.is_truncated() { page.marker().map(str::to_string) } else { None };
-            Ok(Page { items: vec![page], next })
-        })
-        .await?;
+        let filters = [EntityType::User, EntityType::Role, EntityType::Group, EntityType::LocalManagedPolicy];
+        let pages = authorization_details(clients, limiter, &filters).await?;
         let mut snapshot = IamSnapshot::default();
         for page in pages {
             for user in page.user_detail_list() {
