@@ -14,6 +14,7 @@ use crate::aws::AwsPool;
 use crate::config::{ApiTokens, ServeConfig};
 use crate::storage::grants::GrantRow;
 use crate::storage::page_cache::PageCache;
+use crate::webhooks::Sender;
 
 /// A grant changed: its new row when this process made the change, else only its id.
 #[derive(Clone, Debug)]
@@ -29,7 +30,11 @@ pub struct App {
     /// The workers' own connections: a grant being applied holds one for its
     /// whole step, and must never starve the API (nor the API it).
     pub worker_db: PgPool,
+    /// The webhook deliveries' own few connections: a flood of events never
+    /// takes the grant worker's.
+    pub webhook_db: PgPool,
     pub aws: AwsPool,
+    pub webhook_sender: Sender,
     pub tokens: ApiTokens,
     /// Names this process in leases, so a replica knows which claims are its own.
     pub instance_id: String,
@@ -67,6 +72,10 @@ pub struct Wakeups {
     pub syncs: Notify,
     pub grants: Notify,
     pub reconciles: Notify,
+    /// Webhook deliveries were recorded or became due.
+    pub webhooks: Notify,
+    /// A grant changed: its expiry notice may be due sooner.
+    pub expiry_notices: Notify,
     /// When the grant claim loop looks for due work by itself next (Unix
     /// milliseconds): a grant due earlier must wake it, a grant due later need not.
     pub grants_idle_until: AtomicI64,
@@ -77,6 +86,8 @@ impl Wakeups {
         self.syncs.notify_one();
         self.grants.notify_one();
         self.reconciles.notify_one();
+        self.webhooks.notify_one();
+        self.expiry_notices.notify_one();
     }
 
     /// Wakes the grant claim loop unless it looks for due work by `due` anyway.

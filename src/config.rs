@@ -100,6 +100,9 @@ pub struct ServeConfig {
 
     #[command(flatten)]
     pub worker: WorkerConfig,
+
+    #[command(flatten)]
+    pub webhooks: WebhookConfig,
 }
 
 /// How jit-iam reaches AWS. The endpoint, region and the service's own
@@ -200,6 +203,48 @@ pub struct WorkerConfig {
     pub worker_lease: Duration,
 }
 
+/// Webhooks to the approval portal.
+#[derive(Clone, Debug, Args)]
+pub struct WebhookConfig {
+    /// Delays before each retry of a failed delivery, comma-separated; after the last, the delivery has failed.
+    #[arg(long, env = "JIT_IAM_WEBHOOK_RETRY_SCHEDULE", default_value = "5s,5m,30m,2h,5h,10h,10h",
+          value_parser = parse_retry_schedule)]
+    pub webhook_retry_schedule: RetrySchedule,
+
+    /// An endpoint whose every attempt has failed for this long is disabled.
+    #[arg(long, env = "JIT_IAM_WEBHOOK_DISABLE_AFTER", default_value = "5days", value_parser = parse_duration)]
+    pub webhook_disable_after: Duration,
+
+    /// After a secret rotation, deliveries are signed with the old secret too for this long.
+    #[arg(long, env = "JIT_IAM_WEBHOOK_SECRET_OVERLAP", default_value = "24h", value_parser = parse_duration)]
+    pub webhook_secret_overlap: Duration,
+
+    /// `grant.expiring` is sent this long before a grant expires.
+    #[arg(long, env = "JIT_IAM_EXPIRY_NOTICE", default_value = "15m", value_parser = parse_duration)]
+    pub expiry_notice: Duration,
+
+    /// Allow `http://` webhook URLs (on-premises portals, tests).
+    #[arg(long, env = "JIT_IAM_WEBHOOK_ALLOW_HTTP", default_value_t = false, action = ArgAction::Set)]
+    pub webhook_allow_http: bool,
+
+    /// Allow webhooks to loopback, private, link-local and unique-local addresses (on-premises portals, tests).
+    #[arg(long, env = "JIT_IAM_WEBHOOK_ALLOW_PRIVATE_NETWORKS", default_value_t = false, action = ArgAction::Set)]
+    pub webhook_allow_private_networks: bool,
+
+    /// Deliveries in flight at once in one process (one endpoint takes at most a quarter of them).
+    #[arg(long, env = "JIT_IAM_WEBHOOK_CONCURRENCY", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(4..=1024))]
+    pub webhook_concurrency: u32,
+}
+
+/// The delays between the attempts of a delivery.
+#[derive(Clone, Debug)]
+pub struct RetrySchedule(pub Vec<Duration>);
+
+fn parse_retry_schedule(value: &str) -> Result<RetrySchedule, String> {
+    crate::domain::webhook::parse_retry_schedule(value).map(RetrySchedule)
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -237,6 +282,9 @@ impl ServeConfig {
         }
         if self.request_timeout < Duration::from_secs(1) {
             return Err("JIT_IAM_REQUEST_TIMEOUT must be at least 1s".into());
+        }
+        if self.webhooks.expiry_notice.is_zero() {
+            return Err("JIT_IAM_EXPIRY_NOTICE must be positive".into());
         }
         if self.http_idle_timeout < Duration::from_secs(1) {
             return Err("JIT_IAM_HTTP_IDLE_TIMEOUT must be at least 1s".into());

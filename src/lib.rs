@@ -5,7 +5,8 @@
 //! - `grants`: the rules of a grant, one home per mechanism (checks, plan, apply, revoke)
 //! - `storage`: Postgres queries (schema in `migrations/`)
 //! - `aws`: the assumed-role client pool and every AWS call
-//! - `worker`: background syncs and grants, claimed from Postgres with leases
+//! - `worker`: background syncs, grants, reconciliation and webhook deliveries, claimed from Postgres with leases
+//! - `webhooks`: the HTTP client webhooks go out through, reaching only the addresses allowed
 //! - `app`: the shared state; `server`: the `serve` lifecycle; `cli`, `config`, `telemetry`
 
 pub mod api;
@@ -19,4 +20,5 @@ pub mod grants;
 pub mod server;
 pub mod storage;
 pub mod telemetry;
+pub mod webhooks;
 pub mod worker;

@@ -9,6 +9,7 @@ use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
 
 use crate::error::{ApiError, ErrorCode};
 
@@ -207,6 +208,12 @@ fn single_param_name(parts: &Parts) -> Option<String> {
         (Some(name), None) => Some(name.to_string()),
         _ => None,
     }
+}
+
+/// Tells a field given as `null` (Some(None)) from a field left out (None):
+/// `#[serde(default, deserialize_with = "present")]` on an `Option<Option<T>>`.
+pub fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// Query parameters, read strictly: unknown or repeated names are refused so

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::audit::Actor;
-use super::extract::{ApiPath, QueryParams, ValidJson};
+use super::extract::{present, ApiPath, QueryParams, ValidJson};
 use super::pagination::{page, PageParams, PageRequest};
 use crate::app::AppState;
 use crate::aws::check::{check_access, check_connection, AccessCheck};
@@ -96,11 +96,6 @@ pub struct OptionsPatch {
     #[serde(default, deserialize_with = "present")]
     pub member_role_name: Option<Option<String>>,
     pub include_aws_managed_policies: Option<bool>,
-}
-
-/// Tells a field given as `null` (Some(None)) from a field left out (None).
-fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 page!(IntegrationPage of Integration);

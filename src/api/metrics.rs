@@ -25,5 +25,9 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         metrics::gauge!("jit_iam_worker_queue_depth", "queue" => "grants").set(gauges.grants_due as f64);
         metrics::gauge!("jit_iam_worker_queue_depth", "queue" => "syncs").set(gauges.syncs_queued as f64);
     }
+    if let Ok((due, retrying)) = crate::storage::webhooks::queue_depth(&state.db).await {
+        metrics::gauge!("jit_iam_webhook_queue_depth", "state" => "due").set(due as f64);
+        metrics::gauge!("jit_iam_webhook_queue_depth", "state" => "retrying").set(retrying as f64);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }

@@ -21,6 +21,7 @@ use utoipa_axum::routes;
 use utoipa_scalar::{Scalar, Servable};
 
 use crate::app::AppState;
+use crate::domain::webhook::GrantEventData;
 use crate::error::{ApiError, ErrorBody};
 
 pub mod audit;
@@ -33,6 +34,7 @@ pub mod metrics;
 pub mod pagination;
 pub mod reconcile;
 pub mod resources;
+pub mod webhooks;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -42,13 +44,19 @@ pub mod resources;
                        Errors always have the shape `{\"error\": {\"code\", \"message\", \"field\"?, \"aws\"?}}`."
     ),
     modifiers(&BearerAuth),
-    components(schemas(ErrorBody)),
+    components(schemas(ErrorBody, GrantEventData)),
     tags(
         (name = "integrations", description = "AWS accounts jit-iam reaches through a role"),
         (name = "inventory", description = "What the accounts hold, synced from AWS and browsed from Postgres"),
         (name = "grants", description = "Approved, time-bound access: applied in IAM, revoked at expiry"),
         (name = "reconciliation", description = "Drift between grants and IAM: found, repaired, reported"),
         (name = "audit", description = "Every change made through the API: who, when, what"),
+        (name = "webhooks", description = "Events POSTed to the approval portal (Standard Webhooks 1.0). \
+            Body: `{\"type\", \"timestamp\", \"data\"}`; for `grant.*` events `data` is `GrantEventData`, \
+            the grant as `GET /v1/grants/{id}` returned it at the event, plus `event_sequence`. \
+            Headers: `webhook-id` (the same on every retry), `webhook-timestamp`, `webhook-signature` \
+            (`v1,<base64 HMAC-SHA256>`, space-separated while a rotated secret still signs). \
+            A 2xx answer is success; 410 disables the endpoint; anything else is retried."),
         (name = "health", description = "Liveness, readiness and metrics (no token needed)"),
     )
 )]
@@ -73,6 +81,7 @@ fn documented_routes() -> (Router<AppState>, Router<AppState>, OpenApiDoc) {
         .merge(grants::router())
         .merge(reconcile::router())
         .merge(audit::router())
+        .merge(webhooks::router())
         .split_for_parts();
     let (open, open_doc) = OpenApiRouter::new()
         .routes(routes!(health::healthz))

@@ -31,6 +31,19 @@ pub enum AuditAction {
     GrantRevoked,
     #[serde(rename = "grant.extended")]
     GrantExtended,
+    #[serde(rename = "webhook.created")]
+    WebhookCreated,
+    #[serde(rename = "webhook.updated")]
+    WebhookUpdated,
+    #[serde(rename = "webhook.deleted")]
+    WebhookDeleted,
+    /// The signing secret was replaced (the trail never holds a secret).
+    #[serde(rename = "webhook.secret_rotated")]
+    WebhookSecretRotated,
+    #[serde(rename = "webhook.test_sent")]
+    WebhookTestSent,
+    #[serde(rename = "webhook.delivery_retried")]
+    WebhookDeliveryRetried,
 }
 
 text_enum!(AuditAction {
@@ -43,6 +56,12 @@ text_enum!(AuditAction {
     GrantSubmitted = "grant.submitted",
     GrantRevoked = "grant.revoked",
     GrantExtended = "grant.extended",
+    WebhookCreated = "webhook.created",
+    WebhookUpdated = "webhook.updated",
+    WebhookDeleted = "webhook.deleted",
+    WebhookSecretRotated = "webhook.secret_rotated",
+    WebhookTestSent = "webhook.test_sent",
+    WebhookDeliveryRetried = "webhook.delivery_retried",
 });
 
 impl AuditAction {

@@ -11,6 +11,7 @@ pub mod reconcile;
 pub mod resource;
 pub mod sync;
 pub mod tags;
+pub mod webhook;
 
 /// `as_str`, `parse` and `ALL` for an enum stored as text, with the names serde uses.
 macro_rules! text_enum {

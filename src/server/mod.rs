@@ -22,7 +22,9 @@ use uuid::Uuid;
 use crate::app::{App, AppState, Wakeups};
 use crate::aws::AwsPool;
 use crate::config::ServeConfig;
+use crate::domain::webhook::DestinationRules;
 use crate::storage::page_cache::PageCache;
+use crate::webhooks::Sender;
 use crate::{api, storage, telemetry, worker};
 use keep_alive::HttpTimeouts;
 
@@ -36,6 +38,11 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         storage::migrate(&db).await?;
     }
     let worker_db = storage::connect_pool(&config.database, worker_pool_size(&config), WORKER_ACQUIRE_TIMEOUT).await?;
+    let webhook_db = storage::connect_pool(&config.database, WEBHOOK_DB_CONNECTIONS, WORKER_ACQUIRE_TIMEOUT).await?;
+    let webhook_sender = Sender::new(DestinationRules {
+        allow_http: config.webhooks.webhook_allow_http,
+        allow_private_networks: config.webhooks.webhook_allow_private_networks,
+    });
     let aws = AwsPool::load(config.aws.clone()).await;
     let tokens = config.api_tokens.clone().context("JIT_IAM_API_TOKENS is required")?;
     for token in tokens.0.iter().filter(|t| !t.role_given) {
@@ -52,7 +59,9 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         config,
         db,
         worker_db,
+        webhook_db,
         aws,
+        webhook_sender,
         tokens,
         instance_id,
         wake: Wakeups::default(),
@@ -133,6 +142,10 @@ const WORKER_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 fn worker_pool_size(config: &ServeConfig) -> u32 {
     config.worker.worker_concurrency + config.sync.sync_account_concurrency + 2 + 4
 }
+
+/// Recording attempts and claiming deliveries: short statements, a handful of
+/// connections carry thousands of deliveries a second.
+const WEBHOOK_DB_CONNECTIONS: u32 = 4;
 
 /// `<host>:<pid>:<random>`: unique per process, readable in the database.
 fn instance_id() -> String {

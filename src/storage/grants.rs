@@ -22,8 +22,9 @@ use crate::domain::resource::{AccessLevel, ResourceType};
 
 pub const REQUEST_ID_CONSTRAINT: &str = "grants_request_id_key";
 
-/// A grant as stored, with what the worker needs.
-#[derive(Clone, Debug, sqlx::FromRow)]
+/// A grant as stored, with what the worker needs. Also read from the row a
+/// webhook event keeps (`to_jsonb` of the row, migration 0011).
+#[derive(Clone, Debug, sqlx::FromRow, serde::Deserialize)]
 pub struct GrantRow {
     pub grant_id: Uuid,
     pub integration_id: Option<Uuid>,
@@ -59,12 +60,15 @@ pub struct GrantRow {
     pub created_at: DateTime<Utc>,
     /// The integration's revision and status, as the worker's claim read them.
     #[sqlx(default)]
+    #[serde(default)]
     pub integration_revision: Option<i64>,
     #[sqlx(default)]
+    #[serde(default)]
     pub integration_status: Option<String>,
     /// Postgres's clock when the row was read: the one clock expiry is decided
     /// by (set by every query the worker reads grants with).
     #[sqlx(default)]
+    #[serde(default)]
     pub db_now: Option<DateTime<Utc>>,
 }
 

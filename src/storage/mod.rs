@@ -20,6 +20,7 @@ pub mod reconciles;
 pub mod resources;
 pub mod run_queue;
 pub mod syncs;
+pub mod webhooks;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 

@@ -1,5 +1,5 @@
 //! Background work inside `serve`: inventory syncs, applying and revoking
-//! grants, and reconciling grants with IAM.
+//! grants, reconciling grants with IAM, and delivering webhooks.
 //!
 //! Work lives in Postgres and is claimed with `FOR UPDATE SKIP LOCKED` and a
 //! lease, so several replicas share it safely. LISTEN/NOTIFY wakes the workers
@@ -19,6 +19,7 @@ use crate::app::{AppState, GrantUpdate};
 pub mod grants;
 pub mod reconcile;
 pub mod sync;
+pub mod webhooks;
 
 /// The channel every replica listens on; the payload says which worker to wake.
 pub const CHANNEL: &str = "jit_iam_work";
@@ -31,6 +32,8 @@ pub fn spawn(state: AppState, shutdown: CancellationToken) -> JoinSet<()> {
     workers.spawn(sync::run(state.clone(), shutdown.clone()));
     workers.spawn(reconcile::schedule(state.clone(), shutdown.clone()));
     workers.spawn(reconcile::run(state.clone(), shutdown.clone()));
+    workers.spawn(webhooks::run(state.clone(), shutdown.clone()));
+    workers.spawn(webhooks::notice_expiring(state.clone(), shutdown.clone()));
     workers.spawn(grants::run(state, shutdown));
     workers
 }
@@ -61,11 +64,16 @@ async fn listen(state: AppState, shutdown: CancellationToken) {
                 Ok(Some(notification)) => match notification.payload() {
                     "sync" => state.wake.syncs.notify_one(),
                     "reconcile" => state.wake.reconciles.notify_one(),
-                    "grant" => state.wake.grants.notify_one(),
+                    "webhook" => state.wake.webhooks.notify_one(),
+                    "grant" => {
+                        state.wake.grants.notify_one();
+                        state.wake.expiry_notices.notify_one();
+                    }
                     changed => {
                         // A grant changed on some replica: wake whoever waits for it here.
                         if let Some(id) = changed.strip_prefix("grant_changed:").and_then(|id| id.parse().ok()) {
                             let _ = state.grant_updates.send(GrantUpdate { id, grant: None });
+                            state.wake.expiry_notices.notify_one();
                         }
                     }
                 },

@@ -75,7 +75,7 @@ fn top_level_modules_have_no_import_cycles() {
 #[test]
 fn only_the_http_api_uses_the_http_error_type() {
     let graph = module_graph();
-    for module in ["domain", "storage", "aws", "grants", "worker", "app"] {
+    for module in ["domain", "storage", "aws", "grants", "worker", "app", "webhooks"] {
         for http in ["error", "api"] {
             assert!(!graph[module].contains(http), "{module} uses crate::{http}");
         }

@@ -16,3 +16,4 @@ mod races;
 mod reconcile;
 mod roles;
 mod startup;
+mod webhooks;

@@ -6,6 +6,7 @@
 mod enforced;
 mod faults;
 mod moto;
+mod receiver;
 mod server;
 
 use std::future::Future;
@@ -17,6 +18,7 @@ use rand::Rng;
 pub use enforced::{Enforced, EnforcedSetup, ENFORCED_ACCOUNT};
 pub use faults::{DatabaseProxy, Exchange, Fault, FaultProxy};
 pub use moto::{die_with_parent, Moto};
+pub use receiver::{Answer, Receiver};
 pub use server::{ServerBuilder, TestDb, TestServer};
 
 /// A random 12-digit account id: each test works in accounts of its own.
