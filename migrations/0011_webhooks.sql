@@ -37,7 +37,8 @@ create table webhook_messages (
     -- sent as `webhook-id`, the same on every attempt: the receiver's idempotency key
     message_id      uuid primary key default uuid_generate_v7(),
     event_type      text not null,
-    occurred_at     timestamptz not null default now(),
+    -- the moment of the change (its statement, not its transaction's start)
+    occurred_at     timestamptz not null default clock_timestamp(),
     event_sequence  bigint not null default nextval('webhook_event_sequence'),
     -- grant events: the grant's row at the change (rendered as `GET /v1/grants/{id}` renders it)
     grant_id        uuid,
