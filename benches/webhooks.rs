@@ -46,11 +46,13 @@ fn main() {
 /// One request as the receiver got it.
 struct Arrival {
     at: SystemTime,
-    webhook_id: String,
+    /// The endpoint's path and the event's id: one delivery.
+    delivery: (String, String),
     body: Bytes,
 }
 
-/// A receiver answering 204 at once, or dropping connections while `down`.
+/// A receiver answering 204 at once, or, while `down`, closing every
+/// connection (new or kept alive) without an answer.
 #[derive(Clone, Default)]
 struct Receiver {
     arrivals: Arc<Mutex<Vec<Arrival>>>,
@@ -74,13 +76,15 @@ impl Receiver {
                     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
                         let receiver = receiver.clone();
                         async move {
+                            if receiver.down.load(Ordering::SeqCst) {
+                                return Err("down");
+                            }
                             let webhook_id = request.headers()["webhook-id"].to_str().unwrap().to_string();
+                            let path = request.uri().path().to_string();
                             let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                            let arrival = Arrival { at: SystemTime::now(), webhook_id, body };
+                            let arrival = Arrival { at: SystemTime::now(), delivery: (path, webhook_id), body };
                             receiver.arrivals.lock().unwrap().push(arrival);
-                            Ok::<_, hyper::Error>(
-                                Response::builder().status(204).body(Full::new(Bytes::new())).unwrap(),
-                            )
+                            Ok(Response::builder().status(204).body(Full::new(Bytes::new())).unwrap())
                         }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
@@ -248,7 +252,7 @@ async fn run(moto: &Moto) -> Value {
     let drained_after = back_at.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let arrivals = receiver.take();
-    let unique: HashSet<&str> = arrivals.iter().map(|a| a.webhook_id.as_str()).collect();
+    let unique: HashSet<&(String, String)> = arrivals.iter().map(|a| &a.delivery).collect();
     let (failed, pending): (i64, i64) = sqlx::query_as(
         "select count(*) filter (where status = 'failed'), count(*) filter (where status = 'pending') \
          from webhook_deliveries",

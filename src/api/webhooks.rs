@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use sqlx::{Postgres, Transaction};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -115,6 +116,13 @@ fn audit_view(endpoint: &WebhookEndpoint) -> Value {
     })
 }
 
+/// The endpoint, locked for the rest of the transaction.
+async fn lock(tx: &mut Transaction<'_, Postgres>, id: Uuid) -> ApiResult<EndpointRow> {
+    storage::webhooks::get_endpoint_for_update(&mut **tx, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("webhook endpoint", id))
+}
+
 async fn find(state: &AppState, id: Uuid) -> ApiResult<EndpointRow> {
     storage::webhooks::get_endpoint(&state.db, id).await?.ok_or_else(|| ApiError::not_found("webhook endpoint", id))
 }
@@ -200,9 +208,7 @@ pub async fn update_webhook(
         None => None,
     };
     let mut tx = state.db.begin().await?;
-    let mut row = storage::webhooks::get_endpoint_for_update(&mut *tx, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("webhook endpoint", id))?;
+    let mut row = lock(&mut tx, id).await?;
     let before = row.view();
     if let Some(url) = url {
         row.url = url;
@@ -246,9 +252,7 @@ pub async fn delete_webhook(
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<StatusCode> {
     let mut tx = state.db.begin().await?;
-    let row = storage::webhooks::get_endpoint_for_update(&mut *tx, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("webhook endpoint", id))?;
+    let row = lock(&mut tx, id).await?;
     storage::webhooks::delete_endpoint(&mut *tx, id).await?;
     let record = actor.record(AuditAction::WebhookDeleted, id).changes(&audit_view(&row.view()), &Value::Null, &[]);
     storage::audit::record(&mut *tx, &record).await?;
@@ -301,9 +305,7 @@ pub async fn test_webhook(
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<(StatusCode, Json<Delivery>)> {
     let mut tx = state.db.begin().await?;
-    let row = storage::webhooks::get_endpoint_for_update(&mut *tx, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("webhook endpoint", id))?;
+    let row = lock(&mut tx, id).await?;
     if !row.enabled {
         return Err(ApiError::conflict(
             ErrorCode::InvalidState,
