@@ -58,7 +58,7 @@ page!(AuditEventPage of AuditEvent);
 /// after of each changed field (secrets show as `"(secret)"`). Nothing changes
 /// or deletes these records.
 #[utoipa::path(
-    get, path = "/v1/audit-events", tag = "audit",
+    get, path = "/v1/audit-events", operation_id = "list_audit_events", tag = "audit",
     params(
         ("action" = Option<AuditAction>, Query, description = "Only this action"),
         ("actor" = Option<String>, Query, description = "Only changes by this token name"),

@@ -317,7 +317,7 @@ async fn wait_until_settled(
 /// grant is active or failed. Submitting the same `request_id` with the same
 /// body returns the existing grant (200); with a different body, 409.
 #[utoipa::path(
-    post, path = "/v1/grants", tag = "grants",
+    post, path = "/v1/grants", operation_id = "submit_grant", tag = "grants",
     params(("wait" = Option<u64>, Query, description = "Seconds (0-30) to wait for the grant to be active or failed", maximum = 30)),
     request_body = SubmitGrant,
     responses(
@@ -410,7 +410,7 @@ pub async fn submit_grant(
 
 /// Preview a grant: the exact policy and AWS calls, changing nothing.
 #[utoipa::path(
-    post, path = "/v1/grants/preview", tag = "grants",
+    post, path = "/v1/grants/preview", operation_id = "preview_grant", tag = "grants",
     request_body = SubmitGrant,
     responses(
         (status = 200, body = GrantPreview),
@@ -441,7 +441,7 @@ pub async fn preview_grant(
 
 /// List grants, newest first.
 #[utoipa::path(
-    get, path = "/v1/grants", tag = "grants",
+    get, path = "/v1/grants", operation_id = "list_grants", tag = "grants",
     params(
         ("status" = Option<GrantStatus>, Query, description = "Only grants in this status"),
         ("integration_id" = Option<Uuid>, Query, description = "Only this integration"),
@@ -495,7 +495,7 @@ async fn find(state: &AppState, id: Uuid) -> ApiResult<GrantRow> {
 
 /// One grant.
 #[utoipa::path(
-    get, path = "/v1/grants/{id}", tag = "grants",
+    get, path = "/v1/grants/{id}", operation_id = "get_grant", tag = "grants",
     params(("id" = Uuid, Path, description = "Grant id")),
     responses(
         (status = 200, body = Grant),
@@ -507,7 +507,7 @@ pub async fn get_grant(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>
 
 /// The history of a grant: every transition and every AWS call, in order.
 #[utoipa::path(
-    get, path = "/v1/grants/{id}/events", tag = "grants",
+    get, path = "/v1/grants/{id}/events", operation_id = "list_grant_events", tag = "grants",
     params(
         ("id" = Uuid, Path, description = "Grant id"),
         PageParams,
@@ -544,7 +544,7 @@ pub async fn list_events(
 /// revoking or revoked is answered with its state (202). A failed grant has
 /// nothing to revoke (409).
 #[utoipa::path(
-    post, path = "/v1/grants/{id}/revoke", tag = "grants",
+    post, path = "/v1/grants/{id}/revoke", operation_id = "revoke_grant", tag = "grants",
     params(("id" = Uuid, Path, description = "Grant id")),
     request_body = Option<RevokeGrant>,
     responses(
@@ -586,7 +586,7 @@ pub async fn revoke_grant(
 
 /// Extend a pending or active grant.
 #[utoipa::path(
-    post, path = "/v1/grants/{id}/extend", tag = "grants",
+    post, path = "/v1/grants/{id}/extend", operation_id = "extend_grant", tag = "grants",
     params(("id" = Uuid, Path, description = "Grant id")),
     request_body = ExtendGrant,
     responses(

@@ -107,7 +107,7 @@ page!(AccountPage of Account);
 /// Validates every field strictly; when `root_account.external_id` is left out,
 /// a random one is generated and returned. The first inventory sync starts at once.
 #[utoipa::path(
-    post, path = "/v1/integrations", tag = "integrations",
+    post, path = "/v1/integrations", operation_id = "create_integration", tag = "integrations",
     request_body = CreateIntegration,
     responses(
         (status = 201, description = "Created", body = Integration),
@@ -164,7 +164,7 @@ fn name_conflict(error: sqlx::Error, name: &str) -> ApiError {
 
 /// List integrations, oldest first.
 #[utoipa::path(
-    get, path = "/v1/integrations", tag = "integrations",
+    get, path = "/v1/integrations", operation_id = "list_integrations", tag = "integrations",
     params(
         PageParams,
     ),
@@ -187,7 +187,7 @@ pub async fn list_integrations(
 
 /// Get one integration.
 #[utoipa::path(
-    get, path = "/v1/integrations/{id}", tag = "integrations",
+    get, path = "/v1/integrations/{id}", operation_id = "get_integration", tag = "integrations",
     params(("id" = Uuid, Path, description = "Integration id")),
     responses(
         (status = 200, body = Integration),
@@ -224,7 +224,7 @@ pub async fn find(state: &AppState, id: Uuid) -> ApiResult<Integration> {
 /// `connection_check_failed` with the report in `error.checks`, and nothing is
 /// changed.
 #[utoipa::path(
-    patch, path = "/v1/integrations/{id}", tag = "integrations",
+    patch, path = "/v1/integrations/{id}", operation_id = "update_integration", tag = "integrations",
     params(("id" = Uuid, Path, description = "Integration id")),
     request_body = UpdateIntegration,
     responses(
@@ -343,7 +343,7 @@ fn apply_patch(integration: &mut Integration, patch: UpdateIntegration) -> ApiRe
 /// then its grants are revoked (reason `integration_deleted`) and the
 /// integration, in status `deleting` meanwhile, is deleted after the last one (202).
 #[utoipa::path(
-    delete, path = "/v1/integrations/{id}", tag = "integrations",
+    delete, path = "/v1/integrations/{id}", operation_id = "delete_integration", tag = "integrations",
     params(
         ("id" = Uuid, Path, description = "Integration id"),
         ("revoke_grants" = Option<bool>, Query, description = "Revoke live grants first, then delete"),
@@ -409,7 +409,7 @@ pub fn ensure_active(integration: &Integration) -> ApiResult<()> {
 /// the permission policy lists exactly the actions jit-iam uses. Both are
 /// valid IAM policy documents, ready to paste.
 #[utoipa::path(
-    get, path = "/v1/integrations/{id}/setup", tag = "integrations",
+    get, path = "/v1/integrations/{id}/setup", operation_id = "get_integration_setup", tag = "integrations",
     params(("id" = Uuid, Path, description = "Integration id")),
     responses(
         (status = 200, body = SetupDocuments),
@@ -428,7 +428,7 @@ pub async fn get_setup(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>
 /// and confirms the account. Each step reports pass or fail; a failure carries
 /// AWS's error code and message. AWS refusing is a result (200), not an error.
 #[utoipa::path(
-    post, path = "/v1/integrations/{id}/check", tag = "integrations",
+    post, path = "/v1/integrations/{id}/check", operation_id = "check_integration", tag = "integrations",
     params(("id" = Uuid, Path, description = "Integration id")),
     responses(
         (status = 200, body = AccessCheck),
@@ -451,7 +451,7 @@ pub async fn check_integration(
 /// Answers 202 with the queued run, or with the run already queued or running:
 /// one integration never has two syncs at once, across all replicas.
 #[utoipa::path(
-    post, path = "/v1/integrations/{id}/sync", tag = "inventory",
+    post, path = "/v1/integrations/{id}/sync", operation_id = "start_sync", tag = "inventory",
     params(("id" = Uuid, Path, description = "Integration id")),
     responses(
         (status = 202, description = "Queued (or already queued or running)", body = SyncRun),
@@ -479,7 +479,7 @@ pub async fn start_sync(
 
 /// List the sync runs of an integration, newest first.
 #[utoipa::path(
-    get, path = "/v1/integrations/{id}/syncs", tag = "inventory",
+    get, path = "/v1/integrations/{id}/syncs", operation_id = "list_syncs", tag = "inventory",
     params(
         ("id" = Uuid, Path, description = "Integration id"),
         PageParams,
@@ -503,7 +503,7 @@ pub async fn list_syncs(
 
 /// One sync run, with the result of each account.
 #[utoipa::path(
-    get, path = "/v1/integrations/{id}/syncs/{sync_id}", tag = "inventory",
+    get, path = "/v1/integrations/{id}/syncs/{sync_id}", operation_id = "get_sync", tag = "inventory",
     params(
         ("id" = Uuid, Path, description = "Integration id"),
         ("sync_id" = Uuid, Path, description = "Sync run id"),
@@ -524,7 +524,7 @@ pub async fn get_sync(
 
 /// The accounts of an integration, with the result of their last sync.
 #[utoipa::path(
-    get, path = "/v1/integrations/{id}/accounts", tag = "inventory",
+    get, path = "/v1/integrations/{id}/accounts", operation_id = "list_integration_accounts", tag = "inventory",
     params(
         ("id" = Uuid, Path, description = "Integration id"),
         PageParams,

@@ -12,7 +12,7 @@ use crate::domain::grant::GrantStatus;
 /// Counters and histograms of this process, and gauges of the shared database
 /// (grants by status, work waiting), read at each scrape.
 #[utoipa::path(
-    get, path = "/metrics", tag = "health",
+    get, path = "/metrics", operation_id = "get_metrics", tag = "health",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"))
 )]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

@@ -12,8 +12,10 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::server::ServerBuilder;
 use utoipa::openapi::{ContentBuilder, OpenApi as OpenApiDoc, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -101,14 +103,22 @@ fn document_v1_defaults(doc: &mut OpenApiDoc) {
         let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
         RefOr::T(ResponseBuilder::new().description(description).content("application/json", content).build())
     };
+    // Every operation needs the token unless it says otherwise (the open routes do).
+    doc.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+    doc.servers = Some(vec![ServerBuilder::new()
+        .url("http://127.0.0.1:8080")
+        .description(Some("JIT_IAM_LISTEN's default; put your deployment's address here"))
+        .build()]);
     for (path, item) in doc.paths.paths.iter_mut() {
-        if !path.starts_with("/v1/") {
-            continue;
-        }
         let operations = [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete];
         let methods = [Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE];
         for (method, operation) in methods.iter().zip(operations) {
             let Some(operation) = operation else { continue };
+            describe_responses(operation);
+            if !path.starts_with("/v1/") {
+                operation.security = Some(Vec::new());
+                continue;
+            }
             let roles = format!("Roles: {}.", auth::describe_roles(auth::allowed_roles(method, path)));
             operation.description = Some(match operation.description.take() {
                 Some(description) => format!("{description}\n\n{roles}"),
@@ -120,6 +130,17 @@ fn document_v1_defaults(doc: &mut OpenApiDoc) {
                 .entry("4XX".into())
                 .or_insert_with(|| error("Refused: `error.code` says why, `error.field` names the input at fault"));
             responses.entry("5XX".into()).or_insert_with(|| error("jit-iam or a service it needs failed; retry later"));
+        }
+    }
+}
+
+/// Gives each response without a description one named for its status.
+fn describe_responses(operation: &mut Operation) {
+    for (status, response) in operation.responses.responses.iter_mut() {
+        let RefOr::T(response) = response else { continue };
+        if response.description.is_empty() {
+            let reason = status.parse::<u16>().ok().and_then(|s| StatusCode::from_u16(s).ok());
+            response.description = reason.and_then(|s| s.canonical_reason()).unwrap_or("Success").to_string();
         }
     }
 }

@@ -40,6 +40,8 @@ macro_rules! page {
         pub struct $name {
             pub items: Vec<$item>,
             /// Pass as `cursor` to get the next page; absent on the last page.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            #[schema(nullable = false)]
             pub next_cursor: Option<String>,
         }
     };

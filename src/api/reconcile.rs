@@ -46,7 +46,7 @@ page!(ReconcileRunPage of ReconcileRun);
 /// (whose options then stand): one integration never has two at once, across
 /// all replicas.
 #[utoipa::path(
-    post, path = "/v1/integrations/{id}/reconcile", tag = "reconciliation",
+    post, path = "/v1/integrations/{id}/reconcile", operation_id = "start_reconciliation", tag = "reconciliation",
     params(("id" = Uuid, Path, description = "Integration id")),
     request_body = Option<StartReconcile>,
     responses(
@@ -79,7 +79,7 @@ pub async fn start_reconcile(
 
 /// List the reconciliation runs of an integration, newest first, with their findings.
 #[utoipa::path(
-    get, path = "/v1/integrations/{id}/reconciliations", tag = "reconciliation",
+    get, path = "/v1/integrations/{id}/reconciliations", operation_id = "list_reconciliations", tag = "reconciliation",
     params(
         ("id" = Uuid, Path, description = "Integration id"),
         PageParams,
@@ -103,7 +103,7 @@ pub async fn list_reconciliations(
 
 /// One reconciliation run, with its findings and what was done about each.
 #[utoipa::path(
-    get, path = "/v1/integrations/{id}/reconciliations/{run_id}", tag = "reconciliation",
+    get, path = "/v1/integrations/{id}/reconciliations/{run_id}", operation_id = "get_reconciliation", tag = "reconciliation",
     params(
         ("id" = Uuid, Path, description = "Integration id"),
         ("run_id" = Uuid, Path, description = "Run id"),

@@ -32,7 +32,7 @@ page!(ResourcePage of Resource);
 /// Only resources passing their integration's tag filter are listed. `tag`
 /// filters repeat: values of one key are OR'd, different keys are AND'd.
 #[utoipa::path(
-    get, path = "/v1/resources", tag = "inventory",
+    get, path = "/v1/resources", operation_id = "list_resources", tag = "inventory",
     params(
         ("integration_id" = Option<Uuid>, Query, description = "Only this integration"),
         ("account_id" = Option<String>, Query, description = "Only this account (12 digits)"),
@@ -116,7 +116,7 @@ fn parse_tags(raw: Vec<String>) -> ApiResult<BTreeMap<String, Vec<String>>> {
 
 /// One resource.
 #[utoipa::path(
-    get, path = "/v1/resources/{id}", tag = "inventory",
+    get, path = "/v1/resources/{id}", operation_id = "get_resource", tag = "inventory",
     params(("id" = Uuid, Path, description = "Resource id")),
     responses(
         (status = 200, body = Resource),

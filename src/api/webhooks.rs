@@ -133,7 +133,7 @@ async fn find(state: &AppState, id: Uuid) -> ApiResult<EndpointRow> {
 /// on rotation. Every event is POSTed with the Standard Webhooks headers
 /// `webhook-id`, `webhook-timestamp` and `webhook-signature`.
 #[utoipa::path(
-    post, path = "/v1/webhooks", tag = "webhooks",
+    post, path = "/v1/webhooks", operation_id = "create_webhook", tag = "webhooks",
     request_body = CreateWebhook,
     responses((status = 201, description = "Registered; keep the secret", body = WebhookEndpointWithSecret)),
 )]
@@ -159,7 +159,7 @@ pub async fn create_webhook(
 
 /// List webhook endpoints, oldest first.
 #[utoipa::path(
-    get, path = "/v1/webhooks", tag = "webhooks",
+    get, path = "/v1/webhooks", operation_id = "list_webhooks", tag = "webhooks",
     params(PageParams),
     responses((status = 200, body = WebhookEndpointPage)),
 )]
@@ -176,7 +176,7 @@ pub async fn list_webhooks(
 
 /// One webhook endpoint (without its secret).
 #[utoipa::path(
-    get, path = "/v1/webhooks/{id}", tag = "webhooks",
+    get, path = "/v1/webhooks/{id}", operation_id = "get_webhook", tag = "webhooks",
     params(("id" = Uuid, Path, description = "Webhook endpoint id")),
     responses((status = 200, body = WebhookEndpoint)),
 )]
@@ -189,7 +189,7 @@ pub async fn get_webhook(
 
 /// Change a webhook endpoint: `url`, `event_types`, `description`, `enabled`.
 #[utoipa::path(
-    patch, path = "/v1/webhooks/{id}", tag = "webhooks",
+    patch, path = "/v1/webhooks/{id}", operation_id = "update_webhook", tag = "webhooks",
     params(("id" = Uuid, Path, description = "Webhook endpoint id")),
     request_body = UpdateWebhook,
     responses((status = 200, body = WebhookEndpoint)),
@@ -242,7 +242,7 @@ pub async fn update_webhook(
 
 /// Delete a webhook endpoint, with its deliveries.
 #[utoipa::path(
-    delete, path = "/v1/webhooks/{id}", tag = "webhooks",
+    delete, path = "/v1/webhooks/{id}", operation_id = "delete_webhook", tag = "webhooks",
     params(("id" = Uuid, Path, description = "Webhook endpoint id")),
     responses((status = 204, description = "Deleted")),
 )]
@@ -266,7 +266,7 @@ pub async fn delete_webhook(
 /// (24 h by default) deliveries carry signatures made with both secrets, so
 /// the receiver can switch without losing an event.
 #[utoipa::path(
-    post, path = "/v1/webhooks/{id}/rotate-secret", tag = "webhooks",
+    post, path = "/v1/webhooks/{id}/rotate-secret", operation_id = "rotate_webhook_secret", tag = "webhooks",
     params(("id" = Uuid, Path, description = "Webhook endpoint id")),
     responses((status = 200, description = "Rotated; keep the new secret", body = WebhookEndpointWithSecret)),
 )]
@@ -295,7 +295,7 @@ pub async fn rotate_webhook_secret(
 /// Answers 202 with the delivery; its attempts show at
 /// `GET /v1/webhooks/{id}/deliveries`.
 #[utoipa::path(
-    post, path = "/v1/webhooks/{id}/test", tag = "webhooks",
+    post, path = "/v1/webhooks/{id}/test", operation_id = "test_webhook", tag = "webhooks",
     params(("id" = Uuid, Path, description = "Webhook endpoint id")),
     responses((status = 202, description = "Queued", body = Delivery)),
 )]
@@ -324,7 +324,7 @@ pub async fn test_webhook(
 
 /// List an endpoint's deliveries, newest first, each with every attempt.
 #[utoipa::path(
-    get, path = "/v1/webhooks/{id}/deliveries", tag = "webhooks",
+    get, path = "/v1/webhooks/{id}/deliveries", operation_id = "list_webhook_deliveries", tag = "webhooks",
     params(
         ("id" = Uuid, Path, description = "Webhook endpoint id"),
         ("status" = Option<DeliveryStatus>, Query, description = "Only deliveries in this status"),
@@ -355,7 +355,7 @@ pub async fn list_webhook_deliveries(
 /// Attempt a delivery again now, whatever its status (a failed one gets one
 /// more attempt; a succeeded one is sent again, with the same `webhook-id`).
 #[utoipa::path(
-    post, path = "/v1/webhooks/{id}/deliveries/{delivery_id}/retry", tag = "webhooks",
+    post, path = "/v1/webhooks/{id}/deliveries/{delivery_id}/retry", operation_id = "retry_webhook_delivery", tag = "webhooks",
     params(
         ("id" = Uuid, Path, description = "Webhook endpoint id"),
         ("delivery_id" = Uuid, Path, description = "Delivery id"),

@@ -68,7 +68,7 @@ pub struct Resource {
     /// The region, for regional resources (EC2 instances, S3 buckets).
     #[schema(example = "us-east-1")]
     pub region: Option<String>,
-    #[schema(value_type = Object, example = json!({"env": "prod"}))]
+    #[schema(example = json!({"env": "prod"}))]
     pub tags: BTreeMap<String, String>,
     pub access_levels: Vec<AccessLevel>,
     pub synced_at: DateTime<Utc>,

@@ -76,7 +76,7 @@ pub struct SyncRun {
     pub finished_at: Option<DateTime<Utc>>,
     /// AWS calls made (pages, tag lookups, role assumptions are not counted).
     pub aws_calls: i64,
-    #[schema(value_type = Object, example = json!({"iam_role": 12, "s3_bucket": 3}))]
+    #[schema(value_type = BTreeMap<String, i64>, example = json!({"iam_role": 12, "s3_bucket": 3}))]
     pub counts: TypeCounts,
     /// What stopped the whole run, e.g. organizations:ListAccounts refused.
     pub error: Option<AwsErrorBody>,
@@ -91,7 +91,7 @@ pub struct SyncAccountResult {
     pub account_id: String,
     pub status: AccountSyncStatus,
     pub error: Option<AwsErrorBody>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = BTreeMap<String, i64>, example = json!({"iam_role": 12, "s3_bucket": 3}))]
     pub counts: TypeCounts,
     pub aws_calls: i64,
     pub started_at: DateTime<Utc>,

@@ -39,7 +39,41 @@ fn every_v1_operation_documents_errors_and_the_token() {
                 assert!(responses.contains_key("4XX"), "{method} {path} lacks the 4XX error schema");
                 assert!(responses.contains_key("5XX"), "{method} {path} lacks the 5XX error schema");
                 assert_eq!(operation["security"][0]["bearer"], serde_json::json!([]), "{method} {path}");
+            } else {
+                assert_eq!(operation["security"], serde_json::json!([]), "{method} {path} is open");
+            }
+            for (status, response) in responses {
+                assert!(response["description"].as_str().is_some_and(|d| !d.is_empty()), "{method} {path} {status}");
             }
         }
     }
+    assert_eq!(doc["security"], serde_json::json!([{"bearer": []}]));
+    assert!(doc["servers"][0]["url"].is_string());
+}
+
+/// Generated clients name their methods after the operationIds: a renamed
+/// one renames a method in every client built from the document.
+#[test]
+fn operation_ids_are_the_committed_ones() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/operation-ids.txt");
+    let listed = std::fs::read_to_string(path).expect("openapi/operation-ids.txt");
+    let doc = committed();
+    let mut served = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let id = operation["operationId"].as_str().unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            served.push(format!("{id} {} {path}", method.to_uppercase()));
+        }
+    }
+    served.sort();
+    let listed: Vec<String> = listed.lines().filter(|l| !l.is_empty()).map(str::to_string).collect();
+    assert!(
+        served == listed,
+        "the operationIds changed: every generated client would rename or lose these methods.\n\
+         Keep the old ids (`operation_id = ...` on the route), or, for a deliberate breaking change, \
+         update openapi/operation-ids.txt and say so in the release notes.\n\
+         served:\n{}\nlisted:\n{}",
+        served.join("\n"),
+        listed.join("\n")
+    );
 }
