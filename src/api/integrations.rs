@@ -91,6 +91,7 @@ pub struct OptionsPatch {
     pub tags: Option<Vec<TagPair>>,
     /// `null` clears the list (every enabled region).
     #[serde(default, deserialize_with = "present")]
+    #[schema(min_items = 1)]
     pub regions: Option<Option<Vec<String>>>,
     /// `null` goes back to the root access role's name.
     #[serde(default, deserialize_with = "present")]

@@ -56,7 +56,7 @@ pub struct PageParams {
     /// Page size, 1-1000 (default 100)
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
-    /// `next_cursor` of the previous page
+    /// `next_cursor` of the previous page (empty or left out: the first page)
     cursor: Option<String>,
 }
 
@@ -72,7 +72,8 @@ impl PageRequest {
         if !(1..=MAX_LIMIT).contains(&limit) {
             return Err(ApiError::invalid_parameter("limit", "`limit` must be an integer from 1 to 1000"));
         }
-        let after = params.one("cursor")?.map(|c| decode_cursor(&c)).transpose()?;
+        // An empty `cursor=` is the first page, as no cursor is.
+        let after = params.one("cursor")?.filter(|c| !c.is_empty()).map(|c| decode_cursor(&c)).transpose()?;
         Ok(Self { limit, after })
     }
 

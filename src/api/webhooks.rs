@@ -45,6 +45,7 @@ pub struct CreateWebhook {
     #[schema(example = "https://portal.example.com/hooks/jit-iam")]
     pub url: String,
     /// The event types to send; left out or null: all of them.
+    #[schema(min_items = 1)]
     pub event_types: Option<Vec<EventType>>,
     /// At most 500 characters.
     pub description: Option<String>,
@@ -56,6 +57,7 @@ pub struct UpdateWebhook {
     pub url: Option<String>,
     /// `null`: all event types.
     #[serde(default, deserialize_with = "present")]
+    #[schema(min_items = 1)]
     pub event_types: Option<Option<Vec<EventType>>>,
     /// `null` clears it.
     #[serde(default, deserialize_with = "present")]

@@ -58,9 +58,9 @@ pub struct IntegrationOptions {
     /// OR'd, different keys are AND'd. Empty: every resource is offered.
     #[serde(default)]
     pub tags: Vec<TagPair>,
-    /// Regions whose EC2 instances are inventoried. Unset: every enabled region.
+    /// Regions whose EC2 instances are inventoried, each listed once. Unset: every enabled region.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = json!(["us-east-1"]))]
+    #[schema(example = json!(["us-east-1"]), min_items = 1)]
     pub regions: Option<Vec<String>>,
     /// Role assumed in member accounts (organizations). Default: the root access role's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
