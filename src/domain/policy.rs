@@ -66,7 +66,7 @@ pub struct PolicyDocument {
 pub struct Statement {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
-    pub effect: String,
+    pub effect: Effect,
     /// Only in trust policies: principal type (`AWS`, `Service`, ...) → one ARN or name, or a list.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<BTreeMap<String, Value>>, example = json!({"AWS": "arn:aws:iam::111122223333:role/jit-iam"}))]
@@ -82,11 +82,17 @@ pub struct Statement {
     pub condition: Option<Value>,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum Effect {
+    Allow,
+    Deny,
+}
+
 impl Statement {
     pub fn allow(sid: &str, actions: impl IntoIterator<Item = impl Into<String>>, resources: Vec<String>) -> Self {
         Self {
             sid: Some(sid.to_string()),
-            effect: "Allow".into(),
+            effect: Effect::Allow,
             principal: None,
             action: actions.into_iter().map(Into::into).collect(),
             resource: Some(resources),
@@ -115,7 +121,7 @@ impl PolicyDocument {
 pub fn trust_policy(principal: &str, external_id: &str) -> PolicyDocument {
     PolicyDocument::new(vec![Statement {
         sid: Some("JitIamAssumeRole".into()),
-        effect: "Allow".into(),
+        effect: Effect::Allow,
         principal: Some(serde_json::json!({ "AWS": principal })),
         action: vec!["sts:AssumeRole".into()],
         resource: None,
