@@ -42,6 +42,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// An approved request, as the portal submits it.
+///
+/// Give exactly one of `resource_id` and `resource_arn`, and exactly one of
+/// `duration_seconds` and `expires_at` (422 naming the field otherwise).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitGrant {
@@ -89,6 +92,8 @@ page!(GrantPage of Grant);
 page!(GrantEventPage of GrantEvent);
 
 /// A new expiry: `duration_seconds` more than the current one, or `expires_at`.
+///
+/// Give exactly one of `duration_seconds` and `expires_at` (422 naming the field otherwise).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExtendGrant {
