@@ -104,7 +104,7 @@ impl AwsPool {
                     .get_caller_identity()
                     .send()
                     .await
-                    .map_err(|e| AwsError::from_sdk("sts:GetCallerIdentity", &e))?;
+                    .map_err(|e| without_identity(AwsError::from_sdk("sts:GetCallerIdentity", &e)))?;
                 let arn = caller.arn().unwrap_or_default();
                 PrincipalArn::parse(arn)
                     .map_err(|e| AwsError::new(super::AwsErrorKind::Rejected, "sts:GetCallerIdentity", e))
@@ -288,4 +288,17 @@ impl AwsClients {
             })
             .clone()
     }
+}
+
+/// No answer to sts:GetCallerIdentity (no credentials, no endpoint): say in
+/// one sentence what to set, before the SDK's own words.
+fn without_identity(mut error: AwsError) -> AwsError {
+    if error.http_status.is_none() {
+        error.message = format!(
+            "jit-iam has no AWS identity to write into the trust policy: give it AWS credentials (the default \
+             credential chain: IRSA, Pod Identity, AWS_PROFILE, ...) or set JIT_IAM_SERVICE_PRINCIPAL_ARN ({})",
+            error.message
+        );
+    }
+    error
 }

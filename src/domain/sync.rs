@@ -65,6 +65,23 @@ text_enum!(AccountSyncStatus { Succeeded = "succeeded", Failed = "failed", Skipp
 /// Resources found, by type (`iam_user`, `ec2_instance`, ...).
 pub type TypeCounts = BTreeMap<String, i64>;
 
+/// Why a run failed, at run level: what stopped it, or else its first failed
+/// account's error (naming the account, and how many failed).
+pub fn run_error(stopped_by: Option<AwsErrorBody>, accounts: &[SyncAccountResult]) -> Option<AwsErrorBody> {
+    if stopped_by.is_some() {
+        return stopped_by;
+    }
+    let failed: Vec<&SyncAccountResult> =
+        accounts.iter().filter(|a| a.status == AccountSyncStatus::Failed && a.error.is_some()).collect();
+    let first = failed.first()?;
+    let mut error = first.error.clone()?;
+    error.message = match failed.len() {
+        1 => format!("account {}: {}", first.account_id, error.message),
+        n => format!("account {} (and {} more failed): {}", first.account_id, n - 1, error.message),
+    };
+    Some(error)
+}
+
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct SyncRun {
     pub id: Uuid,
@@ -78,7 +95,8 @@ pub struct SyncRun {
     pub aws_calls: i64,
     #[schema(value_type = BTreeMap<String, i64>, example = json!({"iam_role": 12, "s3_bucket": 3}))]
     pub counts: TypeCounts,
-    /// What stopped the whole run, e.g. organizations:ListAccounts refused.
+    /// Why the run failed or was partial: what stopped it (e.g. organizations:ListAccounts
+    /// refused), or else the first failed account's error, naming it.
     pub error: Option<AwsErrorBody>,
     /// One entry per account, in the detail view only.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -118,4 +136,40 @@ pub struct LastAccountSync {
     pub status: AccountSyncStatus,
     pub error: Option<AwsErrorBody>,
     pub finished_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(id: &str, error: Option<&str>) -> SyncAccountResult {
+        SyncAccountResult {
+            account_id: id.into(),
+            status: if error.is_some() { AccountSyncStatus::Failed } else { AccountSyncStatus::Succeeded },
+            error: error.map(|message| AwsErrorBody {
+                code: Some("AccessDenied".into()),
+                message: message.into(),
+                operation: "sts:AssumeRole".into(),
+                request_id: None,
+                http_status: Some(403),
+                permission: None,
+            }),
+            counts: TypeCounts::new(),
+            aws_calls: 1,
+            started_at: Utc::now(),
+            finished_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_failed_run_says_why_at_run_level() {
+        assert!(run_error(None, &[account("111111111111", None)]).is_none());
+        let one = run_error(None, &[account("111111111111", None), account("222222222222", Some("denied"))]).unwrap();
+        assert_eq!(one.message, "account 222222222222: denied");
+        assert_eq!(one.operation, "sts:AssumeRole");
+        let two = [account("222222222222", Some("denied")), account("333333333333", Some("gone"))];
+        assert_eq!(run_error(None, &two).unwrap().message, "account 222222222222 (and 1 more failed): denied");
+        let stopped = account("0", Some("ListAccounts refused")).error;
+        assert_eq!(run_error(stopped.clone(), &two), stopped);
+    }
 }

@@ -14,9 +14,8 @@ use crate::app::AppState;
 use crate::aws::inventory::{self, CallLimiter};
 use crate::aws::AwsError;
 use crate::domain::integration::{Connection, Integration};
-use crate::domain::sync::{AccountSyncStatus, SyncAccountResult, SyncRun, SyncStatus, TypeCounts};
+use crate::domain::sync::{run_error, AccountSyncStatus, SyncAccountResult, SyncRun, SyncStatus, TypeCounts};
 use crate::domain::tags::filter_document;
-use crate::domain::AwsErrorBody;
 use crate::storage;
 use crate::storage::accounts::ListedAccount;
 
@@ -153,7 +152,7 @@ async fn sync_integration(state: &AppState, run: &SyncRun) -> Result<(), sqlx::E
     failed += usize::from(plan.error.is_some());
     let status = SyncStatus::from_accounts(succeeded, failed);
     let aws_calls = plan.aws_calls as i64 + results.iter().map(|r| r.aws_calls).sum::<i64>();
-    let error: Option<AwsErrorBody> = plan.error.as_ref().map(AwsError::body);
+    let error = run_error(plan.error.as_ref().map(AwsError::body), &results);
     let outcome = storage::syncs::Outcome { status, aws_calls, counts: &counts, error: error.as_ref() };
     storage::syncs::finish(&state.worker_db, run.id, &state.instance_id, outcome).await?;
 

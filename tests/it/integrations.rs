@@ -502,3 +502,19 @@ async fn a_connection_change_is_checked_first_while_grants_are_live() {
     let (status, updated) = server.patch(&path, json!({"root_account": {"external_id": "a-wrong-external-id"}})).await;
     assert_eq!(status, 200, "{updated}");
 }
+
+/// On a machine with no AWS identity (no credentials, no instance metadata)
+/// the setup documents cannot name jit-iam: the answer says what to set.
+#[tokio::test]
+async fn setup_without_an_aws_identity_says_what_to_set() {
+    let server =
+        TestServer::builder(Moto::shared()).env("AWS_ACCESS_KEY_ID", "").env("AWS_SECRET_ACCESS_KEY", "").start().await;
+    let integration = server.create_integration(integration_body(&unique("bare"), &random_account_id())).await;
+    let (status, body) = server.get(&format!("/v1/integrations/{}/setup", integration["id"].as_str().unwrap())).await;
+    assert_eq!(status, 502, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("give it AWS credentials") && message.contains("JIT_IAM_SERVICE_PRINCIPAL_ARN"),
+        "{message}"
+    );
+}

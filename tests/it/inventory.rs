@@ -423,6 +423,10 @@ async fn a_failing_member_account_does_not_stop_the_others() {
     assert_eq!(broken["status"], "failed");
     assert_eq!(broken["error"]["http_status"], 403, "{broken}");
     assert_eq!(broken["error"]["permission"], "s3:ListAllMyBuckets", "{broken}");
+    // The run says why at run level too, naming the account.
+    let summary = run["error"]["message"].as_str().unwrap_or_default();
+    assert!(summary.starts_with(&format!("account {}: ", members[1].id)), "{run}");
+    assert_eq!(run["error"]["permission"], "s3:ListAllMyBuckets", "{run}");
 
     let roles = server.browse_all(&format!("integration_id={id}&type=iam_role")).await;
     let listed = names(&roles);
