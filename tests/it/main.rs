@@ -14,6 +14,7 @@ mod inventory;
 mod least_privilege;
 mod openapi;
 mod races;
+mod readme_tour;
 mod reconcile;
 mod roles;
 mod startup;

@@ -17,7 +17,7 @@ use rand::Rng;
 
 pub use enforced::{Enforced, EnforcedSetup, ENFORCED_ACCOUNT};
 pub use faults::{DatabaseProxy, Exchange, Fault, FaultProxy};
-pub use moto::{die_with_parent, Moto};
+pub use moto::{die_with_parent, free_port, Moto};
 pub use receiver::{Answer, Receiver};
 pub use server::{ServerBuilder, TestDb, TestServer};
 
