@@ -12,6 +12,8 @@ import os
 import time
 import uuid
 
+from attrs import evolve
+
 from jit_iam_client import AuthenticatedClient
 from jit_iam_client.api.grants import (
     extend_grant,
@@ -122,18 +124,7 @@ revoked = ok(revoke_grant.sync(grant.id, client=client, body=RevokeGrant(reason=
 assert revoked.status in (GrantStatus.REVOKING, GrantStatus.REVOKED), revoked
 
 # A refusal, read through the typed error body.
-refused = submit_grant.sync(
-    client=client,
-    body=SubmitGrant(
-        integration_id=integration.id,
-        resource_id=buckets[0].id,
-        access_level=AccessLevel.READ,
-        principal=Principal(type_=PrincipalType.IAM_USER, name="alice"),
-        duration_seconds=1,
-        request_id=f"tour-{uuid.uuid4()}",
-        approved_by="approver@example.com",
-    ),
-)
+refused = submit_grant.sync(client=client, body=evolve(request, request_id=f"tour-{uuid.uuid4()}", duration_seconds=1))
 assert isinstance(refused, ErrorBody), refused
 assert refused.error.code == ErrorCode.VALIDATION_FAILED and refused.error.field == "duration_seconds", refused
 print("tour ok")
