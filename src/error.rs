@@ -69,12 +69,15 @@ pub struct ErrorDetail {
     pub message: String,
     /// The body field or parameter at fault, as a path such as `root_account.account_id`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub field: Option<String>,
     /// What AWS answered, when the error comes from AWS.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub aws: Option<AwsErrorBody>,
     /// The connection checks that failed a connection change (`connection_check_failed`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub checks: Option<Vec<AccessCheck>>,
 }
 

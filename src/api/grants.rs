@@ -78,13 +78,16 @@ pub struct GrantPreview {
     pub principal_arn: String,
     pub expires_at: DateTime<Utc>,
     /// The policy jit-iam would create (EC2, S3 and role grants).
+    #[schema(required = true)]
     pub policy_name: Option<String>,
+    #[schema(required = true)]
     pub policy_document: Option<PolicyDocument>,
     /// The AWS calls applying the grant makes, in order.
     pub apply_calls: Vec<PlannedCall>,
     /// The AWS calls revoking it makes, in order.
     pub revoke_calls: Vec<PlannedCall>,
     /// Managed policies the grantee has now (as far as jit-iam knows) and its quota.
+    #[schema(required = true)]
     pub managed_policies: Option<PolicyQuota>,
 }
 

@@ -36,6 +36,7 @@ pub struct CheckStep {
     pub detail: String,
     /// AWS's answer when the step failed on an AWS error.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub error: Option<AwsErrorBody>,
 }
 

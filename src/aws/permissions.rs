@@ -312,6 +312,7 @@ pub struct SetupDocuments {
     pub root_account: RoleSetup,
     /// The role to create in every member account (organizations only).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub member_accounts: Option<RoleSetup>,
 }
 

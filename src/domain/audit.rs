@@ -161,6 +161,7 @@ pub struct AuditEvent {
     pub actor: String,
     pub role: Role,
     /// The request's `x-request-id`.
+    #[schema(required = true)]
     pub request_id: Option<String>,
     pub action: AuditAction,
     #[schema(example = "grant")]

@@ -135,6 +135,7 @@ pub struct GrantPolicy {
 pub struct Grant {
     pub id: Uuid,
     /// Null once the integration is deleted (the grant stays for the audit trail).
+    #[schema(required = true)]
     pub integration_id: Option<Uuid>,
     #[schema(example = "123456789012")]
     pub account_id: String,
@@ -144,22 +145,28 @@ pub struct Grant {
     /// The portal's id of the approved request (unique).
     pub request_id: String,
     pub approved_by: String,
+    #[schema(required = true)]
     pub reason: Option<String>,
     /// The API token that submitted it.
     pub requested_by: String,
     pub status: GrantStatus,
+    #[schema(required = true)]
     pub revoke_reason: Option<RevokeReason>,
     pub expires_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
+    #[schema(required = true)]
     pub activated_at: Option<DateTime<Utc>>,
     /// When it reached `revoked` or `failed`.
+    #[schema(required = true)]
     pub finished_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     pub policy: Option<GrantPolicy>,
     /// Tries so far of the current step (apply or revoke).
     pub attempts: i32,
     /// True while a revocation keeps failing; it is retried until it succeeds.
     pub revoke_failing: bool,
     /// The last failure: why it failed, or why the current step is being retried.
+    #[schema(required = true)]
     pub last_error: Option<GrantError>,
 }
 
@@ -168,6 +175,7 @@ pub struct Grant {
 pub struct GrantError {
     pub code: GrantErrorCode,
     pub message: String,
+    #[schema(required = true)]
     pub aws: Option<AwsErrorBody>,
 }
 
@@ -245,19 +253,28 @@ text_enum!(CallOutcome { Success = "success", AlreadyDone = "already_done", Fail
 pub struct GrantEvent {
     pub id: i64,
     pub kind: EventKind,
+    #[schema(required = true)]
     pub from_status: Option<GrantStatus>,
+    #[schema(required = true)]
     pub to_status: Option<GrantStatus>,
     /// The AWS call, e.g. `iam:CreatePolicy`.
+    #[schema(required = true)]
     pub operation: Option<String>,
     /// What the call acted on (policy ARN, user, group).
+    #[schema(required = true)]
     pub target: Option<String>,
+    #[schema(required = true)]
     pub outcome: Option<CallOutcome>,
+    #[schema(required = true)]
     pub aws_request_id: Option<String>,
+    #[schema(required = true)]
     pub error_code: Option<String>,
+    #[schema(required = true)]
     pub message: Option<String>,
     /// The API token's name, or the jit-iam instance that acted.
     pub actor: String,
     /// HTTP attempts the SDK made for the call; more than one means retries.
+    #[schema(required = true)]
     pub attempts: Option<i32>,
     pub created_at: DateTime<Utc>,
 }

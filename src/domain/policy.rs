@@ -65,19 +65,21 @@ pub struct PolicyDocument {
 #[serde(rename_all = "PascalCase")]
 pub struct Statement {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub sid: Option<String>,
     pub effect: Effect,
     /// Only in trust policies: principal type (`AWS`, `Service`, ...) → one ARN or name, or a list.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<BTreeMap<String, Value>>, example = json!({"AWS": "arn:aws:iam::111122223333:role/jit-iam"}))]
+    #[schema(nullable = false, value_type = Option<BTreeMap<String, Value>>, example = json!({"AWS": "arn:aws:iam::111122223333:role/jit-iam"}))]
     pub principal: Option<Value>,
     pub action: Vec<String>,
     /// Absent in trust policies.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub resource: Option<Vec<String>>,
     /// Condition operator → condition key → one value or a list.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<BTreeMap<String, BTreeMap<String, Value>>>,
+    #[schema(nullable = false, value_type = Option<BTreeMap<String, BTreeMap<String, Value>>>,
              example = json!({"StringEquals": {"sts:ExternalId": "external-id-123"}}))]
     pub condition: Option<Value>,
 }

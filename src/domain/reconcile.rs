@@ -89,6 +89,7 @@ text_enum!(FindingAction {
 pub struct Finding {
     pub kind: FindingKind,
     /// The grant concerned, when there is one (an orphan has none).
+    #[schema(required = true)]
     pub grant_id: Option<Uuid>,
     #[schema(example = "123456789012")]
     pub account_id: String,
@@ -99,6 +100,7 @@ pub struct Finding {
     pub action: FindingAction,
     /// What was done, or why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub detail: Option<String>,
 }
 
@@ -114,11 +116,14 @@ pub struct ReconcileRun {
     /// Whether orphaned policies were deleted without waiting for the grace period.
     pub delete_orphans: bool,
     pub created_at: DateTime<Utc>,
+    #[schema(required = true)]
     pub started_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     pub finished_at: Option<DateTime<Utc>>,
     /// AWS calls made: the pages read, tag lookups, and the repairs.
     pub aws_calls: i64,
     pub findings: Vec<Finding>,
     /// What stopped an account from being reconciled.
+    #[schema(required = true)]
     pub error: Option<AwsErrorBody>,
 }

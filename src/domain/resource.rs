@@ -66,7 +66,7 @@ pub struct Resource {
     #[schema(example = "example-bucket")]
     pub name: String,
     /// The region, for regional resources (EC2 instances, S3 buckets).
-    #[schema(example = "us-east-1")]
+    #[schema(example = "us-east-1", required = true)]
     pub region: Option<String>,
     #[schema(example = json!({"env": "prod"}))]
     pub tags: BTreeMap<String, String>,

@@ -89,7 +89,9 @@ pub struct SyncRun {
     pub trigger: SyncTrigger,
     pub status: SyncStatus,
     pub created_at: DateTime<Utc>,
+    #[schema(required = true)]
     pub started_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     pub finished_at: Option<DateTime<Utc>>,
     /// AWS calls made (pages, tag lookups, role assumptions are not counted).
     pub aws_calls: i64,
@@ -97,9 +99,11 @@ pub struct SyncRun {
     pub counts: TypeCounts,
     /// Why the run failed or was partial: what stopped it (e.g. organizations:ListAccounts
     /// refused), or else the first failed account's error, naming it.
+    #[schema(required = true)]
     pub error: Option<AwsErrorBody>,
     /// One entry per account, in the detail view only.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub accounts: Option<Vec<SyncAccountResult>>,
 }
 
@@ -108,6 +112,7 @@ pub struct SyncAccountResult {
     #[schema(example = "123456789012")]
     pub account_id: String,
     pub status: AccountSyncStatus,
+    #[schema(required = true)]
     pub error: Option<AwsErrorBody>,
     #[schema(value_type = BTreeMap<String, i64>, example = json!({"iam_role": 12, "s3_bucket": 3}))]
     pub counts: TypeCounts,
@@ -121,12 +126,14 @@ pub struct SyncAccountResult {
 pub struct Account {
     #[schema(example = "123456789012")]
     pub account_id: String,
+    #[schema(required = true)]
     pub name: Option<String>,
     /// As Organizations reports it (`ACTIVE`, `SUSPENDED`, `PENDING_CLOSURE`).
     #[schema(example = "ACTIVE")]
     pub status: String,
     /// The integration's root account (the Organizations management account).
     pub is_root: bool,
+    #[schema(required = true)]
     pub last_sync: Option<LastAccountSync>,
 }
 
@@ -134,6 +141,7 @@ pub struct Account {
 pub struct LastAccountSync {
     pub sync_id: Uuid,
     pub status: AccountSyncStatus,
+    #[schema(required = true)]
     pub error: Option<AwsErrorBody>,
     pub finished_at: DateTime<Utc>,
 }

@@ -88,15 +88,20 @@ pub struct WebhookEndpoint {
     pub id: Uuid,
     #[schema(example = "https://portal.example.com/hooks/jit-iam")]
     pub url: String,
+    #[schema(required = true)]
     pub description: Option<String>,
     /// The event types sent to it; null: all of them.
+    #[schema(required = true)]
     pub event_types: Option<Vec<EventType>>,
     /// False: nothing is sent (`disabled_reason` says why); deliveries waiting stay pending.
     pub enabled: bool,
+    #[schema(required = true)]
     pub disabled_reason: Option<DisabledReason>,
     /// Since when every attempt has failed; null after a success.
+    #[schema(required = true)]
     pub failing_since: Option<DateTime<Utc>>,
     /// Until then deliveries also carry a signature made with the secret before the last rotation.
+    #[schema(required = true)]
     pub previous_secret_expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -133,12 +138,15 @@ pub struct Delivery {
     pub message_id: Uuid,
     pub event_type: EventType,
     /// The grant the event is about, for grant events.
+    #[schema(required = true)]
     pub grant_id: Option<Uuid>,
     pub status: DeliveryStatus,
     /// When the event happened.
     pub occurred_at: DateTime<Utc>,
     /// When the next attempt is due (pending deliveries).
+    #[schema(required = true)]
     pub next_attempt_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     pub finished_at: Option<DateTime<Utc>>,
     /// Oldest first.
     pub attempts: Vec<DeliveryAttempt>,
@@ -150,10 +158,13 @@ pub struct DeliveryAttempt {
     pub attempted_at: DateTime<Utc>,
     pub duration_ms: i32,
     /// The receiver's HTTP status; null when no answer came.
+    #[schema(required = true)]
     pub http_status: Option<i32>,
     /// Why no answer came (network error, timeout, refused address).
+    #[schema(required = true)]
     pub error: Option<String>,
     /// At most 1 KB of the receiver's answer.
+    #[schema(required = true)]
     pub response_body: Option<String>,
 }
 

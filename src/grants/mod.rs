@@ -119,6 +119,7 @@ pub struct PlannedCall {
     pub target: String,
     /// When the call is made, if not always.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub condition: Option<String>,
 }
 
