@@ -130,7 +130,7 @@ pub enum DeliveryStatus {
 text_enum!(DeliveryStatus { Pending = "pending", Succeeded = "succeeded", Failed = "failed" });
 
 /// One event sent to one endpoint, with every attempt.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Delivery {
     pub id: Uuid,
     pub endpoint_id: Uuid,

@@ -130,10 +130,9 @@ pub async fn update_endpoint(db: impl PgExecutor<'_>, row: &EndpointRow) -> Resu
     .await
 }
 
-/// Deletes the endpoint with its deliveries; false when there was none.
-pub async fn delete_endpoint(db: impl PgExecutor<'_>, id: Uuid) -> Result<bool, sqlx::Error> {
-    let deleted = sqlx::query("delete from webhook_endpoints where endpoint_id = $1").bind(id).execute(db).await?;
-    Ok(deleted.rows_affected() == 1)
+/// Deletes the endpoint with its deliveries.
+pub async fn delete_endpoint(db: impl PgExecutor<'_>, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("delete from webhook_endpoints where endpoint_id = $1").bind(id).execute(db).await.map(|_| ())
 }
 
 /// Replaces the secret; the old one signs too for `overlap`.
