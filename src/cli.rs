@@ -41,7 +41,7 @@ pub async fn run() -> ExitCode {
     };
     match cli.command {
         Some(Command::Openapi) => {
-            let doc = api::openapi().to_pretty_json().expect("the OpenAPI document serializes");
+            let doc = serde_json::to_string_pretty(&api::openapi()).expect("the OpenAPI document serializes");
             println!("{doc}");
             ExitCode::SUCCESS
         }

@@ -89,7 +89,7 @@ pub async fn list_audit_events(
         since: params.parse("since", "an RFC 3339 time, e.g. 2026-12-01T10:00:00Z")?,
     };
     params.finish()?;
-    let rows = storage::audit::list(&state.db, &filter, page.after_id()?, page.fetch_limit()).await?;
+    let rows = storage::audit::list(&state.db, &filter, page.after_id(), page.fetch_limit()).await?;
     let (items, next_cursor) = page.finish(rows, |event| event.id);
     Ok(Json(AuditEventPage { items, next_cursor }))
 }

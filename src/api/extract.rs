@@ -216,6 +216,19 @@ pub fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<O
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// A whole number, also when written `63.0` (JSON Schema's integers include
+/// it): `#[serde(default, deserialize_with = "whole_number")]` on an `Option<i64>`.
+pub fn whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let Some(number) = Option::<serde_json::Number>::deserialize(d)? else { return Ok(None) };
+    let whole = number.as_i64().or_else(|| {
+        // Below 2^63 in magnitude, so the cast is exact.
+        number.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18).map(|f| f as i64)
+    });
+    whole
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom(format!("invalid value: {number}, expected a whole number")))
+}
+
 /// Query parameters, read strictly: unknown or repeated names are refused so
 /// that a typo never silently widens a query.
 pub struct QueryParams(Vec<(String, String)>);
@@ -326,5 +339,24 @@ mod tests {
         // An escaped backslash followed by "u0000" is text, not NUL.
         assert_eq!(field_holding_nul(br#"{"a": "\\u0000"}"#), None);
         assert_eq!(field_holding_nul(br#""\u0000""#).as_deref(), Some("body"));
+    }
+
+    #[test]
+    fn whole_numbers_may_be_written_as_floats() {
+        #[derive(Debug, Deserialize)]
+        struct Seconds {
+            #[serde(default, deserialize_with = "whole_number")]
+            seconds: Option<i64>,
+        }
+        let seconds = |body: &str| parse_json::<Seconds>(body.as_bytes()).map(|s| s.seconds);
+        assert_eq!(seconds(r#"{"seconds": 63}"#).unwrap(), Some(63));
+        assert_eq!(seconds(r#"{"seconds": 63.0}"#).unwrap(), Some(63));
+        assert_eq!(seconds(r#"{"seconds": -2e3}"#).unwrap(), Some(-2000));
+        assert_eq!(seconds(r#"{"seconds": null}"#).unwrap(), None);
+        assert_eq!(seconds("{}").unwrap(), None);
+        for refused in ["63.5", "1e300", "18446744073709551615", "\"63\""] {
+            let e = seconds(&format!(r#"{{"seconds": {refused}}}"#)).unwrap_err();
+            assert_eq!((e.status.as_u16(), e.field.as_deref()), (422, Some("seconds")), "{refused}");
+        }
     }
 }

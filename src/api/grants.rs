@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::audit::Actor;
-use super::extract::{ApiPath, OptionalJson, QueryParams, ValidJson};
+use super::extract::{whole_number, ApiPath, OptionalJson, QueryParams, ValidJson};
 use super::pagination::{page, PageParams, PageRequest};
 use crate::app::{AppState, GrantUpdate};
 use crate::domain::arn::is_account_id;
@@ -55,16 +55,20 @@ pub struct SubmitGrant {
     pub resource_arn: Option<String>,
     pub access_level: AccessLevel,
     pub principal: Principal,
-    /// How long the access lasts (or give `expires_at`).
-    #[schema(example = 3600)]
+    /// How long the access lasts (or give `expires_at`), within the deployment's
+    /// `JIT_IAM_MIN_GRANT` and `JIT_IAM_MAX_GRANT`.
+    #[schema(example = 3600, minimum = 1)]
+    #[serde(default, deserialize_with = "whole_number")]
     pub duration_seconds: Option<i64>,
     pub expires_at: Option<DateTime<Utc>>,
     /// The portal's id of the approved request: submitting it again returns the same grant.
-    #[schema(example = "REQ-1042")]
+    /// 1-256 characters, not only spaces, no control characters.
+    #[schema(example = "REQ-1042", max_length = 256, pattern = "^[ \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub request_id: String,
-    #[schema(example = "bob@example.com")]
+    /// 1-256 characters, not only spaces, no control characters.
+    #[schema(example = "bob@example.com", max_length = 256, pattern = "^[ \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub approved_by: String,
-    #[schema(example = "incident 4711")]
+    #[schema(example = "incident 4711", max_length = 2000)]
     pub reason: Option<String>,
 }
 
@@ -100,21 +104,30 @@ page!(GrantEventPage of GrantEvent);
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExtendGrant {
-    #[schema(example = 1800)]
+    #[schema(example = 1800, minimum = 1)]
+    #[serde(default, deserialize_with = "whole_number")]
     pub duration_seconds: Option<i64>,
     pub expires_at: Option<DateTime<Utc>>,
     /// Who approved the extension (recorded on the grant's events and in the audit trail).
-    #[schema(example = "carol@example.com")]
+    #[schema(example = "carol@example.com", max_length = 256, pattern = "^[ \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub approved_by: Option<String>,
-    #[schema(example = "the incident is still open")]
+    #[schema(example = "the incident is still open", max_length = 2000)]
     pub reason: Option<String>,
+}
+
+impl SubmitGrant {
+    pub const EXACTLY_ONE_OF: &[[&str; 2]] = &[["resource_id", "resource_arn"], ["duration_seconds", "expires_at"]];
+}
+
+impl ExtendGrant {
+    pub const EXACTLY_ONE_OF: &[[&str; 2]] = &[["duration_seconds", "expires_at"]];
 }
 
 /// Why the grant is revoked early (optional; the body may be left out).
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeGrant {
-    #[schema(example = "the deploy finished")]
+    #[schema(example = "the deploy finished", max_length = 2000)]
     pub reason: Option<String>,
 }
 
@@ -161,6 +174,7 @@ async fn check(state: &AppState, input: &SubmitGrant) -> ApiResult<Checked> {
     check_text(&input.request_id, "request_id", 256)?;
     check_text(&input.approved_by, "approved_by", 256)?;
     check_reason(input.reason.as_deref())?;
+    let asked = check_exactly_one_of(input)?;
     // Every lookup in one round, side by side: a grant's latency is mostly
     // round trips. Expiry is counted on Postgres's clock, the one the worker
     // decides by, whatever this replica's says.
@@ -182,19 +196,22 @@ async fn check(state: &AppState, input: &SubmitGrant) -> ApiResult<Checked> {
             &input.principal.name
         ),
     )?;
-    let integration =
-        integration.ok_or_else(|| ApiError::validation("integration_id", "no integration has this id"))?;
+    // What the request refers to and does not exist is 404, naming the field.
+    let integration = integration.ok_or_else(|| {
+        ApiError::not_found("integration", input.integration_id).with_field("integration_id")
+    })?;
     if integration.status != IntegrationStatus::Active {
         return Err(ApiError::conflict(ErrorCode::InvalidState, "the integration is being deleted")
             .with_field("integration_id"));
     }
-
     let field = if input.resource_arn.is_some() { "resource_arn" } else { "resource_id" };
-    if input.resource_id.is_some() == input.resource_arn.is_some() {
-        return Err(ApiError::validation("resource_id", "give exactly one of `resource_id` and `resource_arn`"));
-    }
     let resource = resource.ok_or_else(|| {
-        ApiError::validation(field, "not in this integration's inventory, or excluded by its tag filter")
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "not in this integration's inventory, or excluded by its tag filter",
+        )
+        .with_field(field)
     })?;
     let grantee = Grantee {
         principal_type: input.principal.principal_type,
@@ -202,17 +219,15 @@ async fn check(state: &AppState, input: &SubmitGrant) -> ApiResult<Checked> {
         account_id: resource.account_id.clone(),
     };
     let FoundGrantee { principal, held, unique_id: principal_id } = grantee_found.ok_or_else(|| {
-        ApiError::validation(
-            "principal.name",
-            format!(
-                "no IAM {} `{}` in account {} (as of the last sync)",
-                grantee.principal_type.noun(),
-                grantee.name,
-                grantee.account_id
-            ),
-        )
+        let message = format!(
+            "no IAM {} `{}` in account {} (as of the last sync)",
+            grantee.principal_type.noun(),
+            grantee.name,
+            grantee.account_id
+        );
+        ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message).with_field("principal.name")
     })?;
-    let expires_at = expiry(state, input.duration_seconds, input.expires_at, db_now)?;
+    let expires_at = expiry(state, asked, db_now)?;
     let quotas = Quotas::from(&state.config.grants);
     let request = grants::Request {
         integration: &integration,
@@ -230,30 +245,46 @@ async fn check(state: &AppState, input: &SubmitGrant) -> ApiResult<Checked> {
     Ok(Checked { integration, resource, grantee, principal_arn: principal.arn, principal_id, expires_at, plan })
 }
 
+/// `duration_seconds` or `expires_at`: grants and extensions take exactly one.
+enum Asked {
+    Seconds(i64),
+    At(DateTime<Utc>),
+}
+
+fn asked(duration_seconds: Option<i64>, expires_at: Option<DateTime<Utc>>) -> ApiResult<Asked> {
+    match (duration_seconds, expires_at) {
+        (Some(seconds), None) => Ok(Asked::Seconds(seconds)),
+        (None, Some(at)) => Ok(Asked::At(at)),
+        _ => Err(ApiError::validation("duration_seconds", "give exactly one of `duration_seconds` and `expires_at`")),
+    }
+}
+
+/// The rules of `SubmitGrant::EXACTLY_ONE_OF`, which the document states.
+fn check_exactly_one_of(input: &SubmitGrant) -> ApiResult<Asked> {
+    if input.resource_id.is_some() == input.resource_arn.is_some() {
+        return Err(ApiError::validation("resource_id", "give exactly one of `resource_id` and `resource_arn`"));
+    }
+    asked(input.duration_seconds, input.expires_at)
+}
+
 /// The expiry asked for, within `JIT_IAM_MIN_GRANT` and `JIT_IAM_MAX_GRANT` of `from`.
-fn expiry(
-    state: &AppState,
-    duration_seconds: Option<i64>,
-    expires_at: Option<DateTime<Utc>>,
-    from: DateTime<Utc>,
-) -> ApiResult<DateTime<Utc>> {
+fn expiry(state: &AppState, asked: Asked, from: DateTime<Utc>) -> ApiResult<DateTime<Utc>> {
     let (min, max) = (state.config.grants.min_grant, state.config.grants.max_grant);
     let bounds = format!("between {} and {}", humantime::format_duration(min), humantime::format_duration(max));
-    match (duration_seconds, expires_at) {
-        (Some(seconds), None) => {
+    match asked {
+        Asked::Seconds(seconds) => {
             if seconds < min.as_secs() as i64 || seconds > max.as_secs() as i64 {
                 return Err(ApiError::validation("duration_seconds", format!("the duration must lie {bounds}")));
             }
             Ok(from + chrono::Duration::seconds(seconds))
         }
-        (None, Some(at)) => {
+        Asked::At(at) => {
             let length = (at - from).to_std().unwrap_or(Duration::ZERO);
             if length < min || length > max {
                 return Err(ApiError::validation("expires_at", format!("expires_at must lie {bounds} from now")));
             }
             Ok(at)
         }
-        _ => Err(ApiError::validation("duration_seconds", "give exactly one of `duration_seconds` and `expires_at`")),
     }
 }
 
@@ -453,7 +484,7 @@ pub async fn preview_grant(
     params(
         ("status" = Option<GrantStatus>, Query, description = "Only grants in this status"),
         ("integration_id" = Option<Uuid>, Query, description = "Only this integration"),
-        ("account_id" = Option<String>, Query, description = "Only this account"),
+        ("account_id" = Option<String>, Query, description = "Only this account (12 digits)", pattern = "^[0-9]{12}$"),
         ("principal_type" = Option<PrincipalType>, Query, description = "Only grants to this type of principal"),
         ("principal" = Option<String>, Query, description = "Only this principal name (an IAM user's or role's)"),
         ("resource_id" = Option<Uuid>, Query, description = "Only this resource"),
@@ -492,7 +523,7 @@ pub async fn list_grants(State(state): State<AppState>, mut params: QueryParams)
     if filter.account_id.as_deref().is_some_and(|a| !is_account_id(a)) {
         return Err(ApiError::invalid_parameter("account_id", "`account_id` must be 12 digits"));
     }
-    let rows = storage::grants::list(&state.db, &filter, page.after_id()?, page.fetch_limit()).await?;
+    let rows = storage::grants::list(&state.db, &filter, page.after_id(), page.fetch_limit()).await?;
     let (rows, next_cursor) = page.finish(rows, |g| g.grant_id);
     Ok(Json(GrantPage { items: rows.iter().map(GrantRow::view).collect(), next_cursor }))
 }
@@ -531,17 +562,8 @@ pub async fn list_events(
 ) -> ApiResult<Json<GrantEventPage>> {
     let page = PageRequest::from_query(&mut params)?;
     params.finish()?;
-    let after = page
-        .after
-        .as_deref()
-        .map(|key| {
-            key.parse::<i64>().map_err(|_| {
-                ApiError::invalid_parameter("cursor", "`cursor` must be a `next_cursor` this service returned")
-            })
-        })
-        .transpose()?;
     find(&state, id).await?;
-    let rows = storage::grants::events(&state.db, id, after, page.fetch_limit()).await?;
+    let rows = storage::grants::events(&state.db, id, page.after_sequence(), page.fetch_limit()).await?;
     let (items, next_cursor) = page.finish(rows, |e| e.id);
     Ok(Json(GrantEventPage { items, next_cursor }))
 }
@@ -611,6 +633,7 @@ pub async fn extend_grant(
     if let Some(approved_by) = &input.approved_by {
         check_text(approved_by, "approved_by", 256)?;
     }
+    let asked = asked(input.duration_seconds, input.expires_at)?;
     let (current, now) = tokio::try_join!(find(&state, id), async { Ok(storage::now(&state.db).await?) })?;
     let not_extendable = || {
         ApiError::conflict(
@@ -621,20 +644,16 @@ pub async fn extend_grant(
     if !matches!(current.status(), GrantStatus::Pending | GrantStatus::Active) || current.expires_at <= now {
         return Err(not_extendable());
     }
-    let new_expiry = match (input.duration_seconds, input.expires_at) {
-        (Some(seconds), None) if seconds > 0 => chrono::Duration::try_seconds(seconds)
+    let new_expiry = match asked {
+        Asked::Seconds(seconds) if seconds < 1 => {
+            return Err(ApiError::validation("duration_seconds", "the extension must be positive"))
+        }
+        Asked::Seconds(seconds) => chrono::Duration::try_seconds(seconds)
             .and_then(|extension| current.expires_at.checked_add_signed(extension))
             .ok_or_else(|| ApiError::validation("duration_seconds", "the extension is too long"))?,
-        (Some(_), None) => return Err(ApiError::validation("duration_seconds", "the extension must be positive")),
-        (None, Some(at)) if at > current.expires_at => at,
-        (None, Some(_)) => {
+        Asked::At(at) if at > current.expires_at => at,
+        Asked::At(_) => {
             return Err(ApiError::validation("expires_at", "the new expiry must be later than the current one"))
-        }
-        _ => {
-            return Err(ApiError::validation(
-                "duration_seconds",
-                "give exactly one of `duration_seconds` and `expires_at`",
-            ))
         }
     };
     let field = if input.expires_at.is_some() { "expires_at" } else { "duration_seconds" };

@@ -43,7 +43,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateIntegration {
-    #[schema(example = "prod")]
+    /// 1-128 characters, not only spaces, no control characters; unique.
+    #[schema(example = "prod", max_length = 128, pattern = "^[ \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub name: String,
     pub connection: Connection,
     pub root_account: RootAccountInput,
@@ -54,14 +55,15 @@ pub struct CreateIntegration {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RootAccountInput {
-    #[schema(example = "123456789012")]
+    #[schema(example = "123456789012", pattern = "^[0-9]{12}$")]
     pub account_id: String,
-    #[schema(example = "arn:aws:iam::123456789012:role/jit-iam-access")]
+    /// A role in `account_id`, in the partition of `region`.
+    #[schema(example = "arn:aws:iam::123456789012:role/jit-iam-access", pattern = "^arn:(aws|aws-cn|aws-us-gov):iam::[0-9]{12}:role/([A-Za-z0-9_+=,.@-]+/)*[A-Za-z0-9_+=,.@-]{1,64}$")]
     pub access_role_arn: String,
     /// Leave out to have jit-iam generate one (returned in the answer).
-    #[schema(example = "4c9f0d6b2a7e41e3b8d5c0a9f6e2d1b7")]
+    #[schema(example = "4c9f0d6b2a7e41e3b8d5c0a9f6e2d1b7", pattern = "^[A-Za-z0-9_+=,.@:/-]{2,1224}$")]
     pub external_id: Option<String>,
-    #[schema(example = "us-east-1")]
+    #[schema(example = "us-east-1", pattern = "^[a-z]{2}-(gov-|iso[a-z]*-)?(east|west|north|south|central|northeast|northwest|southeast|southwest)-[0-9]{1,2}$")]
     pub region: String,
 }
 
@@ -70,6 +72,7 @@ pub struct RootAccountInput {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateIntegration {
+    #[schema(max_length = 128, pattern = "^[ \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub name: Option<String>,
     pub connection: Option<Connection>,
     pub root_account: Option<RootAccountPatch>,
@@ -79,9 +82,14 @@ pub struct UpdateIntegration {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RootAccountPatch {
+    /// Cannot change: the integration's own account id, or left out.
+    #[schema(pattern = "^[0-9]{12}$")]
     pub account_id: Option<String>,
+    #[schema(pattern = "^arn:(aws|aws-cn|aws-us-gov):iam::[0-9]{12}:role/([A-Za-z0-9_+=,.@-]+/)*[A-Za-z0-9_+=,.@-]{1,64}$")]
     pub access_role_arn: Option<String>,
+    #[schema(pattern = "^[A-Za-z0-9_+=,.@:/-]{2,1224}$")]
     pub external_id: Option<String>,
+    #[schema(pattern = "^[a-z]{2}-(gov-|iso[a-z]*-)?(east|west|north|south|central|northeast|northwest|southeast|southwest)-[0-9]{1,2}$")]
     pub region: Option<String>,
 }
 
@@ -91,10 +99,11 @@ pub struct OptionsPatch {
     pub tags: Option<Vec<TagPair>>,
     /// `null` clears the list (every enabled region).
     #[serde(default, deserialize_with = "present")]
-    #[schema(min_items = 1)]
+    #[schema(min_items = 1, pattern = "^[a-z]{2}-(gov-|iso[a-z]*-)?(east|west|north|south|central|northeast|northwest|southeast|southwest)-[0-9]{1,2}$")]
     pub regions: Option<Option<Vec<String>>>,
     /// `null` goes back to the root access role's name.
     #[serde(default, deserialize_with = "present")]
+    #[schema(pattern = "^[A-Za-z0-9_+=,.@-]{1,64}$")]
     pub member_role_name: Option<Option<String>>,
     pub include_aws_managed_policies: Option<bool>,
 }
@@ -107,6 +116,11 @@ page!(AccountPage of Account);
 ///
 /// Validates every field strictly; when `root_account.external_id` is left out,
 /// a random one is generated and returned. The first inventory sync starts at once.
+///
+/// Rules between fields (422 naming the field): `access_role_arn` is a role in
+/// `root_account.account_id`, in the partition of `region` (`cn-*` regions:
+/// `aws-cn`, `us-gov-*`: `aws-us-gov`); `options.member_role_name` needs
+/// `connection: organization`.
 #[utoipa::path(
     post, path = "/v1/integrations", operation_id = "create_integration", tag = "integrations",
     request_body = CreateIntegration,
@@ -180,7 +194,7 @@ pub async fn list_integrations(
 ) -> ApiResult<Json<IntegrationPage>> {
     let page = PageRequest::from_query(&mut params)?;
     params.finish()?;
-    let rows = storage::integrations::list(&state.db, page.after_id()?, page.fetch_limit()).await?;
+    let rows = storage::integrations::list(&state.db, page.after_id(), page.fetch_limit()).await?;
     let (items, next_cursor) = page.finish(rows, |i| i.id);
     let items = items.into_iter().map(|i| shown_to(&caller, i)).collect();
     Ok(Json(IntegrationPage { items, next_cursor }))
@@ -224,6 +238,10 @@ pub async fn find(state: &AppState, id: Uuid) -> ApiResult<Integration> {
 /// holding live grants): if it fails, the answer is 409
 /// `connection_check_failed` with the report in `error.checks`, and nothing is
 /// changed.
+///
+/// The integration after the change follows the rules of creating one (422
+/// naming the field otherwise); `connection` and `root_account.account_id`
+/// cannot change (given, they must equal the current ones).
 #[utoipa::path(
     patch, path = "/v1/integrations/{id}", operation_id = "update_integration", tag = "integrations",
     params(("id" = Uuid, Path, description = "Integration id")),
@@ -497,7 +515,7 @@ pub async fn list_syncs(
     let page = PageRequest::from_query(&mut params)?;
     params.finish()?;
     find(&state, id).await?;
-    let rows = storage::syncs::list(&state.db, id, page.after_id()?, page.fetch_limit()).await?;
+    let rows = storage::syncs::list(&state.db, id, page.after_id(), page.fetch_limit()).await?;
     let (items, next_cursor) = page.finish(rows, |run| run.id);
     Ok(Json(SyncRunPage { items, next_cursor }))
 }
@@ -542,7 +560,7 @@ pub async fn list_accounts(
     let page = PageRequest::from_query(&mut params)?;
     params.finish()?;
     find(&state, id).await?;
-    let rows = storage::accounts::list(&state.db, id, page.after.as_deref(), page.fetch_limit()).await?;
+    let rows = storage::accounts::list(&state.db, id, page.after_account().as_deref(), page.fetch_limit()).await?;
     let (items, next_cursor) = page.finish(rows, |account| account.account_id.clone());
     Ok(Json(AccountPage { items, next_cursor }))
 }

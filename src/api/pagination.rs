@@ -1,7 +1,5 @@
 //! Keyset pagination with opaque cursors: stable order, no OFFSET.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
@@ -11,25 +9,43 @@ use crate::error::ApiError;
 pub const DEFAULT_LIMIT: i64 = 100;
 pub const MAX_LIMIT: i64 = 1000;
 
-/// Cursors carry a version prefix so that anything the service did not issue is refused.
-const CURSOR_PREFIX: &str = "jit1:";
-
-/// The cursor of a page ending at `last_key` (an id, or an account id).
-pub fn encode_cursor(last_key: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{last_key}"))
+/// The key a list is ordered by, as a cursor position.
+pub trait CursorKey {
+    fn position(&self) -> u128;
 }
 
-fn invalid_cursor() -> ApiError {
-    ApiError::invalid_parameter("cursor", "`cursor` must be a `next_cursor` this service returned")
+impl CursorKey for Uuid {
+    fn position(&self) -> u128 {
+        self.as_u128()
+    }
 }
 
-pub fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
-    URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| text.strip_prefix(CURSOR_PREFIX).filter(|key| !key.is_empty()).map(str::to_string))
-        .ok_or_else(invalid_cursor)
+/// Event sequence numbers, never negative.
+impl CursorKey for i64 {
+    fn position(&self) -> u128 {
+        u128::try_from(*self).unwrap_or(0)
+    }
+}
+
+/// Account ids: twelve digits, so their numeric order is their text order.
+impl CursorKey for String {
+    fn position(&self) -> u128 {
+        self.parse().unwrap_or(u128::MAX)
+    }
+}
+
+/// A cursor is a position in the list's order, 32 lowercase hex digits. Every
+/// such string is a valid position (the page after it, maybe empty), so the
+/// document's pattern says exactly which cursors are accepted.
+fn encode_cursor(position: u128) -> String {
+    format!("{position:032x}")
+}
+
+fn decode_cursor(cursor: &str) -> Result<u128, ApiError> {
+    let well_formed = cursor.len() == 32 && cursor.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    well_formed.then(|| u128::from_str_radix(cursor, 16).ok()).flatten().ok_or_else(|| {
+        ApiError::invalid_parameter("cursor", "`cursor` must be a `next_cursor` this service returned")
+    })
 }
 
 /// Declares `$name`, one page of a list of `$item` in a stable order: the
@@ -57,13 +73,14 @@ pub struct PageParams {
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
     /// `next_cursor` of the previous page (empty or left out: the first page)
+    #[param(pattern = "^([0-9a-f]{32})?$")]
     cursor: Option<String>,
 }
 
 /// `limit` (1-1000, default 100) and `cursor`, the two paging parameters.
 pub struct PageRequest {
     pub limit: i64,
-    pub after: Option<String>,
+    pub after: Option<u128>,
 }
 
 impl PageRequest {
@@ -78,8 +95,19 @@ impl PageRequest {
     }
 
     /// The cursor's key, for lists ordered by id.
-    pub fn after_id(&self) -> Result<Option<Uuid>, ApiError> {
-        self.after.as_deref().map(|key| Uuid::parse_str(key).map_err(|_| invalid_cursor())).transpose()
+    pub fn after_id(&self) -> Option<Uuid> {
+        self.after.map(Uuid::from_u128)
+    }
+
+    /// The cursor's key, for lists ordered by sequence number.
+    pub fn after_sequence(&self) -> Option<i64> {
+        self.after.map(|position| i64::try_from(position).unwrap_or(i64::MAX))
+    }
+
+    /// The cursor's key, for lists ordered by account id (past the last
+    /// possible account id: after every account).
+    pub fn after_account(&self) -> Option<String> {
+        self.after.map(|position| format!("{:012}", position.min(999_999_999_999)))
     }
 
     /// Rows to fetch: one more than the page, to learn whether another page follows.
@@ -88,10 +116,10 @@ impl PageRequest {
     }
 
     /// Trims the extra row and returns the cursor of the next page, if any.
-    pub fn finish<T, K: ToString>(&self, mut rows: Vec<T>, key_of: impl Fn(&T) -> K) -> (Vec<T>, Option<String>) {
+    pub fn finish<T, K: CursorKey>(&self, mut rows: Vec<T>, key_of: impl Fn(&T) -> K) -> (Vec<T>, Option<String>) {
         let more = rows.len() as i64 > self.limit;
         rows.truncate(self.limit as usize);
-        let next = if more { rows.last().map(|row| encode_cursor(&key_of(row).to_string())) } else { None };
+        let next = if more { rows.last().map(|row| encode_cursor(key_of(row).position())) } else { None };
         (rows, next)
     }
 }
@@ -101,16 +129,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cursors_round_trip_and_forgeries_fail() {
+    fn cursors_round_trip_and_malformed_ones_fail() {
         let id = Uuid::now_v7();
-        let page = PageRequest { limit: 1, after: Some(decode_cursor(&encode_cursor(&id.to_string())).unwrap()) };
-        assert_eq!(page.after_id().unwrap(), Some(id));
-        assert!(decode_cursor("not-a-cursor").is_err());
-        assert!(decode_cursor(&URL_SAFE_NO_PAD.encode(id.to_string())).is_err());
-        assert!(decode_cursor(&URL_SAFE_NO_PAD.encode("jit1:")).is_err());
-        let forged =
-            PageRequest { limit: 1, after: Some(decode_cursor(&URL_SAFE_NO_PAD.encode("jit1:nope")).unwrap()) };
-        assert!(forged.after_id().is_err());
+        let page = PageRequest { limit: 1, after: Some(decode_cursor(&encode_cursor(id.position())).unwrap()) };
+        assert_eq!(page.after_id(), Some(id));
+        let page = PageRequest { limit: 1, after: Some(decode_cursor(&encode_cursor(42_i64.position())).unwrap()) };
+        assert_eq!(page.after_sequence(), Some(42));
+        let account = "012345678901".to_string();
+        let page = PageRequest { limit: 1, after: Some(decode_cursor(&encode_cursor(account.position())).unwrap()) };
+        assert_eq!(page.after_account(), Some(account));
+        for malformed in ["not-a-cursor", "0", &"F".repeat(32), &format!("+{}", "0".repeat(31)), &"0".repeat(33)] {
+            assert!(decode_cursor(malformed).is_err(), "{malformed}");
+        }
+    }
+
+    #[test]
+    fn positions_past_every_key_are_valid_and_after_everything() {
+        let page = PageRequest { limit: 1, after: Some(u128::MAX) };
+        assert_eq!(page.after_sequence(), Some(i64::MAX));
+        assert_eq!(page.after_account().as_deref(), Some("999999999999"));
     }
 
     #[test]
@@ -119,7 +156,7 @@ mod tests {
         let ids: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
         let (rows, next) = page.finish(ids.clone(), |id| *id);
         assert_eq!(rows, ids[..2]);
-        assert_eq!(decode_cursor(&next.unwrap()).unwrap(), ids[1].to_string());
+        assert_eq!(decode_cursor(&next.unwrap()).unwrap(), ids[1].as_u128());
         let (rows, next) = page.finish(ids[..2].to_vec(), |id| *id);
         assert_eq!(rows.len(), 2);
         assert!(next.is_none());

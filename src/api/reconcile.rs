@@ -96,7 +96,7 @@ pub async fn list_reconciliations(
     let page = PageRequest::from_query(&mut params)?;
     params.finish()?;
     find(&state, id).await?;
-    let rows = storage::reconciles::list(&state.db, id, page.after_id()?, page.fetch_limit()).await?;
+    let rows = storage::reconciles::list(&state.db, id, page.after_id(), page.fetch_limit()).await?;
     let (items, next_cursor) = page.finish(rows, |run| run.id);
     Ok(Json(ReconcileRunPage { items, next_cursor }))
 }

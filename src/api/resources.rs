@@ -35,11 +35,12 @@ page!(ResourcePage of Resource);
     get, path = "/v1/resources", operation_id = "list_resources", tag = "inventory",
     params(
         ("integration_id" = Option<Uuid>, Query, description = "Only this integration"),
-        ("account_id" = Option<String>, Query, description = "Only this account (12 digits)"),
+        ("account_id" = Option<String>, Query, description = "Only this account (12 digits)", pattern = "^[0-9]{12}$"),
         ("type" = Option<ResourceType>, Query, description = "Only this type"),
-        ("region" = Option<String>, Query, description = "Only this region"),
-        ("tag" = Option<Vec<String>>, Query, description = "`key:value` (split at the first colon); repeatable", explode = true),
-        ("q" = Option<String>, Query, description = "Matches name or ARN, case-insensitive"),
+        ("region" = Option<String>, Query, description = "Only this region", pattern = "^[a-z]{2}-(gov-|iso[a-z]*-)?(east|west|north|south|central|northeast|northwest|southeast|southwest)-[0-9]{1,2}$"),
+        ("tag" = Option<Vec<String>>, Query, explode = true, max_items = 50, pattern = "^[^:\\u0000]{1,128}:[^\\u0000]*$",
+            description = "`key:value` (split at the first colon; the key 1-128 characters); repeatable, at most 50"),
+        ("q" = Option<String>, Query, description = "Matches name or ARN, case-insensitive", max_length = 256),
         PageParams,
     ),
     responses(
@@ -77,7 +78,7 @@ pub async fn list_resources(State(state): State<AppState>, mut params: QueryPara
     if let Some(id) = filter.integration_id {
         super::integrations::find(&state, id).await?;
     }
-    let after = page.after_id()?;
+    let after = page.after_id();
     let version = storage::resources::version(&state.db).await?;
     let key = format!("{filter:?} {after:?} {}", page.limit);
     if let Some(body) = state.browse_cache.get(version, &key) {
@@ -97,6 +98,9 @@ fn json_body(body: Bytes) -> Response {
 
 /// `key:value` filters grouped by key.
 fn parse_tags(raw: Vec<String>) -> ApiResult<BTreeMap<String, Vec<String>>> {
+    if raw.len() > 50 {
+        return Err(ApiError::invalid_parameter("tag", "at most 50 `tag` filters"));
+    }
     let mut tags: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for filter in raw {
         let (key, value) = filter
@@ -107,9 +111,6 @@ fn parse_tags(raw: Vec<String>) -> ApiResult<BTreeMap<String, Vec<String>>> {
         if !values.iter().any(|v| v == value) {
             values.push(value.to_string());
         }
-    }
-    if tags.len() > 50 {
-        return Err(ApiError::invalid_parameter("tag", "at most 50 tag keys"));
     }
     Ok(tags)
 }

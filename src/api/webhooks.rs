@@ -41,19 +41,24 @@ const MAX_DESCRIPTION: usize = 500;
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
     /// Where events are POSTed: `https`, to a public address (see `JIT_IAM_WEBHOOK_ALLOW_HTTP`
-    /// and `JIT_IAM_WEBHOOK_ALLOW_PRIVATE_NETWORKS`). At most 2,048 characters.
-    #[schema(example = "https://portal.example.com/hooks/jit-iam")]
+    /// and `JIT_IAM_WEBHOOK_ALLOW_PRIVATE_NETWORKS`). At most 2,048 characters, of the form
+    /// `https://<DNS name or IPv4 address>[:<port>][/<path>]` (the pattern; with
+    /// `JIT_IAM_WEBHOOK_ALLOW_HTTP`, `http://` as well). Whether the host's addresses
+    /// are public is checked by resolving it.
+    #[schema(example = "https://portal.example.com/hooks/jit-iam", max_length = 2048, pattern = "^https://((([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)*[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)|(((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])))(:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/[^\\u0000-\\u0020\\u007f#]*)?$")]
     pub url: String,
     /// The event types to send; left out or null: all of them.
     #[schema(min_items = 1)]
     pub event_types: Option<Vec<EventType>>,
-    /// At most 500 characters.
+    #[schema(max_length = 500)]
     pub description: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhook {
+    /// As at creation.
+    #[schema(max_length = 2048, pattern = "^https://((([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)*[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)|(((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])))(:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/[^\\u0000-\\u0020\\u007f#]*)?$")]
     pub url: Option<String>,
     /// `null`: all event types.
     #[serde(default, deserialize_with = "present")]
@@ -61,6 +66,7 @@ pub struct UpdateWebhook {
     pub event_types: Option<Option<Vec<EventType>>>,
     /// `null` clears it.
     #[serde(default, deserialize_with = "present")]
+    #[schema(max_length = 500)]
     pub description: Option<Option<String>>,
     /// `true` enables a disabled endpoint again (its waiting deliveries go out);
     /// `false` disables it (events meanwhile are not recorded for it).
@@ -171,7 +177,7 @@ pub async fn list_webhooks(
 ) -> ApiResult<Json<WebhookEndpointPage>> {
     let page = PageRequest::from_query(&mut params)?;
     params.finish()?;
-    let rows = storage::webhooks::list_endpoints(&state.db, page.after_id()?, page.fetch_limit()).await?;
+    let rows = storage::webhooks::list_endpoints(&state.db, page.after_id(), page.fetch_limit()).await?;
     let (rows, next_cursor) = page.finish(rows, |row| row.endpoint_id);
     Ok(Json(WebhookEndpointPage { items: rows.iter().map(EndpointRow::view).collect(), next_cursor }))
 }
@@ -349,7 +355,7 @@ pub async fn list_webhook_deliveries(
         };
     params.finish()?;
     find(&state, id).await?;
-    let rows = storage::webhooks::list_deliveries(&state.db, id, status, page.after_id()?, page.fetch_limit()).await?;
+    let rows = storage::webhooks::list_deliveries(&state.db, id, status, page.after_id(), page.fetch_limit()).await?;
     let (items, next_cursor) = page.finish(rows, |delivery| delivery.id);
     Ok(Json(DeliveryPage { items, next_cursor }))
 }

@@ -267,6 +267,8 @@ pub struct GrantEvent {
     pub outcome: Option<CallOutcome>,
     #[schema(required = true)]
     pub aws_request_id: Option<String>,
+    /// AWS's error code of a failed call (`NoSuchEntity`, `Throttling`, ...): AWS's
+    /// open set, hence a string.
     #[schema(required = true)]
     pub error_code: Option<String>,
     #[schema(required = true)]

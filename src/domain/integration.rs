@@ -60,11 +60,11 @@ pub struct IntegrationOptions {
     pub tags: Vec<TagPair>,
     /// Regions whose EC2 instances are inventoried, each listed once. Unset: every enabled region.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = json!(["us-east-1"]), min_items = 1)]
+    #[schema(example = json!(["us-east-1"]), min_items = 1, pattern = "^[a-z]{2}-(gov-|iso[a-z]*-)?(east|west|north|south|central|northeast|northwest|southeast|southwest)-[0-9]{1,2}$")]
     pub regions: Option<Vec<String>>,
     /// Role assumed in member accounts (organizations). Default: the root access role's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = "jit-iam-access")]
+    #[schema(example = "jit-iam-access", pattern = "^[A-Za-z0-9_+=,.@-]{1,64}$")]
     pub member_role_name: Option<String>,
     /// Offer AWS-managed policies as well as customer-managed ones.
     #[serde(default)]
@@ -132,9 +132,10 @@ impl Integration {
     }
 }
 
+/// 1-128 characters, not only spaces (trimmed); the document's pattern says the same.
 pub fn validate_name(name: &str) -> Result<String, FieldError> {
     let trimmed = name.trim();
-    if trimmed.is_empty() || trimmed.chars().count() > 128 {
+    if trimmed.is_empty() || name.chars().count() > 128 {
         return Err(FieldError::new("name", "the name must be 1-128 characters"));
     }
     if trimmed.chars().any(char::is_control) {

@@ -128,7 +128,8 @@ pub struct Account {
     pub account_id: String,
     #[schema(required = true)]
     pub name: Option<String>,
-    /// As Organizations reports it (`ACTIVE`, `SUSPENDED`, `PENDING_CLOSURE`).
+    /// As Organizations reports it (`ACTIVE`, `SUSPENDED`, `PENDING_CLOSURE` today; AWS's
+    /// set, which may grow, hence a string).
     #[schema(example = "ACTIVE")]
     pub status: String,
     /// The integration's root account (the Organizations management account).

@@ -15,9 +15,11 @@ use super::FieldError;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TagPair {
-    #[schema(example = "jit")]
+    /// 1-128 characters, no control characters.
+    #[schema(example = "jit", pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]{1,128}$")]
     pub key: String,
-    #[schema(example = "enabled")]
+    /// At most 256 characters, no control characters.
+    #[schema(example = "enabled", pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]{0,256}$")]
     pub value: String,
 }
 

@@ -238,37 +238,88 @@ pub struct DestinationRules {
 
 pub const MAX_URL_LENGTH: usize = 2048;
 
-/// Checks what can be checked of a webhook URL without DNS: scheme, host, no
-/// credentials, and an address literal's reach. A host name's addresses are
-/// checked after resolution, on every attempt.
+/// Checks what can be checked of a webhook URL without DNS: its form, and an
+/// address literal's reach. A host name's addresses are checked after
+/// resolution, on every attempt.
 pub fn check_url(raw: &str, rules: DestinationRules) -> Result<url::Url, FieldError> {
     let refuse = |message: String| FieldError::new("url", message);
-    if raw.len() > MAX_URL_LENGTH {
-        return Err(refuse(format!("a webhook URL has at most {MAX_URL_LENGTH} characters")));
-    }
+    check_form(raw, rules).map_err(refuse)?;
     let url = url::Url::parse(raw).map_err(|e| refuse(format!("not a URL: {e}")))?;
-    match url.scheme() {
-        "https" => {}
-        "http" if rules.allow_http => {}
-        "http" => return Err(refuse("webhooks go over https (JIT_IAM_WEBHOOK_ALLOW_HTTP=true allows http)".into())),
-        other => return Err(refuse(format!("the scheme must be https, not {other}"))),
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(refuse("a webhook URL may not carry credentials; the signature authenticates jit-iam".into()));
-    }
-    if url.fragment().is_some() {
-        return Err(refuse("a webhook URL has no fragment (#...)".into()));
-    }
     let literal = match url.host() {
-        None => return Err(refuse("the URL names no host".into())),
         Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
         Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
-        Some(url::Host::Domain(_)) => None,
+        Some(url::Host::Domain(_)) | None => None,
     };
     if let Some(ip) = literal {
         check_address(ip, rules).map_err(refuse)?;
     }
     Ok(url)
+}
+
+/// The form of a webhook URL, exactly as the document's pattern for `url` states it:
+/// `https://<host>[:<port>][/<path>]`, the host a DNS name or an IPv4 address, the
+/// path without spaces, control characters or a fragment. (No credentials, no IPv6
+/// literal: portals have names.)
+fn check_form(raw: &str, rules: DestinationRules) -> Result<(), String> {
+    if raw.chars().count() > MAX_URL_LENGTH {
+        return Err(format!("a webhook URL has at most {MAX_URL_LENGTH} characters"));
+    }
+    let rest = match raw.split_once("://") {
+        Some(("https", rest)) => rest,
+        Some(("http", rest)) if rules.allow_http => rest,
+        Some(("http", _)) => return Err("webhooks go over https (JIT_IAM_WEBHOOK_ALLOW_HTTP=true allows http)".into()),
+        _ => return Err("the URL must start with https://".into()),
+    };
+    let (authority, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+    if authority.contains('@') {
+        return Err("a webhook URL may not carry credentials; the signature authenticates jit-iam".into());
+    }
+    if path.contains('#') {
+        return Err("a webhook URL has no fragment (#...)".into());
+    }
+    if path.chars().any(|c| c <= ' ' || c == '\u{7f}') {
+        return Err("the path may not contain spaces or control characters (percent-encode them)".into());
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    };
+    if !(is_dns_name(host) || is_ipv4(host)) {
+        return Err("the host must be a DNS name or an IPv4 address (then an optional :port and /path)".into());
+    }
+    // 1-4 digits, or 10000-65535.
+    let valid_port = |p: &str| {
+        p.bytes().all(|b| b.is_ascii_digit())
+            && (p.len() <= 4 || (p.len() == 5 && !p.starts_with('0') && p.parse::<u32>().is_ok_and(|n| n <= 65535)))
+            && !p.is_empty()
+    };
+    if port.is_some_and(|p| !valid_port(p)) {
+        return Err("the port must be a number up to 65535".into());
+    }
+    Ok(())
+}
+
+/// Labels of letters, digits and inner hyphens (1-63 characters), the last starting with a letter.
+fn is_dns_name(host: &str) -> bool {
+    let label = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    host.split('.').all(label) && host.rsplit('.').next().is_some_and(|top| top.starts_with(|c: char| c.is_ascii_alphabetic()))
+}
+
+/// Four decimal octets, without leading zeros.
+fn is_ipv4(host: &str) -> bool {
+    let octet = |o: &str| {
+        (1..=3).contains(&o.len())
+            && o.bytes().all(|b| b.is_ascii_digit())
+            && (o == "0" || !o.starts_with('0'))
+            && o.parse::<u16>().is_ok_and(|n| n <= 255)
+    };
+    let octets: Vec<&str> = host.split('.').collect();
+    octets.len() == 4 && octets.into_iter().all(octet)
 }
 
 /// Refuses an address webhooks may not reach under `rules`.
@@ -443,6 +494,41 @@ mod tests {
         }
         assert!(check_url("http://127.0.0.1:9000/hooks", open).is_ok());
         assert!(check_url(&format!("https://x.example/{}", "a".repeat(MAX_URL_LENGTH)), open).is_err());
+    }
+
+    /// What the `url` pattern of the document accepts, and nothing else.
+    #[test]
+    fn url_forms_are_those_of_the_documents_pattern() {
+        let open = DestinationRules { allow_http: false, allow_private_networks: true };
+        for good in [
+            "https://a",
+            "https://portal.example.com",
+            "https://x-1.example.com:8443/hooks/jit?x=1&y=%20",
+            "https://203.0.113.9:65535/",
+            "https://0.0.0.0:1/",
+            "https://a.b0c/ü",
+        ] {
+            assert!(check_url(good, open).is_ok(), "{good}");
+        }
+        for bad in [
+            "HTTPS://a.example",
+            "https://a.example?x",
+            "https://a.example.",
+            "https://a.example/a b",
+            "https://a.example/\u{7f}",
+            "https://-a.example",
+            "https://a.0",
+            "https://0",
+            "https://01.1.1.1",
+            "https://256.1.1.1",
+            "https://[2001:db8::1]/",
+            "https://a.example:65536",
+            "https://a.example:01234",
+            "https://a.example:",
+            "https://IrT.TrT.b.Zrr0*",
+        ] {
+            assert!(check_url(bad, open).is_err(), "{bad}");
+        }
     }
 
     #[test]

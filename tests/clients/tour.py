@@ -35,7 +35,7 @@ from jit_iam_client.models import (
     ExtendGrant,
     Grant,
     GrantStatus,
-    IntegrationOptions,
+    IntegrationOptionsInput,
     PolicyDocument,
     Principal,
     PrincipalType,
@@ -67,7 +67,7 @@ integration = ok(
             root_account=RootAccountInput(
                 account_id=os.environ["ACCOUNT_ID"], access_role_arn=os.environ["ROLE_ARN"], region="us-east-1"
             ),
-            options=IntegrationOptions(regions=["us-east-1"]),
+            options=IntegrationOptionsInput(regions=["us-east-1"]),
         ),
     )
 )
