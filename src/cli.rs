@@ -25,7 +25,11 @@ enum Command {
     /// Create the database if needed, apply migrations, and exit.
     Migrate(DatabaseConfig),
     /// Print the OpenAPI document.
-    Openapi,
+    Openapi {
+        /// 3.1 (the document), or 3.0 (its rendition for generators that read only 3.0)
+        #[arg(long, value_parser = ["3.1", "3.0"], default_value = "3.1")]
+        openapi_version: String,
+    },
 }
 
 /// Exit codes: 0 success, 1 runtime failure, 2 bad configuration.
@@ -40,8 +44,12 @@ pub async fn run() -> ExitCode {
         Err(e) => return fail(2, e.to_string().lines().next().unwrap_or("invalid arguments")),
     };
     match cli.command {
-        Some(Command::Openapi) => {
-            let doc = serde_json::to_string_pretty(&api::openapi()).expect("the OpenAPI document serializes");
+        Some(Command::Openapi { openapi_version }) => {
+            let doc = match openapi_version.as_str() {
+                "3.0" => api::openapi30::from_3_1(&api::openapi()),
+                _ => api::openapi(),
+            };
+            let doc = serde_json::to_string_pretty(&doc).expect("the OpenAPI document serializes");
             println!("{doc}");
             ExitCode::SUCCESS
         }

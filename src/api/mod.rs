@@ -34,6 +34,7 @@ pub mod grants;
 pub mod health;
 pub mod integrations;
 pub mod metrics;
+pub mod openapi30;
 pub mod pagination;
 pub mod reconcile;
 pub mod resources;

@@ -2,8 +2,11 @@
 //! unedited: a Python client (openapi-python-client) runs the portal's tour
 //! against the live service and moto; TypeScript types (openapi-typescript)
 //! type-check a portal written with openapi-fetch under `tsc --strict`; and
-//! `redocly lint` finds no error. The tools are installed by `scripts/test`
-//! (.venv, and tests/clients/node_modules from its committed lockfile).
+//! `redocly lint` finds no error. The 3.0 rendition, openapi/openapi-3.0.json,
+//! validates as 3.0, and openapi-typescript-codegen (a 3.0-only generator)
+//! builds a client from it that type-checks a portal call. The tools are
+//! installed by `scripts/test` (.venv, and tests/clients/node_modules from its
+//! committed lockfile).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -94,4 +97,22 @@ fn generated_typescript_types_check_the_portal_under_strict_and_the_document_lin
         .output()
         .expect("run redocly");
     succeeded("redocly lint", output);
+}
+
+#[test]
+fn the_3_0_rendition_validates_and_a_3_0_only_generator_builds_a_client_from_it() {
+    for document in ["openapi/openapi.json", "openapi/openapi-3.0.json"] {
+        let output = Command::new(venv_bin().join("openapi-spec-validator")).arg(repository().join(document)).output();
+        let text = succeeded(&format!("openapi-spec-validator {document}"), output.expect("run openapi-spec-validator"));
+        assert!(text.contains("OK"), "{text}");
+    }
+    let clients = repository().join("tests/clients");
+    let output = Command::new(node_tool("openapi"))
+        .args(["--input", "../../openapi/openapi-3.0.json", "--output", "generated/openapi-3.0", "--client", "fetch"])
+        .current_dir(&clients)
+        .output()
+        .expect("run openapi-typescript-codegen");
+    succeeded("openapi-typescript-codegen", output);
+    let output = Command::new(node_tool("tsc")).args(["-p", "tsconfig.openapi-3.0.json"]).current_dir(&clients).output();
+    succeeded("tsc --strict on tests/clients/portal-3.0.ts", output.expect("run tsc"));
 }

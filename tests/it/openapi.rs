@@ -5,8 +5,12 @@ use serde_json::Value;
 use crate::support::TestServer;
 
 fn committed() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json");
-    serde_json::from_str(&std::fs::read_to_string(path).expect("openapi/openapi.json")).unwrap()
+    read("openapi/openapi.json")
+}
+
+fn read(path: &str) -> Value {
+    let full = format!("{}/{path}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(full).expect(path)).unwrap()
 }
 
 #[test]
@@ -15,6 +19,16 @@ fn committed_document_matches_the_code() {
     assert!(
         generated == committed(),
         "openapi/openapi.json is stale: regenerate it with `cargo run -- openapi > openapi/openapi.json`"
+    );
+}
+
+#[test]
+fn committed_3_0_rendition_matches_the_code() {
+    let generated = jit_iam::api::openapi30::from_3_1(&jit_iam::api::openapi());
+    assert!(
+        generated == read("openapi/openapi-3.0.json"),
+        "openapi/openapi-3.0.json is stale: regenerate it with \
+         `cargo run -- openapi --openapi-version 3.0 > openapi/openapi-3.0.json`"
     );
 }
 
