@@ -224,9 +224,7 @@ pub fn whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::E
         // Below 2^63 in magnitude, so the cast is exact.
         number.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18).map(|f| f as i64)
     });
-    whole
-        .map(Some)
-        .ok_or_else(|| serde::de::Error::custom(format!("invalid value: {number}, expected a whole number")))
+    whole.map(Some).ok_or_else(|| serde::de::Error::custom(format!("invalid value: {number}, expected a whole number")))
 }
 
 /// Query parameters, read strictly: unknown or repeated names are refused so

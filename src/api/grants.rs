@@ -63,10 +63,18 @@ pub struct SubmitGrant {
     pub expires_at: Option<DateTime<Utc>>,
     /// The portal's id of the approved request: submitting it again returns the same grant.
     /// 1-256 characters, not only spaces, no control characters.
-    #[schema(example = "REQ-1042", max_length = 256, pattern = "^[ \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$")]
+    #[schema(
+        example = "REQ-1042",
+        max_length = 256,
+        pattern = "^[ \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub request_id: String,
     /// 1-256 characters, not only spaces, no control characters.
-    #[schema(example = "bob@example.com", max_length = 256, pattern = "^[ \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$")]
+    #[schema(
+        example = "bob@example.com",
+        max_length = 256,
+        pattern = "^[ \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub approved_by: String,
     #[schema(example = "incident 4711", max_length = 2000)]
     pub reason: Option<String>,
@@ -109,7 +117,11 @@ pub struct ExtendGrant {
     pub duration_seconds: Option<i64>,
     pub expires_at: Option<DateTime<Utc>>,
     /// Who approved the extension (recorded on the grant's events and in the audit trail).
-    #[schema(example = "carol@example.com", max_length = 256, pattern = "^[ \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$")]
+    #[schema(
+        example = "carol@example.com",
+        max_length = 256,
+        pattern = "^[ \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub approved_by: Option<String>,
     #[schema(example = "the incident is still open", max_length = 2000)]
     pub reason: Option<String>,
@@ -197,9 +209,8 @@ async fn check(state: &AppState, input: &SubmitGrant) -> ApiResult<Checked> {
         ),
     )?;
     // What the request refers to and does not exist is 404, naming the field.
-    let integration = integration.ok_or_else(|| {
-        ApiError::not_found("integration", input.integration_id).with_field("integration_id")
-    })?;
+    let integration = integration
+        .ok_or_else(|| ApiError::not_found("integration", input.integration_id).with_field("integration_id"))?;
     if integration.status != IntegrationStatus::Active {
         return Err(ApiError::conflict(ErrorCode::InvalidState, "the integration is being deleted")
             .with_field("integration_id"));
@@ -594,8 +605,10 @@ pub async fn revoke_grant(
     }
     let mut tx = state.db.begin().await?;
     let Some(revoking) = storage::grants::request_revoke(&mut *tx, id, RevokeReason::Revoked).await? else {
-        // Revoking or revoked already.
-        return Ok((StatusCode::ACCEPTED, Json(find(&state, id).await?.view())));
+        // Revoking or revoked already. Read on the transaction's connection:
+        // waiting for a second one while holding it could exhaust the pool.
+        let grant = storage::grants::get(&mut *tx, id).await?.ok_or_else(|| ApiError::not_found("grant", id))?;
+        return Ok((StatusCode::ACCEPTED, Json(grant.view())));
     };
     let message = match &input.reason {
         Some(reason) => format!("revocation requested: {reason}"),

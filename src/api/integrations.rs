@@ -44,7 +44,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct CreateIntegration {
     /// 1-128 characters, not only spaces, no control characters; unique.
-    #[schema(example = "prod", max_length = 128, pattern = "^[ \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$")]
+    #[schema(
+        example = "prod",
+        max_length = 128,
+        pattern = "^[ \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub name: String,
     pub connection: Connection,
     pub root_account: RootAccountInput,
@@ -58,12 +62,18 @@ pub struct RootAccountInput {
     #[schema(example = "123456789012", pattern = "^[0-9]{12}$")]
     pub account_id: String,
     /// A role in `account_id`, in the partition of `region`.
-    #[schema(example = "arn:aws:iam::123456789012:role/jit-iam-access", pattern = "^arn:(aws|aws-cn|aws-us-gov):iam::[0-9]{12}:role/([A-Za-z0-9_+=,.@-]+/)*[A-Za-z0-9_+=,.@-]{1,64}$")]
+    #[schema(
+        example = "arn:aws:iam::123456789012:role/jit-iam-access",
+        pattern = "^arn:(aws|aws-cn|aws-us-gov):iam::[0-9]{12}:role/([A-Za-z0-9_+=,.@-]+/)*[A-Za-z0-9_+=,.@-]{1,64}$"
+    )]
     pub access_role_arn: String,
     /// Leave out to have jit-iam generate one (returned in the answer).
     #[schema(example = "4c9f0d6b2a7e41e3b8d5c0a9f6e2d1b7", pattern = "^[A-Za-z0-9_+=,.@:/-]{2,1224}$")]
     pub external_id: Option<String>,
-    #[schema(example = "us-east-1", pattern = "^[a-z]{2}-(gov-|iso[a-z]*-)?(east|west|north|south|central|northeast|northwest|southeast|southwest)-[0-9]{1,2}$")]
+    #[schema(
+        example = "us-east-1",
+        pattern = "^[a-z]{2}-(gov-|iso[a-z]*-)?(east|west|north|south|central|northeast|northwest|southeast|southwest)-[0-9]{1,2}$"
+    )]
     pub region: String,
 }
 
@@ -72,7 +82,10 @@ pub struct RootAccountInput {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateIntegration {
-    #[schema(max_length = 128, pattern = "^[ \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$")]
+    #[schema(
+        max_length = 128,
+        pattern = "^[ \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub name: Option<String>,
     pub connection: Option<Connection>,
     pub root_account: Option<RootAccountPatch>,
@@ -85,11 +98,15 @@ pub struct RootAccountPatch {
     /// Cannot change: the integration's own account id, or left out.
     #[schema(pattern = "^[0-9]{12}$")]
     pub account_id: Option<String>,
-    #[schema(pattern = "^arn:(aws|aws-cn|aws-us-gov):iam::[0-9]{12}:role/([A-Za-z0-9_+=,.@-]+/)*[A-Za-z0-9_+=,.@-]{1,64}$")]
+    #[schema(
+        pattern = "^arn:(aws|aws-cn|aws-us-gov):iam::[0-9]{12}:role/([A-Za-z0-9_+=,.@-]+/)*[A-Za-z0-9_+=,.@-]{1,64}$"
+    )]
     pub access_role_arn: Option<String>,
     #[schema(pattern = "^[A-Za-z0-9_+=,.@:/-]{2,1224}$")]
     pub external_id: Option<String>,
-    #[schema(pattern = "^[a-z]{2}-(gov-|iso[a-z]*-)?(east|west|north|south|central|northeast|northwest|southeast|southwest)-[0-9]{1,2}$")]
+    #[schema(
+        pattern = "^[a-z]{2}-(gov-|iso[a-z]*-)?(east|west|north|south|central|northeast|northwest|southeast|southwest)-[0-9]{1,2}$"
+    )]
     pub region: Option<String>,
 }
 
@@ -99,7 +116,10 @@ pub struct OptionsPatch {
     pub tags: Option<Vec<TagPair>>,
     /// `null` clears the list (every enabled region).
     #[serde(default, deserialize_with = "present")]
-    #[schema(min_items = 1, pattern = "^[a-z]{2}-(gov-|iso[a-z]*-)?(east|west|north|south|central|northeast|northwest|southeast|southwest)-[0-9]{1,2}$")]
+    #[schema(
+        min_items = 1,
+        pattern = "^[a-z]{2}-(gov-|iso[a-z]*-)?(east|west|north|south|central|northeast|northwest|southeast|southwest)-[0-9]{1,2}$"
+    )]
     pub regions: Option<Option<Vec<String>>>,
     /// `null` goes back to the root access role's name.
     #[serde(default, deserialize_with = "present")]

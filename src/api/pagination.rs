@@ -43,9 +43,10 @@ fn encode_cursor(position: u128) -> String {
 
 fn decode_cursor(cursor: &str) -> Result<u128, ApiError> {
     let well_formed = cursor.len() == 32 && cursor.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    well_formed.then(|| u128::from_str_radix(cursor, 16).ok()).flatten().ok_or_else(|| {
-        ApiError::invalid_parameter("cursor", "`cursor` must be a `next_cursor` this service returned")
-    })
+    well_formed
+        .then(|| u128::from_str_radix(cursor, 16).ok())
+        .flatten()
+        .ok_or_else(|| ApiError::invalid_parameter("cursor", "`cursor` must be a `next_cursor` this service returned"))
 }
 
 /// Declares `$name`, one page of a list of `$item` in a stable order: the

@@ -45,7 +45,11 @@ pub struct CreateWebhook {
     /// `https://<DNS name or IPv4 address>[:<port>][/<path>]` (the pattern; with
     /// `JIT_IAM_WEBHOOK_ALLOW_HTTP`, `http://` as well). Whether the host's addresses
     /// are public is checked by resolving it.
-    #[schema(example = "https://portal.example.com/hooks/jit-iam", max_length = 2048, pattern = "^https://((([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)*[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)|(((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])))(:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/[^\\u0000-\\u0020\\u007f#]*)?$")]
+    #[schema(
+        example = "https://portal.example.com/hooks/jit-iam",
+        max_length = 2048,
+        pattern = "^https://((([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)*[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)|(((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])))(:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/[^\\u0000-\\u0020\\u007f#]*)?$"
+    )]
     pub url: String,
     /// The event types to send; left out or null: all of them.
     #[schema(min_items = 1)]
@@ -58,7 +62,10 @@ pub struct CreateWebhook {
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhook {
     /// As at creation.
-    #[schema(max_length = 2048, pattern = "^https://((([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)*[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)|(((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])))(:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/[^\\u0000-\\u0020\\u007f#]*)?$")]
+    #[schema(
+        max_length = 2048,
+        pattern = "^https://((([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)*[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)|(((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])))(:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/[^\\u0000-\\u0020\\u007f#]*)?$"
+    )]
     pub url: Option<String>,
     /// `null`: all event types.
     #[serde(default, deserialize_with = "present")]

@@ -57,7 +57,9 @@ pub fn is_region_code(value: &str) -> bool {
         ["east", "west", "north", "south", "central", "northeast", "northwest", "southeast", "southwest"];
     area.len() == 2
         && area.bytes().all(|b| b.is_ascii_lowercase())
-        && qualifier.is_none_or(|q| q == "gov" || q.strip_prefix("iso").is_some_and(|rest| rest.bytes().all(|b| b.is_ascii_lowercase())))
+        && qualifier.is_none_or(|q| {
+            q == "gov" || q.strip_prefix("iso").is_some_and(|rest| rest.bytes().all(|b| b.is_ascii_lowercase()))
+        })
         && DIRECTIONS.contains(&direction)
         && !number.is_empty()
         && number.len() <= 2

@@ -307,7 +307,8 @@ fn is_dns_name(host: &str) -> bool {
             && !l.starts_with('-')
             && !l.ends_with('-')
     };
-    host.split('.').all(label) && host.rsplit('.').next().is_some_and(|top| top.starts_with(|c: char| c.is_ascii_alphabetic()))
+    host.split('.').all(label)
+        && host.rsplit('.').next().is_some_and(|top| top.starts_with(|c: char| c.is_ascii_alphabetic()))
 }
 
 /// Four decimal octets, without leading zeros.
