@@ -38,6 +38,8 @@ pub struct App {
     pub tokens: ApiTokens,
     /// Names this process in leases, so a replica knows which claims are its own.
     pub instance_id: String,
+    /// Names this installation (its database) in the tags of the policies it creates.
+    pub installation_id: Uuid,
     pub wake: Wakeups,
     /// The grant worker's slots (`JIT_IAM_WORKER_CONCURRENCY`), taken by its
     /// claims and by submissions handed straight to it.

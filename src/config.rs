@@ -335,7 +335,7 @@ impl FromStr for ApiTokens {
             let (token, role) = match rest.split_once(':') {
                 None => (rest, None),
                 Some((token, role)) => {
-                    let parsed = Role::parse(role).ok_or_else(|| {
+                    let parsed = Role::parse(role).filter(|r| *r != Role::Service).ok_or_else(|| {
                         format!("entry {}: the role must be admin, portal or auditor (a token holds no `:`)", index + 1)
                     })?;
                     (token, Some(parsed))

@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -14,6 +15,16 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 pub struct Health {
     #[schema(example = "ok")]
     pub status: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    #[schema(example = "ready")]
+    pub status: String,
+    /// This installation (its database): every policy jit-iam creates carries
+    /// it in the tag `jit-iam:installation-id`, and only this installation
+    /// deletes such a policy as an orphan.
+    pub installation_id: Uuid,
 }
 
 /// Liveness: the process serves HTTP.
@@ -26,14 +37,14 @@ pub async fn healthz() -> Json<Health> {
 #[utoipa::path(
     get, path = "/readyz", operation_id = "get_readiness", tag = "health",
     responses(
-        (status = 200, body = Health),
+        (status = 200, body = Readiness),
         (status = 503, description = "The database is unavailable", body = ErrorBody),
     )
 )]
-pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Health>> {
+pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Readiness>> {
     let ping = sqlx::query("select 1").execute(&state.db);
     match tokio::time::timeout(Duration::from_secs(2), ping).await {
-        Ok(Ok(_)) => Ok(Json(Health { status: "ready".into() })),
+        Ok(Ok(_)) => Ok(Json(Readiness { status: "ready".into(), installation_id: state.installation_id })),
         _ => Err(ApiError::database_unavailable()),
     }
 }

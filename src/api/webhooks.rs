@@ -122,11 +122,28 @@ fn with_secret(row: &EndpointRow) -> WebhookEndpointWithSecret {
 /// What the audit trail records of an endpoint (never its secret).
 fn audit_view(endpoint: &WebhookEndpoint) -> Value {
     json!({
-        "url": endpoint.url,
+        "url": redacted_url(&endpoint.url),
         "description": endpoint.description,
         "event_types": endpoint.event_types,
         "enabled": endpoint.enabled,
     })
+}
+
+/// A URL as the audit trail shows it: a query string (where portals put
+/// tokens) and credentials are secrets; what they are is never recorded.
+fn redacted_url(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else { return SECRET.into() };
+    let had_query = parsed.query().is_some();
+    if !had_query && parsed.username().is_empty() && parsed.password().is_none() {
+        return url.to_string();
+    }
+    parsed.set_query(None);
+    let _ = parsed.set_username("");
+    let _ = parsed.set_password(None);
+    match had_query {
+        true => format!("{parsed}?{SECRET}"),
+        false => parsed.to_string(),
+    }
 }
 
 /// The endpoint, locked for the rest of the transaction.
@@ -394,4 +411,19 @@ pub async fn retry_webhook_delivery(
     tx.commit().await?;
     state.wake.webhooks.notify_one();
     delivery.map(|d| (StatusCode::ACCEPTED, Json(d))).ok_or_else(|| ApiError::internal("the delivery vanished"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted_url;
+
+    #[test]
+    fn the_trail_never_holds_a_urls_query_or_credentials() {
+        assert_eq!(redacted_url("https://portal.example.com/hooks"), "https://portal.example.com/hooks");
+        assert_eq!(
+            redacted_url("https://portal.example.com/hooks?token=s3cr3t&x=1"),
+            "https://portal.example.com/hooks?(secret)"
+        );
+        assert_eq!(redacted_url("https://user:pw@portal.example.com/h"), "https://portal.example.com/h");
+    }
 }

@@ -125,6 +125,12 @@ pub trait IamChanges {
     async fn create_policy_version(&self, arn: &str, document: &str) -> Result<(), AwsError>;
     async fn delete_policy_version(&self, arn: &str, version_id: &str) -> Result<(), AwsError>;
     async fn detach_group_policy(&self, group: &str, arn: &str) -> Result<(), AwsError>;
+    /// The longest session the role allows, in seconds; None when there is no such role.
+    async fn max_session_duration(&self, role: &str) -> Result<Option<i32>, AwsError>;
+    /// Writes (or overwrites) an inline policy of a role.
+    async fn put_role_policy(&self, role: &str, name: &str, document: &str) -> Result<(), AwsError>;
+    /// Deletes an inline policy of a role; one already gone (or its role) counts as done.
+    async fn delete_role_policy(&self, role: &str, name: &str) -> Result<(), AwsError>;
 }
 
 /// The IAM client of one account and the record of the calls made through it.
@@ -218,6 +224,23 @@ impl<'a> SdkIam<'a> {
 
 impl SdkIam<'_> {
     /// Every tag of a policy (reconciliation: is an unknown `/jit-iam/` policy jit-iam's?).
+    /// Adds (or overwrites) tags of a policy.
+    pub async fn tag_policy(&self, arn: &str, tags: &[(&str, String)]) -> Result<(), AwsError> {
+        let iam = self.iam;
+        let tags: Vec<Tag> = tags
+            .iter()
+            .map(|(key, value)| Tag::builder().key(*key).value(value).build().expect("key and value are set"))
+            .collect();
+        self.call(
+            "iam:TagPolicy",
+            arn,
+            |_| false,
+            |counter| iam.tag_policy().policy_arn(arn).set_tags(Some(tags)).customize().interceptor(counter).send(),
+        )
+        .await
+        .map(|_| ())
+    }
+
     pub async fn policy_tags(&self, arn: &str) -> Result<Vec<(String, String)>, AwsError> {
         let iam = self.iam;
         let tags = self
@@ -518,6 +541,45 @@ impl IamChanges for SdkIam<'_> {
         let iam = self.iam;
         self.call("iam:DetachGroupPolicy", arn, is_not_found, |counter| {
             iam.detach_group_policy().group_name(group).policy_arn(arn).customize().interceptor(counter).send()
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn max_session_duration(&self, role: &str) -> Result<Option<i32>, AwsError> {
+        let iam = self.iam;
+        let found = self
+            .call("iam:GetRole", role, is_not_found, |counter| {
+                iam.get_role().role_name(role).customize().interceptor(counter).send()
+            })
+            .await?;
+        Ok(found.and_then(|r| r.role).map(|r| r.max_session_duration.unwrap_or(3600)))
+    }
+
+    async fn put_role_policy(&self, role: &str, name: &str, document: &str) -> Result<(), AwsError> {
+        let iam = self.iam;
+        self.call(
+            "iam:PutRolePolicy",
+            role,
+            |_| false,
+            |counter| {
+                iam.put_role_policy()
+                    .role_name(role)
+                    .policy_name(name)
+                    .policy_document(document)
+                    .customize()
+                    .interceptor(counter)
+                    .send()
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn delete_role_policy(&self, role: &str, name: &str) -> Result<(), AwsError> {
+        let iam = self.iam;
+        self.call("iam:DeleteRolePolicy", role, is_not_found, |counter| {
+            iam.delete_role_policy().role_name(role).policy_name(name).customize().interceptor(counter).send()
         })
         .await
         .map(|_| ())

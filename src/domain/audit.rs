@@ -44,6 +44,18 @@ pub enum AuditAction {
     WebhookTestSent,
     #[serde(rename = "webhook.delivery_retried")]
     WebhookDeliveryRetried,
+    /// jit-iam put a grant's access back as the grant says (reconciliation).
+    #[serde(rename = "grant.drift_repaired")]
+    GrantDriftRepaired,
+    /// jit-iam denied the sessions an ended `assume` grant gave (an inline policy on the role).
+    #[serde(rename = "grant.sessions_denied")]
+    GrantSessionsDenied,
+    /// jit-iam removed that deny once every such session had run out.
+    #[serde(rename = "grant.sessions_deny_removed")]
+    GrantSessionsDenyRemoved,
+    /// jit-iam detached and deleted a policy of its own that no grant knows (reconciliation).
+    #[serde(rename = "reconciliation.orphan_deleted")]
+    OrphanDeleted,
 }
 
 text_enum!(AuditAction {
@@ -62,6 +74,10 @@ text_enum!(AuditAction {
     WebhookSecretRotated = "webhook.secret_rotated",
     WebhookTestSent = "webhook.test_sent",
     WebhookDeliveryRetried = "webhook.delivery_retried",
+    GrantDriftRepaired = "grant.drift_repaired",
+    GrantSessionsDenied = "grant.sessions_denied",
+    GrantSessionsDenyRemoved = "grant.sessions_deny_removed",
+    OrphanDeleted = "reconciliation.orphan_deleted",
 });
 
 impl AuditAction {
@@ -70,6 +86,9 @@ impl AuditAction {
         self.as_str().split('.').next().unwrap_or_default()
     }
 }
+
+/// The actor of the changes jit-iam makes by itself.
+pub const SERVICE_ACTOR: &str = "jit-iam";
 
 /// Shown instead of a secret's value (an external id): the trail records that
 /// it changed, never what it is.
@@ -97,6 +116,12 @@ impl AuditRecord {
             target_id,
             changes: Value::Object(Map::new()),
         }
+    }
+
+    /// A change jit-iam's workers made by themselves (actor `jit-iam`, role `service`).
+    pub fn service(action: AuditAction, target_id: Uuid) -> Self {
+        let caller = Caller { name: SERVICE_ACTOR.into(), role: Role::Service };
+        Self::new(&caller, None, action, target_id)
     }
 
     /// Records the fields that differ between two JSON views of the target
@@ -156,7 +181,7 @@ fn diff(before: &Value, after: &Value, path: String, out: &mut Map<String, Value
 pub struct AuditEvent {
     pub id: Uuid,
     pub occurred_at: DateTime<Utc>,
-    /// The API token's name.
+    /// The API token's name; `jit-iam` for changes the service made by itself.
     #[schema(example = "portal")]
     pub actor: String,
     pub role: Role,

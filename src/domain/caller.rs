@@ -15,9 +15,12 @@ pub enum Role {
     Portal,
     /// Every read, no write.
     Auditor,
+    /// jit-iam itself, in the audit trail: IAM changes its workers make on
+    /// their own (repairs, orphan deletions, session denies). No token has it.
+    Service,
 }
 
-text_enum!(Role { Admin = "admin", Portal = "portal", Auditor = "auditor" });
+text_enum!(Role { Admin = "admin", Portal = "portal", Auditor = "auditor", Service = "service" });
 
 /// The configured token a request presented: its name (logs, audit trail) and role.
 #[derive(Debug, Clone)]

@@ -17,6 +17,10 @@ pub const JIT_IAM_POLICY_PATH: &str = "/jit-iam/";
 /// The tag naming the grant a generated policy was created for.
 pub const GRANT_ID_TAG: &str = "jit-iam:grant-id";
 
+/// The tag naming the installation (its database) that created a policy:
+/// only that installation ever deletes it as an orphan.
+pub const INSTALLATION_ID_TAG: &str = "jit-iam:installation-id";
+
 /// The identity of the policy jit-iam creates for a grant: name, path, ARN and
 /// tags, all derived from the grant, so a retried CreatePolicy finds the policy
 /// an interrupted attempt created. The one place they are put together.
@@ -43,13 +47,19 @@ impl GeneratedPolicy {
         Self { name, arn }
     }
 
-    /// `managed-by`, the grant id and the resource (cut to IAM's 256-character tag values).
-    pub fn tags(grant_id: Uuid, resource_arn: &str) -> Vec<(&'static str, String)> {
-        vec![
+    /// `managed-by`, the installation, the grant id and the resource (cut to
+    /// IAM's 256-character tag values). Grants from before installation ids
+    /// have none until reconciliation adopts their policies.
+    pub fn tags(installation_id: Option<Uuid>, grant_id: Uuid, resource_arn: &str) -> Vec<(&'static str, String)> {
+        let mut tags = vec![
             ("managed-by", "jit-iam".to_string()),
             (GRANT_ID_TAG, grant_id.to_string()),
             ("jit-iam:resource-arn", resource_arn.chars().take(256).collect()),
-        ]
+        ];
+        if let Some(installation_id) = installation_id {
+            tags.push((INSTALLATION_ID_TAG, installation_id.to_string()));
+        }
+        tags
     }
 }
 
@@ -158,7 +168,7 @@ mod tests {
         let policy = GeneratedPolicy::for_grant(Uuid::now_v7(), "aws", "123456789012");
         assert!(crate::domain::arn::is_iam_name(&policy.name, 128));
         assert!(policy.arn.starts_with("arn:aws:iam::123456789012:policy/jit-iam/jit-iam-"));
-        let tags = GeneratedPolicy::tags(Uuid::nil(), &"x".repeat(300));
+        let tags = GeneratedPolicy::tags(None, Uuid::nil(), &"x".repeat(300));
         assert!(tags.iter().all(|(_, value)| value.chars().count() <= 256));
     }
 

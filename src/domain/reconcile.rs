@@ -51,6 +51,10 @@ pub enum FindingKind {
     OrphanedPolicy,
     /// The grant's principal was renamed, or deleted (and perhaps recreated under the name).
     PrincipalChanged,
+    /// A policy or membership the grantee had before an active grant that
+    /// shares it was removed. Repaired, it is the grant's own: it goes when
+    /// the last grant holding it ends.
+    PreexistingAccessRemoved,
 }
 
 text_enum!(FindingKind {
@@ -59,6 +63,7 @@ text_enum!(FindingKind {
     AccessLeftAfterEnd = "access_left_after_end",
     OrphanedPolicy = "orphaned_policy",
     PrincipalChanged = "principal_changed",
+    PreexistingAccessRemoved = "preexisting_access_removed",
 });
 
 /// What the run did about a finding.

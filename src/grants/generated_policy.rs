@@ -11,13 +11,15 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use super::{Ledger, Plan, PlannedCall, PolicyQuota, Quotas, Refusal, StepError};
 use crate::aws::iam_changes::{policy_operations, IamChanges};
 use crate::aws::AwsErrorKind;
 use crate::domain::access::policy_document;
 use crate::domain::grant::Grantee;
 use crate::domain::policy::{GeneratedPolicy, MAX_MANAGED_POLICY_CHARS};
-use crate::domain::resource::{AccessLevel, Resource};
+use crate::domain::resource::{AccessLevel, Resource, ResourceType};
 use crate::storage::grants::GrantRow;
 
 /// Tries of an attachment that meets NoSuchEntity right after jit-iam created
@@ -116,7 +118,7 @@ pub(super) async fn apply(
 async fn create(iam: &impl IamChanges, grant: &GrantRow) -> Result<(), StepError> {
     let (policy, resource_arn) = stored_policy(grant);
     let document = grant.policy_document.as_ref().expect("generated-policy grants store their document");
-    let tags = GeneratedPolicy::tags(grant.grant_id, resource_arn);
+    let tags = GeneratedPolicy::tags(grant.installation_id, grant.grant_id, resource_arn);
     if iam.create_policy(&policy, &document.0.to_json(), &tags).await? {
         return Ok(());
     }
@@ -154,7 +156,9 @@ async fn attach(iam: &impl IamChanges, grant: &GrantRow, grantee: &Grantee) -> R
 /// Detach, then delete (IAM refuses to delete an attached policy). When the
 /// policy is not attached under the grantee's name, the principal may have
 /// been renamed: the policy is the grant's own, so whoever holds it loses it.
-pub(super) async fn revoke(iam: &impl IamChanges, grant: &GrantRow) -> Result<(), StepError> {
+/// Then an `assume` grant that was active denies the sessions it gave; the
+/// answer is until when.
+pub(super) async fn revoke(iam: &impl IamChanges, grant: &GrantRow) -> Result<Option<DateTime<Utc>>, StepError> {
     let (policy, _) = stored_policy(grant);
     let grantee = grant.grantee();
     if !iam.detach_policy(&grantee, &policy.arn).await? {
@@ -163,5 +167,9 @@ pub(super) async fn revoke(iam: &impl IamChanges, grant: &GrantRow) -> Result<()
         }
     }
     iam.delete_policy(&policy.arn).await?;
-    Ok(())
+    let gave_sessions = grant.resource_type() == ResourceType::IamRole && grant.activated_at.is_some();
+    if !gave_sessions {
+        return Ok(None);
+    }
+    super::sessions::deny(iam, grant, grant.read_at()).await
 }

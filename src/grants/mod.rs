@@ -15,6 +15,7 @@
 //! orderings (crash between steps, retries, adoption, not-found) are unit
 //! tested in memory as well as against moto.
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -29,6 +30,7 @@ use crate::storage::grants::{AttachmentKey, GrantRow, SharedAttachment};
 
 pub mod generated_policy;
 pub mod ledger;
+pub mod sessions;
 pub mod shared;
 #[cfg(test)]
 mod tests;
@@ -275,11 +277,16 @@ pub async fn apply(
 }
 
 /// Takes a grant's access away (or undoes a failed apply); removes nothing
-/// the grantee had before and nothing another live grant still holds.
-pub async fn revoke(iam: &impl IamChanges, ledger: &mut impl Ledger, grant: &GrantRow) -> StepResult<()> {
+/// the grantee had before and nothing another live grant still holds. The
+/// answer: until when the sessions the grant gave are denied, if it gave any.
+pub async fn revoke(
+    iam: &impl IamChanges,
+    ledger: &mut impl Ledger,
+    grant: &GrantRow,
+) -> StepResult<Option<DateTime<Utc>>> {
     match mechanism_of(grant) {
         Mechanism::GeneratedPolicy => Ok(generated_policy::revoke(iam, grant).await),
-        mechanism => shared::revoke(iam, ledger, grant, mechanism).await,
+        mechanism => Ok(shared::revoke(iam, ledger, grant, mechanism).await?.map(|()| None)),
     }
 }
 
@@ -303,7 +310,7 @@ async fn verify_principal(iam: &impl IamChanges, grant: &GrantRow) -> Result<(),
 }
 
 /// The shared attachment a grant of a shared mechanism holds.
-fn attachment_key<'a>(grant: &'a GrantRow, grantee: &'a Grantee, mechanism: Mechanism) -> AttachmentKey<'a> {
+pub(crate) fn attachment_key<'a>(grant: &'a GrantRow, grantee: &'a Grantee, mechanism: Mechanism) -> AttachmentKey<'a> {
     match mechanism {
         Mechanism::GroupMembership => AttachmentKey { grantee, kind: "group", target: &grant.resource_name },
         _ => AttachmentKey { grantee, kind: "policy", target: &grant.resource_arn },

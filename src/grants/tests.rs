@@ -33,6 +33,8 @@ struct MemoryIam {
     ids: Mutex<HashMap<String, Option<String>>>,
     failures: Mutex<Vec<(&'static str, AwsErrorKind)>>,
     calls: Mutex<Vec<&'static str>>,
+    /// Inline role policies: (role, name) -> document.
+    inline: Mutex<HashMap<(String, String), String>>,
 }
 
 impl MemoryIam {
@@ -198,6 +200,23 @@ impl IamChanges for MemoryIam {
         self.call("iam:DetachGroupPolicy")
     }
 
+    async fn max_session_duration(&self, role: &str) -> Result<Option<i32>, AwsError> {
+        self.call("iam:GetRole")?;
+        Ok(self.id_of(role).map(|_| 3600))
+    }
+
+    async fn put_role_policy(&self, role: &str, name: &str, document: &str) -> Result<(), AwsError> {
+        self.call("iam:PutRolePolicy")?;
+        self.inline.lock().unwrap().insert((role.into(), name.into()), document.into());
+        Ok(())
+    }
+
+    async fn delete_role_policy(&self, role: &str, name: &str) -> Result<(), AwsError> {
+        self.call("iam:DeleteRolePolicy")?;
+        self.inline.lock().unwrap().remove(&(role.to_string(), name.to_string()));
+        Ok(())
+    }
+
     async fn group_members(&self, group: &str) -> Result<Vec<IamPrincipal>, AwsError> {
         self.call("iam:GetGroup")?;
         let members = self.members.lock().unwrap();
@@ -259,12 +278,15 @@ fn grant(resource_type: ResourceType, to: &Grantee) -> GrantRow {
         ResourceType::S3Bucket => ("arn:aws:s3:::data".to_string(), "data", AccessLevel::Read),
         ResourceType::IamPolicy => (SHARED_POLICY.to_string(), "readonly", AccessLevel::Attach),
         ResourceType::IamGroup => ("arn:aws:iam::123456789012:group/ops".to_string(), "ops", AccessLevel::Member),
+        ResourceType::IamRole => ("arn:aws:iam::123456789012:role/deploy".to_string(), "deploy", AccessLevel::Assume),
         other => panic!("no fixture for {other:?}"),
     };
-    let policy =
-        (resource_type == ResourceType::S3Bucket).then(|| GeneratedPolicy::for_grant(grant_id, "aws", ACCOUNT));
+    let policy = (Mechanism::of(resource_type) == Some(Mechanism::GeneratedPolicy))
+        .then(|| GeneratedPolicy::for_grant(grant_id, "aws", ACCOUNT));
     let now = Utc::now();
     GrantRow {
+        installation_id: Some(Uuid::nil()),
+        sessions_denied_until: None,
         grant_id,
         integration_id: Some(Uuid::nil()),
         account_id: ACCOUNT.into(),
@@ -419,6 +441,47 @@ async fn revoking_what_is_already_gone_succeeds_and_a_failed_revoke_is_retried_w
         ]
     );
     assert!(iam.policies.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_ended_assume_grant_denies_its_sessions_until_they_have_run_out() {
+    let (iam, mut ledger) = (MemoryIam::default(), MemoryLedger::default());
+    let alice = grantee(PrincipalType::IamUser, "alice");
+    let mut g = grant(ResourceType::IamRole, &alice);
+    g.db_now = Some(Utc::now());
+    apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap();
+    iam.calls();
+    // Undone before it was ever active: it gave no session.
+    assert_eq!(revoke(&iam, &mut ledger, &g).await.unwrap().unwrap(), None);
+    assert_eq!(iam.calls(), ["iam:DetachUserPolicy", "iam:DeletePolicy"]);
+
+    apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap();
+    g.activated_at = Some(Utc::now());
+    iam.calls();
+    iam.fail_next("iam:PutRolePolicy", AwsErrorKind::Transient);
+    assert!(revoke(&iam, &mut ledger, &g).await.unwrap().unwrap_err().is_retryable(), "not revoked without the deny");
+    let until = revoke(&iam, &mut ledger, &g).await.unwrap().unwrap().expect("its sessions are denied");
+    assert!(until >= g.read_at() + chrono::Duration::hours(1), "past the role's longest session: {until}");
+    assert_eq!(
+        iam.calls(),
+        [
+            "iam:DetachUserPolicy",
+            "iam:DeletePolicy",
+            "iam:GetRole",
+            "iam:PutRolePolicy",
+            "iam:DetachUserPolicy",
+            "iam:ListEntitiesForPolicy",
+            "iam:DeletePolicy",
+            "iam:GetRole",
+            "iam:PutRolePolicy"
+        ],
+        "the allow goes first, then the deny of what it gave"
+    );
+    let key = ("deploy".to_string(), sessions::deny_policy_name(g.grant_id));
+    let written = iam.inline.lock().unwrap().get(&key).cloned().expect("the deny is on the target role");
+    assert_eq!(written, sessions::deny_document(g.grant_id).to_json());
+    sessions::lift(&iam, &g).await.unwrap();
+    assert!(iam.inline.lock().unwrap().is_empty());
 }
 
 #[tokio::test]

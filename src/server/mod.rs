@@ -37,6 +37,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     if !config.skip_migrations {
         storage::migrate(&db).await?;
     }
+    let installation_id = storage::installation_id(&db).await.context("cannot read the installation id")?;
     let worker_db = storage::connect_pool(&config.database, worker_pool_size(&config), WORKER_ACQUIRE_TIMEOUT).await?;
     let webhook_db = storage::connect_pool(&config.database, WEBHOOK_DB_CONNECTIONS, WORKER_ACQUIRE_TIMEOUT).await?;
     let webhook_sender = Sender::new(DestinationRules {
@@ -64,6 +65,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         webhook_sender,
         tokens,
         instance_id,
+        installation_id,
         wake: Wakeups::default(),
         grant_slots,
         grant_updates,

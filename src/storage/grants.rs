@@ -58,6 +58,14 @@ pub struct GrantRow {
     pub activated_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// The installation whose policy this is (None for grants from before installation ids).
+    #[sqlx(default)]
+    #[serde(default)]
+    pub installation_id: Option<Uuid>,
+    /// Until when the sessions an ended `assume` grant gave are denied.
+    #[sqlx(default)]
+    #[serde(default)]
+    pub sessions_denied_until: Option<DateTime<Utc>>,
     /// The integration's revision and status, as the worker's claim read them.
     #[sqlx(default)]
     #[serde(default)]
@@ -370,6 +378,8 @@ pub struct Transition<'a> {
     pub holds_attachment: bool,
     /// Set when the step starts a revocation (an active grant that expired).
     pub revoke_reason: Option<RevokeReason>,
+    /// Until when the sessions the grant gave are denied (an `assume` grant's end).
+    pub sessions_denied_until: Option<DateTime<Utc>>,
 }
 
 impl<'a> Transition<'a> {
@@ -385,6 +395,7 @@ impl<'a> Transition<'a> {
             last_error: None,
             holds_attachment: false,
             revoke_reason: None,
+            sessions_denied_until: None,
         }
     }
 }
@@ -407,7 +418,8 @@ pub async fn finish_step(
                  attempts = $6, last_error = $7, holds_attachment = $8,
                  revoke_reason = coalesce($9, revoke_reason),
                  activated_at = case when $4 = 'active' and activated_at is null then now() else activated_at end,
-                 finished_at = case when $4 in ('revoked', 'failed') then now() else finished_at end,
+                 finished_at = case when $4 in ('revoked', 'failed') then coalesce(finished_at, now()) else finished_at end,
+                 sessions_denied_until = $20,
                  lease_owner = case when (case when $4 = 'active' then expires_at else $5 end) <= now()
                                     then lease_owner end,
                  lease_expires_at = case when (case when $4 = 'active' then expires_at else $5 end) <= now()
@@ -445,6 +457,7 @@ pub async fn finish_step(
     .bind(column(|e| e.error_code.clone()))
     .bind(column(|e| e.message.clone()))
     .bind(events.iter().map(|e| e.attempts).collect::<Vec<_>>())
+    .bind(t.sessions_denied_until)
     .fetch_optional(db)
     .await
 }
@@ -579,6 +592,16 @@ pub async fn shared_removed_at_end(
 /// Locks an active grant for a repair, unless a worker holds it (then None:
 /// the worker's step decides). Held until the caller's transaction ends, so
 /// that a revocation waits for the repair and then removes what it put back.
+/// Records that this installation tagged the policy of a grant from before installation ids.
+pub async fn adopt(db: impl PgExecutor<'_>, grant_id: Uuid, installation_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("update grants set installation_id = $2 where grant_id = $1 and installation_id is null")
+        .bind(grant_id)
+        .bind(installation_id)
+        .execute(db)
+        .await
+        .map(|_| ())
+}
+
 pub async fn lock_active_for_repair(db: impl PgExecutor<'_>, grant_id: Uuid) -> Result<Option<GrantRow>, sqlx::Error> {
     sqlx::query_as::<_, GrantRow>(
         "select *, now() as db_now from grants

@@ -137,6 +137,11 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StartupError> {
     MIGRATOR.run(pool).await.map_err(StartupError::Migrate)
 }
 
+/// This installation's id, made by the first migration.
+pub async fn installation_id(db: impl sqlx::PgExecutor<'_>) -> Result<uuid::Uuid, sqlx::Error> {
+    sqlx::query_scalar("select installation_id()").fetch_one(db).await
+}
+
 /// Postgres's clock: the one clock grant expiry is decided by, whatever the
 /// clocks of the replicas say.
 pub async fn now(db: impl sqlx::PgExecutor<'_>) -> Result<chrono::DateTime<chrono::Utc>, sqlx::Error> {

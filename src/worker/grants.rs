@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use serde_json::Value;
 use sqlx::{Postgres, Transaction};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
@@ -21,6 +22,7 @@ use super::{idle, pause, with_lease, LeaseEnd, Renewal};
 use crate::app::{AppState, GrantUpdate};
 use crate::aws::iam_changes::{CallRecord, SdkIam};
 use crate::aws::{AwsClients, AwsError, AwsErrorKind};
+use crate::domain::audit::{AuditAction, AuditRecord};
 use crate::domain::grant::{backoff, EventKind, GrantError, GrantErrorCode, GrantStatus, RevokeReason};
 use crate::domain::integration::IntegrationStatus;
 use crate::grants::{self, PgLedger, Quotas, StepError};
@@ -166,6 +168,9 @@ async fn process(state: &AppState, mut grant: GrantRow) -> Result<Option<DateTim
             GrantStatus::Pending => apply(state, &grant).await?,
             GrantStatus::Active if grant.expires_at <= now => revoke(state, &grant).await?,
             GrantStatus::Revoking => revoke(state, &grant).await?,
+            GrantStatus::Revoked | GrantStatus::Failed if grant.sessions_denied_until.is_some_and(|at| at <= now) => {
+                lift_sessions_deny(state, &grant).await?
+            }
             GrantStatus::Active | GrantStatus::Revoked | GrantStatus::Failed => {
                 storage::grants::release(&state.worker_db, grant.grant_id, owner).await?;
                 return Ok(grant.next_run_at);
@@ -362,20 +367,48 @@ async fn revoke(state: &AppState, grant: &GrantRow) -> Result<Option<GrantRow>, 
     };
     let was_applied = grant.activated_at.is_some();
     let error = match outcome {
-        Ok(()) => {
+        Ok(sessions_denied_until) => {
             let to = if was_applied { GrantStatus::Revoked } else { GrantStatus::Failed };
             events.push(NewEvent::transition(
                 Some(GrantStatus::Revoking),
                 to,
                 if was_applied { "revoked" } else { "undone" },
             ));
+            if let Some(until) = sessions_denied_until {
+                events.push(NewEvent::transition(
+                    Some(to),
+                    to,
+                    format!(
+                        "sessions named {} are denied on role {} until {}",
+                        grants::sessions::session_name(grant.grant_id),
+                        grant.resource_name,
+                        until.to_rfc3339()
+                    ),
+                ));
+            }
             let t = Transition {
                 // A failed grant keeps the error that made it fail.
                 last_error: if was_applied { None } else { grant.last_error.as_ref().map(|e| &e.0) },
                 revoke_reason,
+                // The worker comes back to remove the deny.
+                next_run_at: sessions_denied_until,
+                sessions_denied_until,
                 ..Transition::new(grant.grant_id, owner, from, to)
             };
-            let row = finish(state, tx, &t, &events).await?;
+            let row = match sessions_denied_until {
+                None => finish(state, tx, &t, &events).await?,
+                // The deny jit-iam put on the role is in the audit trail, in the step's transaction.
+                Some(until) => {
+                    let mut tx = match tx {
+                        Some(tx) => tx,
+                        None => state.worker_db.begin().await?,
+                    };
+                    let row = storage::grants::finish_step(&mut *tx, &t, &events).await?;
+                    record_sessions_denied(&mut tx, grant, until).await?;
+                    tx.commit().await?;
+                    row
+                }
+            };
             if row.is_some() {
                 record_end(state, grant, to).await;
             }
@@ -398,6 +431,81 @@ async fn revoke(state: &AppState, grant: &GrantRow) -> Result<Option<GrantRow>, 
         ..Transition::new(grant.grant_id, owner, from, GrantStatus::Revoking)
     };
     finish(state, tx, &t, &events).await
+}
+
+/// The audit trail's record of a deny jit-iam put on a role by itself.
+async fn record_sessions_denied(
+    tx: &mut Transaction<'static, Postgres>,
+    grant: &GrantRow,
+    until: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let record = AuditRecord::service(AuditAction::GrantSessionsDenied, grant.grant_id)
+        .change("role", Value::Null, &grant.resource_name)
+        .change("inline_policy", Value::Null, grants::sessions::deny_policy_name(grant.grant_id))
+        .change("session_name", Value::Null, grants::sessions::session_name(grant.grant_id))
+        .change("until", Value::Null, until);
+    storage::audit::record(&mut **tx, &record).await
+}
+
+/// Removes the deny of an ended `assume` grant's sessions once they have all
+/// run out; retried with backoff until it goes.
+async fn lift_sessions_deny(state: &AppState, grant: &GrantRow) -> Result<Option<GrantRow>, sqlx::Error> {
+    let owner = state.instance_id.as_str();
+    let status = grant.status();
+    let policy = grants::sessions::deny_policy_name(grant.grant_id);
+    let (outcome, mut events) = match clients(state, grant).await? {
+        // jit-iam can no longer reach the account: the deny stays, and says why.
+        None => (
+            Ok(()),
+            vec![NewEvent::transition(
+                Some(status),
+                status,
+                format!("the integration is gone: the inline policy {policy} stays on role {}", grant.resource_name),
+            )],
+        ),
+        Some(clients) => {
+            let iam = SdkIam::new(&clients.iam);
+            let lifted = grants::sessions::lift(&iam, grant).await;
+            let records = iam.records();
+            count_calls(&records);
+            (lifted, call_events(&records))
+        }
+    };
+    let t = match outcome {
+        Ok(()) => {
+            events.push(NewEvent::transition(Some(status), status, "the grant's sessions have run out: deny removed"));
+            Transition::new(grant.grant_id, owner, status, status)
+        }
+        Err(error) => {
+            let error = error.into_grant_error();
+            events.push(NewEvent::transition(
+                Some(status),
+                status,
+                format!("cannot remove the deny of the grant's sessions, will retry: {}", error.message),
+            ));
+            return storage::grants::finish_step(
+                &state.worker_db,
+                &Transition {
+                    next_run_at: Some(grant.read_at() + backoff(grant.attempts, REVOKE_RETRY_CAP)),
+                    attempts: grant.attempts + 1,
+                    sessions_denied_until: grant.sessions_denied_until,
+                    last_error: grant.last_error.as_ref().map(|e| &e.0),
+                    ..Transition::new(grant.grant_id, owner, status, status)
+                },
+                &events,
+            )
+            .await;
+        }
+    };
+    let t = Transition { last_error: grant.last_error.as_ref().map(|e| &e.0), ..t };
+    let mut tx = state.worker_db.begin().await?;
+    let row = storage::grants::finish_step(&mut *tx, &t, &events).await?;
+    let record = AuditRecord::service(AuditAction::GrantSessionsDenyRemoved, grant.grant_id)
+        .change("role", &grant.resource_name, Value::Null)
+        .change("inline_policy", &policy, Value::Null);
+    storage::audit::record(&mut *tx, &record).await?;
+    tx.commit().await?;
+    Ok(row)
 }
 
 /// Metrics of a finished revocation; and an integration being deleted goes

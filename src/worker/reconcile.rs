@@ -22,11 +22,12 @@ use crate::aws::iam_changes::{IamChanges, SdkIam};
 use crate::aws::inventory::CallLimiter;
 use crate::aws::reconcile::{IamSnapshot, PolicyState, PrincipalState};
 use crate::aws::AwsError;
+use crate::domain::audit::{AuditAction, AuditRecord};
 use crate::domain::grant::Grantee;
 use crate::domain::integration::Integration;
-use crate::domain::policy::GeneratedPolicy;
+use crate::domain::policy::{GeneratedPolicy, INSTALLATION_ID_TAG};
 use crate::domain::reconcile::{Finding, FindingAction, FindingKind, ReconcileRun, ReconcileStatus};
-use crate::grants::{mechanism_of, Mechanism};
+use crate::grants::{attachment_key, mechanism_of, Mechanism};
 use crate::storage;
 use crate::storage::grants::{GrantRow, NewEvent};
 
@@ -165,6 +166,7 @@ impl Account<'_> {
         };
         let db = &self.state.worker_db;
         for grant in storage::grants::active_in_account(db, self.integration.id, self.account).await? {
+            self.adopt(&clients.iam, &snapshot, &grant).await?;
             self.check_grant(&clients.iam, &snapshot, grant).await?;
         }
         let known = storage::grants::generated_policies_in_account(db, self.account).await?;
@@ -184,6 +186,33 @@ impl Account<'_> {
             self.orphan(&clients.iam, &snapshot, policy).await?;
         }
         Ok(Ok(()))
+    }
+
+    /// The policy of a grant from before installation ids is tagged as this
+    /// installation's (the one whose database knows the grant), once.
+    async fn adopt(
+        &mut self,
+        iam: &aws_sdk_iam::Client,
+        snapshot: &IamSnapshot,
+        grant: &GrantRow,
+    ) -> Result<(), sqlx::Error> {
+        let Some(arn) = grant.policy_arn.as_ref().filter(|arn| snapshot.policies.contains_key(*arn)) else {
+            return Ok(());
+        };
+        if grant.installation_id.is_some() {
+            return Ok(());
+        }
+        let sdk = SdkIam::new(iam);
+        let installation = self.state.installation_id;
+        let tagged = sdk.tag_policy(arn, &[(INSTALLATION_ID_TAG, installation.to_string())]).await;
+        self.calls += 1;
+        match tagged {
+            Ok(()) => storage::grants::adopt(&self.state.worker_db, grant.grant_id, installation).await,
+            Err(e) => {
+                tracing::warn!(grant_id = %grant.grant_id, error = %e, "cannot tag a policy from before installation ids");
+                Ok(())
+            }
+        }
     }
 
     /// What IAM should hold for an active grant, and what it holds.
@@ -246,21 +275,40 @@ impl Account<'_> {
                     }
                 }
             }
-            Mechanism::AttachPolicy if grant.holds_attachment && !principal.attached.contains(&grant.resource_arn) => {
-                drifts.push(Drift {
-                    kind: FindingKind::AccessMissing,
-                    target: grant.resource_arn.clone(),
-                    evidence: format!("the policy is not attached to {}", principal.name),
-                });
-            }
-            Mechanism::GroupMembership
-                if grant.holds_attachment && !principal.groups.contains(&grant.resource_name) =>
-            {
-                drifts.push(Drift {
-                    kind: FindingKind::AccessMissing,
-                    target: grant.resource_name.clone(),
-                    evidence: format!("{} is not in the group", principal.name),
-                });
+            Mechanism::AttachPolicy | Mechanism::GroupMembership if grant.holds_attachment => {
+                let (held, target, what) = match mechanism {
+                    Mechanism::GroupMembership => {
+                        (principal.groups.contains(&grant.resource_name), &grant.resource_name, "membership")
+                    }
+                    _ => (principal.attached.contains(&grant.resource_arn), &grant.resource_arn, "policy"),
+                };
+                if !held {
+                    let grantee = grant.grantee();
+                    let key = attachment_key(&grant, &grantee, mechanism);
+                    let attachment = storage::grants::shared_attachment(&self.state.worker_db, &key).await?;
+                    // Access the grantee had before the grant, taken away by an admin
+                    // since: put back for the grant, it is the grant's own from then on.
+                    let drift = if attachment.is_some_and(|a| a.preexisting) {
+                        Drift {
+                            kind: FindingKind::PreexistingAccessRemoved,
+                            target: target.clone(),
+                            evidence: format!(
+                                "{} no longer has the {what} it had before the grant, which the grant still needs",
+                                principal.name
+                            ),
+                        }
+                    } else {
+                        Drift {
+                            kind: FindingKind::AccessMissing,
+                            target: target.clone(),
+                            evidence: match mechanism {
+                                Mechanism::GroupMembership => format!("{} is not in the group", principal.name),
+                                _ => format!("the policy is not attached to {}", principal.name),
+                            },
+                        }
+                    };
+                    drifts.push(drift);
+                }
             }
             _ => {}
         }
@@ -304,11 +352,25 @@ impl Account<'_> {
                     Some(policy) => restore(&sdk, policy, grant).await,
                     None => Ok(()),
                 },
-                (_, Mechanism::GeneratedPolicy) => recreate_and_attach(&sdk, snapshot, grant, &holder).await,
+                (_, Mechanism::GeneratedPolicy) => {
+                    recreate_and_attach(&sdk, snapshot, grant, &holder, self.state.installation_id).await
+                }
                 (_, Mechanism::AttachPolicy) => sdk.attach_policy(&holder, &grant.resource_arn).await,
                 (_, Mechanism::GroupMembership) => sdk.add_to_group(&holder.name, &grant.resource_name).await,
             };
             events.push(NewEvent::drift(false, format!("{}: {}", drift.kind.as_str(), drift.evidence)));
+            if repaired.is_ok() && mechanism.is_shared() {
+                // jit-iam put it there: the last grant holding it removes it.
+                let grantee = grant.grantee();
+                let key = attachment_key(grant, &grantee, mechanism);
+                storage::grants::put_shared_attachment(&mut *tx, &key, false, "attached").await?;
+                if drift.kind == FindingKind::PreexistingAccessRemoved {
+                    events.push(NewEvent::drift(
+                        true,
+                        "put back by jit-iam, so no longer pre-existing: removed when the last grant holding it ends",
+                    ));
+                }
+            }
             outcomes.push((drift, repaired));
         }
         events.extend(call_events(&sdk.records()));
@@ -317,6 +379,8 @@ impl Account<'_> {
             let (action, detail) = match &repaired {
                 Ok(()) => {
                     events.push(NewEvent::drift(true, format!("{} repaired", drift.kind.as_str())));
+                    let record = self.repair_record(grant.grant_id, &drift);
+                    storage::audit::record(&mut *tx, &record).await?;
                     (FindingAction::Repaired, None)
                 }
                 Err(e) => (FindingAction::Failed, Some(e.to_string())),
@@ -350,14 +414,17 @@ impl Account<'_> {
         let mut events = vec![NewEvent::drift(false, format!("{}: {}", drift.kind.as_str(), drift.evidence))];
         events.extend(call_events(&sdk.records()));
         self.calls += sdk.records().len() as i64;
+        let mut tx = self.state.worker_db.begin().await?;
         let (action, detail) = match removed {
             Ok(()) => {
                 events.push(NewEvent::drift(true, "the leftover policy was detached and deleted"));
+                storage::audit::record(&mut *tx, &self.repair_record(grant_id, &drift)).await?;
                 (FindingAction::Repaired, None)
             }
             Err(e) => (FindingAction::Failed, Some(e.to_string())),
         };
-        storage::grants::insert_events(&self.state.worker_db, grant_id, ACTOR, &events).await?;
+        storage::grants::insert_events(&mut *tx, grant_id, ACTOR, &events).await?;
+        tx.commit().await?;
         self.push(Some(grant_id), drift, action, detail);
         Ok(())
     }
@@ -410,13 +477,19 @@ impl Account<'_> {
                 return Ok(());
             }
         };
-        if !tags.iter().any(|(k, v)| k == "managed-by" && v == "jit-iam") {
+        // Only this installation's own: another installation's policy (its
+        // live grants, in its database) and a policy from before installation
+        // ids, which no grant here knows, are left alone and not reported.
+        let installation = self.state.installation_id.to_string();
+        let ours = tags.iter().any(|(k, v)| k == "managed-by" && v == "jit-iam")
+            && tags.iter().any(|(k, v)| k == INSTALLATION_ID_TAG && *v == installation);
+        if !ours {
             return Ok(());
         }
         let named = tags.iter().find(|(k, _)| k == crate::domain::policy::GRANT_ID_TAG).map(|(_, v)| v.as_str());
         let evidence = match named {
             Some(id) => format!("tagged for grant {id}, which jit-iam does not know"),
-            None => "tagged managed-by=jit-iam, for no grant".into(),
+            None => "tagged as this installation's, for no grant".into(),
         };
         let drift = Drift { kind: FindingKind::OrphanedPolicy, target: policy.arn.clone(), evidence };
         let first_seen = storage::reconciles::orphan_seen(&self.state.worker_db, self.account, &policy.arn).await?;
@@ -433,12 +506,26 @@ impl Account<'_> {
         self.calls += sdk.records().len() as i64 - 1;
         match removed {
             Ok(()) => {
-                storage::reconciles::forget_orphan(&self.state.worker_db, self.account, &policy.arn).await?;
+                let mut tx = self.state.worker_db.begin().await?;
+                storage::reconciles::forget_orphan(&mut *tx, self.account, &policy.arn).await?;
+                let record = AuditRecord::service(AuditAction::OrphanDeleted, self.run.id)
+                    .change("account_id", Value::Null, self.account)
+                    .change("policy_arn", &policy.arn, Value::Null);
+                storage::audit::record(&mut *tx, &record).await?;
+                tx.commit().await?;
                 self.push(None, drift, FindingAction::Repaired, Some("detached from every holder and deleted".into()));
             }
             Err(e) => self.push(None, drift, FindingAction::Failed, Some(e.to_string())),
         }
         Ok(())
+    }
+
+    /// The audit trail's record of a change a run made to a grant's access.
+    fn repair_record(&self, grant_id: Uuid, drift: &Drift) -> AuditRecord {
+        AuditRecord::service(AuditAction::GrantDriftRepaired, grant_id)
+            .change("reconciliation_id", Value::Null, self.run.id)
+            .change("finding", Value::Null, drift.kind.as_str())
+            .change("target", Value::Null, &drift.target)
     }
 
     /// A finding with nothing changed, also recorded on the grant.
@@ -480,6 +567,7 @@ async fn recreate_and_attach(
     snapshot: &IamSnapshot,
     grant: &GrantRow,
     holder: &Grantee,
+    installation_id: Uuid,
 ) -> Result<(), AwsError> {
     let (Some(name), Some(arn), Some(document)) = (&grant.policy_name, &grant.policy_arn, &grant.policy_document)
     else {
@@ -487,8 +575,12 @@ async fn recreate_and_attach(
     };
     if !snapshot.policies.contains_key(arn) {
         let policy = GeneratedPolicy { name: name.clone(), arn: arn.clone() };
-        sdk.create_policy(&policy, &document.0.to_json(), &GeneratedPolicy::tags(grant.grant_id, &grant.resource_arn))
-            .await?;
+        sdk.create_policy(
+            &policy,
+            &document.0.to_json(),
+            &GeneratedPolicy::tags(Some(installation_id), grant.grant_id, &grant.resource_arn),
+        )
+        .await?;
     }
     sdk.attach_policy(holder, arn).await
 }

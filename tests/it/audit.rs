@@ -5,7 +5,7 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::support::{random_account_id, unique, Moto, TestServer};
+use crate::support::{random_account_id, unique, Moto, TestDb, TestServer};
 
 /// Sends `body` as `role` with `x-request-id: request_id`.
 async fn call(server: &TestServer, role: &str, method: Method, path: &str, body: Value, request_id: &str) -> Value {
@@ -187,4 +187,68 @@ async fn the_audit_table_refuses_update_delete_and_truncate() {
     let actors: Vec<String> =
         sqlx::query_scalar("select distinct actor from audit_events").fetch_all(&db).await.unwrap();
     assert_eq!((after, actors), (before, vec!["tests".to_string()]));
+}
+
+/// `serve` as a database user that owns nothing (scripts/service-user.sql,
+/// after `jit-iam migrate` as the owner): it works, and it cannot undo the
+/// trail: no trigger disabled, no audit or grant history row changed.
+#[tokio::test]
+async fn the_service_runs_as_a_user_that_cannot_touch_the_trail() {
+    let db = TestDb::new();
+    let migrated = std::process::Command::new(env!("CARGO_BIN_EXE_jit-iam"))
+        .arg("migrate")
+        .env("DATABASE_URL", &db.url)
+        .status()
+        .unwrap();
+    assert!(migrated.success());
+    let owner = db.pool().await;
+    // The role is the cluster's, shared by every test database; its grants are each database's.
+    let _ = sqlx::query("create role jit_iam_service login").execute(&owner).await;
+    sqlx::raw_sql(include_str!("../../scripts/service-user.sql")).execute(&owner).await.unwrap();
+    let service_url = db.url.replace("postgres://postgres@", "postgres://jit_iam_service@");
+    let server = TestServer::builder(Moto::shared())
+        .database(db.clone())
+        .env("DATABASE_URL", &service_url)
+        .env("JIT_IAM_SKIP_MIGRATIONS", "true")
+        .start()
+        .await;
+    let account = Moto::shared().account(&random_account_id()).await;
+    account.create_user("alice", &[]).await;
+    let bucket = unique("owner");
+    account.create_bucket(&bucket, &[]).await;
+    let integration = server.connect(&account, &unique("owns-nothing")).await;
+    let items = server.browse_all(&format!("integration_id={integration}&type=s3_bucket")).await;
+    let (status, grant) = server
+        .post(
+            "/v1/grants?wait=20",
+            json!({
+                "integration_id": integration, "resource_id": items[0]["id"], "access_level": "read",
+                "principal": {"type": "iam_user", "name": "alice"}, "duration_seconds": 600,
+                "request_id": unique("owns-nothing"), "approved_by": "approver@example.com"
+            }),
+        )
+        .await;
+    assert_eq!((status.as_u16(), grant["status"].as_str()), (202, Some("active")), "{grant}");
+
+    let service = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&service_url).await.unwrap();
+    for statement in [
+        "alter table audit_events disable trigger all",
+        "alter table grant_events disable trigger grant_events_no_update_or_delete",
+        "drop trigger audit_events_no_update_or_delete on audit_events",
+        "delete from audit_events",
+        "update grant_events set message = 'nothing happened'",
+        "delete from grant_events",
+        "truncate grant_events",
+    ] {
+        let error = sqlx::query(statement).execute(&service).await.expect_err(statement);
+        let refused = error.to_string();
+        assert!(
+            refused.contains("must be owner")
+                || refused.contains("append-only")
+                || refused.contains("permission denied"),
+            "{statement}: {refused}"
+        );
+    }
+    let events: i64 = sqlx::query_scalar("select count(*) from grant_events").fetch_one(&owner).await.unwrap();
+    assert!(events >= 2, "the grant's history is intact");
 }

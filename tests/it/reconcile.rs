@@ -66,6 +66,33 @@ impl Fixture {
         .await
     }
 
+    /// Another installation (its own database) connected to the same account.
+    async fn second_installation(&self) -> Fixture {
+        let account = Moto::shared().account(&self.account.id).await;
+        let server = TestServer::builder(Moto::shared()).env("JIT_IAM_MIN_GRANT", "1s").start().await;
+        let integration = server.connect(&account, &unique("second")).await;
+        Fixture { server, account, integration, shared_policy: self.shared_policy.clone() }
+    }
+
+    /// The installation id `/readyz` shows.
+    async fn installation_id(&self) -> String {
+        let (status, ready) = self.server.get("/readyz").await;
+        assert_eq!(status, 200, "{ready}");
+        ready["installation_id"].as_str().unwrap().to_string()
+    }
+
+    /// A policy with this installation's tags for a grant nobody knows.
+    async fn orphan(&self) -> String {
+        let installation = self.installation_id().await;
+        let name = format!("jit-iam-{}", uuid::Uuid::now_v7());
+        let tags = [
+            ("managed-by", "jit-iam"),
+            ("jit-iam:grant-id", &uuid::Uuid::now_v7().to_string()),
+            ("jit-iam:installation-id", &installation),
+        ];
+        self.account.create_policy(&name, "/jit-iam/", &tags).await
+    }
+
     async fn revoke(&self, grant: &Value) {
         let id = grant["id"].as_str().unwrap();
         let (status, _) = self.server.post(&format!("/v1/grants/{id}/revoke"), json!({})).await;
@@ -171,17 +198,12 @@ async fn leftovers_of_ended_grants_are_removed_and_orphans_wait_for_their_grace(
     let leftover = f.account.create_policy(name, "/jit-iam/", &[("managed-by", "jit-iam")]).await;
     iam.attach_user_policy().user_name("erin").policy_arn(&leftover).send().await.unwrap();
     // An orphan: jit-iam's tags, a grant nobody knows, attached to a group.
-    let orphan = f
-        .account
-        .create_policy(
-            &format!("jit-iam-{}", uuid::Uuid::now_v7()),
-            "/jit-iam/",
-            &[("managed-by", "jit-iam"), ("jit-iam:grant-id", &uuid::Uuid::now_v7().to_string())],
-        )
-        .await;
+    let orphan = f.orphan().await;
     iam.attach_group_policy().group_name("ops").policy_arn(&orphan).send().await.unwrap();
-    // Someone else's policy under the same path: not jit-iam's, never touched.
+    // Someone else's policy under the same path: not jit-iam's, never touched;
+    // nor one from before installation ids, which no grant here knows.
     let foreign = f.account.create_policy("not-ours", "/jit-iam/", &[]).await;
+    let legacy = f.account.create_policy("jit-iam-legacy", "/jit-iam/", &[("managed-by", "jit-iam")]).await;
     // A shared policy jit-iam detached at the end of a grant, attached again by an admin: not jit-iam's.
     let regiven = f.grant("iam_policy", "attach", "dave").await;
     f.revoke(&regiven).await;
@@ -202,12 +224,17 @@ async fn leftovers_of_ended_grants_are_removed_and_orphans_wait_for_their_grace(
     assert!(f.account.user_policies("erin").await.is_empty(), "the leftover is detached");
     let jit = f.account.jit_policies().await;
     assert!(!jit.contains(&leftover) && jit.contains(&orphan) && jit.contains(&foreign), "{jit:?}");
+    assert!(jit.contains(&legacy), "{jit:?}");
 
     let second = f.reconcile(json!({"delete_orphans": true})).await;
     let expected =
         [("access_left_after_end", "reported"), ("orphaned_policy", "repaired"), ("principal_changed", "reported")];
     assert_eq!(findings(&second), pairs(&expected), "{second}");
-    assert_eq!(f.account.jit_policies().await, [foreign.clone()]);
+    let mut left = f.account.jit_policies().await;
+    left.sort();
+    let mut expected = vec![foreign.clone(), legacy.clone()];
+    expected.sort();
+    assert_eq!(left, expected);
     let group_policies = iam.list_attached_group_policies().group_name("ops").send().await.unwrap();
     assert!(group_policies.attached_policies().is_empty(), "detached from the group first");
     assert_eq!(f.account.user_policies("francis").await, [f.shared_policy.clone()], "renamed: access intact");
@@ -219,10 +246,7 @@ async fn leftovers_of_ended_grants_are_removed_and_orphans_wait_for_their_grace(
 #[tokio::test]
 async fn runs_are_scheduled_and_orphans_go_after_the_grace_period() {
     let f = Fixture::new(&[("JIT_IAM_RECONCILE_INTERVAL", "2s"), ("JIT_IAM_ORPHAN_GRACE", "1s")]).await;
-    let orphan = f
-        .account
-        .create_policy(&format!("jit-iam-{}", uuid::Uuid::now_v7()), "/jit-iam/", &[("managed-by", "jit-iam")])
-        .await;
+    let orphan = f.orphan().await;
     let path = format!("/v1/integrations/{}/reconciliations", f.integration);
     let actions_of = |page: &Value| -> Vec<String> {
         let runs = page["items"].as_array().unwrap();
@@ -240,4 +264,84 @@ async fn runs_are_scheduled_and_orphans_go_after_the_grace_period() {
     assert!(runs.iter().all(|r| r["trigger"] == "scheduled"), "{runs:?}");
     let actions = actions_of(&page);
     assert!(actions.contains(&"kept".to_string()), "first seen and kept: {actions:?}");
+}
+
+/// Access the grantee had before a grant, removed by an admin while the grant
+/// shares it: the repair puts it back as the grant's own, so the grant's end
+/// removes it (else the repair would make it permanent). With two grants
+/// sharing it, it goes with the last one.
+#[tokio::test]
+async fn repaired_preexisting_access_is_the_grants_own_and_ends_with_it() {
+    let f = Fixture::new(&[]).await;
+    f.account.attach("alice", &f.shared_policy).await;
+    f.account.add_to_group("carol", "ops").await;
+    f.account.attach("bob", &f.shared_policy).await;
+    let policy = f.grant("iam_policy", "attach", "alice").await;
+    let member = f.grant("iam_group", "member", "carol").await;
+    let first = f.grant("iam_policy", "attach", "bob").await;
+    let second = f.grant("iam_policy", "attach", "bob").await;
+
+    // The team moves to just-in-time access: the standing access goes.
+    let iam = &f.account.iam;
+    for user in ["alice", "bob"] {
+        iam.detach_user_policy().user_name(user).policy_arn(&f.shared_policy).send().await.unwrap();
+    }
+    iam.remove_user_from_group().user_name("carol").group_name("ops").send().await.unwrap();
+
+    let repaired = f.reconcile(json!({})).await;
+    // bob's second grant finds the policy that the repair for his first made the grants' own.
+    let mut expected = vec![("preexisting_access_removed", "repaired"); 3];
+    expected.push(("access_missing", "repaired"));
+    assert_eq!(findings(&repaired), pairs(&expected), "{repaired}");
+    assert_eq!(f.account.user_policies("alice").await, [f.shared_policy.clone()]);
+    assert_eq!(f.account.user_groups("carol").await, ["ops"]);
+    let (_, events) = f.server.get(&format!("/v1/grants/{}/events", policy["id"].as_str().unwrap())).await;
+    let said = events["items"].as_array().unwrap().iter().filter_map(|e| e["message"].as_str()).collect::<Vec<_>>();
+    assert!(said.iter().any(|m| m.contains("no longer pre-existing")), "{said:?}");
+    let (_, audit) = f.server.get("/v1/audit-events?action=grant.drift_repaired").await;
+    let actors: Vec<&Value> = audit["items"].as_array().unwrap().iter().map(|r| &r["actor"]).collect();
+    assert_eq!(actors, vec![&json!("jit-iam"); 4], "{audit}");
+
+    f.revoke(&policy).await;
+    f.revoke(&member).await;
+    assert!(f.account.user_policies("alice").await.is_empty(), "the grant's end removes what its repair put back");
+    assert!(f.account.user_groups("carol").await.is_empty(), "the membership too");
+    f.revoke(&first).await;
+    assert_eq!(f.account.user_policies("bob").await, [f.shared_policy.clone()], "the second grant still holds it");
+    f.revoke(&second).await;
+    assert!(f.account.user_policies("bob").await.is_empty(), "gone with the last grant");
+}
+
+/// Two installations (two databases) on one account: each one's
+/// reconciliation with `delete_orphans` keeps the other's live grant and
+/// deletes only its own orphan; its policies carry its installation id.
+#[tokio::test]
+async fn a_second_installation_never_deletes_the_first_ones_grants() {
+    let first = Fixture::new(&[]).await;
+    let second = first.second_installation().await;
+    let (first_id, second_id) = (first.installation_id().await, second.installation_id().await);
+    assert_ne!(first_id, second_id);
+    let first_grant = first.grant("s3_bucket", "read", "alice").await;
+    let second_grant = second.grant("s3_bucket", "read", "bob").await;
+    let first_policy = first_grant["policy"]["arn"].as_str().unwrap().to_string();
+    let second_policy = second_grant["policy"]["arn"].as_str().unwrap().to_string();
+    let tags = first.account.iam.list_policy_tags().policy_arn(&first_policy).send().await.unwrap();
+    let tagged: Vec<(&str, &str)> = tags.tags().iter().map(|t| (t.key(), t.value())).collect();
+    assert!(tagged.contains(&("jit-iam:installation-id", first_id.as_str())), "{tagged:?}");
+    let (first_orphan, second_orphan) = (first.orphan().await, second.orphan().await);
+
+    for (f, orphan) in [(&first, &first_orphan), (&second, &second_orphan)] {
+        let run = f.reconcile(json!({"delete_orphans": true})).await;
+        assert_eq!(findings(&run), pairs(&[("orphaned_policy", "repaired")]), "{run}");
+        assert_eq!(run["findings"][0]["target"], json!(orphan), "{run}");
+    }
+    let left = first.account.jit_policies().await;
+    assert!(!left.contains(&first_orphan) && !left.contains(&second_orphan), "{left:?}");
+    assert_eq!(first.account.user_policies("alice").await, [first_policy]);
+    assert_eq!(first.account.user_policies("bob").await, [second_policy]);
+    for f in [&first, &second] {
+        let (_, audit) = f.server.get("/v1/audit-events?action=reconciliation.orphan_deleted").await;
+        let record = &audit["items"][0];
+        assert_eq!((&record["actor"], &record["role"]), (&json!("jit-iam"), &json!("service")), "{audit}");
+    }
 }
