@@ -176,7 +176,20 @@ pub const PERMISSIONS: &[Permission] = &[
         action: "iam:GetRole",
         purpose: Purpose::Grants,
         resources: Resources::Roles,
-        why: "the role's unique id: still the principal the grant was approved for",
+        why: "the role's unique id: still the principal the grant was approved for; \
+              an ended `assume` grant's target role: how long its sessions can last",
+    },
+    Permission {
+        action: "iam:PutRolePolicy",
+        purpose: Purpose::Grants,
+        resources: Resources::Roles,
+        why: "an ended `assume` grant: an inline deny of the sessions it gave, on the role they are of",
+    },
+    Permission {
+        action: "iam:DeleteRolePolicy",
+        purpose: Purpose::Grants,
+        resources: Resources::Roles,
+        why: "that deny removed once every session it covers has run out",
     },
     Permission {
         action: "iam:ListEntitiesForPolicy",

@@ -21,6 +21,8 @@ pub struct PrincipalState {
     pub attached: Vec<String>,
     /// Groups (users only).
     pub groups: Vec<String>,
+    /// Names of its inline policies (roles only: where jit-iam denies an ended grant's sessions).
+    pub inline: Vec<String>,
 }
 
 /// A customer-managed policy and its versions.
@@ -88,6 +90,7 @@ impl IamSnapshot {
                     id: user.user_id().unwrap_or_default().to_string(),
                     attached: policy_arns(user.attached_managed_policies()),
                     groups: user.group_list().to_vec(),
+                    inline: Vec::new(),
                 });
             }
             for role in page.role_detail_list() {
@@ -96,6 +99,11 @@ impl IamSnapshot {
                     id: role.role_id().unwrap_or_default().to_string(),
                     attached: policy_arns(role.attached_managed_policies()),
                     groups: Vec::new(),
+                    inline: role
+                        .role_policy_list()
+                        .iter()
+                        .filter_map(|p| p.policy_name().map(str::to_string))
+                        .collect(),
                 });
             }
             for group in page.group_detail_list() {

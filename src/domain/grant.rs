@@ -168,6 +168,20 @@ pub struct Grant {
     /// The last failure: why it failed, or why the current step is being retried.
     #[schema(required = true)]
     pub last_error: Option<GrantError>,
+    /// `iam_role` grants: the session name the grant's policy requires
+    /// (`aws sts assume-role --role-session-name <this>`); any other name is denied.
+    #[schema(required = true, example = "jit-iam-01938f4e-7b7a-7c3e-9f0a-1d2c3b4a5e6f")]
+    pub session_name: Option<String>,
+    /// An `iam_role` grant that ended: the sessions it gave are denied on the
+    /// role until then (past the role's longest session), when jit-iam removes the deny.
+    #[schema(required = true)]
+    pub sessions_denied_until: Option<DateTime<Utc>>,
+}
+
+/// The session name an `assume` grant's policy requires: the grant's alone,
+/// so that its end can deny exactly its sessions.
+pub fn session_name(grant_id: Uuid) -> String {
+    format!("jit-iam-{grant_id}")
 }
 
 /// Why a grant step failed.

@@ -57,7 +57,11 @@ pub(super) fn plan(
     Ok(Plan { mechanism: super::Mechanism::GeneratedPolicy, policy: Some(document), quota: Some(quota) })
 }
 
-pub(super) fn planned_calls(grantee: &Grantee, policy: &GeneratedPolicy) -> (Vec<PlannedCall>, Vec<PlannedCall>) {
+pub(super) fn planned_calls(
+    grantee: &Grantee,
+    resource: &Resource,
+    policy: &GeneratedPolicy,
+) -> (Vec<PlannedCall>, Vec<PlannedCall>) {
     let ops = policy_operations(grantee.principal_type);
     let call = |operation| PlannedCall::new(operation, &policy.arn, None);
     let identity = PlannedCall::new(ops.get, &grantee.name, Some("beside CreatePolicy: still the principal approved"));
@@ -66,10 +70,16 @@ pub(super) fn planned_calls(grantee: &Grantee, policy: &GeneratedPolicy) -> (Vec
         &policy.arn,
         Some("when not attached under the grantee's name (renamed): detached from whoever holds it"),
     );
-    (
-        vec![call("iam:CreatePolicy"), identity, call(ops.attach)],
-        vec![call(ops.detach), holders, call("iam:DeletePolicy")],
-    )
+    let mut revoke = vec![call(ops.detach), holders, call("iam:DeletePolicy")];
+    if resource.resource_type == ResourceType::IamRole {
+        let role = &resource.name;
+        revoke.extend([
+            PlannedCall::new("iam:GetRole", role, Some("when the grant was active: how long the role's sessions last")),
+            PlannedCall::new("iam:PutRolePolicy", role, Some("an inline deny of the sessions the grant gave")),
+            PlannedCall::new("iam:DeleteRolePolicy", role, Some("once those sessions have all run out")),
+        ]);
+    }
+    (vec![call("iam:CreatePolicy"), identity, call(ops.attach)], revoke)
 }
 
 /// The policy a generated-policy grant stored at submission.

@@ -179,6 +179,12 @@ pub fn plan(request: &Request<'_>, quotas: &Quotas) -> Result<Plan, Refusal> {
         ));
     }
     check_grantee(integration, grantee, principal)?;
+    let jit_iam_role = integration.role_arn_for(&resource.account_id);
+    if resource.resource_type == ResourceType::IamRole && resource.name == jit_iam_role.name {
+        let message =
+            format!("{} is the role jit-iam assumes in account {}: never granted", resource.name, resource.account_id);
+        return Err(invalid(resource_field, message));
+    }
     match mechanism {
         Mechanism::GeneratedPolicy => generated_policy::plan(resource, level, grantee, held, quotas, resource_field),
         Mechanism::AttachPolicy => shared::plan_policy(resource, grantee, held, quotas),
@@ -211,7 +217,7 @@ pub fn planned_calls(
     policy: Option<&GeneratedPolicy>,
 ) -> (Vec<PlannedCall>, Vec<PlannedCall>) {
     match (plan.mechanism, policy) {
-        (Mechanism::GeneratedPolicy, Some(policy)) => generated_policy::planned_calls(grantee, policy),
+        (Mechanism::GeneratedPolicy, Some(policy)) => generated_policy::planned_calls(grantee, resource, policy),
         _ => shared::planned_calls(plan.mechanism, grantee, resource),
     }
 }

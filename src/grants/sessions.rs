@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::StepError;
 use crate::aws::iam_changes::IamChanges;
+pub use crate::domain::grant::session_name;
 use crate::domain::policy::{Effect, PolicyDocument, Statement};
 use crate::storage::grants::GrantRow;
 
@@ -20,14 +21,14 @@ use crate::storage::grants::GrantRow;
 /// and IAM's eventual consistency.
 const DENY_MARGIN: chrono::Duration = chrono::Duration::minutes(5);
 
-/// The session name an `assume` grant's policy requires (`--role-session-name`).
-pub fn session_name(grant_id: Uuid) -> String {
-    format!("jit-iam-{grant_id}")
-}
-
 /// The inline policy on the target role that denies the grant's sessions.
 pub fn deny_policy_name(grant_id: Uuid) -> String {
     format!("jit-iam-revoked-{grant_id}")
+}
+
+/// The grant whose sessions an inline policy of jit-iam's denies.
+pub fn grant_of_deny(policy_name: &str) -> Option<Uuid> {
+    policy_name.strip_prefix("jit-iam-revoked-")?.parse().ok()
 }
 
 /// Every call of a session named for the grant is denied.
@@ -76,5 +77,7 @@ mod tests {
         );
         assert!(session_name(id).len() <= 64, "STS allows 64 characters");
         assert!(deny_policy_name(id).len() <= 128, "IAM allows 128 characters");
+        assert_eq!(grant_of_deny(&deny_policy_name(id)), Some(id));
+        assert_eq!(grant_of_deny("jit-iam-revoked-nothing"), None);
     }
 }

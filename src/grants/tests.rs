@@ -622,6 +622,9 @@ fn roles_that_may_not_receive_grants_are_refused_naming_the_field() {
     ));
     let plan = check("arn:aws:iam::123456789012:role/deployer", &bucket, AccessLevel::Read).unwrap();
     assert_eq!(plan.mechanism, Mechanism::GeneratedPolicy);
+    // Nor is jit-iam's own role ever the role a grant lets someone assume.
+    let own = resource_for_role("arn:aws:iam::123456789012:role/jit-iam-access");
+    assert!(refused_on(check("arn:aws:iam::123456789012:role/deployer", &own, AccessLevel::Assume), "resource_id"));
 }
 
 /// A request under the tests' integration, with nothing held.
@@ -655,6 +658,14 @@ fn preview_names_the_calls_of_the_grantees_type() {
     assert_eq!(operations(&apply_calls), ["iam:CreatePolicy", "iam:GetRole", "iam:AttachRolePolicy"]);
     assert_eq!(operations(&revoke_calls), ["iam:DetachRolePolicy", "iam:ListEntitiesForPolicy", "iam:DeletePolicy"]);
     assert_eq!(plan.quota.unwrap().after_grant, 1);
+    let target = resource_for_role("arn:aws:iam::123456789012:role/admin");
+    let plan = super::plan(&request(&target, AccessLevel::Assume, &role, &principal), &QUOTAS).unwrap();
+    let (_, revoke_calls) = planned_calls(&plan, &role, &target, Some(&policy));
+    assert_eq!(
+        operations(&revoke_calls)[3..],
+        ["iam:GetRole", "iam:PutRolePolicy", "iam:DeleteRolePolicy"],
+        "an assume grant's end denies its sessions, and lifts the deny later"
+    );
 }
 
 /// Deleted and recreated under the same name before the grant is applied:

@@ -14,8 +14,8 @@ use super::resources::MARK_CHANGED;
 use super::syncs::interval;
 use crate::domain::audit::AuditRecord;
 use crate::domain::grant::{
-    CallOutcome, EventKind, Grant, GrantError, GrantEvent, GrantPolicy, GrantPrincipal, GrantResource, GrantStatus,
-    Grantee, PrincipalType, RevokeReason,
+    session_name, CallOutcome, EventKind, Grant, GrantError, GrantEvent, GrantPolicy, GrantPrincipal, GrantResource,
+    GrantStatus, Grantee, PrincipalType, RevokeReason,
 };
 use crate::domain::policy::PolicyDocument;
 use crate::domain::resource::{AccessLevel, ResourceType};
@@ -138,6 +138,8 @@ impl GrantRow {
             },
             attempts: self.attempts,
             revoke_failing: status == GrantStatus::Revoking && self.last_error.is_some(),
+            session_name: (self.resource_type() == ResourceType::IamRole).then(|| session_name(self.grant_id)),
+            sessions_denied_until: self.sessions_denied_until,
             last_error: self.last_error.as_ref().map(|e| e.0.clone()),
         }
     }
@@ -592,6 +594,18 @@ pub async fn shared_removed_at_end(
 /// Locks an active grant for a repair, unless a worker holds it (then None:
 /// the worker's step decides). Held until the caller's transaction ends, so
 /// that a revocation waits for the repair and then removes what it put back.
+/// Of the grants `ids`, those this installation knows whose sessions are no
+/// longer denied (the worker removed the deny, or never recorded one).
+pub async fn sessions_deny_over(db: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select grant_id from grants
+         where grant_id = any($1) and status in ('revoked', 'failed') and sessions_denied_until is null",
+    )
+    .bind(ids)
+    .fetch_all(db)
+    .await
+}
+
 /// Records that this installation tagged the policy of a grant from before installation ids.
 pub async fn adopt(db: impl PgExecutor<'_>, grant_id: Uuid, installation_id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query("update grants set installation_id = $2 where grant_id = $1 and installation_id is null")

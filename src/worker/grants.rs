@@ -489,7 +489,7 @@ async fn lift_sessions_deny(state: &AppState, grant: &GrantRow) -> Result<Option
                     next_run_at: Some(grant.read_at() + backoff(grant.attempts, REVOKE_RETRY_CAP)),
                     attempts: grant.attempts + 1,
                     sessions_denied_until: grant.sessions_denied_until,
-                    last_error: grant.last_error.as_ref().map(|e| &e.0),
+                    last_error: Some(&error),
                     ..Transition::new(grant.grant_id, owner, status, status)
                 },
                 &events,
@@ -497,7 +497,6 @@ async fn lift_sessions_deny(state: &AppState, grant: &GrantRow) -> Result<Option
             .await;
         }
     };
-    let t = Transition { last_error: grant.last_error.as_ref().map(|e| &e.0), ..t };
     let mut tx = state.worker_db.begin().await?;
     let row = storage::grants::finish_step(&mut *tx, &t, &events).await?;
     let record = AuditRecord::service(AuditAction::GrantSessionsDenyRemoved, grant.grant_id)

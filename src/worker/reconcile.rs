@@ -27,7 +27,7 @@ use crate::domain::grant::Grantee;
 use crate::domain::integration::Integration;
 use crate::domain::policy::{GeneratedPolicy, INSTALLATION_ID_TAG};
 use crate::domain::reconcile::{Finding, FindingAction, FindingKind, ReconcileRun, ReconcileStatus};
-use crate::grants::{attachment_key, mechanism_of, Mechanism};
+use crate::grants::{attachment_key, mechanism_of, sessions, Mechanism};
 use crate::storage;
 use crate::storage::grants::{GrantRow, NewEvent};
 
@@ -180,6 +180,7 @@ impl Account<'_> {
         for grant in storage::grants::shared_removed_at_end(db, self.integration.id, self.account, grace).await? {
             self.given_again(&snapshot, &grant).await?;
         }
+        self.denies_left_behind(&clients.iam, &snapshot).await?;
         let known: HashSet<&str> = known.iter().map(|(_, arn, _)| arn.as_str()).collect();
         let unknown = snapshot.policies.values().filter(|p| p.path == "/jit-iam/" && !known.contains(p.arn.as_str()));
         for policy in unknown {
@@ -526,6 +527,46 @@ impl Account<'_> {
             .change("reconciliation_id", Value::Null, self.run.id)
             .change("finding", Value::Null, drift.kind.as_str())
             .change("target", Value::Null, &drift.target)
+    }
+
+    /// The deny of an ended grant's sessions that the worker already removed
+    /// (or never recorded) and that is on its role all the same: removed, in
+    /// the audit trail and not as drift (it takes access away, gives none).
+    /// A deny of a grant this installation does not know is left alone.
+    async fn denies_left_behind(
+        &mut self,
+        iam: &aws_sdk_iam::Client,
+        snapshot: &IamSnapshot,
+    ) -> Result<(), sqlx::Error> {
+        let denies: Vec<(Uuid, &str)> = snapshot
+            .roles
+            .iter()
+            .flat_map(|role| {
+                role.inline.iter().filter_map(|name| Some((sessions::grant_of_deny(name)?, role.name.as_str())))
+            })
+            .collect();
+        if denies.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<Uuid> = denies.iter().map(|(id, _)| *id).collect();
+        let over = storage::grants::sessions_deny_over(&self.state.worker_db, &ids).await?;
+        for (grant_id, role) in denies.into_iter().filter(|(id, _)| over.contains(id)) {
+            let sdk = SdkIam::new(iam);
+            let policy = sessions::deny_policy_name(grant_id);
+            let removed = sdk.delete_role_policy(role, &policy).await;
+            self.calls += 1;
+            let mut tx = self.state.worker_db.begin().await?;
+            storage::grants::insert_events(&mut *tx, grant_id, ACTOR, &call_events(&sdk.records())).await?;
+            if removed.is_ok() {
+                let record = AuditRecord::service(AuditAction::GrantSessionsDenyRemoved, grant_id)
+                    .change("role", role, Value::Null)
+                    .change("inline_policy", &policy, Value::Null)
+                    .change("reconciliation_id", Value::Null, self.run.id);
+                storage::audit::record(&mut *tx, &record).await?;
+            }
+            tx.commit().await?;
+        }
+        Ok(())
     }
 
     /// A finding with nothing changed, also recorded on the grant.

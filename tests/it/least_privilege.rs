@@ -259,7 +259,9 @@ async fn the_setup_policy_is_exactly_what_jit_iam_needs() {
                 e.set_role_policy(&e.permission_policy).await;
                 let (grant, body) = if action == "iam:DetachGroupPolicy" {
                     let name = format!("jit-iam-{}", uuid::Uuid::now_v7());
-                    let orphan = e.admin.create_policy(&name, "/jit-iam/", &[("managed-by", "jit-iam")]).await;
+                    let installation = e.server.get("/readyz").await.1["installation_id"].as_str().unwrap().to_string();
+                    let tags = [("managed-by", "jit-iam"), ("jit-iam:installation-id", installation.as_str())];
+                    let orphan = e.admin.create_policy(&name, "/jit-iam/", &tags).await;
                     e.admin.iam.attach_group_policy().group_name("ops").policy_arn(orphan).send().await.unwrap();
                     (None, json!({"delete_orphans": true}))
                 } else {
@@ -292,6 +294,41 @@ async fn the_setup_policy_is_exactly_what_jit_iam_needs() {
                     e.wait(id, |g| g["status"] == "revoked").await;
                 }
                 assert!(e.leftovers().await.is_empty(), "{action} left {:?}", e.leftovers().await);
+            }
+            "iam:PutRolePolicy" | "iam:DeleteRolePolicy" => {
+                // The end of an `assume` grant denies its sessions on the role, and lifts the deny later.
+                e.set_role_policy(&e.permission_policy).await;
+                let grant = e.grant("iam_role", "assume", "alice", 600).await;
+                assert_eq!(grant["status"], "active", "{grant}");
+                let (id, role) = (grant["id"].as_str().unwrap(), grant["resource"]["name"].as_str().unwrap());
+                let deny = format!("jit-iam-revoked-{id}");
+                if action == "iam:PutRolePolicy" {
+                    e.set_role_policy(&e.without(&action)).await;
+                }
+                e.revoke(id).await;
+                if action == "iam:PutRolePolicy" {
+                    let failing = e.wait(id, |g| g["revoke_failing"] == true).await;
+                    denied(&failing["last_error"]["aws"], &action);
+                    e.set_role_policy(&e.permission_policy).await;
+                }
+                let revoked = e.wait(id, |g| g["status"] == "revoked").await;
+                assert!(revoked["sessions_denied_until"].is_string(), "{revoked}");
+                let written = e.admin.iam.get_role_policy().role_name(role).policy_name(&deny).send().await;
+                assert!(written.is_ok(), "the deny is on {role}: {written:?}");
+                e.set_role_policy(&e.without("iam:DeleteRolePolicy")).await;
+                let db = e.server.db().await;
+                sqlx::query("update grants set sessions_denied_until = now(), next_run_at = now() where grant_id = $1")
+                    .bind(uuid::Uuid::parse_str(id).unwrap())
+                    .execute(&db)
+                    .await
+                    .unwrap();
+                let failing = e.wait(id, |g| g["last_error"]["aws"]["permission"] == "iam:DeleteRolePolicy").await;
+                assert_eq!(failing["status"], "revoked", "{failing}");
+                e.set_role_policy(&e.permission_policy).await;
+                let lifted = e.wait(id, |g| g["sessions_denied_until"].is_null()).await;
+                assert!(lifted["last_error"].is_null(), "{lifted}");
+                let gone = e.admin.iam.get_role_policy().role_name(role).policy_name(&deny).send().await;
+                assert!(gone.is_err(), "the deny is removed");
             }
             "iam:TagPolicy" => {
                 // AWS requires iam:TagPolicy to create a policy with tags; moto does not check it,
