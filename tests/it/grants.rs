@@ -45,7 +45,9 @@ impl Fixture {
 
     async fn resource(&self, resource_type: &str) -> Value {
         let items = self.server.browse_all(&format!("integration_id={}&type={resource_type}", self.integration)).await;
-        items.into_iter().next().unwrap_or_else(|| panic!("no {resource_type} in the inventory"))
+        // jit-iam's own role is listed, and refused as a target (a test below).
+        let grantable = items.into_iter().find(|r| r["name"] != "jit-iam-access");
+        grantable.unwrap_or_else(|| panic!("no {resource_type} in the inventory"))
     }
 
     async fn body(&self, resource_type: &str, level: &str, user: &str, seconds: i64) -> Value {
@@ -155,14 +157,15 @@ async fn every_type_and_level_is_applied_then_revoked() {
     assert_eq!(f.account.user_groups("alice").await, ["ops"]);
     assert_eq!(f.account.jit_policies().await.len(), 7);
 
-    for id in &ids {
+    for (id, (resource_type, _)) in ids.iter().zip(GENERATED_POLICY_CASES) {
         let revoked = f.revoke(id).await;
         assert_eq!(revoked["revoke_reason"], "revoked");
         let events = f.events(id).await;
-        assert_eq!(
-            changes(&events),
-            ["iam:CreatePolicy", "iam:AttachUserPolicy", "iam:DetachUserPolicy", "iam:DeletePolicy"]
-        );
+        let mut expected = vec!["iam:CreatePolicy", "iam:AttachUserPolicy", "iam:DetachUserPolicy", "iam:DeletePolicy"];
+        if resource_type == "iam_role" {
+            expected.push("iam:PutRolePolicy"); // the deny of the sessions it gave
+        }
+        assert_eq!(changes(&events), expected);
         assert!(calls(&events).contains(&"iam:GetUser".to_string()), "the principal checked: {events:?}");
         assert_eq!(transitions(&events), ["pending", "active", "revoking", "revoked"]);
         assert!(events.iter().all(|e| e["outcome"] != "failed"), "{events:?}");
@@ -662,7 +665,7 @@ async fn roles_have_their_own_managed_policy_quota() {
 }
 
 #[tokio::test]
-async fn service_linked_roles_and_jit_iams_own_role_receive_no_grants() {
+async fn service_linked_roles_and_jit_iams_own_role_receive_no_grants_and_its_role_is_no_target() {
     let f = Fixture::new().await;
     let roles = f.server.browse_all(&format!("integration_id={}&type=iam_role", f.integration)).await;
     let linked = roles.iter().find(|r| r["arn"].as_str().unwrap().contains(":role/aws-service-role/")).unwrap();
@@ -678,6 +681,12 @@ async fn service_linked_roles_and_jit_iams_own_role_receive_no_grants() {
     let (status, error) =
         f.server.post("/v1/grants", f.body_to("s3_bucket", "read", ("iam_role", "nobody"), 600).await).await;
     assert_eq!((status.as_u16(), error["error"]["field"].as_str()), (404, Some("principal.name")), "{error}");
+    // Nor is jit-iam's own role ever granted to anyone to assume.
+    let own = roles.iter().find(|r| r["name"] == "jit-iam-access").unwrap();
+    let mut body = f.body("iam_role", "assume", "alice", 600).await;
+    body["resource_id"] = own["id"].clone();
+    let (status, error) = f.server.post("/v1/grants", body).await;
+    assert_eq!((status.as_u16(), error["error"]["field"].as_str()), (422, Some("resource_id")), "{error}");
     let rows: i64 = sqlx::query_scalar("select count(*) from grants").fetch_one(&f.server.db().await).await.unwrap();
     assert_eq!(rows, 0);
     assert!(f.account.jit_policies().await.is_empty());

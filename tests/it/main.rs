@@ -17,5 +17,6 @@ mod races;
 mod readme_tour;
 mod reconcile;
 mod roles;
+mod sessions;
 mod startup;
 mod webhooks;
