@@ -301,7 +301,7 @@ fn check_lifetime(
     field: &str,
     counted_from: &str,
 ) -> ApiResult<()> {
-    let max = integration.options.max_duration(grant_bounds(state));
+    let max = integration.options.longest_grant(grant_bounds(state));
     if lifetime > max.length {
         return Err(ApiError::validation(field, format!("a grant lasts {} from {counted_from}", max.describe())));
     }

@@ -164,13 +164,13 @@ pub struct GrantBounds {
 
 /// Where a grant's longest lifetime comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MaxDuration {
+pub struct LongestGrant {
     pub length: Duration,
     /// Set by the integration's `options.max_duration`, not by the deployment.
     pub by_integration: bool,
 }
 
-impl MaxDuration {
+impl LongestGrant {
     /// "at most 1h (the integration's options.max_duration)", for refusals.
     pub fn describe(&self) -> String {
         let source = if self.by_integration { "the integration's options.max_duration" } else { "JIT_IAM_MAX_GRANT" };
@@ -181,10 +181,10 @@ impl MaxDuration {
 impl IntegrationOptions {
     /// The longest lifetime of a grant: the integration's own limit, never
     /// above the deployment's (which may have been lowered since).
-    pub fn max_duration(&self, bounds: GrantBounds) -> MaxDuration {
+    pub fn longest_grant(&self, bounds: GrantBounds) -> LongestGrant {
         match self.max_duration.map(|seconds| Duration::from_secs(seconds.max(0) as u64)) {
-            Some(length) if length <= bounds.max => MaxDuration { length, by_integration: true },
-            _ => MaxDuration { length: bounds.max, by_integration: false },
+            Some(length) if length <= bounds.max => LongestGrant { length, by_integration: true },
+            _ => LongestGrant { length: bounds.max, by_integration: false },
         }
     }
 
@@ -517,11 +517,11 @@ mod tests {
         assert!(o.allows(ResourceType::S3Bucket, AccessLevel::Read).is_ok());
         assert!(o.allows(ResourceType::S3Bucket, AccessLevel::Write).unwrap_err().contains("allowed: read"));
         assert!(o.allows(ResourceType::Ec2Instance, AccessLevel::Admin).is_ok(), "a type left out offers all");
-        assert_eq!(o.max_duration(BOUNDS), MaxDuration { length: Duration::from_secs(3600), by_integration: true });
+        assert_eq!(o.longest_grant(BOUNDS), LongestGrant { length: Duration::from_secs(3600), by_integration: true });
         let lowered = GrantBounds { max: Duration::from_secs(1800), ..BOUNDS };
-        assert_eq!(o.max_duration(lowered), MaxDuration { length: Duration::from_secs(1800), by_integration: false });
+        assert_eq!(o.longest_grant(lowered), LongestGrant { length: Duration::from_secs(1800), by_integration: false });
         let unset = IntegrationOptions::default();
-        assert_eq!(unset.max_duration(BOUNDS).length, BOUNDS.max);
+        assert_eq!(unset.longest_grant(BOUNDS).length, BOUNDS.max);
         assert!(unset.allows(ResourceType::S3Bucket, AccessLevel::Admin).is_ok());
     }
 }
