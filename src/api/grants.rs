@@ -17,14 +17,15 @@ use uuid::Uuid;
 
 use super::audit::Actor;
 use super::extract::{whole_number, ApiPath, OptionalJson, QueryParams, ValidJson};
+use super::integrations::ensure_active;
 use super::pagination::{page, PageParams, PageRequest};
 use crate::app::{AppState, GrantUpdate};
 use crate::domain::arn::is_account_id;
 use crate::domain::audit::AuditAction;
 use crate::domain::grant::{Grant, GrantEvent, GrantStatus, Grantee, Principal, PrincipalType, RevokeReason};
-use crate::domain::integration::{Integration, IntegrationStatus};
+use crate::domain::integration::{GrantBounds, Integration, IntegrationStatus};
 use crate::domain::policy::{GeneratedPolicy, PolicyDocument};
-use crate::domain::resource::{AccessLevel, Resource};
+use crate::domain::resource::{AccessLevel, Resource, ResourceType};
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::grants::{self, Plan, PlannedCall, PolicyQuota, Quotas, Refusal};
 use crate::storage::grants::{GrantFilter, GrantRow, NewEvent, NewGrant};
@@ -55,8 +56,9 @@ pub struct SubmitGrant {
     pub resource_arn: Option<String>,
     pub access_level: AccessLevel,
     pub principal: Principal,
-    /// How long the access lasts (or give `expires_at`), within the deployment's
-    /// `JIT_IAM_MIN_GRANT` and `JIT_IAM_MAX_GRANT`.
+    /// How long the access lasts (or give `expires_at`): at least the deployment's
+    /// `JIT_IAM_MIN_GRANT`, at most the integration's `options.max_duration`
+    /// (unset: the deployment's `JIT_IAM_MAX_GRANT`).
     #[schema(example = 3600, minimum = 1)]
     #[serde(default, deserialize_with = "whole_number")]
     pub duration_seconds: Option<i64>,
@@ -109,6 +111,8 @@ page!(GrantEventPage of GrantEvent);
 /// A new expiry: `duration_seconds` more than the current one, or `expires_at`.
 ///
 /// Give exactly one of `duration_seconds` and `expires_at` (422 naming the field otherwise).
+/// The grant's whole lifetime, from its activation (from its submission while
+/// pending) to the new expiry, stays within the integration's maximum.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExtendGrant {
@@ -238,7 +242,8 @@ async fn check(state: &AppState, input: &SubmitGrant) -> ApiResult<Checked> {
         );
         ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message).with_field("principal.name")
     })?;
-    let expires_at = expiry(state, asked, db_now)?;
+    check_level(&integration, resource.resource_type, input.access_level)?;
+    let expires_at = expiry(state, &integration, asked, db_now)?;
     let quotas = Quotas::from(&state.config.grants);
     let request = grants::Request {
         integration: &integration,
@@ -278,25 +283,48 @@ fn check_exactly_one_of(input: &SubmitGrant) -> ApiResult<Asked> {
     asked(input.duration_seconds, input.expires_at)
 }
 
-/// The expiry asked for, within `JIT_IAM_MIN_GRANT` and `JIT_IAM_MAX_GRANT` of `from`.
-fn expiry(state: &AppState, asked: Asked, from: DateTime<Utc>) -> ApiResult<DateTime<Utc>> {
-    let (min, max) = (state.config.grants.min_grant, state.config.grants.max_grant);
-    let bounds = format!("between {} and {}", humantime::format_duration(min), humantime::format_duration(max));
-    match asked {
-        Asked::Seconds(seconds) => {
-            if seconds < min.as_secs() as i64 || seconds > max.as_secs() as i64 {
-                return Err(ApiError::validation("duration_seconds", format!("the duration must lie {bounds}")));
-            }
-            Ok(from + chrono::Duration::seconds(seconds))
-        }
-        Asked::At(at) => {
-            let length = (at - from).to_std().unwrap_or(Duration::ZERO);
-            if length < min || length > max {
-                return Err(ApiError::validation("expires_at", format!("expires_at must lie {bounds} from now")));
-            }
-            Ok(at)
-        }
+pub(super) fn grant_bounds(state: &AppState) -> GrantBounds {
+    GrantBounds { min: state.config.grants.min_grant, max: state.config.grants.max_grant }
+}
+
+/// The integration's grant policy: `level` may be asked for on `resource_type`.
+fn check_level(integration: &Integration, resource_type: ResourceType, level: AccessLevel) -> ApiResult<()> {
+    integration.options.allows(resource_type, level).map_err(|message| ApiError::validation("access_level", message))
+}
+
+/// A grant's lifetime, counted from `counted_from`, within the integration's
+/// maximum (its `options.max_duration`, or else `JIT_IAM_MAX_GRANT`).
+fn check_lifetime(
+    state: &AppState,
+    integration: &Integration,
+    lifetime: Duration,
+    field: &str,
+    counted_from: &str,
+) -> ApiResult<()> {
+    let max = integration.options.longest_grant(grant_bounds(state));
+    if lifetime > max.length {
+        return Err(ApiError::validation(field, format!("a grant lasts {} from {counted_from}", max.describe())));
     }
+    Ok(())
+}
+
+/// The expiry asked for: at least `JIT_IAM_MIN_GRANT` after `from`, and
+/// within the integration's maximum.
+fn expiry(state: &AppState, integration: &Integration, asked: Asked, from: DateTime<Utc>) -> ApiResult<DateTime<Utc>> {
+    let min = state.config.grants.min_grant;
+    let (field, length) = match asked {
+        Asked::Seconds(seconds) => ("duration_seconds", Duration::from_secs(seconds.max(0) as u64)),
+        Asked::At(at) => ("expires_at", (at - from).to_std().unwrap_or(Duration::ZERO)),
+    };
+    if length < min {
+        let message = format!("a grant lasts at least {} (JIT_IAM_MIN_GRANT)", humantime::format_duration(min));
+        return Err(ApiError::validation(field, message));
+    }
+    check_lifetime(state, integration, length, field, "now")?;
+    Ok(match asked {
+        Asked::Seconds(seconds) => from + chrono::Duration::seconds(seconds),
+        Asked::At(at) => at,
+    })
 }
 
 fn fingerprint(input: &SubmitGrant) -> String {
@@ -365,7 +393,10 @@ async fn wait_until_settled(
 /// Everything is checked before the grant is accepted; it is then applied in
 /// the background. `?wait=<seconds>` (at most 30) holds the answer until the
 /// grant is active or failed. Submitting the same `request_id` with the same
-/// body returns the existing grant (200); with a different body, 409.
+/// body returns the existing grant (200); with a different body, 409. The
+/// grant is stored under a share lock on its integration: one being deleted
+/// refuses it (409 `invalid_state`), and so does one changed while the grant
+/// was checked (submit it again).
 #[utoipa::path(
     post, path = "/v1/grants", operation_id = "submit_grant", tag = "grants",
     params(("wait" = Option<u64>, Query, description = "Seconds (0-30) to wait for the grant to be active or failed", maximum = 30)),
@@ -433,13 +464,29 @@ pub async fn submit_grant(
         "policy_arn": new.policy_arn,
     });
     let audit = actor.record(AuditAction::GrantSubmitted, grant_id).changes(&Value::Null, &submitted, &[]);
-    let Some(mut inserted) = storage::grants::insert(&state.db, &new, lease, &audit).await? else {
-        // The same request_id arrived at the same moment.
-        let existing = storage::grants::get_by_request_id(&state.db, &input.request_id)
+    // Inserted under the integration's share lock: a deletion either waits
+    // and then revokes this grant with the others, or is seen here first.
+    let mut tx = state.db.begin().await?;
+    let integration = storage::integrations::get_for_share(&mut *tx, new.integration_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("integration", new.integration_id).with_field("integration_id"))?;
+    ensure_active(&integration).map_err(|e| e.with_field("integration_id"))?;
+    if integration.revision != checked.integration.revision {
+        return Err(ApiError::conflict(
+            ErrorCode::InvalidState,
+            "the integration changed while the grant was checked; submit it again",
+        )
+        .with_field("integration_id"));
+    }
+    let Some(mut inserted) = storage::grants::insert(&mut *tx, &new, lease, &audit).await? else {
+        // The same request_id arrived at the same moment. Read on the
+        // transaction's connection: waiting for a second one could exhaust the pool.
+        let existing = storage::grants::get_by_request_id(&mut *tx, &input.request_id)
             .await?
             .ok_or_else(|| ApiError::internal("a conflicting grant vanished"))?;
         return Ok((StatusCode::OK, Json(replay(existing, &input)?.view())));
     };
+    tx.commit().await?;
     match slot {
         Some(slot) => {
             // What a claim would have read with the grant: the worker's clients stay cached.
@@ -628,12 +675,23 @@ pub async fn revoke_grant(
 }
 
 /// Extend a pending or active grant.
+///
+/// The integration must still offer what the grant holds, as at submission:
+/// 409 `invalid_state` when the integration is being deleted or the resource
+/// is no longer offered (gone from the inventory, or excluded by the tag
+/// filter); 422 `validation_failed` naming `access_level` when the level is
+/// no longer in `options.access_levels`, and naming `duration_seconds` or
+/// `expires_at` when the grant's whole lifetime, from its activation (from its
+/// submission while pending) to the new expiry, would exceed the
+/// integration's `options.max_duration` (or else `JIT_IAM_MAX_GRANT`).
 #[utoipa::path(
     post, path = "/v1/grants/{id}/extend", operation_id = "extend_grant", tag = "grants",
     params(("id" = Uuid, Path, description = "Grant id")),
     request_body = ExtendGrant,
     responses(
         (status = 200, body = Grant),
+        (status = 409, description = "Not pending or active, integration being deleted, or resource no longer offered", body = ErrorBody),
+        (status = 422, description = "Invalid, or beyond the integration's grant policy", body = ErrorBody),
     ),
 )]
 pub async fn extend_grant(
@@ -670,13 +728,37 @@ pub async fn extend_grant(
         }
     };
     let field = if input.expires_at.is_some() { "expires_at" } else { "duration_seconds" };
-    if new_expiry > now + state.config.grants.max_grant {
-        return Err(ApiError::validation(
-            field,
-            format!("a grant may last at most {} from now", humantime::format_duration(state.config.grants.max_grant)),
+    let integration_id = current
+        .integration_id
+        .ok_or_else(|| ApiError::conflict(ErrorCode::InvalidState, "the grant's integration was deleted"))?;
+    // Under the integration's share lock, like a submission: no deletion or
+    // change of the integration interleaves with the checks below.
+    let mut tx = state.db.begin().await?;
+    let integration = storage::integrations::get_for_share(&mut *tx, integration_id)
+        .await?
+        .ok_or_else(|| ApiError::conflict(ErrorCode::InvalidState, "the grant's integration was deleted"))?;
+    ensure_active(&integration)?;
+    let offered = storage::resources::find_offered(
+        &mut *tx,
+        integration_id,
+        Some(current.resource_id),
+        Some(&current.resource_arn),
+    )
+    .await?;
+    if offered.is_none() {
+        return Err(ApiError::conflict(
+            ErrorCode::InvalidState,
+            "the resource is no longer offered by the integration: gone from its inventory, or excluded by its tag filter",
         ));
     }
-    let mut tx = state.db.begin().await?;
+    let level = AccessLevel::parse(&current.access_level).expect("stored from the enum");
+    check_level(&integration, current.resource_type(), level)?;
+    let (start, counted_from) = match current.activated_at {
+        Some(activated_at) => (activated_at, "its activation, extensions included"),
+        None => (current.created_at, "its submission, extensions included"),
+    };
+    let lifetime = (new_expiry - start).to_std().unwrap_or(Duration::ZERO);
+    check_lifetime(&state, &integration, lifetime, field, counted_from)?;
     let extended = storage::grants::extend(&mut *tx, id, new_expiry).await?.ok_or_else(not_extendable)?;
     let event =
         NewEvent::extended(current.expires_at, new_expiry, input.approved_by.as_deref(), input.reason.as_deref());

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::audit::Actor;
 use super::extract::{present, ApiPath, QueryParams, ValidJson};
+use super::grants::grant_bounds;
 use super::pagination::{page, PageParams, PageRequest};
 use crate::app::AppState;
 use crate::aws::check::{check_access, check_connection, AccessCheck};
@@ -20,8 +21,8 @@ use crate::aws::permissions::{setup_documents, SetupDocuments};
 use crate::domain::audit::AuditAction;
 use crate::domain::caller::Caller;
 use crate::domain::integration::{
-    generate_external_id, validate_name, validate_options, validate_root_account, Connection, Integration,
-    IntegrationOptions, IntegrationStatus, RootAccount, INTEGRATION_SECRETS,
+    generate_external_id, validate_name, validate_options, validate_root_account, AccessLevels, Connection,
+    GrantBounds, Integration, IntegrationOptions, IntegrationStatus, RootAccount, INTEGRATION_SECRETS,
 };
 use crate::domain::sync::{Account, SyncRun, SyncTrigger};
 use crate::domain::tags::{filter_document, TagPair};
@@ -126,6 +127,15 @@ pub struct OptionsPatch {
     #[schema(pattern = "^[A-Za-z0-9_+=,.@-]{1,64}$")]
     pub member_role_name: Option<Option<String>>,
     pub include_aws_managed_policies: Option<bool>,
+    /// Seconds; `null` goes back to the service's `JIT_IAM_MAX_GRANT`. Live
+    /// grants keep their expiry; their extensions obey the new value.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(minimum = 1)]
+    pub max_duration: Option<Option<i64>>,
+    /// Replaces the whole map; `null` allows every level again. Live grants
+    /// keep their access; their extensions obey the new levels.
+    #[serde(default, deserialize_with = "present")]
+    pub access_levels: Option<Option<AccessLevels>>,
 }
 
 page!(IntegrationPage of Integration);
@@ -140,7 +150,9 @@ page!(AccountPage of Account);
 /// Rules between fields (422 naming the field): `access_role_arn` is a role in
 /// `root_account.account_id`, in the partition of `region` (`cn-*` regions:
 /// `aws-cn`, `us-gov-*`: `aws-us-gov`); `options.member_role_name` needs
-/// `connection: organization`.
+/// `connection: organization`; `options.max_duration` lies between the
+/// service's `JIT_IAM_MIN_GRANT` and `JIT_IAM_MAX_GRANT`; each list of
+/// `options.access_levels` holds only levels of its type, each once.
 #[utoipa::path(
     post, path = "/v1/integrations", operation_id = "create_integration", tag = "integrations",
     request_body = CreateIntegration,
@@ -163,7 +175,7 @@ pub async fn create_integration(
         region: input.root_account.region,
     };
     validate_root_account(&root, "root_account")?;
-    validate_options(&input.options, input.connection)?;
+    validate_options(&input.options, input.connection, grant_bounds(&state))?;
 
     let id = Uuid::now_v7();
     let mut tx = state.db.begin().await?;
@@ -261,7 +273,9 @@ pub async fn find(state: &AppState, id: Uuid) -> ApiResult<Integration> {
 ///
 /// The integration after the change follows the rules of creating one (422
 /// naming the field otherwise); `connection` and `root_account.account_id`
-/// cannot change (given, they must equal the current ones).
+/// cannot change (given, they must equal the current ones). A new
+/// `options.max_duration` or `options.access_levels` leaves live grants as
+/// they are; their extensions obey the new values.
 #[utoipa::path(
     patch, path = "/v1/integrations/{id}", operation_id = "update_integration", tag = "integrations",
     params(("id" = Uuid, Path, description = "Integration id")),
@@ -280,8 +294,9 @@ pub async fn update_integration(
     // live: one that cannot be assumed would leave their access in AWS.
     // (Outside the transaction: no row lock is held across AWS calls.)
     let current = find(&state, id).await?;
+    let bounds = grant_bounds(&state);
     let mut candidate = current.clone();
-    apply_patch(&mut candidate, patch.clone())?;
+    apply_patch(&mut candidate, patch.clone(), bounds)?;
     let checked = if candidate.same_connection(&current) {
         None
     } else {
@@ -301,7 +316,7 @@ pub async fn update_integration(
         .ok_or_else(|| ApiError::not_found("integration", id))?;
     ensure_active(&integration)?;
     let before = integration.clone();
-    apply_patch(&mut integration, patch)?;
+    apply_patch(&mut integration, patch, bounds)?;
     let unchecked = !integration.same_connection(&before)
         && checked.as_ref().is_none_or(|candidate| !candidate.same_connection(&integration));
     if unchecked && storage::grants::count_live_of_integration(&mut *tx, id).await? > 0 {
@@ -336,7 +351,7 @@ pub async fn update_integration(
     Ok(Json(updated))
 }
 
-fn apply_patch(integration: &mut Integration, patch: UpdateIntegration) -> ApiResult<()> {
+fn apply_patch(integration: &mut Integration, patch: UpdateIntegration, bounds: GrantBounds) -> ApiResult<()> {
     if let Some(name) = patch.name {
         integration.name = validate_name(&name)?;
     }
@@ -370,7 +385,13 @@ fn apply_patch(integration: &mut Integration, patch: UpdateIntegration) -> ApiRe
         if let Some(include) = options.include_aws_managed_policies {
             current.include_aws_managed_policies = include;
         }
-        validate_options(current, integration.connection)?;
+        if let Some(max_duration) = options.max_duration {
+            current.max_duration = max_duration;
+        }
+        if let Some(access_levels) = options.access_levels {
+            current.access_levels = access_levels;
+        }
+        validate_options(current, integration.connection, bounds)?;
     }
     Ok(())
 }

@@ -2,6 +2,8 @@
 //! that jit-iam reaches through a role the customer created for it.
 
 use super::text_enum;
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use rand::distr::{Alphanumeric, SampleString};
 use serde::{Deserialize, Serialize};
@@ -9,6 +11,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::arn::{is_account_id, is_iam_name, is_region_code, Partition, RoleArn};
+use super::resource::{AccessLevel, ResourceType};
 use super::tags::{validate_tag, TagPair};
 use super::FieldError;
 
@@ -69,6 +72,139 @@ pub struct IntegrationOptions {
     /// Offer AWS-managed policies as well as customer-managed ones.
     #[serde(default)]
     pub include_aws_managed_policies: bool,
+    /// Longest lifetime of a grant, in seconds, counted from its activation
+    /// (from its submission while pending), extensions included: at least the
+    /// service's `JIT_IAM_MIN_GRANT`, at most its `JIT_IAM_MAX_GRANT`. Unset:
+    /// `JIT_IAM_MAX_GRANT`. Checked at submission, preview and extension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = 3600, minimum = 1)]
+    pub max_duration: Option<i64>,
+    /// The access levels grants may ask for, per resource type: a type left
+    /// out offers all its levels, an empty list none. Unset: every level.
+    /// Checked at submission, preview and extension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_levels: Option<AccessLevels>,
+}
+
+/// Per resource type, the access levels a grant may ask for, each listed once.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"s3_bucket": ["read", "write"], "ec2_instance": ["connect"]}))]
+pub struct AccessLevels {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = ec2_instance_levels)]
+    pub ec2_instance: Option<Vec<AccessLevel>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = s3_bucket_levels)]
+    pub s3_bucket: Option<Vec<AccessLevel>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = iam_role_levels)]
+    pub iam_role: Option<Vec<AccessLevel>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = iam_policy_levels)]
+    pub iam_policy: Option<Vec<AccessLevel>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = iam_group_levels)]
+    pub iam_group: Option<Vec<AccessLevel>>,
+}
+
+impl AccessLevels {
+    /// The list given for `resource_type`, if any.
+    fn of(&self, resource_type: ResourceType) -> Option<&[AccessLevel]> {
+        let list = match resource_type {
+            ResourceType::Ec2Instance => &self.ec2_instance,
+            ResourceType::S3Bucket => &self.s3_bucket,
+            ResourceType::IamRole => &self.iam_role,
+            ResourceType::IamPolicy => &self.iam_policy,
+            ResourceType::IamGroup => &self.iam_group,
+            ResourceType::IamUser => return None,
+        };
+        list.as_deref()
+    }
+}
+
+/// The schema of one type's list: only the levels that type has (the server refuses others).
+fn levels_schema(resource_type: ResourceType) -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    let levels = resource_type.access_levels().iter().map(|level| level.as_str());
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(levels)))
+        .unique_items(true)
+        .description(Some(format!("Levels of `{}` grants may ask for; left out: all of them.", resource_type.as_str())))
+        .build()
+}
+
+fn ec2_instance_levels() -> utoipa::openapi::schema::Array {
+    levels_schema(ResourceType::Ec2Instance)
+}
+
+fn s3_bucket_levels() -> utoipa::openapi::schema::Array {
+    levels_schema(ResourceType::S3Bucket)
+}
+
+fn iam_role_levels() -> utoipa::openapi::schema::Array {
+    levels_schema(ResourceType::IamRole)
+}
+
+fn iam_policy_levels() -> utoipa::openapi::schema::Array {
+    levels_schema(ResourceType::IamPolicy)
+}
+
+fn iam_group_levels() -> utoipa::openapi::schema::Array {
+    levels_schema(ResourceType::IamGroup)
+}
+
+/// The deployment's bounds on a grant's length (`JIT_IAM_MIN_GRANT`, `JIT_IAM_MAX_GRANT`).
+#[derive(Clone, Copy, Debug)]
+pub struct GrantBounds {
+    pub min: Duration,
+    pub max: Duration,
+}
+
+/// Where a grant's longest lifetime comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LongestGrant {
+    pub length: Duration,
+    /// Set by the integration's `options.max_duration`, not by the deployment.
+    pub by_integration: bool,
+}
+
+impl LongestGrant {
+    /// "at most 1h (the integration's options.max_duration)", for refusals.
+    pub fn describe(&self) -> String {
+        let source = if self.by_integration { "the integration's options.max_duration" } else { "JIT_IAM_MAX_GRANT" };
+        format!("at most {} ({source})", humantime::format_duration(self.length))
+    }
+}
+
+impl IntegrationOptions {
+    /// The longest lifetime of a grant: the integration's own limit, never
+    /// above the deployment's (which may have been lowered since).
+    pub fn longest_grant(&self, bounds: GrantBounds) -> LongestGrant {
+        match self.max_duration.map(|seconds| Duration::from_secs(seconds.max(0) as u64)) {
+            Some(length) if length <= bounds.max => LongestGrant { length, by_integration: true },
+            _ => LongestGrant { length: bounds.max, by_integration: false },
+        }
+    }
+
+    /// Whether grants may ask for `level` on a resource of `resource_type`;
+    /// otherwise the refusal, naming the levels the integration allows.
+    pub fn allows(&self, resource_type: ResourceType, level: AccessLevel) -> Result<(), String> {
+        let Some(allowed) = self.access_levels.as_ref().and_then(|levels| levels.of(resource_type)) else {
+            return Ok(());
+        };
+        if allowed.contains(&level) {
+            return Ok(());
+        }
+        let listed: Vec<&str> = allowed.iter().map(|level| level.as_str()).collect();
+        let allowed = if listed.is_empty() { "no level".to_string() } else { listed.join(", ") };
+        Err(format!(
+            "access level {} on {} is not allowed by the integration's options.access_levels (allowed: {allowed})",
+            level.as_str(),
+            resource_type.as_str()
+        ))
+    }
 }
 
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -201,7 +337,11 @@ pub fn validate_root_account(root: &RootAccount, field: &str) -> Result<(), Fiel
 
 pub const MAX_TAG_FILTERS: usize = 50;
 
-pub fn validate_options(options: &IntegrationOptions, connection: Connection) -> Result<(), FieldError> {
+pub fn validate_options(
+    options: &IntegrationOptions,
+    connection: Connection,
+    bounds: GrantBounds,
+) -> Result<(), FieldError> {
     if options.tags.len() > MAX_TAG_FILTERS {
         return Err(FieldError::new("options.tags", "at most 50 tag filters"));
     }
@@ -231,6 +371,39 @@ pub fn validate_options(options: &IntegrationOptions, connection: Connection) ->
                 "options.member_role_name",
                 "a role name is 1-64 characters of letters, digits and +=,.@_-",
             ));
+        }
+    }
+    if let Some(seconds) = options.max_duration {
+        let (min, max) = (bounds.min.as_secs() as i64, bounds.max.as_secs() as i64);
+        if seconds < min || seconds > max {
+            return Err(FieldError::new(
+                "options.max_duration",
+                format!("max_duration must be between {min} (JIT_IAM_MIN_GRANT) and {max} (JIT_IAM_MAX_GRANT) seconds"),
+            ));
+        }
+    }
+    if let Some(levels) = &options.access_levels {
+        for resource_type in ResourceType::ALL.iter().copied() {
+            let Some(listed) = levels.of(resource_type) else { continue };
+            let offered = resource_type.access_levels();
+            for (i, level) in listed.iter().enumerate() {
+                let field = format!("options.access_levels.{}[{i}]", resource_type.as_str());
+                if !offered.contains(level) {
+                    let names: Vec<&str> = offered.iter().map(|level| level.as_str()).collect();
+                    return Err(FieldError::new(
+                        field,
+                        format!(
+                            "{} has no level {}; its levels: {}",
+                            resource_type.as_str(),
+                            level.as_str(),
+                            names.join(", ")
+                        ),
+                    ));
+                }
+                if listed[..i].contains(level) {
+                    return Err(FieldError::new(field, format!("{} is listed twice", level.as_str())));
+                }
+            }
         }
     }
     Ok(())
@@ -300,15 +473,55 @@ mod tests {
         assert_eq!(integration.role_arn_for("123456789012").to_string(), root().access_role_arn);
     }
 
+    const BOUNDS: GrantBounds = GrantBounds { min: Duration::from_secs(60), max: Duration::from_secs(86_400) };
+
     #[test]
     fn options_rules() {
+        let check = |o: &IntegrationOptions, c| validate_options(o, c, BOUNDS);
         let mut o = IntegrationOptions { regions: Some(vec![]), ..Default::default() };
-        assert_eq!(validate_options(&o, Connection::SingleAccount).unwrap_err().field, "options.regions");
+        assert_eq!(check(&o, Connection::SingleAccount).unwrap_err().field, "options.regions");
         o.regions = Some(vec!["us-east-1".into(), "us-east-1".into()]);
-        assert_eq!(validate_options(&o, Connection::SingleAccount).unwrap_err().field, "options.regions[1]");
+        assert_eq!(check(&o, Connection::SingleAccount).unwrap_err().field, "options.regions[1]");
         o.regions = None;
         o.member_role_name = Some("r".into());
-        assert_eq!(validate_options(&o, Connection::SingleAccount).unwrap_err().field, "options.member_role_name");
-        assert!(validate_options(&o, Connection::Organization).is_ok());
+        assert_eq!(check(&o, Connection::SingleAccount).unwrap_err().field, "options.member_role_name");
+        assert!(check(&o, Connection::Organization).is_ok());
+    }
+
+    #[test]
+    fn grant_policy_rules_name_the_field() {
+        let check = |o: &IntegrationOptions| validate_options(o, Connection::SingleAccount, BOUNDS);
+        for (seconds, ok) in [(59, false), (60, true), (86_400, true), (86_401, false), (-1, false)] {
+            let o = IntegrationOptions { max_duration: Some(seconds), ..Default::default() };
+            assert_eq!(check(&o).map_err(|e| e.field), if ok { Ok(()) } else { Err("options.max_duration".into()) });
+        }
+        let levels = |s3: Vec<AccessLevel>| IntegrationOptions {
+            access_levels: Some(AccessLevels { s3_bucket: Some(s3), ..Default::default() }),
+            ..Default::default()
+        };
+        assert!(check(&levels(vec![])).is_ok());
+        assert!(check(&levels(vec![AccessLevel::Read, AccessLevel::Write])).is_ok());
+        let wrong = check(&levels(vec![AccessLevel::Read, AccessLevel::Connect])).unwrap_err();
+        assert_eq!(wrong.field, "options.access_levels.s3_bucket[1]");
+        let twice = check(&levels(vec![AccessLevel::Read, AccessLevel::Read])).unwrap_err();
+        assert_eq!(twice.field, "options.access_levels.s3_bucket[1]");
+    }
+
+    #[test]
+    fn grant_policy_limits_levels_and_lifetimes() {
+        let o = IntegrationOptions {
+            access_levels: Some(AccessLevels { s3_bucket: Some(vec![AccessLevel::Read]), ..Default::default() }),
+            max_duration: Some(3600),
+            ..Default::default()
+        };
+        assert!(o.allows(ResourceType::S3Bucket, AccessLevel::Read).is_ok());
+        assert!(o.allows(ResourceType::S3Bucket, AccessLevel::Write).unwrap_err().contains("allowed: read"));
+        assert!(o.allows(ResourceType::Ec2Instance, AccessLevel::Admin).is_ok(), "a type left out offers all");
+        assert_eq!(o.longest_grant(BOUNDS), LongestGrant { length: Duration::from_secs(3600), by_integration: true });
+        let lowered = GrantBounds { max: Duration::from_secs(1800), ..BOUNDS };
+        assert_eq!(o.longest_grant(lowered), LongestGrant { length: Duration::from_secs(1800), by_integration: false });
+        let unset = IntegrationOptions::default();
+        assert_eq!(unset.longest_grant(BOUNDS).length, BOUNDS.max);
+        assert!(unset.allows(ResourceType::S3Bucket, AccessLevel::Admin).is_ok());
     }
 }

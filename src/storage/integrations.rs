@@ -98,7 +98,20 @@ pub async fn get_for_update(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<
     .map(|row| row.map(Into::into))
 }
 
-/// One page in id order (ids are time-ordered UUIDv7), after `after` when given.
+/// Share-locks the row until the transaction ends: a grant inserted or
+/// extended meanwhile cannot interleave with a change of the integration or
+/// with its deletion (both lock the row for update), so a deletion's
+/// revocation sweep sees every grant that was let in.
+pub async fn get_for_share(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Integration>, sqlx::Error> {
+    sqlx::query_as::<_, IntegrationRow>(&format!(
+        "select {COLUMNS} from integrations where integration_id = $1 for share"
+    ))
+    .bind(id)
+    .fetch_optional(db)
+    .await
+    .map(|row| row.map(Into::into))
+}
+
 /// The integration's tag filter now, its row share-locked until the caller's
 /// transaction ends: a change of the filter (which locks the row for update)
 /// happens wholly before or wholly after. None when the integration is gone.
@@ -111,6 +124,7 @@ pub async fn tag_filter_for_share(db: impl PgExecutor<'_>, id: Uuid) -> Result<O
     Ok(options.map(|options| options.0.tags))
 }
 
+/// One page in id order (ids are time-ordered UUIDv7), after `after` when given.
 pub async fn list(db: impl PgExecutor<'_>, after: Option<Uuid>, limit: i64) -> Result<Vec<Integration>, sqlx::Error> {
     sqlx::query_as::<_, IntegrationRow>(&format!(
         "select {COLUMNS} from integrations

@@ -8,6 +8,7 @@ mod clients;
 mod crashes;
 mod enforcement;
 mod faults;
+mod grant_policy;
 mod grants;
 mod integrations;
 mod inventory;
