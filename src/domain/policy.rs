@@ -82,7 +82,14 @@ pub struct Statement {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false, value_type = Option<BTreeMap<String, Value>>, example = json!({"AWS": "arn:aws:iam::111122223333:role/jit-iam"}))]
     pub principal: Option<Value>,
+    /// Absent when `NotAction` is given instead (IAM takes exactly one of them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub action: Vec<String>,
+    /// Every action but these (on `Resource`): jit-iam uses it in an Allow,
+    /// never a Deny, which would take away what the principal has from elsewhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub not_action: Option<Vec<String>>,
     /// Absent in trust policies.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
@@ -107,9 +114,32 @@ impl Statement {
             effect: Effect::Allow,
             principal: None,
             action: actions.into_iter().map(Into::into).collect(),
+            not_action: None,
             resource: Some(resources),
             condition: None,
         }
+    }
+
+    /// Allows every action on `resources` except `excluded`.
+    pub fn allow_all_but(
+        sid: &str,
+        excluded: impl IntoIterator<Item = impl Into<String>>,
+        resources: Vec<String>,
+    ) -> Self {
+        Self {
+            sid: Some(sid.to_string()),
+            effect: Effect::Allow,
+            principal: None,
+            action: Vec::new(),
+            not_action: Some(excluded.into_iter().map(Into::into).collect()),
+            resource: Some(resources),
+            condition: None,
+        }
+    }
+
+    /// The statement, allowed only when `condition` holds.
+    pub fn when(self, condition: Value) -> Self {
+        Self { condition: Some(condition), ..self }
     }
 }
 
@@ -136,6 +166,7 @@ pub fn trust_policy(principal: &str, external_id: &str) -> PolicyDocument {
         effect: Effect::Allow,
         principal: Some(serde_json::json!({ "AWS": principal })),
         action: vec!["sts:AssumeRole".into()],
+        not_action: None,
         resource: None,
         condition: Some(serde_json::json!({ "StringEquals": { "sts:ExternalId": external_id } })),
     }])
@@ -176,5 +207,15 @@ mod tests {
     fn quota_size_ignores_whitespace() {
         let doc = PolicyDocument::new(vec![Statement::allow("A B", ["s3:GetObject"], vec!["*".into()])]);
         assert_eq!(doc.quota_size(), doc.to_json().len() - 1);
+    }
+
+    #[test]
+    fn not_action_replaces_action() {
+        let doc = PolicyDocument::new(vec![Statement::allow_all_but("All", ["s3:PutBucketPolicy"], vec!["*".into()])]);
+        assert_eq!(
+            serde_json::to_value(&doc).unwrap()["Statement"][0],
+            serde_json::json!({"Sid": "All", "Effect": "Allow", "NotAction": ["s3:PutBucketPolicy"], "Resource": ["*"]})
+        );
+        assert_eq!(serde_json::from_str::<PolicyDocument>(&doc.to_json()).unwrap(), doc);
     }
 }

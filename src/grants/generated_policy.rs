@@ -35,7 +35,7 @@ pub(super) fn plan(
     quotas: &Quotas,
     resource_field: &'static str,
 ) -> Result<Plan, Refusal> {
-    let document = policy_document(resource.resource_type, level, &resource.arn, grantee)
+    let document = policy_document(resource.resource_type, level, &resource.arn, &resource.account_id)
         .expect("every offered level of a policy type has a document");
     if document.quota_size() > MAX_MANAGED_POLICY_CHARS {
         return Err(Refusal::Quota {

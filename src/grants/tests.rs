@@ -309,7 +309,7 @@ fn grant(resource_type: ResourceType, to: &Grantee) -> GrantRow {
         expires_at: now + chrono::Duration::hours(1),
         policy_name: policy.as_ref().map(|p| p.name.clone()),
         policy_arn: policy.as_ref().map(|p| p.arn.clone()),
-        policy_document: policy.as_ref().map(|_| Json(policy_document(resource_type, level, &arn, to).unwrap())),
+        policy_document: policy.as_ref().map(|_| Json(policy_document(resource_type, level, &arn, ACCOUNT).unwrap())),
         holds_attachment: false,
         attempts: 0,
         next_run_at: Some(now),

