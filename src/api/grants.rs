@@ -186,7 +186,8 @@ fn check_reason(reason: Option<&str>) -> ApiResult<()> {
     }
 }
 
-async fn check(state: &AppState, input: &SubmitGrant) -> ApiResult<Checked> {
+/// `grant_id`: the id the grant will have (None in a preview).
+async fn check(state: &AppState, input: &SubmitGrant, grant_id: Option<Uuid>) -> ApiResult<Checked> {
     check_text(&input.request_id, "request_id", 256)?;
     check_text(&input.approved_by, "approved_by", 256)?;
     check_reason(input.reason.as_deref())?;
@@ -253,6 +254,7 @@ async fn check(state: &AppState, input: &SubmitGrant) -> ApiResult<Checked> {
         principal: &principal,
         held: &held,
         resource_field: field,
+        grant_id,
     };
     let plan = grants::plan(&request, &quotas).map_err(|refusal| match refusal {
         Refusal::Invalid { field, message } => ApiError::validation(field, message),
@@ -416,13 +418,15 @@ pub async fn submit_grant(
     let wait = wait_param(&mut params)?;
     params.finish()?;
     let updates = state.grant_updates.subscribe();
-    let (existing, checked) =
-        tokio::join!(storage::grants::get_by_request_id(&state.db, &input.request_id), check(&state, &input));
+    let grant_id = Uuid::now_v7();
+    let (existing, checked) = tokio::join!(
+        storage::grants::get_by_request_id(&state.db, &input.request_id),
+        check(&state, &input, Some(grant_id))
+    );
     if let Some(existing) = existing? {
         return Ok((StatusCode::OK, Json(replay(existing, &input)?.view())));
     }
     let checked = checked?;
-    let grant_id = Uuid::now_v7();
     let policy = checked.plan.policy.as_ref().map(|document| (checked.generated_policy(Some(grant_id)), document));
     let fingerprint = fingerprint(&input);
     let new = NewGrant {
@@ -517,7 +521,7 @@ pub async fn preview_grant(
     State(state): State<AppState>,
     ValidJson(input): ValidJson<SubmitGrant>,
 ) -> ApiResult<Json<GrantPreview>> {
-    let checked = check(&state, &input).await?;
+    let checked = check(&state, &input, None).await?;
     let policy = checked.plan.policy.as_ref().map(|_| checked.generated_policy(None));
     let (apply_calls, revoke_calls) =
         grants::planned_calls(&checked.plan, &checked.grantee, &checked.resource, policy.as_ref());

@@ -117,6 +117,7 @@ pub fn policy_document(
     level: AccessLevel,
     arn: &str,
     account_id: &str,
+    session_name: &str,
 ) -> Option<PolicyDocument> {
     let resource = || vec![arn.to_string()];
     let objects = || vec![format!("{arn}/*")];
@@ -155,8 +156,10 @@ pub fn policy_document(
         (ResourceType::Ec2Instance, AccessLevel::Admin) => {
             vec![Statement::allow_all_but("Admin", EC2_ADMIN_EXCLUDED.iter().copied(), resource()), describe()]
         }
+        // Only sessions named for the grant: its end denies exactly those (`grants::sessions`).
         (ResourceType::IamRole, AccessLevel::Assume) => {
-            vec![Statement::allow("AssumeRole", IAM_ROLE_ASSUME.iter().copied(), resource())]
+            vec![Statement::allow("AssumeRole", IAM_ROLE_ASSUME.iter().copied(), resource())
+                .when(serde_json::json!({"StringEquals": {"sts:RoleSessionName": session_name}}))]
         }
         _ => return None,
     };
@@ -203,12 +206,14 @@ mod tests {
     use super::*;
     use crate::domain::policy::MAX_MANAGED_POLICY_CHARS;
 
+    const SESSION: &str = "jit-iam-0193";
+
     const ACCOUNT: &str = "123456789012";
     const INSTANCE: &str = "arn:aws:ec2:eu-west-1:123456789012:instance/i-0abc";
     const BUCKET: &str = "arn:aws:s3:::data";
 
     fn document(t: ResourceType, level: AccessLevel, arn: &str) -> PolicyDocument {
-        policy_document(t, level, arn, ACCOUNT).unwrap()
+        policy_document(t, level, arn, ACCOUNT, SESSION).unwrap()
     }
 
     fn actions_on(doc: &PolicyDocument, resource: &str) -> Vec<String> {
@@ -224,6 +229,19 @@ mod tests {
     }
 
     #[test]
+    fn an_assume_grant_allows_only_its_own_session_name() {
+        let arn = "arn:aws:iam::123456789012:role/deploy";
+        let doc = policy_document(ResourceType::IamRole, AccessLevel::Assume, arn, ACCOUNT, SESSION).unwrap();
+        assert_eq!(
+            serde_json::to_value(&doc.statement).unwrap(),
+            serde_json::json!([{
+                "Sid": "AssumeRole", "Effect": "Allow", "Action": ["sts:AssumeRole"], "Resource": [arn],
+                "Condition": {"StringEquals": {"sts:RoleSessionName": SESSION}}
+            }])
+        );
+    }
+
+    #[test]
     fn every_offered_level_of_a_policy_type_has_a_document() {
         for t in [ResourceType::Ec2Instance, ResourceType::S3Bucket, ResourceType::IamRole] {
             let arn = match t {
@@ -232,10 +250,10 @@ mod tests {
                 _ => "arn:aws:iam::123456789012:role/x",
             };
             for level in t.access_levels() {
-                assert!(policy_document(t, *level, arn, ACCOUNT).is_some(), "{t:?} {level:?}");
+                assert!(policy_document(t, *level, arn, ACCOUNT, SESSION).is_some(), "{t:?} {level:?}");
             }
         }
-        assert!(policy_document(ResourceType::IamPolicy, AccessLevel::Attach, "arn", ACCOUNT).is_none());
+        assert!(policy_document(ResourceType::IamPolicy, AccessLevel::Attach, "arn", ACCOUNT, SESSION).is_none());
     }
 
     #[test]
@@ -323,7 +341,7 @@ mod tests {
     #[test]
     fn every_s3_statement_is_pinned_to_the_buckets_account() {
         for level in ResourceType::S3Bucket.access_levels() {
-            let doc = policy_document(ResourceType::S3Bucket, *level, BUCKET, "210987654321").unwrap();
+            let doc = policy_document(ResourceType::S3Bucket, *level, BUCKET, "210987654321", SESSION).unwrap();
             for statement in &doc.statement {
                 assert_eq!(
                     statement.condition,

@@ -184,6 +184,9 @@ pub fn session_name(grant_id: Uuid) -> String {
     format!("jit-iam-{grant_id}")
 }
 
+/// What preview shows for it: the grant id is known only once the grant is submitted.
+pub const SESSION_NAME_PLACEHOLDER: &str = "jit-iam-<grant id>";
+
 /// Why a grant step failed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct GrantError {

@@ -34,8 +34,9 @@ pub(super) fn plan(
     held: &[String],
     quotas: &Quotas,
     resource_field: &'static str,
+    session_name: &str,
 ) -> Result<Plan, Refusal> {
-    let document = policy_document(resource.resource_type, level, &resource.arn, &resource.account_id)
+    let document = policy_document(resource.resource_type, level, &resource.arn, &resource.account_id, session_name)
         .expect("every offered level of a policy type has a document");
     if document.quota_size() > MAX_MANAGED_POLICY_CHARS {
         return Err(Refusal::Quota {

@@ -18,11 +18,14 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 use crate::aws::iam_changes::IamChanges;
 use crate::aws::{AwsError, AwsErrorKind};
 use crate::config::GrantConfig;
-use crate::domain::grant::{GrantError, GrantErrorCode, Grantee, PrincipalType};
+use crate::domain::grant::{
+    session_name, GrantError, GrantErrorCode, Grantee, PrincipalType, SESSION_NAME_PLACEHOLDER,
+};
 use crate::domain::integration::Integration;
 use crate::domain::policy::{GeneratedPolicy, PolicyDocument};
 use crate::domain::resource::{AccessLevel, Resource, ResourceType};
@@ -162,11 +165,13 @@ pub struct Request<'a> {
     pub held: &'a [String],
     /// The request field that chose the resource (`resource_id` or `resource_arn`).
     pub resource_field: &'static str,
+    /// The grant's id; None in a preview.
+    pub grant_id: Option<Uuid>,
 }
 
 /// Checks a grant before it is accepted: every rule of its mechanism.
 pub fn plan(request: &Request<'_>, quotas: &Quotas) -> Result<Plan, Refusal> {
-    let Request { integration, resource, level, grantee, principal, held, resource_field } = *request;
+    let Request { integration, resource, level, grantee, principal, held, resource_field, grant_id } = *request;
     let invalid = |field, message: String| Refusal::Invalid { field, message };
     let Some(mechanism) = Mechanism::of(resource.resource_type) else {
         return Err(invalid(resource_field, "IAM users receive access; they are not granted".into()));
@@ -186,7 +191,10 @@ pub fn plan(request: &Request<'_>, quotas: &Quotas) -> Result<Plan, Refusal> {
         return Err(invalid(resource_field, message));
     }
     match mechanism {
-        Mechanism::GeneratedPolicy => generated_policy::plan(resource, level, grantee, held, quotas, resource_field),
+        Mechanism::GeneratedPolicy => {
+            let session_name = grant_id.map_or(SESSION_NAME_PLACEHOLDER.to_string(), session_name);
+            generated_policy::plan(resource, level, grantee, held, quotas, resource_field, &session_name)
+        }
         Mechanism::AttachPolicy => shared::plan_policy(resource, grantee, held, quotas),
         Mechanism::GroupMembership => shared::plan_group(grantee),
     }

@@ -309,7 +309,9 @@ fn grant(resource_type: ResourceType, to: &Grantee) -> GrantRow {
         expires_at: now + chrono::Duration::hours(1),
         policy_name: policy.as_ref().map(|p| p.name.clone()),
         policy_arn: policy.as_ref().map(|p| p.arn.clone()),
-        policy_document: policy.as_ref().map(|_| Json(policy_document(resource_type, level, &arn, ACCOUNT).unwrap())),
+        policy_document: policy
+            .as_ref()
+            .map(|_| Json(policy_document(resource_type, level, &arn, ACCOUNT, &session_name(grant_id)).unwrap())),
         holds_attachment: false,
         attempts: 0,
         next_run_at: Some(now),
@@ -635,7 +637,17 @@ fn request<'a>(
     principal: &'a Resource,
 ) -> Request<'a> {
     static INTEGRATION: std::sync::LazyLock<Integration> = std::sync::LazyLock::new(integration);
-    Request { integration: &INTEGRATION, resource, level, grantee, principal, held: &[], resource_field: "resource_id" }
+    let held = &[];
+    Request {
+        integration: &INTEGRATION,
+        resource,
+        level,
+        grantee,
+        principal,
+        held,
+        resource_field: "resource_id",
+        grant_id: None,
+    }
 }
 
 fn refused_on(result: Result<Plan, Refusal>, field: &str) -> bool {

@@ -369,23 +369,17 @@ async fn revoke(state: &AppState, grant: &GrantRow) -> Result<Option<GrantRow>, 
     let error = match outcome {
         Ok(sessions_denied_until) => {
             let to = if was_applied { GrantStatus::Revoked } else { GrantStatus::Failed };
-            events.push(NewEvent::transition(
-                Some(GrantStatus::Revoking),
-                to,
-                if was_applied { "revoked" } else { "undone" },
-            ));
-            if let Some(until) = sessions_denied_until {
-                events.push(NewEvent::transition(
-                    Some(to),
-                    to,
-                    format!(
-                        "sessions named {} are denied on role {} until {}",
-                        grants::sessions::session_name(grant.grant_id),
-                        grant.resource_name,
-                        until.to_rfc3339()
-                    ),
-                ));
-            }
+            let message = match (was_applied, sessions_denied_until) {
+                (false, _) => "undone".to_string(),
+                (true, None) => "revoked".to_string(),
+                (true, Some(until)) => format!(
+                    "revoked; its sessions ({}) are denied on role {} until {}",
+                    grants::sessions::session_name(grant.grant_id),
+                    grant.resource_name,
+                    until.to_rfc3339()
+                ),
+            };
+            events.push(NewEvent::transition(Some(GrantStatus::Revoking), to, message));
             let t = Transition {
                 // A failed grant keeps the error that made it fail.
                 last_error: if was_applied { None } else { grant.last_error.as_ref().map(|e| &e.0) },
