@@ -4,7 +4,7 @@
 //!
 //! | mechanism | resources | checked before | apply | revoke | access held before |
 //! |---|---|---|---|---|---|
-//! | [`generated_policy`] | EC2 instance, S3 bucket, IAM role | policy size; managed-policy quota | CreatePolicy, Attach{User,Role}Policy | Detach{User,Role}Policy, DeletePolicy | none: the policy is the grant's own |
+//! | [`generated_policy`] | EC2 instance, S3 bucket, IAM role | policy size; managed-policy quota | CreatePolicy, Attach{User,Role}Policy | Detach{User,Role}Policy, DeletePolicy; an active `assume` grant: GetRole, PutRolePolicy (the deny of its sessions, [`sessions`]), DeleteRolePolicy later | none: the policy is the grant's own |
 //! | [`shared`] policy | IAM policy | managed-policy quota | ListAttached{User,Role}Policies, then Attach{User,Role}Policy unless held | Detach{User,Role}Policy when the last holder ends | attached before any grant: never removed |
 //! | [`shared`] group | IAM group (users only) | groups-per-user quota | ListGroupsForUser, then AddUserToGroup unless a member | RemoveUserFromGroup when the last holder ends | a member before any grant: never removed |
 //!
