@@ -294,6 +294,13 @@ async fn after_a_rotation_both_secrets_sign_until_the_overlap_ends() {
     let (_, audit) = server.get(&format!("/v1/audit-events?action=webhook.secret_rotated&target_id={id}")).await;
     assert_eq!(audit["items"][0]["changes"]["secret"]["after"], "(secret)");
     assert!(!audit.to_string().contains(&new[6..]), "the trail never holds a secret");
+
+    // Nor a URL's query string, where portals put tokens.
+    let with_token = register(&server, &format!("{}/hooks?token=s3cr3t-portal-token", receiver.url), None).await;
+    let path = format!("/v1/audit-events?action=webhook.created&target_id={}", with_token["id"].as_str().unwrap());
+    let (_, audit) = server.get(&path).await;
+    assert_eq!(audit["items"][0]["changes"]["url"]["after"], format!("{}/hooks?(secret)", receiver.url), "{audit}");
+    assert!(!audit.to_string().contains("s3cr3t-portal-token"), "{audit}");
 }
 
 #[tokio::test]
