@@ -468,29 +468,22 @@ pub async fn submit_grant(
         "policy_arn": new.policy_arn,
     });
     let audit = actor.record(AuditAction::GrantSubmitted, grant_id).changes(&Value::Null, &submitted, &[]);
-    // Inserted under the integration's share lock: a deletion either waits
-    // and then revokes this grant with the others, or is seen here first.
-    let mut tx = state.db.begin().await?;
-    let integration = storage::integrations::get_for_share(&mut *tx, new.integration_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("integration", new.integration_id).with_field("integration_id"))?;
-    ensure_active(&integration).map_err(|e| e.with_field("integration_id"))?;
-    if integration.revision != checked.integration.revision {
-        return Err(ApiError::conflict(
-            ErrorCode::InvalidState,
-            "the integration changed while the grant was checked; submit it again",
-        )
-        .with_field("integration_id"));
-    }
-    let Some(mut inserted) = storage::grants::insert(&mut *tx, &new, lease, &audit).await? else {
-        // The same request_id arrived at the same moment. Read on the
-        // transaction's connection: waiting for a second one could exhaust the pool.
-        let existing = storage::grants::get_by_request_id(&mut *tx, &input.request_id)
+    // One statement, under the integration's share lock: no deletion or change
+    // of the integration interleaves with storing the grant.
+    let revision = checked.integration.revision;
+    let Some(mut inserted) = storage::grants::insert(&state.db, &new, revision, lease, &audit).await? else {
+        // The same request_id arrived at the same moment, or the integration
+        // is being deleted or changed since the grant was checked.
+        if let Some(existing) = storage::grants::get_by_request_id(&state.db, &input.request_id).await? {
+            return Ok((StatusCode::OK, Json(replay(existing, &input)?.view())));
+        }
+        let integration = storage::integrations::get(&state.db, new.integration_id)
             .await?
-            .ok_or_else(|| ApiError::internal("a conflicting grant vanished"))?;
-        return Ok((StatusCode::OK, Json(replay(existing, &input)?.view())));
+            .ok_or_else(|| ApiError::not_found("integration", new.integration_id).with_field("integration_id"))?;
+        ensure_active(&integration).map_err(|e| e.with_field("integration_id"))?;
+        let changed = "the integration changed while the grant was checked; submit it again";
+        return Err(ApiError::conflict(ErrorCode::InvalidState, changed).with_field("integration_id"));
     };
-    tx.commit().await?;
     match slot {
         Some(slot) => {
             // What a claim would have read with the grant: the worker's clients stay cached.

@@ -175,21 +175,33 @@ pub struct NewGrant<'a> {
 /// With `lease`, it is stored claimed by that worker (which works on it at
 /// once); without, the workers of every replica are woken to claim it. None
 /// when `request_id` exists already.
+/// None when nothing was stored: a grant with the same request_id exists, or
+/// the integration is no longer active at `integration_revision` (deleted,
+/// being deleted, or changed since the grant was checked). The insert holds
+/// the integration's row share-locked: a deletion (which locks it for update)
+/// either waits and then revokes this grant with the others, or comes first
+/// and this grant is not stored.
 pub async fn insert(
     db: impl PgExecutor<'_>,
     grant: &NewGrant<'_>,
+    integration_revision: i64,
     lease: Option<(&str, Duration)>,
     audit: &AuditRecord,
 ) -> Result<Option<GrantRow>, sqlx::Error> {
     sqlx::query_as::<_, GrantRow>(
-        "with inserted as (
+        "with live as (
+             select integration_id from integrations
+             where integration_id = $2 and status = 'active' and revision = $29
+             for share),
+         inserted as (
              insert into grants (grant_id, integration_id, account_id, resource_id, resource_type, resource_arn,
                                  resource_name, access_level, principal_type, principal_name, principal_arn,
                                  request_id, request_fingerprint, approved_by, reason, requested_by, expires_at,
                                  policy_name, policy_arn, policy_document, lease_owner, lease_expires_at,
                                  principal_id)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $20, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-                     $21, case when $21::text is not null then now() + $22 end, $28)
+             select $1, live.integration_id, $3, $4, $5, $6, $7, $8, $20, $9, $10, $11, $12, $13, $14, $15, $16,
+                    $17, $18, $19, $21, case when $21::text is not null then now() + $22 end, $28
+             from live
              on conflict (request_id) do nothing
              returning *),
          event as (
@@ -229,6 +241,7 @@ pub async fn insert(
     .bind(audit.action.as_str())
     .bind(Json(&audit.changes))
     .bind(grant.principal_id)
+    .bind(integration_revision)
     .fetch_optional(db)
     .await
 }
