@@ -31,6 +31,7 @@ use crate::domain::policy::{GeneratedPolicy, PolicyDocument};
 use crate::domain::resource::{AccessLevel, Resource, ResourceType};
 use crate::storage::grants::{AttachmentKey, GrantRow, SharedAttachment};
 
+pub mod drift;
 pub mod generated_policy;
 pub mod ledger;
 pub mod sessions;

@@ -733,3 +733,162 @@ async fn a_revocation_never_takes_access_from_a_principal_recreated_under_the_na
         assert!(ledger.records.is_empty(), "the grant's record is gone: {resource_type:?}");
     }
 }
+
+// Drift: findings from an account snapshot, and repairs in order.
+
+use crate::aws::reconcile::{IamSnapshot, PolicyState, PrincipalState};
+use crate::domain::reconcile::FindingKind;
+use drift::{Drift, Repaired};
+
+const INSTALLATION: Uuid = Uuid::from_u128(7);
+
+/// An account as GetAccountAuthorizationDetails would show it: `alice` (id
+/// `id-alice`) holding `attached`, in `groups`, and the grant's policy with
+/// `versions` (the first is the default).
+fn snapshot(g: &GrantRow, attached: &[&str], groups: &[&str], versions: &[&str]) -> IamSnapshot {
+    let mut snapshot = IamSnapshot::default();
+    snapshot.users.push(PrincipalState {
+        name: "alice".into(),
+        id: "id-alice".into(),
+        attached: attached.iter().map(|a| a.to_string()).collect(),
+        groups: groups.iter().map(|a| a.to_string()).collect(),
+        inline: Vec::new(),
+    });
+    if let (Some(arn), false) = (&g.policy_arn, versions.is_empty()) {
+        let versions = versions.iter().enumerate().map(|(i, d)| (format!("v{}", i + 1), d.to_string())).collect();
+        let policy = PolicyState { arn: arn.clone(), path: "/jit-iam/".into(), default_version: "v1".into(), versions };
+        snapshot.policies.insert(arn.clone(), policy);
+    }
+    snapshot
+}
+
+fn kinds(drifts: &[Drift]) -> Vec<FindingKind> {
+    drifts.iter().map(|d| d.kind).collect()
+}
+
+#[tokio::test]
+async fn a_generated_policy_detached_and_edited_is_restored_then_attached() {
+    let (iam, mut ledger) = (MemoryIam::default(), MemoryLedger::default());
+    let alice = grantee(PrincipalType::IamUser, "alice");
+    let g = grant(ResourceType::S3Bucket, &alice);
+    apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap();
+    iam.detach_policy(&alice, policy_arn(&g)).await.unwrap();
+    iam.calls();
+    let wider = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#;
+    let written = g.policy_document.as_ref().unwrap().0.to_json();
+    let snap = snapshot(&g, &[], &[], &[wider, &written, wider]);
+    let principal = drift::principal(&snap, &g).unwrap();
+    let drifts = drift::of_active_grant(&mut ledger, &snap, &g, principal).await.unwrap();
+    assert_eq!(kinds(&drifts), [FindingKind::PolicyModified, FindingKind::AccessMissing]);
+    for finding in &drifts {
+        let repaired = drift::repair(&iam, &mut ledger, &snap, &g, principal, finding, INSTALLATION).await.unwrap();
+        assert_eq!(repaired.unwrap(), Repaired::Restored);
+    }
+    assert_eq!(
+        iam.calls(),
+        [
+            "iam:DeletePolicyVersion",
+            "iam:DeletePolicyVersion",
+            "iam:CreatePolicyVersion",
+            "iam:DeletePolicyVersion",
+            "iam:AttachUserPolicy"
+        ],
+        "the other versions go first (IAM keeps five), the written document becomes the default, the edited one goes"
+    );
+    assert_eq!(iam.documents.lock().unwrap()[policy_arn(&g)], written);
+    assert!(iam.has(&alice, policy_arn(&g)));
+}
+
+#[tokio::test]
+async fn a_deleted_generated_policy_is_made_again_as_this_installations() {
+    let (iam, mut ledger) = (MemoryIam::default(), MemoryLedger::default());
+    let alice = grantee(PrincipalType::IamUser, "alice");
+    let g = grant(ResourceType::S3Bucket, &alice);
+    let snap = snapshot(&g, &[], &[], &[]);
+    let principal = drift::principal(&snap, &g).unwrap();
+    let drifts = drift::of_active_grant(&mut ledger, &snap, &g, principal).await.unwrap();
+    assert_eq!(kinds(&drifts), [FindingKind::AccessMissing], "one finding: the policy is gone");
+    drift::repair(&iam, &mut ledger, &snap, &g, principal, &drifts[0], INSTALLATION).await.unwrap().unwrap();
+    assert_eq!(iam.calls(), ["iam:CreatePolicy", "iam:AttachUserPolicy"]);
+    assert!(iam.has(&alice, policy_arn(&g)));
+}
+
+#[tokio::test]
+async fn shared_access_held_before_the_grant_and_removed_is_put_back_as_the_grants_own() {
+    for resource_type in [ResourceType::IamPolicy, ResourceType::IamGroup] {
+        let (iam, mut ledger) = (MemoryIam::default(), MemoryLedger::default());
+        let alice = grantee(PrincipalType::IamUser, "alice");
+        let g = grant(resource_type, &alice);
+        // alice had it before the grant: recorded as pre-existing.
+        match resource_type {
+            ResourceType::IamGroup => iam.add_to_group("alice", "ops").await.unwrap(),
+            _ => iam.attach_policy(&alice, SHARED_POLICY).await.unwrap(),
+        }
+        apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap();
+        let g = GrantRow { holds_attachment: true, ..g };
+        // An admin takes the standing access away.
+        match resource_type {
+            ResourceType::IamGroup => iam.remove_from_group("alice", "ops").await.unwrap(),
+            _ => assert!(iam.detach_policy(&alice, SHARED_POLICY).await.unwrap()),
+        }
+        iam.calls();
+        let snap = snapshot(&g, &[], &[], &[]);
+        let principal = drift::principal(&snap, &g).unwrap();
+        let drifts = drift::of_active_grant(&mut ledger, &snap, &g, principal).await.unwrap();
+        assert_eq!(kinds(&drifts), [FindingKind::PreexistingAccessRemoved], "{resource_type:?}");
+        let repaired = drift::repair(&iam, &mut ledger, &snap, &g, principal, &drifts[0], INSTALLATION).await;
+        assert_eq!(repaired.unwrap().unwrap(), Repaired::NowTheGrantsOwn);
+        // The grant's end now removes it.
+        revoke(&iam, &mut ledger, &g).await.unwrap().unwrap();
+        let removed = match resource_type {
+            ResourceType::IamGroup => iam.members.lock().unwrap().is_empty(),
+            _ => !iam.has(&alice, SHARED_POLICY),
+        };
+        assert!(removed, "{resource_type:?}: the repair must not make it permanent");
+    }
+}
+
+#[test]
+fn a_principal_gone_or_renamed_is_reported() {
+    let alice = grantee(PrincipalType::IamUser, "alice");
+    let g = grant(ResourceType::S3Bucket, &alice);
+    let mut snap = snapshot(&g, &[], &[], &[]);
+    snap.users[0].id = "id-alice-recreated".into();
+    let gone = drift::principal(&snap, &g).unwrap_err();
+    assert_eq!(gone.kind, FindingKind::PrincipalChanged);
+    assert!(gone.evidence.contains("id-alice-recreated"), "{gone:?}");
+    let mut snap = snapshot(&g, &[], &[], &[]);
+    snap.users[0].name = "alice-renamed".into();
+    let principal = drift::principal(&snap, &g).unwrap();
+    assert_eq!(drift::renamed(&g, principal).unwrap().kind, FindingKind::PrincipalChanged);
+}
+
+#[test]
+fn only_this_installations_policies_are_its_orphans() {
+    let tags = |installation: Option<Uuid>| {
+        let mut tags = vec![("managed-by".to_string(), "jit-iam".to_string())];
+        tags.extend(installation.map(|i| ("jit-iam:installation-id".to_string(), i.to_string())));
+        tags
+    };
+    assert!(drift::orphan("arn", &tags(Some(INSTALLATION)), INSTALLATION).is_some());
+    assert!(drift::orphan("arn", &tags(Some(Uuid::from_u128(8))), INSTALLATION).is_none(), "another installation's");
+    assert!(drift::orphan("arn", &tags(None), INSTALLATION).is_none(), "from before installation ids");
+}
+
+#[tokio::test]
+async fn a_leftover_policy_is_detached_from_everyone_then_its_versions_then_itself_deleted() {
+    let iam = MemoryIam::default();
+    let alice = grantee(PrincipalType::IamUser, "alice");
+    let g = grant(ResourceType::S3Bucket, &alice);
+    let arn = policy_arn(&g).to_string();
+    let mut snap = snapshot(&g, &[&arn], &[], &["{}", "{}"]);
+    snap.groups.insert("ops".into(), vec![arn.clone()]);
+    drift::remove_policy(&iam, &snap, &arn, ACCOUNT).await.unwrap();
+    assert_eq!(
+        iam.calls(),
+        ["iam:DetachUserPolicy", "iam:DetachGroupPolicy", "iam:DeletePolicyVersion", "iam:DeletePolicy"]
+    );
+    let ended = GrantRow { holds_attachment: false, ..grant(ResourceType::IamPolicy, &alice) };
+    let snap = snapshot(&ended, &[SHARED_POLICY], &[], &[]);
+    assert_eq!(drift::given_again(&snap, &ended).unwrap().kind, FindingKind::AccessLeftAfterEnd);
+}

@@ -1,0 +1,263 @@
+//! Drift, per mechanism: what an account holds for a grant against what the
+//! grant says, read from one snapshot of the account's IAM, and how each
+//! finding is put back through [`IamChanges`]. The reconciliation worker only
+//! schedules, leases, reads the snapshot and records what these decide.
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{attachment_key, mechanism_of, Ledger, Mechanism};
+use crate::aws::iam_changes::IamChanges;
+use crate::aws::reconcile::{IamSnapshot, PolicyState, PrincipalState};
+use crate::aws::AwsError;
+use crate::domain::grant::Grantee;
+use crate::domain::policy::{GeneratedPolicy, GRANT_ID_TAG, INSTALLATION_ID_TAG};
+use crate::domain::reconcile::FindingKind;
+use crate::storage::grants::GrantRow;
+
+/// A finding before anything is done about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Drift {
+    pub kind: FindingKind,
+    /// The policy ARN, group or principal name the finding is about.
+    pub target: String,
+    pub evidence: String,
+}
+
+impl Drift {
+    fn new(kind: FindingKind, target: &str, evidence: impl Into<String>) -> Self {
+        Self { kind, target: target.to_string(), evidence: evidence.into() }
+    }
+}
+
+/// The grant's principal in the snapshot, found by its unique id (by name for
+/// grants from before ids); a `principal_changed` finding when it is gone.
+pub fn principal<'a>(snapshot: &'a IamSnapshot, grant: &GrantRow) -> Result<&'a PrincipalState, Drift> {
+    let grantee = grant.grantee();
+    let found = match &grant.principal_id {
+        Some(id) => snapshot.by_id(grantee.principal_type, id),
+        None => snapshot.by_name(grantee.principal_type, &grantee.name),
+    };
+    found.ok_or_else(|| {
+        let evidence = match snapshot.by_name(grantee.principal_type, &grantee.name) {
+            Some(other) => format!(
+                "{grantee} was deleted; the name now belongs to another principal (id {}), which is not the grantee",
+                other.id
+            ),
+            None => format!("{grantee} was deleted: its access went with it"),
+        };
+        Drift::new(FindingKind::PrincipalChanged, &grantee.name, evidence)
+    })
+}
+
+/// A renamed principal keeps the access under its new name: reported only.
+pub fn renamed(grant: &GrantRow, principal: &PrincipalState) -> Option<Drift> {
+    let grantee = grant.grantee();
+    (principal.name != grantee.name).then(|| {
+        let evidence = format!("{grantee} was renamed to {}; the access went with it", principal.name);
+        Drift::new(FindingKind::PrincipalChanged, &grantee.name, evidence)
+    })
+}
+
+/// What an active grant's access misses, or has altered.
+pub async fn of_active_grant(
+    ledger: &mut impl Ledger,
+    snapshot: &IamSnapshot,
+    grant: &GrantRow,
+    principal: &PrincipalState,
+) -> Result<Vec<Drift>, sqlx::Error> {
+    let mechanism = mechanism_of(grant);
+    let mut drifts = Vec::new();
+    match mechanism {
+        Mechanism::GeneratedPolicy => {
+            let arn = grant.policy_arn.as_deref().unwrap_or_default();
+            let written = grant.policy_document.as_ref().map(|d| serde_json::to_value(&d.0).unwrap_or_default());
+            let Some(policy) = snapshot.policies.get(arn) else {
+                return Ok(vec![Drift::new(FindingKind::AccessMissing, arn, "the grant's policy was deleted")]);
+            };
+            let current = policy.default_document().and_then(|d| serde_json::from_str::<Value>(d).ok());
+            if current != written {
+                let evidence = format!("default version {} is not the document jit-iam wrote", policy.default_version);
+                drifts.push(Drift::new(FindingKind::PolicyModified, arn, evidence));
+            }
+            if !principal.attached.iter().any(|a| a == arn) {
+                let evidence = format!("the policy is not attached to {}", principal.name);
+                drifts.push(Drift::new(FindingKind::AccessMissing, arn, evidence));
+            }
+        }
+        _ if !grant.holds_attachment => {}
+        Mechanism::AttachPolicy | Mechanism::GroupMembership => {
+            let (held, target, what) = held_now(grant, principal);
+            if held {
+                return Ok(drifts);
+            }
+            let grantee = grant.grantee();
+            let preexisting = ledger.attachment(&attachment_key(grant, &grantee, mechanism)).await?;
+            // Access the grantee had before the grant, taken away since: put
+            // back for the grant, it is the grant's own from then on.
+            drifts.push(match preexisting.is_some_and(|a| a.preexisting) {
+                true => Drift::new(
+                    FindingKind::PreexistingAccessRemoved,
+                    target,
+                    format!(
+                        "{} no longer has the {what} it had before the grant, which the grant still needs",
+                        principal.name
+                    ),
+                ),
+                false => Drift::new(
+                    FindingKind::AccessMissing,
+                    target,
+                    match mechanism {
+                        Mechanism::GroupMembership => format!("{} is not in the group", principal.name),
+                        _ => format!("the policy is not attached to {}", principal.name),
+                    },
+                ),
+            });
+        }
+    }
+    Ok(drifts)
+}
+
+/// Whether the principal holds a shared grant's policy or membership now; its target and what it is.
+fn held_now<'a>(grant: &'a GrantRow, principal: &PrincipalState) -> (bool, &'a str, &'static str) {
+    match mechanism_of(grant) {
+        Mechanism::GroupMembership => {
+            (principal.groups.contains(&grant.resource_name), &grant.resource_name, "membership")
+        }
+        _ => (principal.attached.contains(&grant.resource_arn), &grant.resource_arn, "policy"),
+    }
+}
+
+/// What a repair did beyond putting the access back.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Repaired {
+    /// As the grant says.
+    Restored,
+    /// Shared access that was the grantee's before the grant is now the
+    /// grant's own: the last grant holding it removes it.
+    NowTheGrantsOwn,
+}
+
+/// Puts one finding of an active grant back, under the principal's name now
+/// (`principal`). Call it holding the grant's row lock: a revocation waits,
+/// then removes what the repair put back. Shared access jit-iam puts back is
+/// recorded as jit-iam's, whatever it was before.
+pub async fn repair(
+    iam: &impl IamChanges,
+    ledger: &mut impl Ledger,
+    snapshot: &IamSnapshot,
+    grant: &GrantRow,
+    principal: &PrincipalState,
+    drift: &Drift,
+    installation_id: Uuid,
+) -> Result<Result<Repaired, AwsError>, sqlx::Error> {
+    let mechanism = mechanism_of(grant);
+    let holder = Grantee { name: principal.name.clone(), ..grant.grantee() };
+    let repaired = match (drift.kind, mechanism) {
+        (FindingKind::PolicyModified, _) => match snapshot.policies.get(&drift.target) {
+            Some(policy) => restore(iam, policy, grant).await,
+            None => Ok(()),
+        },
+        (_, Mechanism::GeneratedPolicy) => recreate_and_attach(iam, snapshot, grant, &holder, installation_id).await,
+        (_, Mechanism::AttachPolicy) => iam.attach_policy(&holder, &grant.resource_arn).await,
+        (_, Mechanism::GroupMembership) => iam.add_to_group(&holder.name, &grant.resource_name).await,
+    };
+    if let Err(e) = repaired {
+        return Ok(Err(e));
+    }
+    if !mechanism.is_shared() {
+        return Ok(Ok(Repaired::Restored));
+    }
+    let grantee = grant.grantee();
+    ledger.record_attached(&attachment_key(grant, &grantee, mechanism), false).await?;
+    Ok(Ok(match drift.kind {
+        FindingKind::PreexistingAccessRemoved => Repaired::NowTheGrantsOwn,
+        _ => Repaired::Restored,
+    }))
+}
+
+/// Makes the document jit-iam wrote the policy's only version: the other
+/// versions go first (IAM keeps at most five), then the written document
+/// becomes a new default, then the modified default goes.
+async fn restore(iam: &impl IamChanges, policy: &PolicyState, grant: &GrantRow) -> Result<(), AwsError> {
+    let document = grant.policy_document.as_ref().map(|d| d.0.to_json()).unwrap_or_default();
+    for (version, _) in policy.versions.iter().filter(|(v, _)| *v != policy.default_version) {
+        iam.delete_policy_version(&policy.arn, version).await?;
+    }
+    iam.create_policy_version(&policy.arn, &document).await?;
+    iam.delete_policy_version(&policy.arn, &policy.default_version).await
+}
+
+/// The grant's policy made again if it was deleted, and attached to the grantee (under its name now).
+async fn recreate_and_attach(
+    iam: &impl IamChanges,
+    snapshot: &IamSnapshot,
+    grant: &GrantRow,
+    holder: &Grantee,
+    installation_id: Uuid,
+) -> Result<(), AwsError> {
+    let (Some(name), Some(arn), Some(document)) = (&grant.policy_name, &grant.policy_arn, &grant.policy_document)
+    else {
+        return Ok(());
+    };
+    if !snapshot.policies.contains_key(arn) {
+        let policy = GeneratedPolicy { name: name.clone(), arn: arn.clone() };
+        let tags = GeneratedPolicy::tags(Some(installation_id), grant.grant_id, &grant.resource_arn);
+        iam.create_policy(&policy, &document.0.to_json(), &tags).await?;
+    }
+    iam.attach_policy(holder, arn).await
+}
+
+/// A shared policy or membership jit-iam removed when the grant ended, and
+/// there again: someone gave it since, so it is reported, never removed.
+pub fn given_again(snapshot: &IamSnapshot, grant: &GrantRow) -> Option<Drift> {
+    let principal = principal(snapshot, grant).ok()?;
+    let (held, target, _) = held_now(grant, principal);
+    held.then(|| {
+        let evidence = format!(
+            "{} has it again after jit-iam removed it at the grant's end: given since by someone else, not jit-iam's to remove",
+            principal.name
+        );
+        Drift::new(FindingKind::AccessLeftAfterEnd, target, evidence)
+    })
+}
+
+/// A policy under jit-iam's path that no grant here knows is this
+/// installation's orphan only when tagged `managed-by=jit-iam` with its
+/// installation id; anything else (another installation's live grants,
+/// policies from before installation ids) is left alone. The finding's evidence when it is.
+pub fn orphan(arn: &str, tags: &[(String, String)], installation_id: Uuid) -> Option<Drift> {
+    let installation = installation_id.to_string();
+    let tagged = |key: &str, value: &str| tags.iter().any(|(k, v)| k == key && v == value);
+    if !(tagged("managed-by", "jit-iam") && tagged(INSTALLATION_ID_TAG, &installation)) {
+        return None;
+    }
+    let evidence = match tags.iter().find(|(k, _)| k == GRANT_ID_TAG) {
+        Some((_, id)) => format!("tagged for grant {id}, which jit-iam does not know"),
+        None => "tagged as this installation's, for no grant".into(),
+    };
+    Some(Drift::new(FindingKind::OrphanedPolicy, arn, evidence))
+}
+
+/// Detaches a policy from every user, role and group holding it, then
+/// deletes it: its other versions first (IAM deletes a policy only without them).
+pub async fn remove_policy(
+    iam: &impl IamChanges,
+    snapshot: &IamSnapshot,
+    arn: &str,
+    account: &str,
+) -> Result<(), AwsError> {
+    let (principals, groups) = snapshot.holders(arn);
+    for (principal_type, name) in principals {
+        iam.detach_policy(&Grantee { principal_type, name, account_id: account.to_string() }, arn).await?;
+    }
+    for group in groups {
+        iam.detach_group_policy(&group, arn).await?;
+    }
+    if let Some(policy) = snapshot.policies.get(arn) {
+        for (version, _) in policy.versions.iter().filter(|(v, _)| *v != policy.default_version) {
+            iam.delete_policy_version(arn, version).await?;
+        }
+    }
+    iam.delete_policy(arn).await
+}
