@@ -15,7 +15,6 @@ pub mod aws;
 pub mod cli;
 pub mod config;
 pub mod domain;
-pub mod error;
 pub mod grants;
 pub mod server;
 pub mod storage;

@@ -7,13 +7,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::error::{ApiError, ApiResult};
 use super::extract::QueryParams;
 use super::pagination::{page, PageParams, PageRequest};
 use super::REQUEST_ID;
 use crate::app::AppState;
 use crate::domain::audit::{AuditAction, AuditEvent, AuditRecord};
 use crate::domain::caller::Caller;
-use crate::error::{ApiError, ApiResult};
 use crate::storage;
 use crate::storage::audit::AuditFilter;
 

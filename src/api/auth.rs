@@ -8,10 +8,10 @@ use axum::response::Response;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::error::ApiError;
 use crate::app::AppState;
 use crate::config::ApiTokens;
 use crate::domain::caller::{Caller, Role};
-use crate::error::ApiError;
 
 impl ApiTokens {
     /// The caller presenting `token`. Every configured token is compared, in

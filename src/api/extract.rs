@@ -11,7 +11,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
-use crate::error::{ApiError, ErrorCode};
+use super::error::{ApiError, ErrorCode};
 
 /// A JSON body, parsed with the path of the failing field in every error.
 pub struct ValidJson<T>(pub T);

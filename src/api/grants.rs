@@ -16,6 +16,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::audit::Actor;
+use super::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use super::extract::{whole_number, ApiPath, OptionalJson, QueryParams, ValidJson};
 use super::integrations::ensure_active;
 use super::pagination::{page, PageParams, PageRequest};
@@ -26,7 +27,6 @@ use crate::domain::grant::{Grant, GrantEvent, GrantStatus, Grantee, Principal, P
 use crate::domain::integration::{GrantBounds, Integration, IntegrationStatus};
 use crate::domain::policy::{GeneratedPolicy, PolicyDocument};
 use crate::domain::resource::{AccessLevel, Resource, ResourceType};
-use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::grants::{self, Plan, PlannedCall, PolicyQuota, Quotas, Refusal};
 use crate::storage::grants::{GrantFilter, GrantRow, NewEvent, NewGrant};
 use crate::storage::resources::FoundGrantee;

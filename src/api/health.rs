@@ -8,8 +8,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::error::{ApiError, ApiResult, ErrorBody};
 use crate::app::AppState;
-use crate::error::{ApiError, ApiResult, ErrorBody};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {

@@ -12,6 +12,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::audit::Actor;
+use super::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use super::extract::{present, ApiPath, QueryParams, ValidJson};
 use super::grants::grant_bounds;
 use super::pagination::{page, PageParams, PageRequest};
@@ -26,7 +27,6 @@ use crate::domain::integration::{
 };
 use crate::domain::sync::{Account, SyncRun, SyncTrigger};
 use crate::domain::tags::{filter_document, TagPair};
-use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::storage;
 
 pub fn router() -> OpenApiRouter<AppState> {

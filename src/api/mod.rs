@@ -24,11 +24,12 @@ use utoipa_scalar::{Scalar, Servable};
 
 use crate::app::AppState;
 use crate::domain::webhook::GrantEventData;
-use crate::error::{ApiError, ErrorBody};
+use error::{ApiError, ErrorBody};
 
 pub mod audit;
 pub mod auth;
 mod document;
+pub mod error;
 pub mod extract;
 pub mod grants;
 pub mod health;

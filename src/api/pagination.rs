@@ -3,8 +3,8 @@
 use utoipa::IntoParams;
 use uuid::Uuid;
 
+use super::error::ApiError;
 use super::extract::QueryParams;
-use crate::error::ApiError;
 
 pub const DEFAULT_LIMIT: i64 = 100;
 pub const MAX_LIMIT: i64 = 1000;

@@ -11,13 +11,13 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::audit::Actor;
+use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, OptionalJson, QueryParams};
 use super::integrations::{ensure_active, find};
 use super::pagination::{page, PageParams, PageRequest};
 use crate::app::AppState;
 use crate::domain::audit::AuditAction;
 use crate::domain::reconcile::{ReconcileRun, ReconcileTrigger};
-use crate::error::{ApiError, ApiResult};
 use crate::storage;
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -12,12 +12,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, QueryParams};
 use super::pagination::{page, PageParams, PageRequest};
 use crate::app::AppState;
 use crate::domain::arn::{is_account_id, is_region_code};
 use crate::domain::resource::{Resource, ResourceType};
-use crate::error::{ApiError, ApiResult};
 use crate::storage;
 use crate::storage::resources::BrowseFilter;
 

@@ -13,6 +13,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::audit::Actor;
+use super::error::{ApiError, ApiResult, ErrorCode};
 use super::extract::{present, ApiPath, QueryParams, ValidJson};
 use super::pagination::{page, PageParams, PageRequest};
 use crate::app::AppState;
@@ -20,7 +21,6 @@ use crate::domain::audit::{AuditAction, SECRET};
 use crate::domain::webhook::{
     Delivery, DeliveryStatus, DisabledReason, EventType, WebhookEndpoint, WebhookEndpointWithSecret, WebhookSecret,
 };
-use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::storage;
 use crate::storage::webhooks::{EndpointRow, RetryOutcome};
 
