@@ -21,3 +21,4 @@ mod roles;
 mod sessions;
 mod startup;
 mod webhooks;
+mod wire_names;
