@@ -1,4 +1,4 @@
-//! The layering the README describes, checked on the source: no import cycles
+//! The layering docs/architecture.md describes, checked on the source: no import cycles
 //! between top-level modules, and only the HTTP API knows the HTTP error type.
 
 use std::collections::{BTreeMap, BTreeSet};
