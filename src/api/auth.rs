@@ -34,7 +34,7 @@ const ADMIN_OR_AUDITOR: &[Role] = &[Role::Admin, Role::Auditor];
 const ADMIN: &[Role] = &[Role::Admin];
 
 /// The roles allowed to call each `/v1` operation: the one table the
-/// middleware enforces, the OpenAPI document states and the README repeats.
+/// middleware enforces, the OpenAPI document states and docs/tour.md repeats.
 /// An operation missing here is admin-only (and a test fails).
 pub fn allowed_roles(method: &Method, path: &str) -> &'static [Role] {
     // axum answers HEAD with the GET route.

@@ -1,6 +1,6 @@
-//! The layering the README describes, checked on the source: no import cycles
-//! between top-level modules, and only the HTTP API knows the HTTP error type
-//! (`api::error`).
+//! The layering docs/architecture.md describes, checked on the source: no
+//! import cycles between top-level modules, and only the HTTP API knows the
+//! HTTP error type (`api::error`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

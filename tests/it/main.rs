@@ -6,6 +6,7 @@ mod architecture;
 mod audit;
 mod clients;
 mod crashes;
+mod docs;
 mod enforcement;
 mod faults;
 mod grant_policy;

@@ -1,7 +1,7 @@
-//! The README's curl tour runs: every command of its `sh` blocks, with real
-//! curl, against jit-iam and the sandbox `scripts/sandbox` starts, in order.
-//! A command must answer 2xx, or the status its trailing comment starts with
-//! (`# 202: ...`); `export X=<...>` lines take an id from the answer before.
+//! The curl tour (docs/tour.md) runs: every command of its `sh` blocks, with
+//! real curl, against jit-iam and the sandbox `scripts/sandbox` starts, in
+//! order. A command must answer 2xx, or the status its trailing comment starts
+//! with (`# 202: ...`); `export X=<...>` lines take an id from the answer before.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -15,36 +15,44 @@ fn repository() -> &'static std::path::Path {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The tour, where it lives.
+pub(crate) fn tour() -> String {
+    std::fs::read_to_string(repository().join("docs/tour.md")).expect("docs/tour.md")
+}
+
 /// One command of the tour, as bash will run it.
 #[derive(Debug)]
-enum Step {
+pub(crate) enum Step {
     Curl {
         command: String,
         expected: Option<u16>,
+        /// The comment lines before the command and its trailing comment: what the tour says of it.
+        notes: String,
     },
     /// `export NAME=<the id returned>` / `<the first id listed>`.
-    Capture {
-        name: String,
-        first_listed: bool,
-    },
+    Capture { name: String, first_listed: bool },
     /// `export NAME=value ...`: variables the tour sets itself.
     Export(String),
 }
 
-/// The commands of the `sh` blocks between "## A tour with curl" and the next section.
-fn tour_steps(readme: &str) -> Vec<Step> {
-    let start = readme.find("## A tour with curl").expect("the README has a curl tour");
-    let rest = &readme[start..];
-    let end = rest[3..].find("\n## ").map_or(rest.len(), |i| i + 3);
+/// The commands of the tour's `sh` blocks.
+pub(crate) fn tour_steps(tour: &str) -> Vec<Step> {
     let mut steps = Vec::new();
     let mut in_block = false;
     let mut pending = String::new();
-    for line in rest[..end].lines() {
+    let mut comments = String::new();
+    for line in tour.lines() {
         if line.starts_with("```") {
             in_block = line == "```sh";
+            comments.clear();
             continue;
         }
-        if !in_block || (pending.is_empty() && (line.trim_start().starts_with('#') || line.trim().is_empty())) {
+        if !in_block {
+            continue;
+        }
+        if pending.is_empty() && (line.trim_start().starts_with('#') || line.trim().is_empty()) {
+            comments.push_str(line.trim_start().trim_start_matches('#'));
+            comments.push('\n');
             continue;
         }
         pending.push_str(line);
@@ -54,12 +62,12 @@ fn tour_steps(readme: &str) -> Vec<Step> {
             continue;
         }
         let command = std::mem::take(&mut pending);
-        steps.push(step_of(command.trim()));
+        steps.push(step_of(command.trim(), &std::mem::take(&mut comments)));
     }
     steps
 }
 
-fn step_of(command: &str) -> Step {
+fn step_of(command: &str, comments: &str) -> Step {
     if let Some(export) = command.strip_prefix("export ") {
         if let Some((name, value)) = export.split_once('=') {
             if value.starts_with('<') {
@@ -73,7 +81,8 @@ fn step_of(command: &str) -> Step {
     let last = command.lines().last().unwrap_or_default();
     let comment = last.rfind(" # ").filter(|i| last[..*i].matches('\'').count() % 2 == 0).map(|i| &last[i + 3..]);
     let expected = comment.and_then(|c| c.get(..3)).and_then(|s| s.parse().ok());
-    Step::Curl { command: command.to_string(), expected }
+    let notes = format!("{comments}{}", comment.unwrap_or_default());
+    Step::Curl { command: command.to_string(), expected, notes }
 }
 
 /// `scripts/sandbox` on a port of its own; stopped (with its moto) when dropped.
@@ -112,9 +121,8 @@ impl Drop for Sandbox {
 }
 
 #[tokio::test]
-async fn every_command_of_the_readme_tour_answers_as_documented() {
-    let readme = std::fs::read_to_string(repository().join("README.md")).unwrap();
-    let steps = tour_steps(&readme);
+async fn every_command_of_the_tour_answers_as_documented() {
+    let steps = tour_steps(&tour());
     assert!(steps.len() > 40, "the tour was read: {steps:?}");
 
     let sandbox = tokio::task::spawn_blocking(Sandbox::start).await.unwrap();
@@ -136,7 +144,7 @@ async fn every_command_of_the_readme_tour_answers_as_documented() {
     for step in steps {
         match step {
             Step::Export(line) if line.starts_with("export JIT=") => {}
-            // The webhook receiver: the README's stands for the portal's.
+            // The webhook receiver: the tour's stands for the portal's.
             Step::Export(line) if line.starts_with("export HOOK_URL=") => {
                 vars.push(("HOOK_URL".into(), receiver.url.clone()))
             }
@@ -148,7 +156,7 @@ async fn every_command_of_the_readme_tour_answers_as_documented() {
                     .unwrap_or_else(|| panic!("no id for {name} in the answer to {last_command}: {last_answer}"));
                 vars.push((name, id.to_string()));
             }
-            Step::Curl { command, expected } => {
+            Step::Curl { command, expected, .. } => {
                 // A listing right after a sync may be empty for a moment: ask again, for a while.
                 let mut attempts = 0;
                 loop {

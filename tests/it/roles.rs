@@ -1,5 +1,5 @@
-//! Token roles: every `/v1` operation allows exactly the roles of the README's
-//! table, and says so in its OpenAPI description.
+//! Token roles: every `/v1` operation allows exactly the roles of the table in
+//! docs/tour.md ("Token roles"), and says so in its OpenAPI description.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,11 +10,11 @@ use crate::support::{random_account_id, unique, TestServer};
 
 const ROLES: [&str; 3] = ["admin", "portal", "auditor"];
 
-/// `METHOD /path` → the roles ticked in the README's table.
-fn readme_table() -> BTreeMap<String, BTreeSet<String>> {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+/// `METHOD /path` → the roles ticked in the tour's table.
+fn documented_table() -> BTreeMap<String, BTreeSet<String>> {
+    let tour = crate::readme_tour::tour();
     let header = "| Operation | admin | portal | auditor |";
-    let table = readme.split_once(header).expect("the README has the roles table").1;
+    let table = tour.split_once(header).expect("docs/tour.md has the roles table").1;
     let mut rows = BTreeMap::new();
     for line in table.lines().skip(2).take_while(|l| l.starts_with('|')) {
         let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
@@ -26,9 +26,9 @@ fn readme_table() -> BTreeMap<String, BTreeSet<String>> {
 }
 
 #[tokio::test]
-async fn every_operation_allows_exactly_the_roles_of_the_readme_table() {
+async fn every_operation_allows_exactly_the_roles_of_the_documented_table() {
     let server = TestServer::start().await;
-    let table = readme_table();
+    let table = documented_table();
     let (_, doc) = server.get("/openapi.json").await;
     let mut documented = BTreeSet::new();
     let mut wrong = Vec::new();
@@ -63,8 +63,8 @@ async fn every_operation_allows_exactly_the_roles_of_the_readme_table() {
         }
     }
     let table_keys: BTreeSet<String> = table.keys().cloned().collect();
-    assert_eq!(documented, table_keys, "the README's roles table and the documented operations differ");
-    assert!(wrong.is_empty(), "roles not as the README says:\n{}", wrong.join("\n"));
+    assert_eq!(documented, table_keys, "the roles table of docs/tour.md and the OpenAPI operations differ");
+    assert!(wrong.is_empty(), "roles not as docs/tour.md says:\n{}", wrong.join("\n"));
 }
 
 #[tokio::test]

@@ -296,7 +296,7 @@ impl ServerBuilder {
             url: format!("http://{address}"),
             token,
             db,
-            // Idle connections are dropped well before the server's idle timeout (75 s), as the README asks of clients.
+            // Idle connections are dropped well before the server's idle timeout (75 s), as docs/configuration.md asks of clients.
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
                 .pool_idle_timeout(Duration::from_secs(30))
