@@ -34,6 +34,7 @@ pub mod extract;
 pub mod grants;
 pub mod health;
 pub mod integrations;
+mod links;
 pub mod metrics;
 pub mod openapi30;
 pub mod pagination;
@@ -95,10 +96,11 @@ fn documented_routes() -> (Router<AppState>, Router<AppState>, serde_json::Value
         .split_for_parts();
     doc.merge(open_doc);
     document_v1_defaults(&mut doc);
-    let doc = document::apply_rules(
+    let mut doc = document::apply_rules(
         &doc,
         &[("SubmitGrant", grants::SubmitGrant::EXACTLY_ONE_OF), ("ExtendGrant", grants::ExtendGrant::EXACTLY_ONE_OF)],
     );
+    links::add(&mut doc);
     (v1, open, doc)
 }
 

@@ -91,3 +91,45 @@ fn operation_ids_are_the_committed_ones() {
         listed.join("\n")
     );
 }
+
+/// Each operation that takes an id in its path is the target of a link from an
+/// answer holding that id (src/api/links.rs), so that Schemathesis' stateful
+/// phase and clients reach it: a new route without one fails here.
+#[test]
+fn every_operation_with_a_path_parameter_is_linked_to() {
+    for doc in [committed(), read("openapi/openapi-3.0.json")] {
+        let mut path_parameters = std::collections::BTreeMap::new();
+        let mut links = Vec::new();
+        for item in doc["paths"].as_object().unwrap().values() {
+            for operation in item.as_object().unwrap().values() {
+                let id = operation["operationId"].as_str().unwrap().to_string();
+                let params = operation["parameters"].as_array().cloned().unwrap_or_default();
+                let in_path: Vec<String> =
+                    params.iter().filter(|p| p["in"] == "path").map(|p| p["name"].as_str().unwrap().into()).collect();
+                path_parameters.insert(id.clone(), in_path);
+                for (status, response) in operation["responses"].as_object().unwrap() {
+                    for (name, link) in response["links"].as_object().into_iter().flatten() {
+                        links.push((format!("{id} {status} {name}"), link.clone()));
+                    }
+                }
+            }
+        }
+        for (from, link) in &links {
+            let to = link["operationId"].as_str().unwrap_or_else(|| panic!("{from} names no operationId"));
+            let expected = path_parameters.get(to).unwrap_or_else(|| panic!("{from} leads to no operation"));
+            let mut given: Vec<String> = link["parameters"].as_object().unwrap().keys().cloned().collect();
+            let mut expected = expected.clone();
+            given.sort();
+            expected.sort();
+            assert_eq!(given, expected, "{from}: the link fills the path parameters of {to}");
+        }
+        let linked: std::collections::BTreeSet<&str> =
+            links.iter().map(|(_, link)| link["operationId"].as_str().unwrap()).collect();
+        let unlinked: Vec<&String> = path_parameters
+            .iter()
+            .filter(|(id, ps)| !ps.is_empty() && !linked.contains(id.as_str()))
+            .map(|(id, _)| id)
+            .collect();
+        assert!(unlinked.is_empty(), "no link leads to {unlinked:?}: add one in src/api/links.rs");
+    }
+}

@@ -1,5 +1,7 @@
 //! Fuzzing the API from its OpenAPI document with Schemathesis: no 5xx, and
-//! every answer's status, content type and body as documented.
+//! every answer's status, content type and body as documented; the stateful
+//! phase, following the document's links, reaches every operation with an id
+//! that exists.
 //!
 //! `JIT_IAM_FUZZ_EXAMPLES` (default 5) sets the examples per operation;
 //! `scripts/fuzz` raises it. `JIT_IAM_FUZZ_SEED` replays a run.
@@ -97,6 +99,7 @@ async fn fuzzing_from_the_openapi_document_finds_no_server_error_nor_undocumente
         .arg(format!("{}/openapi.json", server.url))
         .args(["--header", &format!("Authorization: Bearer {}", server.token)])
         .args(["--checks", CHECKS])
+        .args(["--phases", "examples,coverage,fuzzing,stateful"])
         .args(["--max-examples", &examples.to_string()])
         // One worker: Python 3.11's `ast` module keeps its recursion depth in shared
         // state, and Hypothesis parsing sources from two threads at once can trip it
@@ -138,9 +141,17 @@ async fn fuzzing_from_the_openapi_document_finds_no_server_error_nor_undocumente
     let answered = &statuses[before.min(statuses.len())..];
     let server_errors: Vec<&(u16, String)> = answered.iter().filter(|(s, _)| *s >= 500).collect();
     let cases = report["test_cases"]["generated"].as_u64().unwrap_or(0);
+    // Operations that answered only 404 in every phase. For one with a path
+    // parameter, no link led the stateful phase to an id that exists. (The
+    // grant submissions are here too when no generated body named a resource
+    // and a principal of the inventory: those ids are no path's.)
+    let missing_test_data = report["warnings"]["missing_test_data"].as_array().cloned().unwrap_or_default();
+    let (unreached, unlucky): (Vec<&str>, Vec<&str>) =
+        missing_test_data.iter().filter_map(Value::as_str).partition(|label| label.contains('{'));
+    let stateful = report["phases"]["stateful"]["status"].as_str().unwrap_or("?");
     println!(
         "schemathesis {}: {examples} examples per operation, {cases} test cases, {} failing, {} unique failures; \
-         the server answered {} requests, {} of them 5xx; {:.1?} (seed {})",
+         stateful phase: {stateful}; the server answered {} requests, {} of them 5xx; {:.1?} (seed {})",
         report["schemathesis_version"].as_str().unwrap_or("?"),
         report["test_cases"]["with_failures"],
         report["test_cases"]["unique_failures"],
@@ -154,16 +165,23 @@ async fn fuzzing_from_the_openapi_document_finds_no_server_error_nor_undocumente
         *by_status.entry(*status).or_insert(0) += 1;
     }
     println!("answers by status: {by_status:?}");
+    println!("only 404 for want of a body naming what exists: {unlucky:?}");
+    let links = stdout.lines().find_map(|l| l.trim().strip_prefix("API Links:")).unwrap_or(" ?").trim();
+    println!("links the stateful phase followed: {links}");
 
     let failed = !output.status.success()
         || report.is_null()
         || cases == 0
         || report["failures"].as_array().is_none_or(|f| !f.is_empty())
         || report["errors"].as_array().is_none_or(|e| !e.is_empty())
-        || !server_errors.is_empty();
+        || !server_errors.is_empty()
+        || !unreached.is_empty()
+        || stateful != "success";
     if failed {
         panic!(
-            "schemathesis failed (exit {:?}; 5xx answers: {server_errors:?}; server problems:\n{})\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+            "schemathesis failed (exit {:?}; 5xx answers: {server_errors:?}; stateful phase: {stateful}; \
+             never reached with an existing id (link them in src/api/links.rs): {unreached:?}; \
+             server problems:\n{})\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
             output.status.code(),
             server.problems(),
         );
