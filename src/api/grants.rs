@@ -23,13 +23,12 @@ use super::pagination::{page, PageParams, PageRequest};
 use crate::app::{AppState, GrantUpdate};
 use crate::domain::arn::is_account_id;
 use crate::domain::audit::AuditAction;
-use crate::domain::grant::{Grant, GrantEvent, GrantStatus, Grantee, Principal, PrincipalType, RevokeReason};
-use crate::domain::integration::{GrantBounds, Integration, IntegrationStatus};
-use crate::domain::policy::{GeneratedPolicy, PolicyDocument};
-use crate::domain::resource::{AccessLevel, Resource, ResourceType};
-use crate::grants::{self, Plan, PlannedCall, PolicyQuota, Quotas, Refusal};
+use crate::domain::grant::{Grant, GrantEvent, GrantStatus, Principal, PrincipalType, RevokeReason};
+use crate::domain::policy::PolicyDocument;
+use crate::domain::resource::{AccessLevel, Resource};
+use crate::grants::submission::{self, Checked, Length, Submission};
+use crate::grants::{self, PlannedCall, PolicyQuota, Refusal};
 use crate::storage::grants::{GrantFilter, GrantRow, NewEvent, NewGrant};
-use crate::storage::resources::FoundGrantee;
 use crate::{storage, worker};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -147,28 +146,6 @@ pub struct RevokeGrant {
     pub reason: Option<String>,
 }
 
-/// Everything checked before a grant is accepted.
-struct Checked {
-    integration: Integration,
-    resource: Resource,
-    grantee: Grantee,
-    principal_arn: String,
-    principal_id: Option<String>,
-    expires_at: DateTime<Utc>,
-    plan: Plan,
-}
-
-impl Checked {
-    /// The policy a generated-policy grant creates; without a grant id (preview), a placeholder name.
-    fn generated_policy(&self, grant_id: Option<Uuid>) -> GeneratedPolicy {
-        let partition = self.integration.root_role_arn().partition.as_str();
-        match grant_id {
-            Some(id) => GeneratedPolicy::for_grant(id, partition, &self.resource.account_id),
-            None => GeneratedPolicy::placeholder(partition, &self.resource.account_id),
-        }
-    }
-}
-
 fn check_text(value: &str, field: &str, max: usize) -> ApiResult<()> {
     let length = value.chars().count();
     if value.trim().is_empty() || length > max || value.chars().any(char::is_control) {
@@ -186,147 +163,40 @@ fn check_reason(reason: Option<&str>) -> ApiResult<()> {
     }
 }
 
+/// The form of a submission (or preview), then its checks (`grants::submission`).
 /// `grant_id`: the id the grant will have (None in a preview).
 async fn check(state: &AppState, input: &SubmitGrant, grant_id: Option<Uuid>) -> ApiResult<Checked> {
     check_text(&input.request_id, "request_id", 256)?;
     check_text(&input.approved_by, "approved_by", 256)?;
     check_reason(input.reason.as_deref())?;
-    let asked = check_exactly_one_of(input)?;
-    // Every lookup in one round, side by side: a grant's latency is mostly
-    // round trips. Expiry is counted on Postgres's clock, the one the worker
-    // decides by, whatever this replica's says.
-    let (db_now, integration, resource, grantee_found) = tokio::try_join!(
-        storage::now(&state.db),
-        storage::integrations::get(&state.db, input.integration_id),
-        storage::resources::find_offered(
-            &state.db,
-            input.integration_id,
-            input.resource_id,
-            input.resource_arn.as_deref()
-        ),
-        storage::resources::find_grantee(
-            &state.db,
-            input.integration_id,
-            input.resource_id,
-            input.resource_arn.as_deref(),
-            input.principal.principal_type,
-            &input.principal.name
-        ),
-    )?;
-    // What the request refers to and does not exist is 404, naming the field.
-    let integration = integration
-        .ok_or_else(|| ApiError::not_found("integration", input.integration_id).with_field("integration_id"))?;
-    if integration.status != IntegrationStatus::Active {
-        return Err(ApiError::conflict(ErrorCode::InvalidState, "the integration is being deleted")
-            .with_field("integration_id"));
-    }
-    let field = if input.resource_arn.is_some() { "resource_arn" } else { "resource_id" };
-    let resource = resource.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            ErrorCode::NotFound,
-            "not in this integration's inventory, or excluded by its tag filter",
-        )
-        .with_field(field)
-    })?;
-    let grantee = Grantee {
+    let length = check_exactly_one_of(input)?;
+    let submission = Submission {
+        integration_id: input.integration_id,
+        resource_id: input.resource_id,
+        resource_arn: input.resource_arn.as_deref(),
+        access_level: input.access_level,
         principal_type: input.principal.principal_type,
-        name: input.principal.name.clone(),
-        account_id: resource.account_id.clone(),
-    };
-    let FoundGrantee { principal, held, unique_id: principal_id } = grantee_found.ok_or_else(|| {
-        let message = format!(
-            "no IAM {} `{}` in account {} (as of the last sync)",
-            grantee.principal_type.noun(),
-            grantee.name,
-            grantee.account_id
-        );
-        ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message).with_field("principal.name")
-    })?;
-    check_level(&integration, resource.resource_type, input.access_level)?;
-    let expires_at = expiry(state, &integration, asked, db_now)?;
-    let quotas = Quotas::from(&state.config.grants);
-    let request = grants::Request {
-        integration: &integration,
-        resource: &resource,
-        level: input.access_level,
-        grantee: &grantee,
-        principal: &principal,
-        held: &held,
-        resource_field: field,
+        principal_name: &input.principal.name,
+        length,
         grant_id,
     };
-    let plan = grants::plan(&request, &quotas).map_err(|refusal| match refusal {
-        Refusal::Invalid { field, message } => ApiError::validation(field, message),
-        Refusal::Quota { field, message } => ApiError::conflict(ErrorCode::QuotaExceeded, message).with_field(field),
-    })?;
-    Ok(Checked { integration, resource, grantee, principal_arn: principal.arn, principal_id, expires_at, plan })
+    Ok(submission::check(&state.db, &state.config.grants, &submission).await??)
 }
 
-/// `duration_seconds` or `expires_at`: grants and extensions take exactly one.
-enum Asked {
-    Seconds(i64),
-    At(DateTime<Utc>),
-}
-
-fn asked(duration_seconds: Option<i64>, expires_at: Option<DateTime<Utc>>) -> ApiResult<Asked> {
+fn length(duration_seconds: Option<i64>, expires_at: Option<DateTime<Utc>>) -> ApiResult<Length> {
     match (duration_seconds, expires_at) {
-        (Some(seconds), None) => Ok(Asked::Seconds(seconds)),
-        (None, Some(at)) => Ok(Asked::At(at)),
+        (Some(seconds), None) => Ok(Length::Seconds(seconds)),
+        (None, Some(at)) => Ok(Length::Until(at)),
         _ => Err(ApiError::validation("duration_seconds", "give exactly one of `duration_seconds` and `expires_at`")),
     }
 }
 
 /// The rules of `SubmitGrant::EXACTLY_ONE_OF`, which the document states.
-fn check_exactly_one_of(input: &SubmitGrant) -> ApiResult<Asked> {
+fn check_exactly_one_of(input: &SubmitGrant) -> ApiResult<Length> {
     if input.resource_id.is_some() == input.resource_arn.is_some() {
         return Err(ApiError::validation("resource_id", "give exactly one of `resource_id` and `resource_arn`"));
     }
-    asked(input.duration_seconds, input.expires_at)
-}
-
-pub(super) fn grant_bounds(state: &AppState) -> GrantBounds {
-    GrantBounds { min: state.config.grants.min_grant, max: state.config.grants.max_grant }
-}
-
-/// The integration's grant policy: `level` may be asked for on `resource_type`.
-fn check_level(integration: &Integration, resource_type: ResourceType, level: AccessLevel) -> ApiResult<()> {
-    integration.options.allows(resource_type, level).map_err(|message| ApiError::validation("access_level", message))
-}
-
-/// A grant's lifetime, counted from `counted_from`, within the integration's
-/// maximum (its `options.max_duration`, or else `JIT_IAM_MAX_GRANT`).
-fn check_lifetime(
-    state: &AppState,
-    integration: &Integration,
-    lifetime: Duration,
-    field: &str,
-    counted_from: &str,
-) -> ApiResult<()> {
-    let max = integration.options.longest_grant(grant_bounds(state));
-    if lifetime > max.length {
-        return Err(ApiError::validation(field, format!("a grant lasts {} from {counted_from}", max.describe())));
-    }
-    Ok(())
-}
-
-/// The expiry asked for: at least `JIT_IAM_MIN_GRANT` after `from`, and
-/// within the integration's maximum.
-fn expiry(state: &AppState, integration: &Integration, asked: Asked, from: DateTime<Utc>) -> ApiResult<DateTime<Utc>> {
-    let min = state.config.grants.min_grant;
-    let (field, length) = match asked {
-        Asked::Seconds(seconds) => ("duration_seconds", Duration::from_secs(seconds.max(0) as u64)),
-        Asked::At(at) => ("expires_at", (at - from).to_std().unwrap_or(Duration::ZERO)),
-    };
-    if length < min {
-        let message = format!("a grant lasts at least {} (JIT_IAM_MIN_GRANT)", humantime::format_duration(min));
-        return Err(ApiError::validation(field, message));
-    }
-    check_lifetime(state, integration, length, field, "now")?;
-    Ok(match asked {
-        Asked::Seconds(seconds) => from + chrono::Duration::seconds(seconds),
-        Asked::At(at) => at,
-    })
+    length(input.duration_seconds, input.expires_at)
 }
 
 fn fingerprint(input: &SubmitGrant) -> String {
@@ -337,15 +207,7 @@ fn fingerprint(input: &SubmitGrant) -> String {
 
 /// The existing grant of a request id, if the body is the same one.
 fn replay(existing: GrantRow, input: &SubmitGrant) -> ApiResult<GrantRow> {
-    if existing.request_fingerprint == fingerprint(input) {
-        Ok(existing)
-    } else {
-        Err(ApiError::conflict(
-            ErrorCode::RequestIdConflict,
-            format!("request_id `{}` was submitted before with a different body", input.request_id),
-        )
-        .with_field("request_id"))
-    }
+    Ok(submission::replay(existing, &fingerprint(input), &input.request_id)?)
 }
 
 fn wait_param(params: &mut QueryParams) -> ApiResult<Option<Duration>> {
@@ -701,7 +563,7 @@ pub async fn extend_grant(
     if let Some(approved_by) = &input.approved_by {
         check_text(approved_by, "approved_by", 256)?;
     }
-    let asked = asked(input.duration_seconds, input.expires_at)?;
+    let length = length(input.duration_seconds, input.expires_at)?;
     let (current, now) = tokio::try_join!(find(&state, id), async { Ok(storage::now(&state.db).await?) })?;
     let not_extendable = || {
         ApiError::conflict(
@@ -712,50 +574,22 @@ pub async fn extend_grant(
     if !matches!(current.status(), GrantStatus::Pending | GrantStatus::Active) || current.expires_at <= now {
         return Err(not_extendable());
     }
-    let new_expiry = match asked {
-        Asked::Seconds(seconds) if seconds < 1 => {
+    let new_expiry = match length {
+        Length::Seconds(seconds) if seconds < 1 => {
             return Err(ApiError::validation("duration_seconds", "the extension must be positive"))
         }
-        Asked::Seconds(seconds) => chrono::Duration::try_seconds(seconds)
+        Length::Seconds(seconds) => chrono::Duration::try_seconds(seconds)
             .and_then(|extension| current.expires_at.checked_add_signed(extension))
             .ok_or_else(|| ApiError::validation("duration_seconds", "the extension is too long"))?,
-        Asked::At(at) if at > current.expires_at => at,
-        Asked::At(_) => {
+        Length::Until(at) if at > current.expires_at => at,
+        Length::Until(_) => {
             return Err(ApiError::validation("expires_at", "the new expiry must be later than the current one"))
         }
     };
-    let field = if input.expires_at.is_some() { "expires_at" } else { "duration_seconds" };
-    let integration_id = current
-        .integration_id
-        .ok_or_else(|| ApiError::conflict(ErrorCode::InvalidState, "the grant's integration was deleted"))?;
     // Under the integration's share lock, like a submission: no deletion or
-    // change of the integration interleaves with the checks below.
+    // change of the integration interleaves with the checks.
     let mut tx = state.db.begin().await?;
-    let integration = storage::integrations::get_for_share(&mut *tx, integration_id)
-        .await?
-        .ok_or_else(|| ApiError::conflict(ErrorCode::InvalidState, "the grant's integration was deleted"))?;
-    ensure_active(&integration)?;
-    let offered = storage::resources::find_offered(
-        &mut *tx,
-        integration_id,
-        Some(current.resource_id),
-        Some(&current.resource_arn),
-    )
-    .await?;
-    if offered.is_none() {
-        return Err(ApiError::conflict(
-            ErrorCode::InvalidState,
-            "the resource is no longer offered by the integration: gone from its inventory, or excluded by its tag filter",
-        ));
-    }
-    let level = AccessLevel::parse(&current.access_level).expect("stored from the enum");
-    check_level(&integration, current.resource_type(), level)?;
-    let (start, counted_from) = match current.activated_at {
-        Some(activated_at) => (activated_at, "its activation, extensions included"),
-        None => (current.created_at, "its submission, extensions included"),
-    };
-    let lifetime = (new_expiry - start).to_std().unwrap_or(Duration::ZERO);
-    check_lifetime(&state, &integration, lifetime, field, counted_from)?;
+    submission::check_extension(&mut tx, &state.config.grants, &current, new_expiry, length.field()).await??;
     let extended = storage::grants::extend(&mut *tx, id, new_expiry).await?.ok_or_else(not_extendable)?;
     let event =
         NewEvent::extended(current.expires_at, new_expiry, input.approved_by.as_deref(), input.reason.as_deref());
@@ -769,6 +603,30 @@ pub async fn extend_grant(
     tx.commit().await?;
     state.wake.grants.notify_one();
     Ok(Json(extended.view()))
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Invalid { field, message } => ApiError::validation(field, message),
+            Refusal::Quota { field, message } => {
+                ApiError::conflict(ErrorCode::QuotaExceeded, message).with_field(field)
+            }
+            Refusal::NotFound { field, message } => {
+                ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message).with_field(field)
+            }
+            Refusal::InvalidState { field, message } => {
+                let error = ApiError::conflict(ErrorCode::InvalidState, message);
+                match field {
+                    Some(field) => error.with_field(field),
+                    None => error,
+                }
+            }
+            Refusal::RequestIdConflict { message } => {
+                ApiError::conflict(ErrorCode::RequestIdConflict, message).with_field("request_id")
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,6 @@ use uuid::Uuid;
 use super::audit::Actor;
 use super::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use super::extract::{present, ApiPath, QueryParams, ValidJson};
-use super::grants::grant_bounds;
 use super::pagination::{page, PageParams, PageRequest};
 use crate::app::AppState;
 use crate::aws::check::{check_access, check_connection, AccessCheck};
@@ -27,6 +26,7 @@ use crate::domain::integration::{
 };
 use crate::domain::sync::{Account, SyncRun, SyncTrigger};
 use crate::domain::tags::{filter_document, TagPair};
+use crate::grants::submission::bounds;
 use crate::storage;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -175,7 +175,7 @@ pub async fn create_integration(
         region: input.root_account.region,
     };
     validate_root_account(&root, "root_account")?;
-    validate_options(&input.options, input.connection, grant_bounds(&state))?;
+    validate_options(&input.options, input.connection, bounds(&state.config.grants))?;
 
     let id = Uuid::now_v7();
     let mut tx = state.db.begin().await?;
@@ -294,7 +294,7 @@ pub async fn update_integration(
     // live: one that cannot be assumed would leave their access in AWS.
     // (Outside the transaction: no row lock is held across AWS calls.)
     let current = find(&state, id).await?;
-    let bounds = grant_bounds(&state);
+    let bounds = bounds(&state.config.grants);
     let mut candidate = current.clone();
     apply_patch(&mut candidate, patch.clone(), bounds)?;
     let checked = if candidate.same_connection(&current) {

@@ -36,6 +36,7 @@ pub mod generated_policy;
 pub mod ledger;
 pub mod sessions;
 pub mod shared;
+pub mod submission;
 #[cfg(test)]
 mod tests;
 
@@ -142,6 +143,12 @@ pub enum Refusal {
     Invalid { field: &'static str, message: String },
     /// An IAM quota would be exceeded (409).
     Quota { field: &'static str, message: String },
+    /// What the request names does not exist, or is not offered (404).
+    NotFound { field: &'static str, message: String },
+    /// Not now: the integration is being deleted, the resource no longer offered (409).
+    InvalidState { field: Option<&'static str>, message: String },
+    /// The request id was submitted before with another body (409).
+    RequestIdConflict { message: String },
 }
 
 /// What a grant will do, checked before it is accepted.

@@ -1,5 +1,7 @@
 //! The policies jit-iam writes into IAM never allow a write on `Resource: "*"`:
-//! a statement on every resource may only describe, get or list.
+//! a statement on every resource may only describe, get or list, and a
+//! `NotAction` (the admin levels: all but what outlives the grant) only ever
+//! names the one resource.
 
 use serde_json::{json, Value};
 
@@ -27,14 +29,17 @@ fn broad_writes(document: &Value) -> Vec<String> {
         if statement["Effect"] != "Allow" {
             continue;
         }
-        // The inverted forms allow everything not listed: never on a generated policy.
-        for inverted in ["NotAction", "NotResource"] {
-            if !statement[inverted].is_null() {
-                problems.push(format!("{inverted} in {statement}"));
-            }
+        // NotResource allows everything but what it lists: never on a generated policy.
+        if !statement["NotResource"].is_null() {
+            problems.push(format!("NotResource in {statement}"));
         }
         let resources = strings(&statement["Resource"]);
-        if !resources.iter().any(|r| r == "*") {
+        let on_every_resource = resources.iter().any(|r| r == "*");
+        // NotAction allows every action it does not list: only on the named resource (the admin levels).
+        if !statement["NotAction"].is_null() && (on_every_resource || resources.is_empty()) {
+            problems.push(format!("NotAction on every resource in {statement}"));
+        }
+        if !on_every_resource {
             continue;
         }
         for action in strings(&statement["Action"]) {
@@ -57,8 +62,13 @@ fn the_check_catches_writes_on_every_resource() {
     );
     assert!(broad_writes(&allow(json!("*"), json!("*"))).len() == 1);
     assert!(broad_writes(&allow(json!("s3:PutObject"), json!(["*"]))).len() == 1);
+    assert!(!broad_writes(&json!({"Statement": {"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}})).is_empty());
     assert!(!broad_writes(
-        &json!({"Statement": {"Effect": "Allow", "NotAction": "iam:*", "Resource": "arn:aws:s3:::x"}})
+        &json!({"Statement": {"Effect": "Allow", "Action": "s3:*", "NotResource": "arn:aws:s3:::x"}})
+    )
+    .is_empty());
+    assert!(broad_writes(
+        &json!({"Statement": {"Effect": "Allow", "NotAction": "s3:PutBucketPolicy", "Resource": "arn:aws:s3:::x"}})
     )
     .is_empty());
     assert!(broad_writes(&allow(
