@@ -14,7 +14,7 @@ use crate::aws::AwsPool;
 use crate::config::{ApiTokens, ServeConfig};
 use crate::storage::grants::GrantRow;
 use crate::storage::page_cache::PageCache;
-use crate::webhooks::Sender;
+use crate::webhooks::sender::Sender;
 
 /// A grant changed: its new row when this process made the change, else only its id.
 #[derive(Clone, Debug)]

@@ -242,7 +242,7 @@ pub struct WebhookConfig {
 pub struct RetrySchedule(pub Vec<Duration>);
 
 fn parse_retry_schedule(value: &str) -> Result<RetrySchedule, String> {
-    crate::domain::webhook::parse_retry_schedule(value).map(RetrySchedule)
+    crate::webhooks::retry::parse_retry_schedule(value).map(RetrySchedule)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -19,10 +19,11 @@ use super::pagination::{page, PageParams, PageRequest};
 use crate::app::AppState;
 use crate::domain::audit::{AuditAction, SECRET};
 use crate::domain::webhook::{
-    Delivery, DeliveryStatus, DisabledReason, EventType, WebhookEndpoint, WebhookEndpointWithSecret, WebhookSecret,
+    Delivery, DeliveryStatus, DisabledReason, EventType, WebhookEndpoint, WebhookEndpointWithSecret,
 };
 use crate::storage;
 use crate::storage::webhooks::{EndpointRow, RetryOutcome};
+use crate::webhooks::signing::WebhookSecret;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -22,9 +22,9 @@ use uuid::Uuid;
 use crate::app::{App, AppState, Wakeups};
 use crate::aws::AwsPool;
 use crate::config::ServeConfig;
-use crate::domain::webhook::DestinationRules;
 use crate::storage::page_cache::PageCache;
-use crate::webhooks::Sender;
+use crate::webhooks::destination::DestinationRules;
+use crate::webhooks::sender::Sender;
 use crate::{api, storage, telemetry, worker};
 use keep_alive::HttpTimeouts;
 

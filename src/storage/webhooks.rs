@@ -11,9 +11,8 @@ use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use super::syncs::interval;
-use crate::domain::webhook::{
-    Delivery, DeliveryAttempt, DeliveryStatus, DisabledReason, EventType, WebhookEndpoint, WebhookSecret,
-};
+use crate::domain::webhook::{Delivery, DeliveryAttempt, DeliveryStatus, DisabledReason, EventType, WebhookEndpoint};
+use crate::webhooks::signing::WebhookSecret;
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct EndpointRow {

@@ -17,11 +17,13 @@ use uuid::Uuid;
 
 use super::pause;
 use crate::app::AppState;
-use crate::domain::webhook::{retry_delay, EventBody, EventType, GrantEventData, WebhookSecret};
+use crate::domain::webhook::{EventBody, EventType, GrantEventData};
 use crate::storage;
 use crate::storage::grants::GrantRow;
 use crate::storage::webhooks::{AttemptRecord, ClaimedDelivery};
-use crate::webhooks::{AttemptOutcome, ATTEMPT_TIMEOUT};
+use crate::webhooks::retry::retry_delay;
+use crate::webhooks::sender::{AttemptOutcome, ATTEMPT_TIMEOUT};
+use crate::webhooks::signing::WebhookSecret;
 
 /// Without any wake-up, the loops look for work at least this often (a missed NOTIFY while reconnecting).
 const LONGEST_SLEEP: Duration = Duration::from_secs(300);

@@ -3,9 +3,11 @@
 //! the same id, durable across a SIGKILL, once across replicas, and sent only
 //! where the address rules allow.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use jit_iam::domain::webhook::EventType;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -419,4 +421,115 @@ async fn urls_are_refused_by_the_address_rules_at_registration_and_at_delivery()
     .await;
     assert!(attempt["error"].as_str().unwrap().contains("over https"), "{attempt}");
     assert!(receiver.received().is_empty());
+}
+
+/// Every event type is emitted by some path, and every path emits an event
+/// type: the triggers of the migrations call `webhook_enqueue` with a literal
+/// type, or with `replace(new.kind, ...)` of the kinds their trigger's `when`
+/// admits; the Rust code inserts into `webhook_messages` with a literal type
+/// (`webhook.test`). A new `EventType` without an emitting path fails here.
+#[test]
+fn every_event_type_is_emitted_by_some_path() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // Event type -> the file that emits it.
+    let mut emitted: BTreeMap<String, String> = BTreeMap::new();
+    for path in files_ending(&root.join("migrations"), ".sql") {
+        let sql = without_comments(&std::fs::read_to_string(&path).unwrap(), "--");
+        let file = path.strip_prefix(root).unwrap().display().to_string();
+        for (at, _) in sql.match_indices("webhook_enqueue(") {
+            if sql[..at].trim_end().ends_with("function") {
+                continue; // The definition, not a call.
+            }
+            let first = first_argument(&sql[at + "webhook_enqueue(".len()..]);
+            for event_type in types_of(&sql, at, first) {
+                emitted.insert(event_type, file.clone());
+            }
+        }
+    }
+    for path in files_ending(&root.join("src"), ".rs") {
+        let code = without_comments(&std::fs::read_to_string(&path).unwrap(), "//");
+        let file = path.strip_prefix(root).unwrap().display().to_string();
+        for (at, _) in code.match_indices("insert into webhook_messages") {
+            let values = code[at..].find("values (").map(|i| at + i + "values (".len()).expect("insert ... values (");
+            let first = first_argument(&code[values..]);
+            let event_type =
+                literal(first).unwrap_or_else(|| panic!("{file}: a message of a type not written out: {first}"));
+            emitted.insert(event_type, file.clone());
+        }
+    }
+    for event_type in emitted.keys() {
+        assert!(
+            EventType::parse(event_type).is_some(),
+            "{} emits `{event_type}`, not an EventType",
+            emitted[event_type]
+        );
+    }
+    let never: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).filter(|t| !emitted.contains_key(*t)).collect();
+    assert!(never.is_empty(), "no path emits {never:?} (emitted: {emitted:?})");
+}
+
+/// The event types a `webhook_enqueue` call at `at` emits, its first argument being `first`.
+fn types_of(sql: &str, at: usize, first: &str) -> Vec<String> {
+    if let Some(event_type) = literal(first) {
+        return vec![event_type];
+    }
+    // `replace(new.kind, 'drift_', 'grant.drift_')`: of each kind the function's triggers admit.
+    let replace = first.strip_prefix("replace(new.kind,").and_then(|rest| rest.strip_suffix(')'));
+    let Some((from, to)) = replace.and_then(|r| r.split_once(',')).and_then(|(f, t)| Some((literal(f)?, literal(t)?)))
+    else {
+        panic!("an event type the test cannot read: {first}");
+    };
+    let function = sql[..at].rsplit_once("create function ").expect("called in a function").1;
+    let function = &function[..function.find('(').unwrap()];
+    let mut kinds = Vec::new();
+    for (call, _) in sql.match_indices(&format!("execute function {function}()")) {
+        let trigger = &sql[sql[..call].rfind("create trigger").expect("a trigger")..call];
+        let admitted = trigger.split_once("new.kind in (").map(|(_, rest)| rest.split_once(')').unwrap().0);
+        let admitted = admitted.unwrap_or_else(|| panic!("the trigger does not say which kinds run {function}"));
+        kinds.extend(admitted.split(',').map(|kind| literal(kind).expect("a kind")));
+    }
+    assert!(!kinds.is_empty(), "no trigger runs {function}");
+    kinds.into_iter().map(|kind| kind.replace(&from, &to)).collect()
+}
+
+/// The text up to the first comma outside parentheses, trimmed.
+fn first_argument(args: &str) -> &str {
+    let mut depth = 0;
+    for (i, c) in args.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' if depth == 0 => return args[..i].trim(),
+            ')' => depth -= 1,
+            ',' if depth == 0 => return args[..i].trim(),
+            _ => {}
+        }
+    }
+    args.trim()
+}
+
+/// `'text'` -> `text`; anything else is not a literal.
+fn literal(text: &str) -> Option<String> {
+    let inner = text.trim().strip_prefix('\'')?.strip_suffix('\'')?;
+    (!inner.contains('\'')).then(|| inner.to_string())
+}
+
+fn without_comments(text: &str, marker: &str) -> String {
+    text.lines().filter(|line| !line.trim_start().starts_with(marker)).collect::<Vec<_>>().join("\n")
+}
+
+fn files_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.to_string_lossy().ends_with(suffix) {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
 }

@@ -1,4 +1,4 @@
-//! Sending webhooks: one HTTP client that reaches only the addresses the
+//! Sending an attempt: one HTTP client that reaches only the addresses the
 //! rules allow. A host name's addresses are checked after resolution, on
 //! every connection, and the connection goes to exactly those addresses (no
 //! second lookup a rebinding DNS server could answer differently); address
@@ -6,15 +6,14 @@
 //! no proxy from the environment is used.
 
 use std::error::Error as _;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{HeaderMap, CONTENT_TYPE, RETRY_AFTER};
 use tokio::time::Instant;
 
-use crate::domain::webhook::{check_address, check_url, signature_header, DestinationRules, WebhookSecret};
+use super::destination::{check_url, resolve_checked, CheckedResolver, DestinationRules};
+use super::signing::{signature_header, WebhookSecret};
 
 /// No answer within this time is a failure.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -166,38 +165,6 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         }
     };
     Some(delay.min(Duration::from_secs(86_400)))
-}
-
-/// Resolves with the system resolver and refuses the name unless every address is allowed.
-struct CheckedResolver {
-    rules: DestinationRules,
-}
-
-impl Resolve for CheckedResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let rules = self.rules;
-        Box::pin(async move {
-            let addresses = resolve_checked(name.as_str(), rules).await?;
-            Ok(Box::new(addresses.into_iter()) as Addrs)
-        })
-    }
-}
-
-/// A name with one address that is not allowed is refused whole: a name mixing
-/// public and private records is how rebinding attacks start.
-async fn resolve_checked(
-    host: &str,
-    rules: DestinationRules,
-) -> Result<Vec<SocketAddr>, Box<dyn std::error::Error + Send + Sync>> {
-    let addresses: Vec<SocketAddr> =
-        tokio::net::lookup_host((host, 0)).await.map_err(|e| format!("cannot resolve {host}: {e}"))?.collect();
-    if addresses.is_empty() {
-        return Err(format!("{host} resolves to no address").into());
-    }
-    for address in &addresses {
-        check_address(address.ip(), rules).map_err(|e| format!("{host} resolves to {e}"))?;
-    }
-    Ok(addresses)
 }
 
 #[cfg(test)]
