@@ -186,6 +186,7 @@ async fn run(moto: &Moto, sizes: Sizes, wrk_seconds: u32) -> Value {
             regions: Some(REGIONS.iter().map(|r| r.to_string()).collect()),
             member_role_name: Some("jit-iam-access".into()),
             include_aws_managed_policies: false,
+            ..IntegrationOptions::default()
         },
         status: IntegrationStatus::Active,
         created_at: Utc::now(),

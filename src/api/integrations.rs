@@ -556,7 +556,7 @@ pub async fn list_syncs(
     let page = PageRequest::from_query(&mut params)?;
     params.finish()?;
     find(&state, id).await?;
-    let rows = storage::syncs::list(&state.db, id, page.after_id(), page.fetch_limit()).await?;
+    let rows = storage::syncs::QUEUE.list(&state.db, id, page.after_id(), page.fetch_limit()).await?;
     let (items, next_cursor) = page.finish(rows, |run| run.id);
     Ok(Json(SyncRunPage { items, next_cursor }))
 }
@@ -576,8 +576,10 @@ pub async fn get_sync(
     State(state): State<AppState>,
     ApiPath((id, sync_id)): ApiPath<(Uuid, Uuid)>,
 ) -> ApiResult<Json<SyncRun>> {
-    let mut run =
-        storage::syncs::get(&state.db, id, sync_id).await?.ok_or_else(|| ApiError::not_found("sync run", sync_id))?;
+    let mut run = storage::syncs::QUEUE
+        .get(&state.db, id, sync_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("sync run", sync_id))?;
     run.accounts = Some(storage::syncs::account_results(&state.db, sync_id).await?);
     Ok(Json(run))
 }

@@ -96,7 +96,7 @@ pub async fn list_reconciliations(
     let page = PageRequest::from_query(&mut params)?;
     params.finish()?;
     find(&state, id).await?;
-    let rows = storage::reconciles::list(&state.db, id, page.after_id(), page.fetch_limit()).await?;
+    let rows = storage::reconciles::QUEUE.list(&state.db, id, page.after_id(), page.fetch_limit()).await?;
     let (items, next_cursor) = page.finish(rows, |run| run.id);
     Ok(Json(ReconcileRunPage { items, next_cursor }))
 }
@@ -116,6 +116,6 @@ pub async fn get_reconciliation(
     State(state): State<AppState>,
     ApiPath((id, run_id)): ApiPath<(Uuid, Uuid)>,
 ) -> ApiResult<Json<ReconcileRun>> {
-    let run = storage::reconciles::get(&state.db, id, run_id).await?;
+    let run = storage::reconciles::QUEUE.get(&state.db, id, run_id).await?;
     run.map(Json).ok_or_else(|| ApiError::not_found("reconciliation run", run_id))
 }

@@ -11,7 +11,7 @@ use sqlx::{PgExecutor, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::resources::MARK_CHANGED;
-use super::syncs::interval;
+use super::run_queue::interval;
 use crate::domain::audit::AuditRecord;
 use crate::domain::grant::{
     session_name, CallOutcome, EventKind, Grant, GrantError, GrantEvent, GrantPolicy, GrantPrincipal, GrantResource,

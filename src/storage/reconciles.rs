@@ -9,8 +9,7 @@ use sqlx::types::Json;
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
-use super::run_queue::RECONCILIATIONS;
-use super::syncs::interval;
+use super::run_queue::{decode, interval, RunQueue};
 use crate::domain::reconcile::{Finding, ReconcileRun, ReconcileStatus, ReconcileTrigger};
 use crate::domain::AwsErrorBody;
 
@@ -49,8 +48,15 @@ impl From<RunRow> for ReconcileRun {
     }
 }
 
-const COLUMNS: &str = "run_id, integration_id, trigger, status, repair, delete_orphans, created_at, started_at, \
-                       finished_at, aws_calls, findings, error";
+/// The queue of reconciliations.
+pub const QUEUE: RunQueue<ReconcileRun> = RunQueue {
+    table: "reconcile_runs",
+    id: "run_id",
+    columns: "run_id, integration_id, trigger, status, repair, delete_orphans, created_at, started_at, finished_at, \
+              aws_calls, findings, error",
+    wake: "reconcile",
+    decode: decode::<RunRow, ReconcileRun>,
+};
 
 /// Queues a run, unless one is queued or running already: then that one is
 /// returned (and `created` is false).
@@ -61,64 +67,20 @@ pub async fn enqueue(
     repair: bool,
     delete_orphans: bool,
 ) -> Result<(ReconcileRun, bool), sqlx::Error> {
-    // The active run may end between the insert and the read: then queue again.
-    loop {
-        let inserted = sqlx::query_as::<_, RunRow>(&format!(
-            "insert into reconcile_runs (integration_id, trigger, repair, delete_orphans) values ($1, $2, $3, $4)
-             on conflict (integration_id) where status in ('queued', 'running') do nothing
-             returning {COLUMNS}"
-        ))
-        .bind(integration_id)
-        .bind(trigger.as_str())
-        .bind(repair)
-        .bind(delete_orphans)
-        .fetch_optional(&mut *db)
-        .await?;
-        if let Some(row) = inserted {
-            sqlx::query("select pg_notify('jit_iam_work', 'reconcile')").execute(&mut *db).await?;
-            return Ok((row.into(), true));
-        }
-        let active = sqlx::query_as::<_, RunRow>(&format!(
-            "select {COLUMNS} from reconcile_runs where integration_id = $1 and status in ('queued', 'running')"
-        ))
-        .bind(integration_id)
-        .fetch_optional(&mut *db)
-        .await?;
-        if let Some(row) = active {
-            return Ok((row.into(), false));
-        }
-    }
+    let columns = "integration_id, trigger, repair, delete_orphans";
+    QUEUE
+        .enqueue(db, integration_id, columns, "$1, $2, $3, $4", |q| {
+            q.bind(integration_id).bind(trigger.as_str()).bind(repair).bind(delete_orphans)
+        })
+        .await
 }
 
 /// Queues a scheduled run of every active integration whose last run began
 /// more than `every` ago. Safe to run on every replica at once.
 pub async fn enqueue_due(db: impl PgExecutor<'_>, every: Duration, repair: bool) -> Result<u64, sqlx::Error> {
-    let result = sqlx::query(&RECONCILIATIONS.enqueue_due_sql(", repair", ", $2"))
-        .bind(interval(every))
-        .bind(repair)
-        .execute(db)
-        .await?;
+    let result =
+        sqlx::query(&QUEUE.enqueue_due_sql(", repair", ", $2")).bind(interval(every)).bind(repair).execute(db).await?;
     Ok(result.rows_affected())
-}
-
-/// Claims the oldest queued run, or a running one whose lease ran out.
-pub async fn claim(db: impl PgExecutor<'_>, owner: &str, lease: Duration) -> Result<Option<ReconcileRun>, sqlx::Error> {
-    sqlx::query_as::<_, RunRow>(&RECONCILIATIONS.claim_sql(COLUMNS))
-        .bind(owner)
-        .bind(interval(lease))
-        .fetch_optional(db)
-        .await
-        .map(|row| row.map(Into::into))
-}
-
-/// Extends the lease; false when the run is no longer ours.
-pub async fn extend_lease(
-    db: impl PgExecutor<'_>,
-    run_id: Uuid,
-    owner: &str,
-    lease: Duration,
-) -> Result<bool, sqlx::Error> {
-    RECONCILIATIONS.extend_lease(db, run_id, owner, lease).await
 }
 
 /// Records the end of a run we hold.
@@ -131,57 +93,16 @@ pub async fn finish(
     aws_calls: i64,
     error: Option<&AwsErrorBody>,
 ) -> Result<bool, sqlx::Error> {
-    let result = sqlx::query(
-        "update reconcile_runs
-         set status = $3, finished_at = now(), findings = $4, aws_calls = $5, error = $6,
-             lease_owner = null, lease_expires_at = null
-         where run_id = $1 and lease_owner = $2 and status = 'running'",
-    )
-    .bind(run_id)
-    .bind(owner)
-    .bind(status.as_str())
-    .bind(Json(findings))
-    .bind(aws_calls)
-    .bind(error.map(Json))
-    .execute(db)
-    .await?;
+    let result = sqlx::query(&QUEUE.finish_sql("findings = $4, aws_calls = $5, error = $6"))
+        .bind(run_id)
+        .bind(owner)
+        .bind(status.as_str())
+        .bind(Json(findings))
+        .bind(aws_calls)
+        .bind(error.map(Json))
+        .execute(db)
+        .await?;
     Ok(result.rows_affected() == 1)
-}
-
-/// Newest first, before `before` when given.
-pub async fn list(
-    db: impl PgExecutor<'_>,
-    integration_id: Uuid,
-    before: Option<Uuid>,
-    limit: i64,
-) -> Result<Vec<ReconcileRun>, sqlx::Error> {
-    sqlx::query_as::<_, RunRow>(&format!(
-        "select {COLUMNS} from reconcile_runs
-         where integration_id = $1 and ($2::uuid is null or run_id < $2)
-         order by run_id desc
-         limit $3"
-    ))
-    .bind(integration_id)
-    .bind(before)
-    .bind(limit)
-    .fetch_all(db)
-    .await
-    .map(|rows| rows.into_iter().map(Into::into).collect())
-}
-
-pub async fn get(
-    db: impl PgExecutor<'_>,
-    integration_id: Uuid,
-    run_id: Uuid,
-) -> Result<Option<ReconcileRun>, sqlx::Error> {
-    sqlx::query_as::<_, RunRow>(&format!(
-        "select {COLUMNS} from reconcile_runs where integration_id = $1 and run_id = $2"
-    ))
-    .bind(integration_id)
-    .bind(run_id)
-    .fetch_optional(db)
-    .await
-    .map(|row| row.map(Into::into))
 }
 
 /// When jit-iam first saw this orphaned policy (now, the first time).

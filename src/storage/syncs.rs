@@ -5,12 +5,11 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::types::PgInterval;
 use sqlx::types::Json;
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
-use super::run_queue::SYNCS;
+use super::run_queue::{decode, interval, RunQueue};
 use crate::domain::sync::{AccountSyncStatus, SyncAccountResult, SyncRun, SyncStatus, SyncTrigger, TypeCounts};
 use crate::domain::AwsErrorBody;
 
@@ -46,12 +45,14 @@ impl From<SyncRunRow> for SyncRun {
     }
 }
 
-const COLUMNS: &str = "sync_id, integration_id, trigger, status, created_at, started_at, finished_at, \
-                       aws_calls, counts, error";
-
-pub fn interval(duration: Duration) -> PgInterval {
-    PgInterval { months: 0, days: 0, microseconds: duration.as_micros() as i64 }
-}
+/// The queue of syncs.
+pub const QUEUE: RunQueue<SyncRun> = RunQueue {
+    table: "sync_runs",
+    id: "sync_id",
+    columns: "sync_id, integration_id, trigger, status, created_at, started_at, finished_at, aws_calls, counts, error",
+    wake: "sync",
+    decode: decode::<SyncRunRow, SyncRun>,
+};
 
 /// Queues a sync, unless one is queued or running already: then that one is returned.
 pub async fn enqueue(
@@ -59,63 +60,17 @@ pub async fn enqueue(
     integration_id: Uuid,
     trigger: SyncTrigger,
 ) -> Result<SyncRun, sqlx::Error> {
-    // The active sync may end between the insert and the read: then queue again.
-    loop {
-        let inserted = sqlx::query_as::<_, SyncRunRow>(&format!(
-            "insert into sync_runs (integration_id, trigger) values ($1, $2)
-             on conflict (integration_id) where status in ('queued', 'running') do nothing
-             returning {COLUMNS}"
-        ))
-        .bind(integration_id)
-        .bind(trigger.as_str())
-        .fetch_optional(&mut *db)
-        .await?;
-        if let Some(row) = inserted {
-            notify_sync(&mut *db).await?;
-            return Ok(row.into());
-        }
-        let active = sqlx::query_as::<_, SyncRunRow>(&format!(
-            "select {COLUMNS} from sync_runs where integration_id = $1 and status in ('queued', 'running')"
-        ))
-        .bind(integration_id)
-        .fetch_optional(&mut *db)
-        .await?;
-        if let Some(row) = active {
-            return Ok(row.into());
-        }
-    }
-}
-
-/// Wakes the sync workers of every replica (delivered when the transaction commits).
-pub async fn notify_sync(db: impl PgExecutor<'_>) -> Result<(), sqlx::Error> {
-    sqlx::query("select pg_notify('jit_iam_work', 'sync')").execute(db).await.map(|_| ())
+    let enqueued = QUEUE.enqueue(db, integration_id, "integration_id, trigger", "$1, $2", |q| {
+        q.bind(integration_id).bind(trigger.as_str())
+    });
+    Ok(enqueued.await?.0)
 }
 
 /// Queues a scheduled sync of every active integration whose last sync began
 /// more than `every` ago. Safe to run on every replica at once.
 pub async fn enqueue_due(db: impl PgExecutor<'_>, every: Duration) -> Result<u64, sqlx::Error> {
-    let result = sqlx::query(&SYNCS.enqueue_due_sql("", "")).bind(interval(every)).execute(db).await?;
+    let result = sqlx::query(&QUEUE.enqueue_due_sql("", "")).bind(interval(every)).execute(db).await?;
     Ok(result.rows_affected())
-}
-
-/// Claims the oldest queued sync, or a running one whose lease ran out.
-pub async fn claim(db: impl PgExecutor<'_>, owner: &str, lease: Duration) -> Result<Option<SyncRun>, sqlx::Error> {
-    sqlx::query_as::<_, SyncRunRow>(&SYNCS.claim_sql(COLUMNS))
-        .bind(owner)
-        .bind(interval(lease))
-        .fetch_optional(db)
-        .await
-        .map(|row| row.map(Into::into))
-}
-
-/// Extends the lease; false when the run is no longer ours.
-pub async fn extend_lease(
-    db: impl PgExecutor<'_>,
-    sync_id: Uuid,
-    owner: &str,
-    lease: Duration,
-) -> Result<bool, sqlx::Error> {
-    SYNCS.extend_lease(db, sync_id, owner, lease).await
 }
 
 pub async fn record_account(
@@ -157,53 +112,16 @@ pub async fn finish(
     owner: &str,
     outcome: Outcome<'_>,
 ) -> Result<bool, sqlx::Error> {
-    let result = sqlx::query(
-        "update sync_runs
-         set status = $3, finished_at = now(), aws_calls = $4, counts = $5, error = $6,
-             lease_owner = null, lease_expires_at = null
-         where sync_id = $1 and lease_owner = $2 and status = 'running'",
-    )
-    .bind(sync_id)
-    .bind(owner)
-    .bind(outcome.status.as_str())
-    .bind(outcome.aws_calls)
-    .bind(Json(outcome.counts))
-    .bind(outcome.error.map(Json))
-    .execute(db)
-    .await?;
+    let result = sqlx::query(&QUEUE.finish_sql("aws_calls = $4, counts = $5, error = $6"))
+        .bind(sync_id)
+        .bind(owner)
+        .bind(outcome.status.as_str())
+        .bind(outcome.aws_calls)
+        .bind(Json(outcome.counts))
+        .bind(outcome.error.map(Json))
+        .execute(db)
+        .await?;
     Ok(result.rows_affected() == 1)
-}
-
-/// Newest first, before `before` when given.
-pub async fn list(
-    db: impl PgExecutor<'_>,
-    integration_id: Uuid,
-    before: Option<Uuid>,
-    limit: i64,
-) -> Result<Vec<SyncRun>, sqlx::Error> {
-    sqlx::query_as::<_, SyncRunRow>(&format!(
-        "select {COLUMNS} from sync_runs
-         where integration_id = $1 and ($2::uuid is null or sync_id < $2)
-         order by sync_id desc
-         limit $3"
-    ))
-    .bind(integration_id)
-    .bind(before)
-    .bind(limit)
-    .fetch_all(db)
-    .await
-    .map(|rows| rows.into_iter().map(Into::into).collect())
-}
-
-pub async fn get(db: impl PgExecutor<'_>, integration_id: Uuid, sync_id: Uuid) -> Result<Option<SyncRun>, sqlx::Error> {
-    sqlx::query_as::<_, SyncRunRow>(&format!(
-        "select {COLUMNS} from sync_runs where integration_id = $1 and sync_id = $2"
-    ))
-    .bind(integration_id)
-    .bind(sync_id)
-    .fetch_optional(db)
-    .await
-    .map(|row| row.map(Into::into))
 }
 
 #[derive(sqlx::FromRow)]

@@ -10,7 +10,7 @@ use sqlx::types::Json;
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
-use super::syncs::interval;
+use super::run_queue::interval;
 use crate::domain::webhook::{Delivery, DeliveryAttempt, DeliveryStatus, DisabledReason, EventType, WebhookEndpoint};
 use crate::webhooks::signing::WebhookSecret;
 

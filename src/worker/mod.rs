@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::{AppState, GrantUpdate};
 
 pub mod grants;
+pub mod jobs;
 pub mod reconcile;
 pub mod sync;
 pub mod webhooks;
@@ -28,10 +29,10 @@ pub const CHANNEL: &str = "jit_iam_work";
 pub fn spawn(state: AppState, shutdown: CancellationToken) -> JoinSet<()> {
     let mut workers = JoinSet::new();
     workers.spawn(listen(state.clone(), shutdown.clone()));
-    workers.spawn(sync::schedule(state.clone(), shutdown.clone()));
-    workers.spawn(sync::run(state.clone(), shutdown.clone()));
-    workers.spawn(reconcile::schedule(state.clone(), shutdown.clone()));
-    workers.spawn(reconcile::run(state.clone(), shutdown.clone()));
+    workers.spawn(jobs::schedule::<sync::Syncs>(state.clone(), shutdown.clone()));
+    workers.spawn(jobs::run::<sync::Syncs>(state.clone(), shutdown.clone()));
+    workers.spawn(jobs::schedule::<reconcile::Reconciliations>(state.clone(), shutdown.clone()));
+    workers.spawn(jobs::run::<reconcile::Reconciliations>(state.clone(), shutdown.clone()));
     workers.spawn(webhooks::run(state.clone(), shutdown.clone()));
     workers.spawn(webhooks::notice_expiring(state.clone(), shutdown.clone()));
     workers.spawn(grants::run(state, shutdown));

@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::grants::call_events;
-use super::{idle, pause, with_lease, LeaseEnd, Renewal};
+use super::jobs::{IdField, Job};
 use crate::app::AppState;
 use crate::aws::iam_changes::{IamChanges, SdkIam};
 use crate::aws::inventory::CallLimiter;
@@ -30,65 +30,42 @@ use crate::grants::drift::{self, Drift, Repaired};
 use crate::grants::{sessions, PgLedger};
 use crate::storage;
 use crate::storage::grants::{GrantRow, NewEvent};
+use crate::storage::run_queue::RunQueue;
 
 /// The name grant events and logs give reconciliation as an actor.
 const ACTOR: &str = "reconcile";
 
-/// Queues scheduled runs. Every replica runs it; the database keeps it to one run per integration.
-pub async fn schedule(state: AppState, shutdown: CancellationToken) {
-    let every = state.config.reconcile.reconcile_interval;
-    if every.is_zero() {
-        return;
+/// Reconciliations, for the [job runner](super::jobs::run): one at a time.
+pub struct Reconciliations;
+
+impl Job for Reconciliations {
+    const NAME: &'static str = "reconciliation";
+    const LEASE_LOST: &'static str = "reconciliation lease lost";
+    const ID_FIELD: IdField = IdField::RunId;
+    const SLOTS: usize = 1;
+    const QUEUE: RunQueue<Self::Run> = storage::reconciles::QUEUE;
+    type Run = ReconcileRun;
+
+    fn id(run: &ReconcileRun) -> Uuid {
+        run.id
     }
-    let tick = (every / 10).clamp(Duration::from_secs(1), Duration::from_secs(30));
-    while !shutdown.is_cancelled() {
+
+    fn wake(state: &AppState) -> &Notify {
+        &state.wake.reconciles
+    }
+
+    /// Scheduled every `JIT_IAM_RECONCILE_INTERVAL`, unless zero.
+    fn every(state: &AppState) -> Option<Duration> {
+        Some(state.config.reconcile.reconcile_interval).filter(|every| !every.is_zero())
+    }
+
+    async fn enqueue_due(state: &AppState, every: Duration) -> Result<u64, sqlx::Error> {
         let repair = state.config.reconcile.reconcile_repair;
-        match storage::reconciles::enqueue_due(&state.worker_db, every, repair).await {
-            Ok(0) => {}
-            Ok(queued) => {
-                tracing::info!(queued, "scheduled reconciliations");
-                state.wake.reconciles.notify_one();
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot schedule reconciliations"),
-        }
-        pause(&shutdown, tick).await;
+        storage::reconciles::enqueue_due(&state.worker_db, every, repair).await
     }
-}
 
-/// Claims queued runs (and runs whose replica died) one at a time and carries them out.
-pub async fn run(state: AppState, shutdown: CancellationToken) {
-    let lease = state.config.worker.worker_lease;
-    while !shutdown.is_cancelled() {
-        match storage::reconciles::claim(&state.worker_db, &state.instance_id, lease).await {
-            Ok(Some(run)) => run_with_lease(&state, run).await,
-            Ok(None) => idle(&shutdown, &state.wake.reconciles, lease / 2).await,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot claim reconciliations");
-                pause(&shutdown, Duration::from_secs(1)).await;
-            }
-        }
-    }
-}
-
-async fn run_with_lease(state: &AppState, run: ReconcileRun) {
-    let lease = state.config.worker.worker_lease;
-    let renew = || async {
-        match storage::reconciles::extend_lease(&state.worker_db, run.id, &state.instance_id, lease).await {
-            Ok(true) => Renewal::Renewed,
-            Ok(false) => Renewal::Lost,
-            Err(e) => {
-                tracing::warn!(run_id = %run.id, error = %e, "cannot extend the reconciliation lease");
-                Renewal::Unknown
-            }
-        }
-    };
-    match with_lease(lease, reconcile(state, &run), renew).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!(run_id = %run.id, error = %e, "reconciliation failed"),
-        Err(LeaseEnd::Lost) => tracing::warn!(run_id = %run.id, "reconciliation lease lost"),
-        Err(LeaseEnd::Unconfirmed) => {
-            tracing::warn!(run_id = %run.id, "reconciliation lease not renewed in time; stopped before it could run out")
-        }
+    async fn execute(state: &AppState, run: &ReconcileRun) -> Result<(), sqlx::Error> {
+        reconcile(state, run).await
     }
 }
 

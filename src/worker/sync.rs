@@ -1,15 +1,14 @@
-//! Inventory syncs: the scheduler that queues them and the runner that claims
-//! and carries them out, one account at a time in its own transaction.
+//! Inventory syncs, a [`Job`] of the job runner: each account is synced in its
+//! own transaction.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures::StreamExt;
-use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
+use tokio::sync::Notify;
+use uuid::Uuid;
 
-use super::{idle, pause, with_lease, LeaseEnd, Renewal};
+use super::jobs::{IdField, Job};
 use crate::app::AppState;
 use crate::aws::inventory::{self, CallLimiter};
 use crate::aws::AwsError;
@@ -18,75 +17,40 @@ use crate::domain::sync::{run_error, AccountSyncStatus, SyncAccountResult, SyncR
 use crate::domain::tags::filter_document;
 use crate::storage;
 use crate::storage::accounts::ListedAccount;
+use crate::storage::run_queue::RunQueue;
 
 /// Syncs one replica runs at once; each already runs many AWS calls in parallel.
 const CONCURRENT_SYNCS: usize = 2;
 
-/// Queues scheduled syncs. Every replica runs it; the database keeps it to one run per integration.
-pub async fn schedule(state: AppState, shutdown: CancellationToken) {
-    let every = state.config.sync.sync_interval;
-    let tick = (every / 10).clamp(Duration::from_secs(1), Duration::from_secs(30));
-    while !shutdown.is_cancelled() {
-        match storage::syncs::enqueue_due(&state.worker_db, every).await {
-            Ok(0) => {}
-            Ok(queued) => {
-                tracing::info!(queued, "scheduled syncs");
-                state.wake.syncs.notify_one();
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot schedule syncs"),
-        }
-        pause(&shutdown, tick).await;
-    }
-}
+/// Inventory syncs, for the [job runner](super::jobs::run).
+pub struct Syncs;
 
-/// Claims queued syncs (and syncs whose replica died) and runs them.
-pub async fn run(state: AppState, shutdown: CancellationToken) {
-    let slots = Arc::new(Semaphore::new(CONCURRENT_SYNCS));
-    let lease = state.config.worker.worker_lease;
-    while !shutdown.is_cancelled() {
-        let Ok(slot) = slots.clone().acquire_owned().await else { return };
-        match storage::syncs::claim(&state.worker_db, &state.instance_id, lease).await {
-            Ok(Some(run)) => {
-                let state = state.clone();
-                tokio::spawn(async move {
-                    run_with_lease(&state, run).await;
-                    drop(slot);
-                    // A slot is free: look for more work at once.
-                    state.wake.syncs.notify_one();
-                });
-            }
-            Ok(None) => {
-                drop(slot);
-                idle(&shutdown, &state.wake.syncs, lease / 2).await;
-            }
-            Err(e) => {
-                drop(slot);
-                tracing::warn!(error = %e, "cannot claim syncs");
-                pause(&shutdown, Duration::from_secs(1)).await;
-            }
-        }
-    }
-}
+impl Job for Syncs {
+    const NAME: &'static str = "sync";
+    const LEASE_LOST: &'static str = "sync lease lost; another replica took it over";
+    const ID_FIELD: IdField = IdField::SyncId;
+    const SLOTS: usize = CONCURRENT_SYNCS;
+    const QUEUE: RunQueue<Self::Run> = storage::syncs::QUEUE;
+    type Run = SyncRun;
 
-async fn run_with_lease(state: &AppState, run: SyncRun) {
-    let lease = state.config.worker.worker_lease;
-    let renew = || async {
-        match storage::syncs::extend_lease(&state.worker_db, run.id, &state.instance_id, lease).await {
-            Ok(true) => Renewal::Renewed,
-            Ok(false) => Renewal::Lost,
-            Err(e) => {
-                tracing::warn!(sync_id = %run.id, error = %e, "cannot extend the sync lease");
-                Renewal::Unknown
-            }
-        }
-    };
-    match with_lease(lease, sync_integration(state, &run), renew).await {
-        Err(LeaseEnd::Lost) => tracing::warn!(sync_id = %run.id, "sync lease lost; another replica took it over"),
-        Err(LeaseEnd::Unconfirmed) => {
-            tracing::warn!(sync_id = %run.id, "sync lease not renewed in time; stopped before it could run out")
-        }
-        Ok(Err(e)) => tracing::error!(sync_id = %run.id, error = %e, "sync failed"),
-        Ok(Ok(())) => {}
+    fn id(run: &SyncRun) -> Uuid {
+        run.id
+    }
+
+    fn wake(state: &AppState) -> &Notify {
+        &state.wake.syncs
+    }
+
+    fn every(state: &AppState) -> Option<Duration> {
+        Some(state.config.sync.sync_interval)
+    }
+
+    async fn enqueue_due(state: &AppState, every: Duration) -> Result<u64, sqlx::Error> {
+        storage::syncs::enqueue_due(&state.worker_db, every).await
+    }
+
+    async fn execute(state: &AppState, run: &SyncRun) -> Result<(), sqlx::Error> {
+        sync_integration(state, run).await
     }
 }
 
