@@ -604,16 +604,20 @@ pub async fn shared_removed_at_end(
     .await
 }
 
-/// Locks an active grant for a repair, unless a worker holds it (then None:
-/// the worker's step decides). Held until the caller's transaction ends, so
-/// that a revocation waits for the repair and then removes what it put back.
-/// Of the grants `ids`, those this installation knows whose sessions are no
-/// longer denied (the worker removed the deny, or never recorded one).
-pub async fn sessions_deny_over(db: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
-        "select grant_id from grants
-         where grant_id = any($1) and status in ('revoked', 'failed') and sessions_denied_until is null",
+/// Of the grants `ids` in `account_id`, those this installation knows whose
+/// sessions are no longer denied (the worker removed the deny, or never
+/// recorded one), with the role their deny belongs on (the grant's target).
+pub async fn sessions_deny_over(
+    db: impl PgExecutor<'_>,
+    account_id: &str,
+    ids: &[Uuid],
+) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "select grant_id, resource_name from grants
+         where grant_id = any($2) and account_id = $1 and resource_type = 'iam_role'
+           and status in ('revoked', 'failed') and sessions_denied_until is null",
     )
+    .bind(account_id)
     .bind(ids)
     .fetch_all(db)
     .await
@@ -629,6 +633,9 @@ pub async fn adopt(db: impl PgExecutor<'_>, grant_id: Uuid, installation_id: Uui
         .map(|_| ())
 }
 
+/// Locks an active grant for a repair, unless a worker holds it (then None:
+/// the worker's step decides). Held until the caller's transaction ends, so
+/// that a revocation waits for the repair and then removes what it put back.
 pub async fn lock_active_for_repair(db: impl PgExecutor<'_>, grant_id: Uuid) -> Result<Option<GrantRow>, sqlx::Error> {
     sqlx::query_as::<_, GrantRow>(
         "select *, now() as db_now from grants

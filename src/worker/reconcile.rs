@@ -392,8 +392,11 @@ impl Account<'_> {
             return Ok(());
         }
         let ids: Vec<Uuid> = denies.iter().map(|(id, _)| *id).collect();
-        let over = storage::grants::sessions_deny_over(&self.state.worker_db, &ids).await?;
-        for (grant_id, role) in denies.into_iter().filter(|(id, _)| over.contains(id)) {
+        let over = storage::grants::sessions_deny_over(&self.state.worker_db, self.account, &ids).await?;
+        // Only on the role the grant's deny belongs on: an inline policy of that
+        // name elsewhere is not jit-iam's to remove.
+        let ours = |(id, role): &(Uuid, &str)| over.iter().any(|(grant, target)| grant == id && target == role);
+        for (grant_id, role) in denies.into_iter().filter(ours) {
             let sdk = SdkIam::new(iam);
             let policy = sessions::deny_policy_name(grant_id);
             let removed = sdk.delete_role_policy(role, &policy).await;

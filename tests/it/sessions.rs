@@ -23,6 +23,7 @@ impl Fixture {
         let account = Moto::shared().account(&random_account_id()).await;
         account.create_user("alice", &[]).await;
         account.create_role(ROLE, &[]).await;
+        account.create_role("other", &[]).await;
         let server = TestServer::builder(Moto::shared()).env("JIT_IAM_MIN_GRANT", "1s").start().await;
         let integration = server.connect(&account, &unique("sessions")).await;
         Fixture { server, account, integration }
@@ -125,10 +126,14 @@ async fn an_assume_grants_sessions_are_denied_from_its_end_until_they_run_out() 
     let document = deny.to_string();
     let iam = &f.account.iam;
     let name = format!("jit-iam-revoked-{id}");
-    iam.put_role_policy().role_name(ROLE).policy_name(&name).policy_document(document).send().await.unwrap();
+    iam.put_role_policy().role_name(ROLE).policy_name(&name).policy_document(&document).send().await.unwrap();
+    // The same name on another role is someone else's: never removed.
+    iam.put_role_policy().role_name("other").policy_name(&name).policy_document(&document).send().await.unwrap();
     let run = reconcile(&f).await;
     assert_eq!(run["findings"], json!([]), "{run}");
     assert!(f.inline(&name).await.is_none(), "a deny left behind is removed");
+    let elsewhere = iam.get_role_policy().role_name("other").policy_name(&name).send().await;
+    assert!(elsewhere.is_ok(), "only on the grant's role: {elsewhere:?}");
 }
 
 async fn reconcile(f: &Fixture) -> Value {
