@@ -8,6 +8,8 @@
 grant usage on schema public to jit_iam_service;
 grant select, insert, update, delete on all tables in schema public to jit_iam_service;
 grant usage, select on all sequences in schema public to jit_iam_service;
+-- What is only ever appended or read: not even a row changed.
+revoke update, delete on audit_events, grant_events, installation from jit_iam_service;
 -- Tables and sequences later migrations create (as the same owner) too.
 alter default privileges in schema public grant select, insert, update, delete on tables to jit_iam_service;
 alter default privileges in schema public grant usage, select on sequences to jit_iam_service;

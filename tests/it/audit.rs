@@ -239,6 +239,7 @@ async fn the_service_runs_as_a_user_that_cannot_touch_the_trail() {
         "update grant_events set message = 'nothing happened'",
         "delete from grant_events",
         "truncate grant_events",
+        "update installation set installation_id = gen_random_uuid()",
     ] {
         let error = sqlx::query(statement).execute(&service).await.expect_err(statement);
         let refused = error.to_string();
