@@ -118,7 +118,7 @@ fn offered(
         message: format!("no integration with id {}", s.integration_id),
     })?;
     if integration.status != IntegrationStatus::Active {
-        return Err(being_deleted("integration_id"));
+        return Err(being_deleted(Some("integration_id")));
     }
     let field = if s.resource_arn.is_some() { "resource_arn" } else { "resource_id" };
     let resource = resource.ok_or_else(|| Refusal::NotFound {
@@ -155,8 +155,8 @@ fn offered(
     Ok(Checked { integration, resource, grantee, principal_arn: principal.arn, principal_id, expires_at, plan })
 }
 
-fn being_deleted(field: &'static str) -> Refusal {
-    Refusal::InvalidState { field: Some(field), message: "the integration is being deleted".into() }
+fn being_deleted(field: Option<&'static str>) -> Refusal {
+    Refusal::InvalidState { field, message: "the integration is being deleted".into() }
 }
 
 /// The integration's grant policy: `level` may be asked for on `resource_type`.
@@ -227,7 +227,7 @@ pub async fn check_extension(
         return Ok(Err(gone()));
     };
     if integration.status != IntegrationStatus::Active {
-        return Ok(Err(Refusal::InvalidState { field: None, message: "the integration is being deleted".into() }));
+        return Ok(Err(being_deleted(None)));
     }
     let offered = storage::resources::find_offered(
         &mut *tx,
