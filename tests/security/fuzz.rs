@@ -1,7 +1,8 @@
 //! Fuzzing the API from its OpenAPI document with Schemathesis: no 5xx, and
 //! every answer's status, content type and body as documented; the stateful
 //! phase, following the document's links, reaches every operation with an id
-//! that exists.
+//! that exists, and the grant requests are accepted with the integration,
+//! resource and principal the test made (`schemathesis.toml`).
 //!
 //! `JIT_IAM_FUZZ_EXAMPLES` (default 5) sets the examples per operation;
 //! `scripts/fuzz` raises it. `JIT_IAM_FUZZ_SEED` replays a run.
@@ -16,6 +17,11 @@ use crate::support::{random_account_id, unique, Moto, TestServer};
 
 /// Every check Schemathesis has, positive data acceptance and negative data rejection included.
 const CHECKS: &str = "all";
+
+/// Examples of each grant request in the fuzzing phase, at least: few of the
+/// bodies Schemathesis generates for them are valid (one of `resource_id` and
+/// `resource_arn`, a lifetime within the rules), and one must be accepted.
+const GRANT_REQUEST_EXAMPLES: u64 = 50;
 
 fn schemathesis() -> PathBuf {
     let path = std::env::var("JIT_IAM_TEST_SCHEMATHESIS")
@@ -61,7 +67,10 @@ async fn fuzzing_from_the_openapi_document_finds_no_server_error_nor_undocumente
     home.create_user("jit-iam-service", &[]).await;
     let key = home.iam.create_access_key().user_name("jit-iam-service").send().await.unwrap().access_key.unwrap();
     let account = moto.account(&random_account_id()).await;
-    account.create_user("alice", &[]).await;
+    // Whom the grant requests name (`schemathesis.toml`).
+    for user in ["alice", "bob", "carol", "dave", "erin"] {
+        account.create_user(user, &[]).await;
+    }
     account.create_role("deployer", &[("env", "prod")]).await;
     account.create_bucket(&unique("fuzz"), &[("env", "prod")]).await;
     let server = TestServer::builder(moto)
@@ -91,10 +100,32 @@ async fn fuzzing_from_the_openapi_document_finds_no_server_error_nor_undocumente
     let before = logged_statuses(&server).len();
 
     let reports = std::env::temp_dir().join(unique("jit-iam-schemathesis"));
+    // The committed settings, with the dictionaries of what the grant
+    // requests name, and enough examples of them that some are accepted
+    // (`schemathesis.toml` says why).
+    let committed = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/security/schemathesis.toml");
+    let mut settings = std::fs::read_to_string(&committed).unwrap();
+    settings.push_str(&format!(
+        "\n[[operations]]\ninclude-operation-id = [\"submit_grant\", \"preview_grant\"]\n\
+         phases.fuzzing.generation.max-examples = {}\n",
+        examples.max(GRANT_REQUEST_EXAMPLES)
+    ));
+    let expiry = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    for (name, value) in [
+        ("integrations", json!(integration)),
+        ("resource-ids", role["id"].clone()),
+        ("resource-arns", role["arn"].clone()),
+        ("expiries", json!(expiry)),
+    ] {
+        settings.push_str(&format!("\n[dictionaries.{name}]\nvalues = [{value}]\n"));
+    }
+    std::fs::create_dir_all(&reports).unwrap();
+    let config = reports.join("schemathesis.toml");
+    std::fs::write(&config, settings).unwrap();
     let mut command = tokio::process::Command::new(schemathesis());
     command
         .arg("--config-file")
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/security/schemathesis.toml"))
+        .arg(&config)
         .arg("run")
         .arg(format!("{}/openapi.json", server.url))
         .args(["--header", &format!("Authorization: Bearer {}", server.token)])
@@ -107,7 +138,7 @@ async fn fuzzing_from_the_openapi_document_finds_no_server_error_nor_undocumente
         .args(["--workers", "1"])
         .args(["--generation-database", "none"])
         .args(["--report", "json", "--report-dir"])
-        .arg(&reports)
+        .arg(reports.join("report"))
         .arg("--no-color")
         .env("NO_COLOR", "1")
         .env("SCHEMATHESIS_TELEMETRY", "false")
@@ -128,7 +159,7 @@ async fn fuzzing_from_the_openapi_document_finds_no_server_error_nor_undocumente
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
 
-    let report: Value = std::fs::read_dir(&reports)
+    let report: Value = std::fs::read_dir(reports.join("report"))
         .ok()
         .and_then(|mut entries| {
             entries.find_map(|e| e.ok().filter(|e| e.path().extension().is_some_and(|x| x == "json")))
@@ -141,13 +172,27 @@ async fn fuzzing_from_the_openapi_document_finds_no_server_error_nor_undocumente
     let answered = &statuses[before.min(statuses.len())..];
     let server_errors: Vec<&(u16, String)> = answered.iter().filter(|(s, _)| *s >= 500).collect();
     let cases = report["test_cases"]["generated"].as_u64().unwrap_or(0);
-    // Operations that answered only 404 in every phase. For one with a path
-    // parameter, no link led the stateful phase to an id that exists. (The
-    // grant submissions are here too when no generated body named a resource
-    // and a principal of the inventory: those ids are no path's.)
-    let missing_test_data = report["warnings"]["missing_test_data"].as_array().cloned().unwrap_or_default();
-    let (unreached, unlucky): (Vec<&str>, Vec<&str>) =
-        missing_test_data.iter().filter_map(Value::as_str).partition(|label| label.contains('{'));
+    // Operations that answered only 404 in every phase: for one with a path
+    // parameter, no link led the stateful phase to an id that exists; for
+    // the grant requests, the ids `schemathesis.toml` gives did not arrive.
+    let missing_test_data: Vec<String> = report["warnings"]["missing_test_data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|label| label.as_str().map(str::to_string))
+        .collect();
+    // The answers to the grant requests: some accepted, with the ids
+    // `schemathesis.toml` gives.
+    let grant_requests = |path: &str| {
+        let mut by_status = std::collections::BTreeMap::new();
+        for (status, _) in answered.iter().filter(|(_, at)| at == &format!("POST {path}")) {
+            *by_status.entry(*status).or_insert(0) += 1;
+        }
+        let accepted: u32 = by_status.iter().filter(|(status, _)| (200..300).contains(*status)).map(|(_, n)| n).sum();
+        (accepted, by_status)
+    };
+    let ((submitted, submissions), (previewed, previews)) =
+        (grant_requests("/v1/grants"), grant_requests("/v1/grants/preview"));
     let stateful = report["phases"]["stateful"]["status"].as_str().unwrap_or("?");
     println!(
         "schemathesis {}: {examples} examples per operation, {cases} test cases, {} failing, {} unique failures; \
@@ -165,14 +210,34 @@ async fn fuzzing_from_the_openapi_document_finds_no_server_error_nor_undocumente
         *by_status.entry(*status).or_insert(0) += 1;
     }
     println!("answers by status: {by_status:?}");
-    println!("only 404 for want of a body naming what exists: {unlucky:?}");
-    // Reported, not failed on: with the suite's few scenarios the stateful
-    // phase reaches a three-step chain (webhook, test delivery, retry) only
-    // sometimes. That every such operation has a link is pinned by
-    // `it openapi::every_operation_with_a_path_parameter_is_linked_to`.
-    println!("never reached with an existing id this run: {unreached:?}");
+    println!("grant requests by status: submit_grant {submissions:?}, preview_grant {previews:?}");
+    println!("answered only 404 (missing test data): {missing_test_data:?}");
+    // How often each operation with a path parameter was served (the margin
+    // of the check above): the fewest first.
+    let mut served: Vec<(usize, String)> = crate::committed_spec()["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(path, _)| path.contains('{'))
+        .flat_map(|(path, item)| item.as_object().unwrap().keys().map(move |method| (path, method.to_uppercase())))
+        .map(|(path, method)| {
+            let template: Vec<&str> = path.split('/').collect();
+            let matches = |at: &str| {
+                let (m, p) = at.split_once(' ').unwrap_or(("", at));
+                let p: Vec<&str> = p.split('/').collect();
+                m == method
+                    && p.len() == template.len()
+                    && p.iter().zip(&template).all(|(s, t)| t.starts_with('{') || s == t)
+            };
+            let n = answered.iter().filter(|(status, at)| (200..300).contains(status) && matches(at)).count();
+            (n, format!("{method} {path}"))
+        })
+        .collect();
+    served.sort();
+    println!("2xx answers of the operations with a path parameter, fewest first: {:?}", &served[..5.min(served.len())]);
     let links = stdout.lines().find_map(|l| l.trim().strip_prefix("API Links:")).unwrap_or(" ?").trim();
-    println!("links the stateful phase followed: {links}");
+    let scenarios = stdout.lines().find_map(|l| l.trim().strip_prefix("Scenarios:")).unwrap_or(" ?").trim();
+    println!("links the stateful phase followed: {links}, in {scenarios} scenarios");
 
     let failed = !output.status.success()
         || report.is_null()
@@ -180,10 +245,16 @@ async fn fuzzing_from_the_openapi_document_finds_no_server_error_nor_undocumente
         || report["failures"].as_array().is_none_or(|f| !f.is_empty())
         || report["errors"].as_array().is_none_or(|e| !e.is_empty())
         || !server_errors.is_empty()
-        || stateful != "success";
+        || stateful != "success"
+        || !missing_test_data.is_empty()
+        || submitted == 0
+        || previewed == 0;
     if failed {
         panic!(
             "schemathesis failed (exit {:?}; 5xx answers: {server_errors:?}; stateful phase: {stateful}; \
+             answered only 404 (link the operation in src/api/links.rs, or give the ids in \
+             tests/security/schemathesis.toml): {missing_test_data:?}; grant requests accepted: \
+             {submitted} submitted, {previewed} previewed; \
              server problems:\n{})\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
             output.status.code(),
             server.problems(),
