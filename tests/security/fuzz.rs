@@ -149,7 +149,7 @@ async fn fuzzing_from_the_openapi_document_finds_no_server_error_nor_undocumente
     if let Ok(seed) = std::env::var("JIT_IAM_FUZZ_SEED") {
         command.args(["--seed", &seed]);
     }
-    let limit = Duration::from_secs(120 + examples * 4);
+    let limit = Duration::from_secs(240 + examples * 4);
     let started = Instant::now();
     let output = tokio::time::timeout(limit, command.output())
         .await
