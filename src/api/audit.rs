@@ -14,6 +14,7 @@ use super::REQUEST_ID;
 use crate::app::AppState;
 use crate::domain::audit::{AuditAction, AuditEvent, AuditRecord};
 use crate::domain::caller::Caller;
+use crate::grants::Requester;
 use crate::storage;
 use crate::storage::audit::AuditFilter;
 
@@ -31,7 +32,12 @@ pub struct Actor {
 impl Actor {
     /// A record of `action` on `target_id` by this actor; add what changed.
     pub fn record(&self, action: AuditAction, target_id: Uuid) -> AuditRecord {
-        AuditRecord::new(&self.caller, self.request_id.clone(), action, target_id)
+        self.requester().record(action, target_id)
+    }
+
+    /// This actor, as the grants' use cases know who asks.
+    pub fn requester(&self) -> Requester<'_> {
+        Requester { caller: &self.caller, request_id: self.request_id.as_deref() }
     }
 }
 

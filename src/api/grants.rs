@@ -7,8 +7,6 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -18,18 +16,17 @@ use uuid::Uuid;
 use super::audit::Actor;
 use super::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use super::extract::{whole_number, ApiPath, OptionalJson, QueryParams, ValidJson};
-use super::integrations::ensure_active;
 use super::pagination::{page, PageParams, PageRequest};
 use crate::app::{AppState, GrantUpdate};
 use crate::domain::arn::is_account_id;
-use crate::domain::audit::AuditAction;
-use crate::domain::grant::{Grant, GrantEvent, GrantStatus, Principal, PrincipalType, RevokeReason};
+use crate::domain::grant::{Grant, GrantEvent, GrantStatus, Principal, PrincipalType};
 use crate::domain::policy::PolicyDocument;
 use crate::domain::resource::{AccessLevel, Resource};
-use crate::grants::submission::{self, Checked, Length, Submission};
-use crate::grants::{self, PlannedCall, PolicyQuota, Refusal};
-use crate::storage::grants::{GrantFilter, GrantRow, NewEvent, NewGrant};
-use crate::{storage, worker};
+use crate::grants::submission::{self, Extension, Submission, Submitted};
+use crate::grants::{self, revocation, Failure, PlannedCall, PolicyQuota, Refusal};
+use crate::storage;
+use crate::storage::grants::{GrantFilter, GrantRow};
+use crate::worker::grants::LocalWorker;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -146,68 +143,23 @@ pub struct RevokeGrant {
     pub reason: Option<String>,
 }
 
-fn check_text(value: &str, field: &str, max: usize) -> ApiResult<()> {
-    let length = value.chars().count();
-    if value.trim().is_empty() || length > max || value.chars().any(char::is_control) {
-        return Err(ApiError::validation(field, format!("`{field}` must be 1-{max} printable characters")));
-    }
-    Ok(())
-}
-
-fn check_reason(reason: Option<&str>) -> ApiResult<()> {
-    match reason {
-        Some(reason) if reason.chars().count() > 2000 => {
-            Err(ApiError::validation("reason", "`reason` may be at most 2000 characters"))
+impl SubmitGrant {
+    /// The submission, as `grants` checks it.
+    fn submission(&self) -> Submission<'_> {
+        Submission {
+            integration_id: self.integration_id,
+            resource_id: self.resource_id,
+            resource_arn: self.resource_arn.as_deref(),
+            access_level: self.access_level,
+            principal_type: self.principal.principal_type,
+            principal_name: &self.principal.name,
+            duration_seconds: self.duration_seconds,
+            expires_at: self.expires_at,
+            request_id: &self.request_id,
+            approved_by: &self.approved_by,
+            reason: self.reason.as_deref(),
         }
-        _ => Ok(()),
     }
-}
-
-/// The form of a submission (or preview), then its checks (`grants::submission`).
-/// `grant_id`: the id the grant will have (None in a preview).
-async fn check(state: &AppState, input: &SubmitGrant, grant_id: Option<Uuid>) -> ApiResult<Checked> {
-    check_text(&input.request_id, "request_id", 256)?;
-    check_text(&input.approved_by, "approved_by", 256)?;
-    check_reason(input.reason.as_deref())?;
-    let length = check_exactly_one_of(input)?;
-    let submission = Submission {
-        integration_id: input.integration_id,
-        resource_id: input.resource_id,
-        resource_arn: input.resource_arn.as_deref(),
-        access_level: input.access_level,
-        principal_type: input.principal.principal_type,
-        principal_name: &input.principal.name,
-        length,
-        grant_id,
-    };
-    Ok(submission::check(&state.db, &state.config.grants, &submission).await??)
-}
-
-fn length(duration_seconds: Option<i64>, expires_at: Option<DateTime<Utc>>) -> ApiResult<Length> {
-    match (duration_seconds, expires_at) {
-        (Some(seconds), None) => Ok(Length::Seconds(seconds)),
-        (None, Some(at)) => Ok(Length::Until(at)),
-        _ => Err(ApiError::validation("duration_seconds", "give exactly one of `duration_seconds` and `expires_at`")),
-    }
-}
-
-/// The rules of `SubmitGrant::EXACTLY_ONE_OF`, which the document states.
-fn check_exactly_one_of(input: &SubmitGrant) -> ApiResult<Length> {
-    if input.resource_id.is_some() == input.resource_arn.is_some() {
-        return Err(ApiError::validation("resource_id", "give exactly one of `resource_id` and `resource_arn`"));
-    }
-    length(input.duration_seconds, input.expires_at)
-}
-
-fn fingerprint(input: &SubmitGrant) -> String {
-    let canonical = serde_json::to_value(input).expect("the request serializes").to_string();
-    let digest = Sha256::digest(canonical.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The existing grant of a request id, if the body is the same one.
-fn replay(existing: GrantRow, input: &SubmitGrant) -> ApiResult<GrantRow> {
-    Ok(submission::replay(existing, &fingerprint(input), &input.request_id)?)
 }
 
 fn wait_param(params: &mut QueryParams) -> ApiResult<Option<Duration>> {
@@ -216,15 +168,6 @@ fn wait_param(params: &mut QueryParams) -> ApiResult<Option<Duration>> {
         return Err(ApiError::invalid_parameter("wait", "`wait` must be a number of seconds from 0 to 30"));
     }
     Ok(wait.filter(|w| *w > 0).map(Duration::from_secs))
-}
-
-/// Done with its first step: applied, or failed and undone (not pending, not undoing).
-fn settled(grant: &GrantRow) -> bool {
-    match grant.status() {
-        GrantStatus::Pending => false,
-        GrantStatus::Revoking => grant.activated_at.is_some(),
-        _ => true,
-    }
 }
 
 /// Holds the answer until the grant settles or `wait` runs out. Changes made
@@ -238,7 +181,7 @@ async fn wait_until_settled(
     let deadline = tokio::time::Instant::now() + wait;
     let id = inserted.grant_id;
     let mut grant = inserted;
-    while !settled(&grant) {
+    while !submission::settled(&grant) {
         match tokio::time::timeout_at(deadline, updates.recv()).await {
             Err(_) => break,
             Ok(Ok(update)) if update.id != id => continue,
@@ -280,88 +223,17 @@ pub async fn submit_grant(
     let wait = wait_param(&mut params)?;
     params.finish()?;
     let updates = state.grant_updates.subscribe();
-    let grant_id = Uuid::now_v7();
-    let (existing, checked) = tokio::join!(
-        storage::grants::get_by_request_id(&state.db, &input.request_id),
-        check(&state, &input, Some(grant_id))
-    );
-    if let Some(existing) = existing? {
-        return Ok((StatusCode::OK, Json(replay(existing, &input)?.view())));
-    }
-    let checked = checked?;
-    let policy = checked.plan.policy.as_ref().map(|document| (checked.generated_policy(Some(grant_id)), document));
-    let fingerprint = fingerprint(&input);
-    let new = NewGrant {
-        grant_id,
-        integration_id: checked.integration.id,
-        account_id: &checked.resource.account_id,
-        resource_id: checked.resource.id,
-        resource_type: checked.resource.resource_type,
-        resource_arn: &checked.resource.arn,
-        resource_name: &checked.resource.name,
-        access_level: input.access_level,
-        principal_type: checked.grantee.principal_type,
-        principal_name: &checked.grantee.name,
-        principal_arn: &checked.principal_arn,
-        principal_id: checked.principal_id.as_deref(),
-        request_id: &input.request_id,
-        request_fingerprint: &fingerprint,
-        approved_by: &input.approved_by,
-        reason: input.reason.as_deref(),
-        requested_by: &actor.caller.name,
-        expires_at: checked.expires_at,
-        policy_name: policy.as_ref().map(|(policy, _)| policy.name.as_str()),
-        policy_arn: policy.as_ref().map(|(policy, _)| policy.arn.as_str()),
-        policy_document: policy.as_ref().map(|(_, document)| *document),
-    };
-    // Handed straight to this process's worker when it has a free slot: stored
-    // already leased to it, the grant needs no claim before it is applied.
-    let slot = worker::grants::reserve_slot(&state);
-    let lease = slot.as_ref().map(|_| (state.instance_id.as_str(), state.config.worker.worker_lease));
-    let submitted = json!({
-        "integration_id": new.integration_id,
-        "resource": {"id": new.resource_id, "type": new.resource_type, "arn": new.resource_arn},
-        "access_level": new.access_level,
-        "principal": {"type": new.principal_type, "name": new.principal_name, "arn": new.principal_arn},
-        "expires_at": new.expires_at,
-        "request_id": new.request_id,
-        "approved_by": new.approved_by,
-        "reason": new.reason,
-        "policy_arn": new.policy_arn,
-    });
-    let audit = actor.record(AuditAction::GrantSubmitted, grant_id).changes(&Value::Null, &submitted, &[]);
-    // One statement, under the integration's share lock: no deletion or change
-    // of the integration interleaves with storing the grant.
-    let revision = checked.integration.revision;
-    let Some(mut inserted) = storage::grants::insert(&state.db, &new, revision, lease, &audit).await? else {
-        // The same request_id arrived at the same moment, or the integration
-        // is being deleted or changed since the grant was checked.
-        if let Some(existing) = storage::grants::get_by_request_id(&state.db, &input.request_id).await? {
-            return Ok((StatusCode::OK, Json(replay(existing, &input)?.view())));
+    let (db, config, worker) = (&state.db, &state.config.grants, LocalWorker::new(&state));
+    match submission::submit(db, config, actor.requester(), &input.submission(), worker).await? {
+        Submitted::Replayed(existing) => Ok((StatusCode::OK, Json(existing.view()))),
+        Submitted::New(inserted) => {
+            let grant = match wait {
+                Some(wait) => wait_until_settled(&state, updates, inserted, wait).await?,
+                None => inserted,
+            };
+            Ok((StatusCode::ACCEPTED, Json(grant.view())))
         }
-        let integration = storage::integrations::get(&state.db, new.integration_id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("integration", new.integration_id).with_field("integration_id"))?;
-        ensure_active(&integration).map_err(|e| e.with_field("integration_id"))?;
-        let changed = "the integration changed while the grant was checked; submit it again";
-        return Err(ApiError::conflict(ErrorCode::InvalidState, changed).with_field("integration_id"));
-    };
-    match slot {
-        Some(slot) => {
-            // What a claim would have read with the grant: the worker's clients stay cached.
-            inserted.integration_revision = Some(checked.integration.revision);
-            inserted.integration_status = Some(checked.integration.status.as_str().to_string());
-            worker::grants::start(state.clone(), inserted.clone(), slot);
-        }
-        None => state.wake.grants.notify_one(),
     }
-    metrics::counter!("jit_iam_grant_transitions_total", "to" => "pending").increment(1);
-    tracing::info!(grant_id = %grant_id, request_id = %input.request_id, "grant submitted");
-    let grant = match wait {
-        Some(wait) => wait_until_settled(&state, updates, inserted, wait).await?,
-        None => inserted,
-    };
-    Ok((StatusCode::ACCEPTED, Json(grant.view())))
 }
 
 /// Preview a grant: the exact policy and AWS calls, changing nothing.
@@ -376,7 +248,7 @@ pub async fn preview_grant(
     State(state): State<AppState>,
     ValidJson(input): ValidJson<SubmitGrant>,
 ) -> ApiResult<Json<GrantPreview>> {
-    let checked = check(&state, &input, None).await?;
+    let checked = submission::check(&state.db, &state.config.grants, &input.submission(), None).await??;
     let policy = checked.plan.policy.as_ref().map(|_| checked.generated_policy(None));
     let (apply_calls, revoke_calls) =
         grants::planned_calls(&checked.plan, &checked.grantee, &checked.resource, policy.as_ref());
@@ -504,32 +376,8 @@ pub async fn revoke_grant(
     ApiPath(id): ApiPath<Uuid>,
     OptionalJson(input): OptionalJson<RevokeGrant>,
 ) -> ApiResult<(StatusCode, Json<Grant>)> {
-    check_reason(input.reason.as_deref())?;
-    let current = find(&state, id).await?;
-    if current.status() == GrantStatus::Failed {
-        return Err(ApiError::conflict(ErrorCode::InvalidState, "the grant failed; there is nothing to revoke"));
-    }
-    let mut tx = state.db.begin().await?;
-    let Some(revoking) = storage::grants::request_revoke(&mut *tx, id, RevokeReason::Revoked).await? else {
-        // Revoking or revoked already. Read on the transaction's connection:
-        // waiting for a second one while holding it could exhaust the pool.
-        let grant = storage::grants::get(&mut *tx, id).await?.ok_or_else(|| ApiError::not_found("grant", id))?;
-        return Ok((StatusCode::ACCEPTED, Json(grant.view())));
-    };
-    let message = match &input.reason {
-        Some(reason) => format!("revocation requested: {reason}"),
-        None => "revocation requested".to_string(),
-    };
-    let event = NewEvent::transition(Some(current.status()), GrantStatus::Revoking, message);
-    storage::grants::insert_events(&mut *tx, id, &actor.caller.name, &[event]).await?;
-    let record = actor
-        .record(AuditAction::GrantRevoked, id)
-        .change("status", current.status(), GrantStatus::Revoking)
-        .change("reason", Value::Null, &input.reason);
-    storage::audit::record(&mut *tx, &record).await?;
-    tx.commit().await?;
-    state.wake.grants.notify_one();
-    tracing::info!(grant_id = %id, caller = %actor.caller.name, "grant revocation requested");
+    let worker = LocalWorker::new(&state);
+    let revoking = revocation::request(&state.db, actor.requester(), id, input.reason.as_deref(), worker).await?;
     Ok((StatusCode::ACCEPTED, Json(revoking.view())))
 }
 
@@ -559,49 +407,14 @@ pub async fn extend_grant(
     ApiPath(id): ApiPath<Uuid>,
     ValidJson(input): ValidJson<ExtendGrant>,
 ) -> ApiResult<Json<Grant>> {
-    check_reason(input.reason.as_deref())?;
-    if let Some(approved_by) = &input.approved_by {
-        check_text(approved_by, "approved_by", 256)?;
-    }
-    let length = length(input.duration_seconds, input.expires_at)?;
-    let (current, now) = tokio::try_join!(find(&state, id), async { Ok(storage::now(&state.db).await?) })?;
-    let not_extendable = || {
-        ApiError::conflict(
-            ErrorCode::InvalidState,
-            "only pending or active grants that have not expired can be extended",
-        )
+    let extension = Extension {
+        duration_seconds: input.duration_seconds,
+        expires_at: input.expires_at,
+        approved_by: input.approved_by.as_deref(),
+        reason: input.reason.as_deref(),
     };
-    if !matches!(current.status(), GrantStatus::Pending | GrantStatus::Active) || current.expires_at <= now {
-        return Err(not_extendable());
-    }
-    let new_expiry = match length {
-        Length::Seconds(seconds) if seconds < 1 => {
-            return Err(ApiError::validation("duration_seconds", "the extension must be positive"))
-        }
-        Length::Seconds(seconds) => chrono::Duration::try_seconds(seconds)
-            .and_then(|extension| current.expires_at.checked_add_signed(extension))
-            .ok_or_else(|| ApiError::validation("duration_seconds", "the extension is too long"))?,
-        Length::Until(at) if at > current.expires_at => at,
-        Length::Until(_) => {
-            return Err(ApiError::validation("expires_at", "the new expiry must be later than the current one"))
-        }
-    };
-    // Under the integration's share lock, like a submission: no deletion or
-    // change of the integration interleaves with the checks.
-    let mut tx = state.db.begin().await?;
-    submission::check_extension(&mut tx, &state.config.grants, &current, new_expiry, length.field()).await??;
-    let extended = storage::grants::extend(&mut *tx, id, new_expiry).await?.ok_or_else(not_extendable)?;
-    let event =
-        NewEvent::extended(current.expires_at, new_expiry, input.approved_by.as_deref(), input.reason.as_deref());
-    storage::grants::insert_events(&mut *tx, id, &actor.caller.name, &[event]).await?;
-    let record = actor
-        .record(AuditAction::GrantExtended, id)
-        .change("expires_at", current.expires_at, new_expiry)
-        .change("approved_by", Value::Null, &input.approved_by)
-        .change("reason", Value::Null, &input.reason);
-    storage::audit::record(&mut *tx, &record).await?;
-    tx.commit().await?;
-    state.wake.grants.notify_one();
+    let (db, config, worker) = (&state.db, &state.config.grants, LocalWorker::new(&state));
+    let extended = submission::extend(db, config, actor.requester(), id, &extension, worker).await?;
     Ok(Json(extended.view()))
 }
 
@@ -613,14 +426,10 @@ impl From<Refusal> for ApiError {
                 ApiError::conflict(ErrorCode::QuotaExceeded, message).with_field(field)
             }
             Refusal::NotFound { field, message } => {
-                ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message).with_field(field)
+                with_field(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message), field)
             }
             Refusal::InvalidState { field, message } => {
-                let error = ApiError::conflict(ErrorCode::InvalidState, message);
-                match field {
-                    Some(field) => error.with_field(field),
-                    None => error,
-                }
+                with_field(ApiError::conflict(ErrorCode::InvalidState, message), field)
             }
             Refusal::RequestIdConflict { message } => {
                 ApiError::conflict(ErrorCode::RequestIdConflict, message).with_field("request_id")
@@ -629,21 +438,52 @@ impl From<Refusal> for ApiError {
     }
 }
 
+impl From<Failure> for ApiError {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::Refused(refusal) => refusal.into(),
+            Failure::Database(e) => e.into(),
+        }
+    }
+}
+
+fn with_field(error: ApiError, field: Option<&str>) -> ApiError {
+    match field {
+        Some(field) => error.with_field(field),
+        None => error,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Stored with every grant: a body's fingerprint never changes, or its
+    /// request id would no longer find the same grant.
     #[test]
-    fn fingerprints_ignore_nothing_and_order_nothing() {
-        let input: SubmitGrant = serde_json::from_value(serde_json::json!({
-            "integration_id": Uuid::nil(), "resource_id": Uuid::nil(), "access_level": "read",
-            "principal": {"type": "iam_user", "name": "alice"}, "duration_seconds": 3600,
-            "request_id": "r", "approved_by": "bob"
-        }))
-        .unwrap();
-        let mut other = input.clone();
-        assert_eq!(fingerprint(&input), fingerprint(&other));
-        other.duration_seconds = Some(3601);
-        assert_ne!(fingerprint(&input), fingerprint(&other));
+    fn a_bodys_fingerprint_is_the_one_it_always_had() {
+        let bodies = [
+            (
+                serde_json::json!({
+                    "integration_id": Uuid::nil(), "resource_id": Uuid::nil(), "access_level": "read",
+                    "principal": {"type": "iam_user", "name": "alice"}, "duration_seconds": 3600,
+                    "request_id": "r", "approved_by": "bob"
+                }),
+                "1108cf18190a5daeef5b76424997dcb94006a550bbefe77a4c4daaf72499da83",
+            ),
+            (
+                serde_json::json!({
+                    "integration_id": "01a21e4b-1bed-7280-8135-27a363c171b4", "resource_arn": "arn:aws:s3:::data",
+                    "access_level": "write", "principal": {"type": "iam_role", "name": "déployer \"x\""},
+                    "expires_at": "2030-01-02T03:04:05.123456Z", "request_id": "REQ-1", "approved_by": "carol",
+                    "reason": "incident ✓", "duration_seconds": 5
+                }),
+                "3b1dbecfa67ab9a6543a4a826c79212bfd282f9204c79194c6e75c6bd994a138",
+            ),
+        ];
+        for (body, fingerprint) in bodies {
+            let input: SubmitGrant = serde_json::from_value(body).unwrap();
+            assert_eq!(input.submission().fingerprint(), fingerprint);
+        }
     }
 }

@@ -66,7 +66,7 @@ pub async fn of_active_grant(
     grant: &GrantRow,
     principal: &PrincipalState,
 ) -> Result<Vec<Drift>, sqlx::Error> {
-    let mechanism = mechanism_of(grant);
+    let Some(mechanism) = mechanism_of(grant) else { return Ok(Vec::new()) };
     let mut drifts = Vec::new();
     match mechanism {
         Mechanism::GeneratedPolicy => {
@@ -87,7 +87,7 @@ pub async fn of_active_grant(
         }
         _ if !grant.holds_attachment => {}
         Mechanism::AttachPolicy | Mechanism::GroupMembership => {
-            let (held, target, what) = held_now(grant, principal);
+            let (held, target, what) = held_now(grant, mechanism, principal);
             if held {
                 return Ok(drifts);
             }
@@ -119,8 +119,12 @@ pub async fn of_active_grant(
 }
 
 /// Whether the principal holds a shared grant's policy or membership now; its target and what it is.
-fn held_now<'a>(grant: &'a GrantRow, principal: &PrincipalState) -> (bool, &'a str, &'static str) {
-    match mechanism_of(grant) {
+fn held_now<'a>(
+    grant: &'a GrantRow,
+    mechanism: Mechanism,
+    principal: &PrincipalState,
+) -> (bool, &'a str, &'static str) {
+    match mechanism {
         Mechanism::GroupMembership => {
             (principal.groups.contains(&grant.resource_name), &grant.resource_name, "membership")
         }
@@ -151,7 +155,7 @@ pub async fn repair(
     drift: &Drift,
     installation_id: Uuid,
 ) -> Result<Result<Repaired, AwsError>, sqlx::Error> {
-    let mechanism = mechanism_of(grant);
+    let Some(mechanism) = mechanism_of(grant) else { return Ok(Ok(Repaired::Restored)) };
     let holder = Grantee { name: principal.name.clone(), ..grant.grantee() };
     let repaired = match (drift.kind, mechanism) {
         (FindingKind::PolicyModified, _) => match snapshot.policies.get(&drift.target) {
@@ -211,8 +215,9 @@ async fn recreate_and_attach(
 /// A shared policy or membership jit-iam removed when the grant ended, and
 /// there again: someone gave it since, so it is reported, never removed.
 pub fn given_again(snapshot: &IamSnapshot, grant: &GrantRow) -> Option<Drift> {
+    let mechanism = mechanism_of(grant)?;
     let principal = principal(snapshot, grant).ok()?;
-    let (held, target, _) = held_now(grant, principal);
+    let (held, target, _) = held_now(grant, mechanism, principal);
     held.then(|| {
         let evidence = format!(
             "{} has it again after jit-iam removed it at the grant's end: given since by someone else, not jit-iam's to remove",

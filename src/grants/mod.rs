@@ -8,9 +8,15 @@
 //! | [`shared`] policy | IAM policy | managed-policy quota | ListAttached{User,Role}Policies, then Attach{User,Role}Policy unless held | Detach{User,Role}Policy when the last holder ends | attached before any grant: never removed |
 //! | [`shared`] group | IAM group (users only) | groups-per-user quota | ListGroupsForUser, then AddUserToGroup unless a member | RemoveUserFromGroup when the last holder ends | a member before any grant: never removed |
 //!
-//! The HTTP handlers parse, authorize and answer; the worker claims, leases,
-//! retries and records. Neither holds grant rules: they call [`plan`],
-//! [`apply`] and [`revoke`]. IAM is reached through the narrow
+//! Which mechanism carries a grant is [`mechanism`]'s table, of the resource
+//! type and the principal type; every dispatch goes through it.
+//!
+//! The lifecycle's use cases are here too: [`submission::submit`] (with the
+//! idempotent replay of a request id), [`submission::extend`] and
+//! [`revocation::request`], handing grants to the worker through
+//! [`Handoff`]. The HTTP handlers parse, authorize, call them and answer; the
+//! worker claims, leases, retries and records. Neither holds grant rules:
+//! they call the use cases, [`apply`] and [`revoke`]. IAM is reached through the narrow
 //! [`IamChanges`] trait and jit-iam's own records through [`Ledger`], so the
 //! orderings (crash between steps, retries, adoption, not-found) are unit
 //! tested in memory as well as against moto.
@@ -23,6 +29,8 @@ use uuid::Uuid;
 use crate::aws::iam_changes::IamChanges;
 use crate::aws::{AwsError, AwsErrorKind};
 use crate::config::GrantConfig;
+use crate::domain::audit::{AuditAction, AuditRecord};
+use crate::domain::caller::Caller;
 use crate::domain::grant::{
     session_name, GrantError, GrantErrorCode, Grantee, PrincipalType, SESSION_NAME_PLACEHOLDER,
 };
@@ -34,6 +42,7 @@ use crate::storage::grants::{AttachmentKey, GrantRow, SharedAttachment};
 pub mod drift;
 pub mod generated_policy;
 pub mod ledger;
+pub mod revocation;
 pub mod sessions;
 pub mod shared;
 pub mod submission;
@@ -53,16 +62,30 @@ pub enum Mechanism {
     GroupMembership,
 }
 
-impl Mechanism {
-    pub fn of(resource_type: ResourceType) -> Option<Self> {
-        match resource_type {
-            ResourceType::Ec2Instance | ResourceType::S3Bucket | ResourceType::IamRole => Some(Self::GeneratedPolicy),
-            ResourceType::IamPolicy => Some(Self::AttachPolicy),
-            ResourceType::IamGroup => Some(Self::GroupMembership),
-            ResourceType::IamUser => None,
-        }
+/// The registration of mechanisms: which one carries a grant of a resource
+/// type to a principal type. None: never granted. A new principal family or
+/// a new mechanism is a module and its lines here; every dispatch (plan,
+/// apply, revoke, preview, drift) goes through this table.
+pub fn mechanism(resource_type: ResourceType, principal_type: PrincipalType) -> Option<Mechanism> {
+    use PrincipalType as To;
+    use ResourceType as Of;
+    match (resource_type, principal_type) {
+        (Of::Ec2Instance | Of::S3Bucket | Of::IamRole, To::IamUser | To::IamRole) => Some(Mechanism::GeneratedPolicy),
+        (Of::IamPolicy, To::IamUser | To::IamRole) => Some(Mechanism::AttachPolicy),
+        (Of::IamGroup, To::IamUser) => Some(Mechanism::GroupMembership),
+        // Groups have users as members, never roles.
+        (Of::IamGroup, To::IamRole) => None,
+        // IAM users receive access; they are not granted.
+        (Of::IamUser, _) => None,
     }
+}
 
+/// Whether some principal may be granted access to a resource of this type.
+pub fn is_grantable(resource_type: ResourceType) -> bool {
+    PrincipalType::ALL.iter().any(|principal_type| mechanism(resource_type, *principal_type).is_some())
+}
+
+impl Mechanism {
     /// Whether grants share the change, so that changes to one grantee are
     /// serialized (a Postgres advisory lock held for the step).
     pub fn is_shared(self) -> bool {
@@ -144,11 +167,59 @@ pub enum Refusal {
     /// An IAM quota would be exceeded (409).
     Quota { field: &'static str, message: String },
     /// What the request names does not exist, or is not offered (404).
-    NotFound { field: &'static str, message: String },
+    NotFound { field: Option<&'static str>, message: String },
     /// Not now: the integration is being deleted, the resource no longer offered (409).
     InvalidState { field: Option<&'static str>, message: String },
     /// The request id was submitted before with another body (409).
     RequestIdConflict { message: String },
+}
+
+/// Why a use case (submission, extension, revocation) did not go through.
+#[derive(Debug)]
+pub enum Failure {
+    /// Refused: nothing stored, nothing changed.
+    Refused(Refusal),
+    /// The database failed; nothing was committed.
+    Database(sqlx::Error),
+}
+
+impl From<Refusal> for Failure {
+    fn from(refusal: Refusal) -> Self {
+        Self::Refused(refusal)
+    }
+}
+
+impl From<sqlx::Error> for Failure {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Database(e)
+    }
+}
+
+/// Who asks for a change to a grant: the caller, and the id of their HTTP
+/// request, for the grant's events and the audit trail.
+#[derive(Clone, Copy, Debug)]
+pub struct Requester<'a> {
+    pub caller: &'a Caller,
+    pub request_id: Option<&'a str>,
+}
+
+impl Requester<'_> {
+    /// A record of `action` on `target_id` by this requester; add what changed.
+    pub fn record(self, action: AuditAction, target_id: Uuid) -> AuditRecord {
+        AuditRecord::new(self.caller, self.request_id.map(str::to_string), action, target_id)
+    }
+}
+
+/// The worker, as the use cases hand grants to it. `worker` implements it:
+/// it depends on `grants`, so `grants` cannot name it.
+pub trait Handoff {
+    /// Just before a new grant is stored: a lease for this process's worker
+    /// (owner, length) when it takes the grant at once, needing no claim.
+    fn reserve(&mut self) -> Option<(&str, std::time::Duration)>;
+    /// The new grant is stored, leased when [`reserve`](Self::reserve) gave a lease.
+    fn submitted(self, grant: &GrantRow);
+    /// A grant changed (extended, revocation requested): its next step may be due sooner.
+    fn changed(self);
 }
 
 /// What a grant will do, checked before it is accepted.
@@ -181,9 +252,9 @@ pub struct Request<'a> {
 pub fn plan(request: &Request<'_>, quotas: &Quotas) -> Result<Plan, Refusal> {
     let Request { integration, resource, level, grantee, principal, held, resource_field, grant_id } = *request;
     let invalid = |field, message: String| Refusal::Invalid { field, message };
-    let Some(mechanism) = Mechanism::of(resource.resource_type) else {
+    if !is_grantable(resource.resource_type) {
         return Err(invalid(resource_field, "IAM users receive access; they are not granted".into()));
-    };
+    }
     if !resource.resource_type.access_levels().contains(&level) {
         let offered: Vec<&str> = resource.resource_type.access_levels().iter().map(|l| l.as_str()).collect();
         return Err(invalid(
@@ -198,13 +269,24 @@ pub fn plan(request: &Request<'_>, quotas: &Quotas) -> Result<Plan, Refusal> {
             format!("{} is the role jit-iam assumes in account {}: never granted", resource.name, resource.account_id);
         return Err(invalid(resource_field, message));
     }
+    let Some(mechanism) = mechanism(resource.resource_type, grantee.principal_type) else {
+        return Err(invalid("principal.type", not_for(resource.resource_type, grantee.principal_type)));
+    };
     match mechanism {
         Mechanism::GeneratedPolicy => {
             let session_name = grant_id.map_or(SESSION_NAME_PLACEHOLDER.to_string(), session_name);
             generated_policy::plan(resource, level, grantee, held, quotas, resource_field, &session_name)
         }
         Mechanism::AttachPolicy => shared::plan_policy(resource, grantee, held, quotas),
-        Mechanism::GroupMembership => shared::plan_group(grantee),
+        Mechanism::GroupMembership => Ok(Plan { mechanism, policy: None, quota: None }),
+    }
+}
+
+/// Why a resource some principals may be granted is not for this principal type.
+fn not_for(resource_type: ResourceType, principal_type: PrincipalType) -> String {
+    match resource_type {
+        ResourceType::IamGroup => "an IAM group grant needs an IAM user: a role cannot be a group member".into(),
+        _ => format!("a {} is not granted to an IAM {}", resource_type.as_str(), principal_type.noun()),
     }
 }
 
@@ -293,8 +375,11 @@ pub async fn apply(
     quotas: &Quotas,
 ) -> StepResult<bool> {
     match mechanism_of(grant) {
-        Mechanism::GeneratedPolicy => Ok(generated_policy::apply(iam, ledger, grant, quotas).await?.map(|()| false)),
-        mechanism => shared::apply(iam, ledger, grant, mechanism, quotas).await,
+        Some(Mechanism::GeneratedPolicy) => {
+            Ok(generated_policy::apply(iam, ledger, grant, quotas).await?.map(|()| false))
+        }
+        Some(mechanism) => shared::apply(iam, ledger, grant, mechanism, quotas).await,
+        None => Ok(Err(StepError::Aws(AwsError::new(AwsErrorKind::Rejected, "jit-iam", unregistered(grant))))),
     }
 }
 
@@ -307,13 +392,21 @@ pub async fn revoke(
     grant: &GrantRow,
 ) -> StepResult<Option<DateTime<Utc>>> {
     match mechanism_of(grant) {
-        Mechanism::GeneratedPolicy => Ok(generated_policy::revoke(iam, grant).await),
-        mechanism => Ok(shared::revoke(iam, ledger, grant, mechanism).await?.map(|()| None)),
+        Some(Mechanism::GeneratedPolicy) => Ok(generated_policy::revoke(iam, grant).await),
+        Some(mechanism) => Ok(shared::revoke(iam, ledger, grant, mechanism).await?.map(|()| None)),
+        // Never applied: nothing to take away.
+        None => Ok(Ok(None)),
     }
 }
 
-pub fn mechanism_of(grant: &GrantRow) -> Mechanism {
-    Mechanism::of(grant.resource_type()).expect("grants target offered types")
+/// The grant's mechanism, from [`mechanism`]. Submission stores only grants
+/// that have one; None for a row that does not (nothing is applied).
+pub fn mechanism_of(grant: &GrantRow) -> Option<Mechanism> {
+    mechanism(grant.resource_type(), grant.grantee().principal_type)
+}
+
+fn unregistered(grant: &GrantRow) -> String {
+    format!("no mechanism grants a {} to an IAM {}", grant.resource_type, grant.grantee().principal_type.noun())
 }
 
 /// Before a change: the principal of the grant's name must still be the one

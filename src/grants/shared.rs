@@ -14,8 +14,8 @@ use super::{
     StepResult, MAX_GROUPS_PER_USER,
 };
 use crate::aws::iam_changes::{policy_operations, IamChanges};
-use crate::aws::{AwsError, AwsErrorKind};
-use crate::domain::grant::{Grantee, PrincipalType};
+use crate::aws::AwsError;
+use crate::domain::grant::Grantee;
 use crate::domain::resource::Resource;
 use crate::storage::grants::GrantRow;
 
@@ -36,17 +36,6 @@ pub(super) fn plan_policy(
         return Err(Refusal::Quota { field: "principal.name", message: quotas.policies_exceeded(grantee, held.len()) });
     }
     Ok(Plan { mechanism: Mechanism::AttachPolicy, policy: None, quota: Some(quota) })
-}
-
-/// Groups have users as members, never roles.
-pub(super) fn plan_group(grantee: &Grantee) -> Result<Plan, Refusal> {
-    if grantee.principal_type != PrincipalType::IamUser {
-        return Err(Refusal::Invalid {
-            field: "principal.type",
-            message: "an IAM group grant needs an IAM user: a role cannot be a group member".into(),
-        });
-    }
-    Ok(Plan { mechanism: Mechanism::GroupMembership, policy: None, quota: None })
 }
 
 pub(super) fn planned_calls(
@@ -97,10 +86,6 @@ pub(super) async fn apply(
     let existing = ledger.attachment(&key).await?;
     if is_attached(&existing) {
         return Ok(Ok(true));
-    }
-    if mechanism == Mechanism::GroupMembership && grantee.principal_type != PrincipalType::IamUser {
-        let refused = AwsError::new(AwsErrorKind::Rejected, "iam:AddUserToGroup", "a role cannot be a group member");
-        return Ok(Err(refused.into()));
     }
     // No record: the first holder. An "attaching" record: an earlier try may have made the change.
     let recovering = existing.is_some();

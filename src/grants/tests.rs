@@ -281,7 +281,7 @@ fn grant(resource_type: ResourceType, to: &Grantee) -> GrantRow {
         ResourceType::IamRole => ("arn:aws:iam::123456789012:role/deploy".to_string(), "deploy", AccessLevel::Assume),
         other => panic!("no fixture for {other:?}"),
     };
-    let policy = (Mechanism::of(resource_type) == Some(Mechanism::GeneratedPolicy))
+    let policy = (mechanism(resource_type, to.principal_type) == Some(Mechanism::GeneratedPolicy))
         .then(|| GeneratedPolicy::for_grant(grant_id, "aws", ACCOUNT));
     let now = Utc::now();
     GrantRow {
@@ -891,4 +891,127 @@ async fn a_leftover_policy_is_detached_from_everyone_then_its_versions_then_itse
     let ended = GrantRow { holds_attachment: false, ..grant(ResourceType::IamPolicy, &alice) };
     let snap = snapshot(&ended, &[SHARED_POLICY], &[], &[]);
     assert_eq!(drift::given_again(&snap, &ended).unwrap().kind, FindingKind::AccessLeftAfterEnd);
+}
+
+#[test]
+fn the_mechanism_is_chosen_by_resource_type_and_principal_type() {
+    use PrincipalType::{IamRole as Role, IamUser as User};
+    let table = [
+        (ResourceType::Ec2Instance, User, Some(Mechanism::GeneratedPolicy)),
+        (ResourceType::Ec2Instance, Role, Some(Mechanism::GeneratedPolicy)),
+        (ResourceType::S3Bucket, User, Some(Mechanism::GeneratedPolicy)),
+        (ResourceType::S3Bucket, Role, Some(Mechanism::GeneratedPolicy)),
+        (ResourceType::IamRole, User, Some(Mechanism::GeneratedPolicy)),
+        (ResourceType::IamRole, Role, Some(Mechanism::GeneratedPolicy)),
+        (ResourceType::IamPolicy, User, Some(Mechanism::AttachPolicy)),
+        (ResourceType::IamPolicy, Role, Some(Mechanism::AttachPolicy)),
+        (ResourceType::IamGroup, User, Some(Mechanism::GroupMembership)),
+        // Groups have users as members, never roles.
+        (ResourceType::IamGroup, Role, None),
+        (ResourceType::IamUser, User, None),
+        (ResourceType::IamUser, Role, None),
+    ];
+    assert_eq!(table.len(), ResourceType::ALL.len() * PrincipalType::ALL.len(), "every pairing is decided");
+    for (resource_type, principal_type, expected) in table {
+        assert_eq!(mechanism(resource_type, principal_type), expected, "{resource_type:?} to {principal_type:?}");
+    }
+    let grantable: Vec<_> = ResourceType::ALL.iter().copied().filter(|t| is_grantable(*t)).collect();
+    assert_eq!(grantable.len(), ResourceType::ALL.len() - 1, "all but IAM users: {grantable:?}");
+    assert!(!is_grantable(ResourceType::IamUser));
+    assert!(Mechanism::AttachPolicy.is_shared() && Mechanism::GroupMembership.is_shared());
+    assert!(!Mechanism::GeneratedPolicy.is_shared());
+}
+
+/// A stored grant no mechanism carries (a role in a group) changes nothing
+/// in IAM: refused when applied, nothing to take away when undone.
+#[tokio::test]
+async fn a_grant_no_mechanism_carries_changes_nothing() {
+    let (iam, mut ledger) = (MemoryIam::default(), MemoryLedger::default());
+    let g = grant(ResourceType::IamGroup, &grantee(PrincipalType::IamRole, "worker"));
+    assert_eq!(mechanism_of(&g), None);
+    let refused = apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap_err();
+    assert!(!refused.is_retryable(), "{refused:?}");
+    assert_eq!(revoke(&iam, &mut ledger, &g).await.unwrap().unwrap(), None);
+    assert!(iam.calls().is_empty());
+    let principal = PrincipalState { id: "id-worker".into(), name: "worker".into(), ..Default::default() };
+    let snap = snapshot(&g, &[], &[], &[]);
+    assert!(drift::of_active_grant(&mut ledger, &snap, &g, &principal).await.unwrap().is_empty());
+    assert!(drift::given_again(&snap, &g).is_none());
+}
+
+fn a_submission<'a>() -> submission::Submission<'a> {
+    submission::Submission {
+        integration_id: Uuid::nil(),
+        resource_id: Some(Uuid::nil()),
+        resource_arn: None,
+        access_level: AccessLevel::Read,
+        principal_type: PrincipalType::IamUser,
+        principal_name: "alice",
+        duration_seconds: Some(3600),
+        expires_at: None,
+        request_id: "REQ-1",
+        approved_by: "bob",
+        reason: None,
+    }
+}
+
+/// The form is refused before anything is looked up, naming the field.
+#[test]
+fn a_submissions_form_is_refused_naming_the_field() {
+    use submission::Submission;
+    let refused_on = |s: Submission<'_>| match s.form() {
+        Err(Refusal::Invalid { field, .. }) => field,
+        other => panic!("not refused: {other:?}"),
+    };
+    let long = "x".repeat(257);
+    let reason = "x".repeat(2001);
+    assert_eq!(refused_on(Submission { request_id: " ", ..a_submission() }), "request_id");
+    assert_eq!(refused_on(Submission { request_id: &long, ..a_submission() }), "request_id");
+    assert_eq!(refused_on(Submission { approved_by: "bob\n", ..a_submission() }), "approved_by");
+    assert_eq!(refused_on(Submission { reason: Some(&reason), ..a_submission() }), "reason");
+    assert_eq!(refused_on(Submission { resource_arn: Some("arn:aws:s3:::data"), ..a_submission() }), "resource_id");
+    assert_eq!(refused_on(Submission { resource_id: None, ..a_submission() }), "resource_id");
+    assert_eq!(refused_on(Submission { duration_seconds: None, ..a_submission() }), "duration_seconds");
+    let both = Submission { expires_at: Some(Utc::now()), ..a_submission() };
+    assert_eq!(refused_on(both), "duration_seconds");
+    assert!(matches!(a_submission().form(), Ok(submission::Length::Seconds(3600))));
+}
+
+/// A request id again: the same grant with the same body, refused with another.
+#[test]
+fn a_request_id_again_is_the_same_grant_only_with_the_same_body() {
+    use submission::Submission;
+    let alice = grantee(PrincipalType::IamUser, "alice");
+    let stored =
+        GrantRow { request_fingerprint: a_submission().fingerprint(), ..grant(ResourceType::S3Bucket, &alice) };
+    let id = stored.grant_id;
+    assert_eq!(submission::replay(stored.clone(), &a_submission()).unwrap().grant_id, id);
+    let others = [
+        Submission { duration_seconds: Some(3601), ..a_submission() },
+        Submission { reason: Some("incident"), ..a_submission() },
+        Submission { principal_type: PrincipalType::IamRole, ..a_submission() },
+        Submission { approved_by: "carol", ..a_submission() },
+    ];
+    for other in others {
+        assert_ne!(other.fingerprint(), a_submission().fingerprint());
+        assert!(matches!(
+            submission::replay(stored.clone(), &other),
+            Err(Refusal::RequestIdConflict { message }) if message.contains("`REQ-1`")
+        ));
+    }
+}
+
+#[test]
+fn an_extension_is_refused_unless_it_ends_later() {
+    use submission::Length;
+    let g = grant(ResourceType::S3Bucket, &grantee(PrincipalType::IamUser, "alice"));
+    let field = |length| match submission::new_expiry(&g, length) {
+        Err(Refusal::Invalid { field, .. }) => field,
+        other => panic!("not refused: {other:?}"),
+    };
+    assert_eq!(field(Length::Seconds(0)), "duration_seconds");
+    assert_eq!(field(Length::Seconds(i64::MAX)), "duration_seconds");
+    assert_eq!(field(Length::Until(g.expires_at)), "expires_at");
+    let later = submission::new_expiry(&g, Length::Seconds(60)).unwrap();
+    assert_eq!(later, g.expires_at + chrono::Duration::seconds(60));
 }

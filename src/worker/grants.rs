@@ -25,7 +25,7 @@ use crate::aws::{AwsClients, AwsError, AwsErrorKind};
 use crate::domain::audit::{AuditAction, AuditRecord};
 use crate::domain::grant::{backoff, EventKind, GrantError, GrantErrorCode, GrantStatus, RevokeReason};
 use crate::domain::integration::IntegrationStatus;
-use crate::grants::{self, PgLedger, Quotas, StepError};
+use crate::grants::{self, Mechanism, PgLedger, Quotas, StepError};
 use crate::storage;
 use crate::storage::grants::{GrantRow, NewEvent, Transition};
 
@@ -90,25 +90,48 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
     let _ = tokio::time::timeout(Duration::from_secs(10), state.grant_slots.acquire_many(concurrency as u32)).await;
 }
 
-/// A free slot of this process's worker, taken before a grant is stored: the
-/// grant is then stored already leased to this process and worked on at once
-/// ([`start`]), saving a claim (a commit) and a wake-up on the way to active.
-///
-/// Only while more than half the slots are free: a flood of submissions must
-/// not take the slots that due revocations need. Past that, submissions queue
-/// with the rest and are claimed in order of their due time.
-pub fn reserve_slot(state: &AppState) -> Option<OwnedSemaphorePermit> {
-    let concurrency = state.config.worker.worker_concurrency as usize;
-    if state.grant_slots.available_permits() <= concurrency / 2 {
-        return None;
-    }
-    state.grant_slots.clone().try_acquire_owned().ok()
+/// This process's worker, as the use cases of `grants` hand grants to it.
+pub struct LocalWorker {
+    state: AppState,
+    slot: Option<OwnedSemaphorePermit>,
 }
 
-/// Works on a grant this process stored leased to itself, in a slot from [`reserve_slot`].
-pub fn start(state: AppState, grant: GrantRow, slot: OwnedSemaphorePermit) {
-    metrics::counter!("jit_iam_grant_handoffs_total").increment(1);
-    tokio::spawn(work_on(state, grant, slot));
+impl LocalWorker {
+    pub fn new(state: &AppState) -> Self {
+        Self { state: state.clone(), slot: None }
+    }
+}
+
+impl grants::Handoff for LocalWorker {
+    /// A free slot, taken before a grant is stored: the grant is then stored
+    /// already leased to this process and worked on at once, saving a claim
+    /// (a commit) and a wake-up on the way to active.
+    ///
+    /// Only while more than half the slots are free: a flood of submissions
+    /// must not take the slots that due revocations need. Past that,
+    /// submissions queue with the rest and are claimed in order of their due time.
+    fn reserve(&mut self) -> Option<(&str, Duration)> {
+        let concurrency = self.state.config.worker.worker_concurrency as usize;
+        if self.state.grant_slots.available_permits() <= concurrency / 2 {
+            return None;
+        }
+        self.slot = self.state.grant_slots.clone().try_acquire_owned().ok();
+        self.slot.as_ref().map(|_| (self.state.instance_id.as_str(), self.state.config.worker.worker_lease))
+    }
+
+    fn submitted(self, grant: &GrantRow) {
+        match self.slot {
+            Some(slot) => {
+                metrics::counter!("jit_iam_grant_handoffs_total").increment(1);
+                tokio::spawn(work_on(self.state, grant.clone(), slot));
+            }
+            None => self.state.wake.grants.notify_one(),
+        }
+    }
+
+    fn changed(self) {
+        self.state.wake.grants.notify_one();
+    }
 }
 
 async fn work_on(state: AppState, grant: GrantRow, permit: OwnedSemaphorePermit) {
@@ -215,7 +238,7 @@ async fn principal_lock(
     state: &AppState,
     grant: &GrantRow,
 ) -> Result<Option<Transaction<'static, Postgres>>, sqlx::Error> {
-    if !grants::mechanism_of(grant).is_shared() {
+    if !grants::mechanism_of(grant).is_some_and(Mechanism::is_shared) {
         return Ok(None);
     }
     let mut tx = state.worker_db.begin().await?;
