@@ -40,6 +40,7 @@ pub mod openapi30;
 pub mod pagination;
 pub mod reconcile;
 pub mod resources;
+pub mod views;
 pub mod webhooks;
 
 #[derive(OpenApi)]

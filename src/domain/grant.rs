@@ -2,7 +2,7 @@
 //!
 //! Lifecycle: `pending` → `active` → `revoking` → `revoked`, or `failed`.
 
-use super::text_enum;
+use super::wire_enum;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -14,46 +14,41 @@ use super::policy::PolicyDocument;
 use super::resource::{AccessLevel, ResourceType};
 use crate::domain::AwsErrorBody;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum GrantStatus {
-    /// Accepted; the IAM change is not made yet.
-    Pending,
-    /// The access is in place until `expires_at`.
-    Active,
-    /// Being taken away (retried until it succeeds).
-    Revoking,
-    Revoked,
-    /// Could not be applied; whatever was done was undone.
-    Failed,
+wire_enum! {
+    pub enum GrantStatus {
+        /// Accepted; the IAM change is not made yet.
+        Pending = "pending",
+        /// The access is in place until `expires_at`.
+        Active = "active",
+        /// Being taken away (retried until it succeeds).
+        Revoking = "revoking",
+        Revoked = "revoked",
+        /// Could not be applied; whatever was done was undone.
+        Failed = "failed",
+    }
 }
 
-text_enum!(GrantStatus { Pending = "pending", Active = "active", Revoking = "revoking", Revoked = "revoked", Failed = "failed" });
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RevokeReason {
-    /// `expires_at` was reached.
-    Expired,
-    /// `POST /v1/grants/{id}/revoke`.
-    Revoked,
-    /// The integration is being deleted.
-    IntegrationDeleted,
+wire_enum! {
+    pub enum RevokeReason {
+        /// `expires_at` was reached.
+        Expired = "expired",
+        /// `POST /v1/grants/{id}/revoke`.
+        Revoked = "revoked",
+        /// The integration is being deleted.
+        IntegrationDeleted = "integration_deleted",
+    }
 }
 
-text_enum!(RevokeReason { Expired = "expired", Revoked = "revoked", IntegrationDeleted = "integration_deleted" });
-
-/// Who receives a grant's access.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum PrincipalType {
-    /// A person (or a service) with an IAM user.
-    IamUser,
-    /// A workload acting through an IAM role (pods, CI runners, functions, instance profiles).
-    IamRole,
+wire_enum! {
+    /// Who receives a grant's access.
+    #[derive(Hash)]
+    pub enum PrincipalType {
+        /// A person (or a service) with an IAM user.
+        IamUser = "iam_user",
+        /// A workload acting through an IAM role (pods, CI runners, functions, instance profiles).
+        IamRole = "iam_role",
+    }
 }
-
-text_enum!(PrincipalType { IamUser = "iam_user", IamRole = "iam_role" });
 
 impl PrincipalType {
     /// The inventory keeps principals as resources of the same-named type.
@@ -196,74 +191,52 @@ pub struct GrantError {
     pub aws: Option<AwsErrorBody>,
 }
 
-/// The codes a grant's `last_error` carries (stored with the grant: add, never rename).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum GrantErrorCode {
-    /// AWS refused jit-iam (`aws.permission` names the missing permission).
-    AwsAccessDenied,
-    /// AWS kept throttling past the retries.
-    AwsThrottled,
-    /// AWS could not be reached or failed.
-    AwsUnavailable,
-    /// AWS rejected the call for another reason (see `aws.code`).
-    AwsError,
-    /// An IAM quota would be exceeded.
-    QuotaExceeded,
-    /// The grant expired before it could be applied.
-    Expired,
-    /// The integration is gone.
-    NotFound,
-    /// The principal of that name is not the one the grant was approved for
-    /// (deleted and recreated: its IAM unique id differs); nothing was changed.
-    PrincipalChanged,
-    /// A policy of the grant's name exists and is not the grant's own, or its
-    /// document is not the one jit-iam writes: it is never adopted.
-    PolicyConflict,
+wire_enum! {
+    /// The codes a grant's `last_error` carries (stored with the grant: add, never rename).
+    pub enum GrantErrorCode {
+        /// AWS refused jit-iam (`aws.permission` names the missing permission).
+        AwsAccessDenied = "aws_access_denied",
+        /// AWS kept throttling past the retries.
+        AwsThrottled = "aws_throttled",
+        /// AWS could not be reached or failed.
+        AwsUnavailable = "aws_unavailable",
+        /// AWS rejected the call for another reason (see `aws.code`).
+        AwsError = "aws_error",
+        /// An IAM quota would be exceeded.
+        QuotaExceeded = "quota_exceeded",
+        /// The grant expired before it could be applied.
+        Expired = "expired",
+        /// The integration is gone.
+        NotFound = "not_found",
+        /// The principal of that name is not the one the grant was approved for
+        /// (deleted and recreated: its IAM unique id differs); nothing was changed.
+        PrincipalChanged = "principal_changed",
+        /// A policy of the grant's name exists and is not the grant's own, or its
+        /// document is not the one jit-iam writes: it is never adopted.
+        PolicyConflict = "policy_conflict",
+    }
 }
 
-text_enum!(GrantErrorCode {
-    AwsAccessDenied = "aws_access_denied",
-    AwsThrottled = "aws_throttled",
-    AwsUnavailable = "aws_unavailable",
-    AwsError = "aws_error",
-    QuotaExceeded = "quota_exceeded",
-    Expired = "expired",
-    NotFound = "not_found",
-    PrincipalChanged = "principal_changed",
-    PolicyConflict = "policy_conflict",
-});
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    Transition,
-    AwsCall,
-    Extended,
-    /// Reconciliation found IAM not as the grant says (the message tells how).
-    DriftDetected,
-    /// Reconciliation put it back.
-    DriftRepaired,
+wire_enum! {
+    pub enum EventKind {
+        Transition = "transition",
+        AwsCall = "aws_call",
+        Extended = "extended",
+        /// Reconciliation found IAM not as the grant says (the message tells how).
+        DriftDetected = "drift_detected",
+        /// Reconciliation put it back.
+        DriftRepaired = "drift_repaired",
+    }
 }
 
-text_enum!(EventKind {
-    Transition = "transition",
-    AwsCall = "aws_call",
-    Extended = "extended",
-    DriftDetected = "drift_detected",
-    DriftRepaired = "drift_repaired",
-});
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum CallOutcome {
-    Success,
-    /// The change was already in place (or already gone): nothing to do.
-    AlreadyDone,
-    Failed,
+wire_enum! {
+    pub enum CallOutcome {
+        Success = "success",
+        /// The change was already in place (or already gone): nothing to do.
+        AlreadyDone = "already_done",
+        Failed = "failed",
+    }
 }
-
-text_enum!(CallOutcome { Success = "success", AlreadyDone = "already_done", Failed = "failed" });
 
 /// One entry of a grant's history.
 #[derive(Clone, Debug, Serialize, ToSchema)]

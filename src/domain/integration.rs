@@ -1,7 +1,7 @@
 //! Integrations: an AWS account (or an Organizations root and its members)
 //! that jit-iam reaches through a role the customer created for it.
 
-use super::text_enum;
+use super::wire_enum;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -15,26 +15,22 @@ use super::resource::{AccessLevel, ResourceType};
 use super::tags::{validate_tag, TagPair};
 use super::FieldError;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Connection {
-    /// One AWS account.
-    SingleAccount,
-    /// An Organizations management account and every active member account.
-    Organization,
+wire_enum! {
+    pub enum Connection {
+        /// One AWS account.
+        SingleAccount = "single_account",
+        /// An Organizations management account and every active member account.
+        Organization = "organization",
+    }
 }
 
-text_enum!(Connection { SingleAccount = "single_account", Organization = "organization" });
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum IntegrationStatus {
-    Active,
-    /// Deletion was asked for; its live grants are being revoked first.
-    Deleting,
+wire_enum! {
+    pub enum IntegrationStatus {
+        Active = "active",
+        /// Deletion was asked for; its live grants are being revoked first.
+        Deleting = "deleting",
+    }
 }
-
-text_enum!(IntegrationStatus { Active = "active", Deleting = "deleting" });
 
 /// How jit-iam reaches the root account.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

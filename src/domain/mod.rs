@@ -13,9 +13,21 @@ pub mod sync;
 pub mod tags;
 pub mod webhook;
 
-/// `as_str`, `parse` and `ALL` for an enum stored as text, with the names serde uses.
-macro_rules! text_enum {
-    ($name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+/// An enum whose values go over the wire and into the database by name: each
+/// name is written once, and serde, `as_str`, `parse` and `ALL` all take it from there.
+macro_rules! wire_enum {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident {
+            $($(#[$variant_meta:meta])* $variant:ident = $text:literal),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        $vis enum $name {
+            $($(#[$variant_meta])* #[serde(rename = $text)] $variant),+
+        }
+
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
 
@@ -31,7 +43,7 @@ macro_rules! text_enum {
         }
     };
 }
-pub(crate) use text_enum;
+pub(crate) use wire_enum;
 
 /// A rule broken by one field of the input; the API answers it with 422 naming `field`.
 #[derive(Debug, Clone, PartialEq, Eq)]

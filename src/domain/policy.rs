@@ -5,6 +5,8 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::wire_enum;
+
 pub const POLICY_VERSION: &str = "2012-10-17";
 
 /// IAM's limit on a managed policy, counted without whitespace.
@@ -101,10 +103,11 @@ pub struct Statement {
     pub condition: Option<Value>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub enum Effect {
-    Allow,
-    Deny,
+wire_enum! {
+    pub enum Effect {
+        Allow = "Allow",
+        Deny = "Deny",
+    }
 }
 
 impl Statement {

@@ -6,89 +6,63 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::text_enum;
+use super::wire_enum;
 use super::AwsErrorBody;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ReconcileTrigger {
-    Scheduled,
-    Manual,
+wire_enum! {
+    pub enum ReconcileTrigger {
+        Scheduled = "scheduled",
+        Manual = "manual",
+    }
 }
 
-text_enum!(ReconcileTrigger { Scheduled = "scheduled", Manual = "manual" });
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ReconcileStatus {
-    Queued,
-    Running,
-    Succeeded,
-    /// Some accounts could not be read or some repairs failed: see `error` and the findings.
-    Partial,
-    Failed,
+wire_enum! {
+    pub enum ReconcileStatus {
+        Queued = "queued",
+        Running = "running",
+        Succeeded = "succeeded",
+        /// Some accounts could not be read or some repairs failed: see `error` and the findings.
+        Partial = "partial",
+        Failed = "failed",
+    }
 }
 
-text_enum!(ReconcileStatus {
-    Queued = "queued",
-    Running = "running",
-    Succeeded = "succeeded",
-    Partial = "partial",
-    Failed = "failed",
-});
-
-/// The kinds of drift, with stable names (metrics, webhooks and alerts use them).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum FindingKind {
-    /// An active grant's policy was detached or deleted, or its membership removed.
-    AccessMissing,
-    /// The default version of a grant's policy is not the document jit-iam wrote.
-    PolicyModified,
-    /// Access of a grant that ended is there (again).
-    AccessLeftAfterEnd,
-    /// A policy jit-iam made that belongs to no grant it knows.
-    OrphanedPolicy,
-    /// The grant's principal was renamed, or deleted (and perhaps recreated under the name).
-    PrincipalChanged,
-    /// A policy or membership the grantee had before an active grant that
-    /// shares it was removed. Repaired, it is the grant's own: it goes when
-    /// the last grant holding it ends.
-    PreexistingAccessRemoved,
+wire_enum! {
+    /// The kinds of drift, with stable names (metrics, webhooks and alerts use them).
+    #[derive(Hash)]
+    pub enum FindingKind {
+        /// An active grant's policy was detached or deleted, or its membership removed.
+        AccessMissing = "access_missing",
+        /// The default version of a grant's policy is not the document jit-iam wrote.
+        PolicyModified = "policy_modified",
+        /// Access of a grant that ended is there (again).
+        AccessLeftAfterEnd = "access_left_after_end",
+        /// A policy jit-iam made that belongs to no grant it knows.
+        OrphanedPolicy = "orphaned_policy",
+        /// The grant's principal was renamed, or deleted (and perhaps recreated under the name).
+        PrincipalChanged = "principal_changed",
+        /// A policy or membership the grantee had before an active grant that
+        /// shares it was removed. Repaired, it is the grant's own: it goes when
+        /// the last grant holding it ends.
+        PreexistingAccessRemoved = "preexisting_access_removed",
+    }
 }
 
-text_enum!(FindingKind {
-    AccessMissing = "access_missing",
-    PolicyModified = "policy_modified",
-    AccessLeftAfterEnd = "access_left_after_end",
-    OrphanedPolicy = "orphaned_policy",
-    PrincipalChanged = "principal_changed",
-    PreexistingAccessRemoved = "preexisting_access_removed",
-});
-
-/// What the run did about a finding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum FindingAction {
-    /// Put back as the grant says (re-attached, restored, removed).
-    Repaired,
-    /// Only reported: repair is off, or the finding is not jit-iam's to change.
-    Reported,
-    /// An orphaned policy kept until `delete_orphans` or the grace period.
-    Kept,
-    /// The repair was tried and failed (see `detail`); the next run tries again.
-    Failed,
-    /// The grant was busy (being applied or revoked): left to its worker.
-    Skipped,
+wire_enum! {
+    /// What the run did about a finding.
+    pub enum FindingAction {
+        /// Put back as the grant says (re-attached, restored, removed).
+        Repaired = "repaired",
+        /// Only reported: repair is off, or the finding is not jit-iam's to change.
+        Reported = "reported",
+        /// An orphaned policy kept until `delete_orphans` or the grace period.
+        Kept = "kept",
+        /// The repair was tried and failed (see `detail`); the next run tries again.
+        Failed = "failed",
+        /// The grant was busy (being applied or revoked): left to its worker.
+        Skipped = "skipped",
+    }
 }
-
-text_enum!(FindingAction {
-    Repaired = "repaired",
-    Reported = "reported",
-    Kept = "kept",
-    Failed = "failed",
-    Skipped = "skipped",
-});
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Finding {

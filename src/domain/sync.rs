@@ -1,44 +1,40 @@
 //! Sync runs: when the inventory of an integration was refreshed, and how it went.
 
-use super::text_enum;
+use super::wire_enum;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::domain::AwsErrorBody;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SyncTrigger {
-    /// Right after the integration was created.
-    Created,
-    /// After a change of the integration that changes what is listed.
-    Updated,
-    /// Every `JIT_IAM_SYNC_INTERVAL`.
-    Scheduled,
-    /// `POST /v1/integrations/{id}/sync`.
-    Manual,
+wire_enum! {
+    pub enum SyncTrigger {
+        /// Right after the integration was created.
+        Created = "created",
+        /// After a change of the integration that changes what is listed.
+        Updated = "updated",
+        /// Every `JIT_IAM_SYNC_INTERVAL`.
+        Scheduled = "scheduled",
+        /// `POST /v1/integrations/{id}/sync`.
+        Manual = "manual",
+    }
 }
 
-text_enum!(SyncTrigger { Created = "created", Updated = "updated", Scheduled = "scheduled", Manual = "manual" });
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SyncStatus {
-    Queued,
-    Running,
-    /// Every account synced.
-    Succeeded,
-    /// Some accounts failed; the others synced.
-    Partial,
-    /// Nothing could be synced.
-    Failed,
+wire_enum! {
+    pub enum SyncStatus {
+        Queued = "queued",
+        Running = "running",
+        /// Every account synced.
+        Succeeded = "succeeded",
+        /// Some accounts failed; the others synced.
+        Partial = "partial",
+        /// Nothing could be synced.
+        Failed = "failed",
+    }
 }
-
-text_enum!(SyncStatus { Queued = "queued", Running = "running", Succeeded = "succeeded", Partial = "partial", Failed = "failed" });
 
 impl SyncStatus {
     /// The outcome of a run from its accounts' outcomes.
@@ -51,16 +47,14 @@ impl SyncStatus {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AccountSyncStatus {
-    Succeeded,
-    Failed,
-    /// Not synced: the account is not ACTIVE in the organization.
-    Skipped,
+wire_enum! {
+    pub enum AccountSyncStatus {
+        Succeeded = "succeeded",
+        Failed = "failed",
+        /// Not synced: the account is not ACTIVE in the organization.
+        Skipped = "skipped",
+    }
 }
-
-text_enum!(AccountSyncStatus { Succeeded = "succeeded", Failed = "failed", Skipped = "skipped" });
 
 /// Resources found, by type (`iam_user`, `ec2_instance`, ...).
 pub type TypeCounts = BTreeMap<String, i64>;

@@ -8,73 +8,48 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::grant::Grant;
-use super::text_enum;
+use super::wire_enum;
 
-/// What happened. Stable names: receivers switch on them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-pub enum EventType {
-    /// The grant's access is in IAM.
-    #[serde(rename = "grant.activated")]
-    GrantActivated,
-    /// The grant could not be applied; whatever was done is undone (`last_error` says why).
-    #[serde(rename = "grant.failed")]
-    GrantFailed,
-    /// The grant's access is gone (`revoke_reason`: expired, revoked, integration_deleted).
-    #[serde(rename = "grant.revoked")]
-    GrantRevoked,
-    /// A revocation failed for the first time; it is retried until it succeeds.
-    #[serde(rename = "grant.revoke_failing")]
-    GrantRevokeFailing,
-    /// A revocation that had failed succeeded (`grant.revoked` or `grant.failed` follows too).
-    #[serde(rename = "grant.revoke_recovered")]
-    GrantRevokeRecovered,
-    /// The expiry moved (`expires_at` is the new one).
-    #[serde(rename = "grant.extended")]
-    GrantExtended,
-    /// The grant expires within `JIT_IAM_EXPIRY_NOTICE` (once per expiry).
-    #[serde(rename = "grant.expiring")]
-    GrantExpiring,
-    /// Reconciliation found the grant's access differs from IAM.
-    #[serde(rename = "grant.drift_detected")]
-    GrantDriftDetected,
-    /// Reconciliation put the grant's access back.
-    #[serde(rename = "grant.drift_repaired")]
-    GrantDriftRepaired,
-    /// An account of an inventory sync failed.
-    #[serde(rename = "sync.failed")]
-    SyncFailed,
-    /// Sent by `POST /v1/webhooks/{id}/test`, whatever the endpoint's event types.
-    #[serde(rename = "webhook.test")]
-    WebhookTest,
+wire_enum! {
+    /// What happened. Stable names: receivers switch on them.
+    #[derive(Hash)]
+    pub enum EventType {
+        /// The grant's access is in IAM.
+        GrantActivated = "grant.activated",
+        /// The grant could not be applied; whatever was done is undone (`last_error` says why).
+        GrantFailed = "grant.failed",
+        /// The grant's access is gone (`revoke_reason`: expired, revoked, integration_deleted).
+        GrantRevoked = "grant.revoked",
+        /// A revocation failed for the first time; it is retried until it succeeds.
+        GrantRevokeFailing = "grant.revoke_failing",
+        /// A revocation that had failed succeeded (`grant.revoked` or `grant.failed` follows too).
+        GrantRevokeRecovered = "grant.revoke_recovered",
+        /// The expiry moved (`expires_at` is the new one).
+        GrantExtended = "grant.extended",
+        /// The grant expires within `JIT_IAM_EXPIRY_NOTICE` (once per expiry).
+        GrantExpiring = "grant.expiring",
+        /// Reconciliation found the grant's access differs from IAM.
+        GrantDriftDetected = "grant.drift_detected",
+        /// Reconciliation put the grant's access back.
+        GrantDriftRepaired = "grant.drift_repaired",
+        /// An account of an inventory sync failed.
+        SyncFailed = "sync.failed",
+        /// Sent by `POST /v1/webhooks/{id}/test`, whatever the endpoint's event types.
+        WebhookTest = "webhook.test",
+    }
 }
 
-text_enum!(EventType {
-    GrantActivated = "grant.activated",
-    GrantFailed = "grant.failed",
-    GrantRevoked = "grant.revoked",
-    GrantRevokeFailing = "grant.revoke_failing",
-    GrantRevokeRecovered = "grant.revoke_recovered",
-    GrantExtended = "grant.extended",
-    GrantExpiring = "grant.expiring",
-    GrantDriftDetected = "grant.drift_detected",
-    GrantDriftRepaired = "grant.drift_repaired",
-    SyncFailed = "sync.failed",
-    WebhookTest = "webhook.test",
-});
-
-/// Why an endpoint receives nothing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DisabledReason {
-    /// Disabled through the API (`"enabled": false`).
-    Manual,
-    /// The receiver answered 410 Gone.
-    Gone,
-    /// Every attempt failed for `JIT_IAM_WEBHOOK_DISABLE_AFTER`.
-    Failing,
+wire_enum! {
+    /// Why an endpoint receives nothing.
+    pub enum DisabledReason {
+        /// Disabled through the API (`"enabled": false`).
+        Manual = "manual",
+        /// The receiver answered 410 Gone.
+        Gone = "gone",
+        /// Every attempt failed for `JIT_IAM_WEBHOOK_DISABLE_AFTER`.
+        Failing = "failing",
+    }
 }
-
-text_enum!(DisabledReason { Manual = "manual", Gone = "gone", Failing = "failing" });
 
 /// A receiver of events.
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -111,17 +86,15 @@ pub struct WebhookEndpointWithSecret {
     pub secret: String,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryStatus {
-    /// Waiting for its next attempt (or its endpoint to be enabled again).
-    Pending,
-    Succeeded,
-    /// Every attempt of the retry schedule failed, or the endpoint answered 410.
-    Failed,
+wire_enum! {
+    pub enum DeliveryStatus {
+        /// Waiting for its next attempt (or its endpoint to be enabled again).
+        Pending = "pending",
+        Succeeded = "succeeded",
+        /// Every attempt of the retry schedule failed, or the endpoint answered 410.
+        Failed = "failed",
+    }
 }
-
-text_enum!(DeliveryStatus { Pending = "pending", Succeeded = "succeeded", Failed = "failed" });
 
 /// One event sent to one endpoint, with every attempt.
 #[derive(Clone, Debug, Serialize, ToSchema)]

@@ -1,0 +1,6 @@
+//! IAM policy documents.
+
+use super::enum_schema;
+use crate::domain::policy::Effect;
+
+enum_schema!(Effect);

@@ -1,0 +1,7 @@
+//! Resources of the inventory.
+
+use super::enum_schema;
+use crate::domain::resource::{AccessLevel, ResourceType};
+
+enum_schema!(ResourceType);
+enum_schema!(AccessLevel);
