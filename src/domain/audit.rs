@@ -3,7 +3,6 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::caller::{Caller, Role};
@@ -136,24 +135,20 @@ fn diff(before: &Value, after: &Value, path: String, out: &mut Map<String, Value
     }
 }
 
-/// A recorded change, as `GET /v1/audit-events` shows it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+/// A recorded change, as the trail holds it.
+#[derive(Debug, Clone, Serialize)]
 pub struct AuditEvent {
     pub id: Uuid,
     pub occurred_at: DateTime<Utc>,
     /// The API token's name; `jit-iam` for changes the service made by itself.
-    #[schema(example = "portal")]
     pub actor: String,
     pub role: Role,
     /// The request's `x-request-id`.
-    #[schema(required = true)]
     pub request_id: Option<String>,
     pub action: AuditAction,
-    #[schema(example = "grant")]
     pub target_type: String,
     pub target_id: Uuid,
     /// Field → `{"before", "after"}`; secrets show as `"(secret)"`.
-    #[schema(value_type = Object, example = json!({"expires_at": {"before": "2026-12-01T10:00:00Z", "after": "2026-12-01T12:00:00Z"}}))]
     pub changes: Value,
 }
 

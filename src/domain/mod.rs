@@ -58,22 +58,17 @@ impl FieldError {
     }
 }
 
-/// An AWS error as the API reports it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+/// An AWS error, as answers, runs and grants record it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AwsErrorBody {
     /// The AWS error code, e.g. `AccessDenied`, `NoSuchEntity`.
-    #[schema(example = "AccessDenied", required = true)]
     pub code: Option<String>,
     pub message: String,
     /// The AWS call, e.g. `sts:AssumeRole`; for access denied, the permission that is missing.
-    #[schema(example = "sts:AssumeRole")]
     pub operation: String,
-    #[schema(required = true)]
     pub request_id: Option<String>,
-    #[schema(required = true)]
     pub http_status: Option<u16>,
     /// For access denied: the IAM permission the call needs, to add to the role's policy.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(example = "iam:CreatePolicy", nullable = false)]
     pub permission: Option<String>,
 }

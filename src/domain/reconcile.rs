@@ -3,7 +3,6 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::wire_enum;
@@ -64,13 +63,11 @@ wire_enum! {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
     pub kind: FindingKind,
     /// The grant concerned, when there is one (an orphan has none).
-    #[schema(required = true)]
     pub grant_id: Option<Uuid>,
-    #[schema(example = "123456789012")]
     pub account_id: String,
     /// The policy ARN or group concerned.
     pub target: String,
@@ -79,12 +76,11 @@ pub struct Finding {
     pub action: FindingAction,
     /// What was done, or why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
     pub detail: Option<String>,
 }
 
-/// A reconciliation run, as `GET /v1/integrations/{id}/reconciliations` shows it.
-#[derive(Clone, Debug, Serialize, ToSchema)]
+/// A reconciliation run and its findings.
+#[derive(Clone, Debug, Serialize)]
 pub struct ReconcileRun {
     pub id: Uuid,
     pub integration_id: Uuid,
@@ -95,14 +91,11 @@ pub struct ReconcileRun {
     /// Whether orphaned policies were deleted without waiting for the grace period.
     pub delete_orphans: bool,
     pub created_at: DateTime<Utc>,
-    #[schema(required = true)]
     pub started_at: Option<DateTime<Utc>>,
-    #[schema(required = true)]
     pub finished_at: Option<DateTime<Utc>>,
     /// AWS calls made: the pages read, tag lookups, and the repairs.
     pub aws_calls: i64,
     pub findings: Vec<Finding>,
     /// What stopped an account from being reconciled.
-    #[schema(required = true)]
     pub error: Option<AwsErrorBody>,
 }

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 wire_enum! {
@@ -50,23 +49,18 @@ wire_enum! {
     }
 }
 
-/// A resource as the browse API shows it.
-#[derive(Clone, Debug, Serialize, ToSchema)]
+/// A resource of the inventory, with the levels it offers.
+#[derive(Clone, Debug, Serialize)]
 pub struct Resource {
     pub id: Uuid,
     pub integration_id: Uuid,
-    #[schema(example = "123456789012")]
     pub account_id: String,
     #[serde(rename = "type")]
     pub resource_type: ResourceType,
-    #[schema(example = "arn:aws:s3:::example-bucket")]
     pub arn: String,
-    #[schema(example = "example-bucket")]
     pub name: String,
     /// The region, for regional resources (EC2 instances, S3 buckets).
-    #[schema(example = "us-east-1", required = true)]
     pub region: Option<String>,
-    #[schema(example = json!({"env": "prod"}))]
     pub tags: BTreeMap<String, String>,
     pub access_levels: Vec<AccessLevel>,
     pub synced_at: DateTime<Utc>,

@@ -16,8 +16,6 @@
 //! tested in memory as well as against moto.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::aws::iam_changes::IamChanges;
@@ -111,7 +109,7 @@ impl Quotas {
 }
 
 /// Managed policies the grantee has (as far as jit-iam knows) and its quota.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone)]
 pub struct PolicyQuota {
     pub attached: usize,
     pub after_grant: usize,
@@ -119,14 +117,11 @@ pub struct PolicyQuota {
 }
 
 /// One AWS call a grant makes.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone)]
 pub struct PlannedCall {
-    #[schema(example = "iam:CreatePolicy")]
     pub operation: String,
     pub target: String,
     /// When the call is made, if not always.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
     pub condition: Option<String>,
 }
 

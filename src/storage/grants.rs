@@ -14,8 +14,7 @@ use super::resources::MARK_CHANGED;
 use super::run_queue::interval;
 use crate::domain::audit::AuditRecord;
 use crate::domain::grant::{
-    session_name, CallOutcome, EventKind, Grant, GrantError, GrantEvent, GrantPolicy, GrantPrincipal, GrantResource,
-    GrantStatus, Grantee, PrincipalType, RevokeReason,
+    CallOutcome, EventKind, GrantError, GrantEvent, GrantStatus, Grantee, PrincipalType, RevokeReason,
 };
 use crate::domain::policy::PolicyDocument;
 use crate::domain::resource::{AccessLevel, ResourceType};
@@ -99,48 +98,6 @@ impl GrantRow {
             principal_type: PrincipalType::parse(&self.principal_type).expect("checked by the table"),
             name: self.principal_name.clone(),
             account_id: self.account_id.clone(),
-        }
-    }
-
-    pub fn view(&self) -> Grant {
-        let status = self.status();
-        Grant {
-            id: self.grant_id,
-            integration_id: self.integration_id,
-            account_id: self.account_id.clone(),
-            resource: GrantResource {
-                id: self.resource_id,
-                resource_type: self.resource_type(),
-                arn: self.resource_arn.clone(),
-                name: self.resource_name.clone(),
-            },
-            access_level: AccessLevel::parse(&self.access_level).expect("stored from the enum"),
-            principal: GrantPrincipal {
-                principal_type: PrincipalType::parse(&self.principal_type).expect("checked by the table"),
-                name: self.principal_name.clone(),
-                arn: self.principal_arn.clone(),
-            },
-            request_id: self.request_id.clone(),
-            approved_by: self.approved_by.clone(),
-            reason: self.reason.clone(),
-            requested_by: self.requested_by.clone(),
-            status,
-            revoke_reason: self.revoke_reason.as_deref().and_then(RevokeReason::parse),
-            expires_at: self.expires_at,
-            created_at: self.created_at,
-            activated_at: self.activated_at,
-            finished_at: self.finished_at,
-            policy: match (&self.policy_name, &self.policy_arn, &self.policy_document) {
-                (Some(name), Some(arn), Some(document)) => {
-                    Some(GrantPolicy { name: name.clone(), arn: arn.clone(), document: document.0.clone() })
-                }
-                _ => None,
-            },
-            attempts: self.attempts,
-            revoke_failing: status == GrantStatus::Revoking && self.last_error.is_some(),
-            session_name: (self.resource_type() == ResourceType::IamRole).then(|| session_name(self.grant_id)),
-            sessions_denied_until: self.sessions_denied_until,
-            last_error: self.last_error.as_ref().map(|e| e.0.clone()),
         }
     }
 }

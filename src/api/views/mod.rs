@@ -3,11 +3,14 @@
 //! without touching them, and `domain` never carries schema annotations.
 
 pub mod audit;
+pub mod aws_error;
+pub mod check;
 pub mod grant;
 pub mod integration;
 pub mod policy;
 pub mod reconcile;
 pub mod resource;
+pub mod setup;
 pub mod sync;
 pub mod webhook;
 
