@@ -234,7 +234,7 @@ impl GrantRow {
             finished_at: self.finished_at,
             policy: match (&self.policy_name, &self.policy_arn, &self.policy_document) {
                 (Some(name), Some(arn), Some(document)) => {
-                    Some(GrantPolicy { name: name.clone(), arn: arn.clone(), document: document.0.clone().into() })
+                    Some(GrantPolicy { name: name.clone(), arn: arn.clone(), document: document.clone().into() })
                 }
                 _ => None,
             },
@@ -242,7 +242,7 @@ impl GrantRow {
             revoke_failing: status == GrantStatus::Revoking && self.last_error.is_some(),
             session_name: (self.resource_type() == ResourceType::IamRole).then(|| grant::session_name(self.grant_id)),
             sessions_denied_until: self.sessions_denied_until,
-            last_error: self.last_error.as_ref().map(|e| e.0.clone().into()),
+            last_error: self.last_error.clone().map(Into::into),
         }
     }
 }
