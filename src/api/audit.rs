@@ -10,9 +10,10 @@ use uuid::Uuid;
 use super::error::{ApiError, ApiResult};
 use super::extract::QueryParams;
 use super::pagination::{page, PageParams, PageRequest};
+use super::views::audit::AuditEvent;
 use super::REQUEST_ID;
 use crate::app::AppState;
-use crate::domain::audit::{AuditAction, AuditEvent, AuditRecord};
+use crate::domain::audit::{AuditAction, AuditRecord};
 use crate::domain::caller::Caller;
 use crate::grants::Requester;
 use crate::storage;
@@ -97,5 +98,5 @@ pub async fn list_audit_events(
     params.finish()?;
     let rows = storage::audit::list(&state.db, &filter, page.after_id(), page.fetch_limit()).await?;
     let (items, next_cursor) = page.finish(rows, |event| event.id);
-    Ok(Json(AuditEventPage { items, next_cursor }))
+    Ok(Json(AuditEventPage { items: items.into_iter().map(Into::into).collect(), next_cursor }))
 }

@@ -7,6 +7,7 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::views;
 use crate::aws::check::AccessCheck;
 use crate::aws::error::{AwsError, AwsErrorKind};
 use crate::domain::{AwsErrorBody, FieldError};
@@ -74,11 +75,11 @@ pub struct ErrorDetail {
     /// What AWS answered, when the error comes from AWS.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
-    pub aws: Option<AwsErrorBody>,
+    pub aws: Option<views::aws_error::AwsErrorBody>,
     /// The connection checks that failed a connection change (`connection_check_failed`).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
-    pub checks: Option<Vec<AccessCheck>>,
+    pub checks: Option<Vec<views::check::AccessCheck>>,
 }
 
 #[derive(Debug)]
@@ -180,8 +181,8 @@ impl ApiError {
                 code: self.code,
                 message: self.message.clone(),
                 field: self.field.clone(),
-                aws: self.aws.clone(),
-                checks: self.checks.clone(),
+                aws: self.aws.clone().map(Into::into),
+                checks: self.checks.clone().map(|checks| checks.into_iter().map(Into::into).collect()),
             },
         }
     }

@@ -17,13 +17,15 @@ use super::audit::Actor;
 use super::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use super::extract::{whole_number, ApiPath, OptionalJson, QueryParams, ValidJson};
 use super::pagination::{page, PageParams, PageRequest};
+use super::views::grant::{Grant, GrantEvent, PlannedCall, PolicyQuota, Principal};
+use super::views::policy::PolicyDocument;
+use super::views::resource::Resource;
 use crate::app::{AppState, GrantUpdate};
 use crate::domain::arn::is_account_id;
-use crate::domain::grant::{Grant, GrantEvent, GrantStatus, Principal, PrincipalType};
-use crate::domain::policy::PolicyDocument;
-use crate::domain::resource::{AccessLevel, Resource};
+use crate::domain::grant::{GrantStatus, PrincipalType};
+use crate::domain::resource::AccessLevel;
 use crate::grants::submission::{self, Extension, Submission, Submitted};
-use crate::grants::{self, revocation, Failure, PlannedCall, PolicyQuota, Refusal};
+use crate::grants::{self, revocation, Failure, Refusal};
 use crate::storage;
 use crate::storage::grants::{GrantFilter, GrantRow};
 use crate::worker::grants::LocalWorker;
@@ -259,11 +261,11 @@ pub async fn preview_grant(
         principal_arn: checked.principal_arn,
         expires_at: checked.expires_at,
         policy_name: policy.map(|p| p.name),
-        policy_document: checked.plan.policy,
-        apply_calls,
-        revoke_calls,
-        managed_policies: checked.plan.quota,
-        resource: checked.resource,
+        policy_document: checked.plan.policy.map(Into::into),
+        apply_calls: apply_calls.into_iter().map(Into::into).collect(),
+        revoke_calls: revoke_calls.into_iter().map(Into::into).collect(),
+        managed_policies: checked.plan.quota.map(Into::into),
+        resource: checked.resource.into(),
     }))
 }
 
@@ -354,7 +356,7 @@ pub async fn list_events(
     find(&state, id).await?;
     let rows = storage::grants::events(&state.db, id, page.after_sequence(), page.fetch_limit()).await?;
     let (items, next_cursor) = page.finish(rows, |e| e.id);
-    Ok(Json(GrantEventPage { items, next_cursor }))
+    Ok(Json(GrantEventPage { items: items.into_iter().map(Into::into).collect(), next_cursor }))
 }
 
 /// Revoke a grant now.

@@ -15,16 +15,20 @@ use super::audit::Actor;
 use super::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use super::extract::{present, ApiPath, QueryParams, ValidJson};
 use super::pagination::{page, PageParams, PageRequest};
+use super::views;
+use super::views::check::AccessCheck;
+use super::views::setup::SetupDocuments;
+use super::views::sync::{Account, SyncRun};
 use crate::app::AppState;
-use crate::aws::check::{check_access, check_connection, AccessCheck};
-use crate::aws::permissions::{setup_documents, SetupDocuments};
+use crate::aws::check::{check_access, check_connection};
+use crate::aws::permissions::setup_documents;
 use crate::domain::audit::AuditAction;
 use crate::domain::caller::Caller;
 use crate::domain::integration::{
     generate_external_id, validate_name, validate_options, validate_root_account, AccessLevels, Connection,
     GrantBounds, Integration, IntegrationOptions, IntegrationStatus, RootAccount, INTEGRATION_SECRETS,
 };
-use crate::domain::sync::{Account, SyncRun, SyncTrigger};
+use crate::domain::sync::SyncTrigger;
 use crate::domain::tags::{filter_document, TagPair};
 use crate::grants::submission::bounds;
 use crate::storage;
@@ -54,6 +58,7 @@ pub struct CreateIntegration {
     pub connection: Connection,
     pub root_account: RootAccountInput,
     #[serde(default)]
+    #[schema(value_type = views::integration::IntegrationOptions)]
     pub options: IntegrationOptions,
 }
 
@@ -114,6 +119,7 @@ pub struct RootAccountPatch {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OptionsPatch {
+    #[schema(value_type = Option<Vec<views::integration::TagPair>>)]
     pub tags: Option<Vec<TagPair>>,
     /// `null` clears the list (every enabled region).
     #[serde(default, deserialize_with = "present")]
@@ -135,10 +141,11 @@ pub struct OptionsPatch {
     /// Replaces the whole map; `null` allows every level again. Live grants
     /// keep their access; their extensions obey the new levels.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Option<views::integration::AccessLevels>>)]
     pub access_levels: Option<Option<AccessLevels>>,
 }
 
-page!(IntegrationPage of Integration);
+page!(IntegrationPage of views::integration::Integration);
 page!(SyncRunPage of SyncRun);
 page!(AccountPage of Account);
 
@@ -157,7 +164,7 @@ page!(AccountPage of Account);
     post, path = "/v1/integrations", operation_id = "create_integration", tag = "integrations",
     request_body = CreateIntegration,
     responses(
-        (status = 201, description = "Created", body = Integration),
+        (status = 201, description = "Created", body = views::integration::Integration),
         (status = "4XX", description = "Invalid input, unauthorized, or the name is taken", body = ErrorBody),
         (status = "5XX", description = "Service unavailable", body = ErrorBody),
     ),
@@ -166,7 +173,7 @@ pub async fn create_integration(
     State(state): State<AppState>,
     actor: Actor,
     ValidJson(input): ValidJson<CreateIntegration>,
-) -> ApiResult<(StatusCode, HeaderMap, Json<Integration>)> {
+) -> ApiResult<(StatusCode, HeaderMap, Json<views::integration::Integration>)> {
     let name = validate_name(&input.name)?;
     let root = RootAccount {
         account_id: input.root_account.account_id,
@@ -197,7 +204,7 @@ pub async fn create_integration(
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/integrations/{id}")) {
         headers.insert(header::LOCATION, location);
     }
-    Ok((StatusCode::CREATED, headers, Json(integration)))
+    Ok((StatusCode::CREATED, headers, Json(integration.into())))
 }
 
 fn name_conflict(error: sqlx::Error, name: &str) -> ApiError {
@@ -228,7 +235,7 @@ pub async fn list_integrations(
     params.finish()?;
     let rows = storage::integrations::list(&state.db, page.after_id(), page.fetch_limit()).await?;
     let (items, next_cursor) = page.finish(rows, |i| i.id);
-    let items = items.into_iter().map(|i| shown_to(&caller, i)).collect();
+    let items = items.into_iter().map(|i| shown_to(&caller, i).into()).collect();
     Ok(Json(IntegrationPage { items, next_cursor }))
 }
 
@@ -237,15 +244,15 @@ pub async fn list_integrations(
     get, path = "/v1/integrations/{id}", operation_id = "get_integration", tag = "integrations",
     params(("id" = Uuid, Path, description = "Integration id")),
     responses(
-        (status = 200, body = Integration),
+        (status = 200, body = views::integration::Integration),
     ),
 )]
 pub async fn get_integration(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiPath(id): ApiPath<Uuid>,
-) -> ApiResult<Json<Integration>> {
-    Ok(Json(shown_to(&caller, find(&state, id).await?)))
+) -> ApiResult<Json<views::integration::Integration>> {
+    Ok(Json(shown_to(&caller, find(&state, id).await?).into()))
 }
 
 /// External ids are for admins only (they guard the access role's trust policy).
@@ -281,7 +288,7 @@ pub async fn find(state: &AppState, id: Uuid) -> ApiResult<Integration> {
     params(("id" = Uuid, Path, description = "Integration id")),
     request_body = UpdateIntegration,
     responses(
-        (status = 200, body = Integration),
+        (status = 200, body = views::integration::Integration),
     ),
 )]
 pub async fn update_integration(
@@ -289,7 +296,7 @@ pub async fn update_integration(
     actor: Actor,
     ApiPath(id): ApiPath<Uuid>,
     ValidJson(patch): ValidJson<UpdateIntegration>,
-) -> ApiResult<Json<Integration>> {
+) -> ApiResult<Json<views::integration::Integration>> {
     // A new connection is checked before anything is stored while grants are
     // live: one that cannot be assumed would leave their access in AWS.
     // (Outside the transaction: no row lock is held across AWS calls.)
@@ -348,7 +355,7 @@ pub async fn update_integration(
     state.aws.forget(id);
     state.wake.syncs.notify_one();
     tracing::info!(integration_id = %id, "integration updated");
-    Ok(Json(updated))
+    Ok(Json(updated.into()))
 }
 
 fn apply_patch(integration: &mut Integration, patch: UpdateIntegration, bounds: GrantBounds) -> ApiResult<()> {
@@ -410,7 +417,7 @@ fn apply_patch(integration: &mut Integration, patch: UpdateIntegration, bounds: 
     ),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 202, description = "Revoking its grants; deleted after the last one", body = Integration),
+        (status = 202, description = "Revoking its grants; deleted after the last one", body = views::integration::Integration),
     ),
 )]
 pub async fn delete_integration(
@@ -450,7 +457,7 @@ pub async fn delete_integration(
     tx.commit().await?;
     state.wake.grants.notify_one();
     tracing::info!(integration_id = %id, grants = revoked.len(), "integration deletion started: revoking its grants");
-    Ok((StatusCode::ACCEPTED, Json(deleting)).into_response())
+    Ok((StatusCode::ACCEPTED, Json(views::integration::Integration::from(deleting))).into_response())
 }
 
 /// Refuses changes to an integration being deleted.
@@ -479,7 +486,7 @@ pub fn ensure_active(integration: &Integration) -> ApiResult<()> {
 pub async fn get_setup(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<SetupDocuments>> {
     let integration = find(&state, id).await?;
     let principal = state.aws.service_principal().await?;
-    Ok(Json(setup_documents(&integration, &principal)))
+    Ok(Json(setup_documents(&integration, &principal).into()))
 }
 
 /// Check the connection.
@@ -503,7 +510,7 @@ pub async fn check_integration(
     let report = check_access(&state.aws, &integration).await;
     let record = actor.record(AuditAction::CheckRun, id).change("ok", Value::Null, report.ok);
     storage::audit::record(&state.db, &record).await?;
-    Ok(Json(report))
+    Ok(Json(report.into()))
 }
 
 /// Start a sync of the inventory now.
@@ -534,7 +541,7 @@ pub async fn start_sync(
     .await?;
     tx.commit().await?;
     state.wake.syncs.notify_one();
-    Ok((StatusCode::ACCEPTED, Json(run)))
+    Ok((StatusCode::ACCEPTED, Json(run.into())))
 }
 
 /// List the sync runs of an integration, newest first.
@@ -558,7 +565,7 @@ pub async fn list_syncs(
     find(&state, id).await?;
     let rows = storage::syncs::QUEUE.list(&state.db, id, page.after_id(), page.fetch_limit()).await?;
     let (items, next_cursor) = page.finish(rows, |run| run.id);
-    Ok(Json(SyncRunPage { items, next_cursor }))
+    Ok(Json(SyncRunPage { items: items.into_iter().map(Into::into).collect(), next_cursor }))
 }
 
 /// One sync run, with the result of each account.
@@ -581,7 +588,7 @@ pub async fn get_sync(
         .await?
         .ok_or_else(|| ApiError::not_found("sync run", sync_id))?;
     run.accounts = Some(storage::syncs::account_results(&state.db, sync_id).await?);
-    Ok(Json(run))
+    Ok(Json(run.into()))
 }
 
 /// The accounts of an integration, with the result of their last sync.
@@ -605,5 +612,5 @@ pub async fn list_accounts(
     find(&state, id).await?;
     let rows = storage::accounts::list(&state.db, id, page.after_account().as_deref(), page.fetch_limit()).await?;
     let (items, next_cursor) = page.finish(rows, |account| account.account_id.clone());
-    Ok(Json(AccountPage { items, next_cursor }))
+    Ok(Json(AccountPage { items: items.into_iter().map(Into::into).collect(), next_cursor }))
 }

@@ -23,8 +23,8 @@ use utoipa_axum::routes;
 use utoipa_scalar::{Scalar, Servable};
 
 use crate::app::AppState;
-use crate::domain::webhook::GrantEventData;
 use error::{ApiError, ErrorBody};
+use views::webhook::GrantEventData;
 
 pub mod audit;
 pub mod auth;
@@ -40,6 +40,7 @@ pub mod openapi30;
 pub mod pagination;
 pub mod reconcile;
 pub mod resources;
+pub mod views;
 pub mod webhooks;
 
 #[derive(OpenApi)]

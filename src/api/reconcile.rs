@@ -15,9 +15,10 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, OptionalJson, QueryParams};
 use super::integrations::{ensure_active, find};
 use super::pagination::{page, PageParams, PageRequest};
+use super::views::reconcile::ReconcileRun;
 use crate::app::AppState;
 use crate::domain::audit::AuditAction;
-use crate::domain::reconcile::{ReconcileRun, ReconcileTrigger};
+use crate::domain::reconcile::ReconcileTrigger;
 use crate::storage;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -74,7 +75,7 @@ pub async fn start_reconcile(
     storage::audit::record(&mut *tx, &record).await?;
     tx.commit().await?;
     state.wake.reconciles.notify_one();
-    Ok((StatusCode::ACCEPTED, Json(run)))
+    Ok((StatusCode::ACCEPTED, Json(run.into())))
 }
 
 /// List the reconciliation runs of an integration, newest first, with their findings.
@@ -98,7 +99,7 @@ pub async fn list_reconciliations(
     find(&state, id).await?;
     let rows = storage::reconciles::QUEUE.list(&state.db, id, page.after_id(), page.fetch_limit()).await?;
     let (items, next_cursor) = page.finish(rows, |run| run.id);
-    Ok(Json(ReconcileRunPage { items, next_cursor }))
+    Ok(Json(ReconcileRunPage { items: items.into_iter().map(Into::into).collect(), next_cursor }))
 }
 
 /// One reconciliation run, with its findings and what was done about each.
@@ -117,5 +118,5 @@ pub async fn get_reconciliation(
     ApiPath((id, run_id)): ApiPath<(Uuid, Uuid)>,
 ) -> ApiResult<Json<ReconcileRun>> {
     let run = storage::reconciles::QUEUE.get(&state.db, id, run_id).await?;
-    run.map(Json).ok_or_else(|| ApiError::not_found("reconciliation run", run_id))
+    run.map(|run| Json(run.into())).ok_or_else(|| ApiError::not_found("reconciliation run", run_id))
 }

@@ -15,9 +15,10 @@ use uuid::Uuid;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, QueryParams};
 use super::pagination::{page, PageParams, PageRequest};
+use super::views::resource::Resource;
 use crate::app::AppState;
 use crate::domain::arn::{is_account_id, is_region_code};
-use crate::domain::resource::{Resource, ResourceType};
+use crate::domain::resource::ResourceType;
 use crate::storage;
 use crate::storage::resources::BrowseFilter;
 
@@ -86,7 +87,10 @@ pub async fn list_resources(State(state): State<AppState>, mut params: QueryPara
     }
     let rows = storage::resources::browse(&state.db, &filter, after, page.fetch_limit()).await?;
     let (items, next_cursor) = page.finish(rows, |r| r.id);
-    let body = Bytes::from(serde_json::to_vec(&ResourcePage { items, next_cursor }).expect("a page serializes"));
+    let body = Bytes::from(
+        serde_json::to_vec(&ResourcePage { items: items.into_iter().map(Into::into).collect(), next_cursor })
+            .expect("a page serializes"),
+    );
     state.browse_cache.put(version, key, body.clone());
     Ok(json_body(body))
 }
@@ -124,7 +128,10 @@ fn parse_tags(raw: Vec<String>) -> ApiResult<BTreeMap<String, Vec<String>>> {
     ),
 )]
 pub async fn get_resource(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<Resource>> {
-    storage::resources::get(&state.db, id).await?.map(Json).ok_or_else(|| ApiError::not_found("resource", id))
+    storage::resources::get(&state.db, id)
+        .await?
+        .map(|r| Json(r.into()))
+        .ok_or_else(|| ApiError::not_found("resource", id))
 }
 
 #[cfg(test)]

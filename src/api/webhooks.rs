@@ -16,11 +16,10 @@ use super::audit::Actor;
 use super::error::{ApiError, ApiResult, ErrorCode};
 use super::extract::{present, ApiPath, QueryParams, ValidJson};
 use super::pagination::{page, PageParams, PageRequest};
+use super::views::webhook::{Delivery, WebhookEndpoint, WebhookEndpointWithSecret};
 use crate::app::AppState;
 use crate::domain::audit::{AuditAction, SECRET};
-use crate::domain::webhook::{
-    Delivery, DeliveryStatus, DisabledReason, EventType, WebhookEndpoint, WebhookEndpointWithSecret,
-};
+use crate::domain::webhook::{DeliveryStatus, DisabledReason, EventType};
 use crate::storage;
 use crate::storage::webhooks::{EndpointRow, RetryOutcome};
 use crate::webhooks::signing::WebhookSecret;
@@ -117,7 +116,10 @@ fn checked_description(description: Option<String>) -> ApiResult<Option<String>>
 }
 
 fn with_secret(row: &EndpointRow) -> WebhookEndpointWithSecret {
-    WebhookEndpointWithSecret { endpoint: row.view(), secret: WebhookSecret(row.secret.clone()).encoded() }
+    WebhookEndpointWithSecret {
+        endpoint: WebhookEndpoint::from(row),
+        secret: WebhookSecret(row.secret.clone()).encoded(),
+    }
 }
 
 /// What the audit trail records of an endpoint (never its secret).
@@ -181,8 +183,11 @@ pub async fn create_webhook(
     let row =
         storage::webhooks::insert_endpoint(&mut *tx, &url, description.as_deref(), event_types.as_deref(), &secret)
             .await?;
-    let record =
-        actor.record(AuditAction::WebhookCreated, row.endpoint_id).changes(&Value::Null, &audit_view(&row.view()), &[]);
+    let record = actor.record(AuditAction::WebhookCreated, row.endpoint_id).changes(
+        &Value::Null,
+        &audit_view(&WebhookEndpoint::from(&row)),
+        &[],
+    );
     storage::audit::record(&mut *tx, &record).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(with_secret(&row))))
@@ -202,7 +207,7 @@ pub async fn list_webhooks(
     params.finish()?;
     let rows = storage::webhooks::list_endpoints(&state.db, page.after_id(), page.fetch_limit()).await?;
     let (rows, next_cursor) = page.finish(rows, |row| row.endpoint_id);
-    Ok(Json(WebhookEndpointPage { items: rows.iter().map(EndpointRow::view).collect(), next_cursor }))
+    Ok(Json(WebhookEndpointPage { items: rows.iter().map(WebhookEndpoint::from).collect(), next_cursor }))
 }
 
 /// One webhook endpoint (without its secret).
@@ -215,7 +220,7 @@ pub async fn get_webhook(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<WebhookEndpoint>> {
-    Ok(Json(find(&state, id).await?.view()))
+    Ok(Json(WebhookEndpoint::from(&find(&state, id).await?)))
 }
 
 /// Change a webhook endpoint: `url`, `event_types`, `description`, `enabled`.
@@ -240,7 +245,7 @@ pub async fn update_webhook(
     };
     let mut tx = state.db.begin().await?;
     let mut row = lock(&mut tx, id).await?;
-    let before = row.view();
+    let before = WebhookEndpoint::from(&row);
     if let Some(url) = url {
         row.url = url;
     }
@@ -263,12 +268,15 @@ pub async fn update_webhook(
         _ => {}
     }
     let updated = storage::webhooks::update_endpoint(&mut *tx, &row).await?;
-    let record =
-        actor.record(AuditAction::WebhookUpdated, id).changes(&audit_view(&before), &audit_view(&updated.view()), &[]);
+    let record = actor.record(AuditAction::WebhookUpdated, id).changes(
+        &audit_view(&before),
+        &audit_view(&WebhookEndpoint::from(&updated)),
+        &[],
+    );
     storage::audit::record(&mut *tx, &record).await?;
     tx.commit().await?;
     state.wake.webhooks.notify_one();
-    Ok(Json(updated.view()))
+    Ok(Json(WebhookEndpoint::from(&updated)))
 }
 
 /// Delete a webhook endpoint, with its deliveries.
@@ -285,7 +293,11 @@ pub async fn delete_webhook(
     let mut tx = state.db.begin().await?;
     let row = lock(&mut tx, id).await?;
     storage::webhooks::delete_endpoint(&mut *tx, id).await?;
-    let record = actor.record(AuditAction::WebhookDeleted, id).changes(&audit_view(&row.view()), &Value::Null, &[]);
+    let record = actor.record(AuditAction::WebhookDeleted, id).changes(
+        &audit_view(&WebhookEndpoint::from(&row)),
+        &Value::Null,
+        &[],
+    );
     storage::audit::record(&mut *tx, &record).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
@@ -350,7 +362,9 @@ pub async fn test_webhook(
     let delivery = storage::webhooks::get_delivery(&mut *tx, id, delivery_id).await?;
     tx.commit().await?;
     state.wake.webhooks.notify_one();
-    delivery.map(|d| (StatusCode::ACCEPTED, Json(d))).ok_or_else(|| ApiError::internal("the test delivery vanished"))
+    delivery
+        .map(|d| (StatusCode::ACCEPTED, Json(d.into())))
+        .ok_or_else(|| ApiError::internal("the test delivery vanished"))
 }
 
 /// List an endpoint's deliveries, newest first, each with every attempt.
@@ -380,7 +394,7 @@ pub async fn list_webhook_deliveries(
     find(&state, id).await?;
     let rows = storage::webhooks::list_deliveries(&state.db, id, status, page.after_id(), page.fetch_limit()).await?;
     let (items, next_cursor) = page.finish(rows, |delivery| delivery.id);
-    Ok(Json(DeliveryPage { items, next_cursor }))
+    Ok(Json(DeliveryPage { items: items.into_iter().map(Into::into).collect(), next_cursor }))
 }
 
 /// Attempt a delivery again now, whatever its status (a failed one gets one
@@ -411,7 +425,7 @@ pub async fn retry_webhook_delivery(
     let delivery = storage::webhooks::get_delivery(&mut *tx, id, delivery_id).await?;
     tx.commit().await?;
     state.wake.webhooks.notify_one();
-    delivery.map(|d| (StatusCode::ACCEPTED, Json(d))).ok_or_else(|| ApiError::internal("the delivery vanished"))
+    delivery.map(|d| (StatusCode::ACCEPTED, Json(d.into()))).ok_or_else(|| ApiError::internal("the delivery vanished"))
 }
 
 #[cfg(test)]

@@ -4,62 +4,56 @@
 
 use aws_credential_types::Credentials;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::error::AwsError;
 use super::metrics::CallMetrics;
 use super::pool::{client, session_name, AwsPool};
 use crate::domain::integration::{Connection, Integration};
-use crate::domain::AwsErrorBody;
+use crate::domain::{wire_enum, AwsErrorBody};
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone)]
 pub struct AccessCheck {
     pub integration_id: Uuid,
     /// The account whose role was assumed (the root account, or a member of an organization).
-    #[schema(example = "123456789012")]
     pub account_id: String,
     /// True when every step passed.
     pub ok: bool,
-    #[schema(example = "arn:aws:iam::123456789012:role/jit-iam-access")]
     pub role_arn: String,
     pub checked_at: DateTime<Utc>,
     pub steps: Vec<CheckStep>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone)]
 pub struct CheckStep {
     pub name: CheckStepName,
     pub status: StepStatus,
     /// What was found, in a sentence.
     pub detail: String,
     /// AWS's answer when the step failed on an AWS error.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
     pub error: Option<AwsErrorBody>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum CheckStepName {
-    /// sts:AssumeRole of the access role with the external id.
-    AssumeRole,
-    /// sts:GetCallerIdentity with the assumed credentials.
-    GetCallerIdentity,
-    /// The assumed identity belongs to the integration's account.
-    AccountMatches,
-    /// organizations:ListAccounts works (organizations only).
-    ListAccounts,
+wire_enum! {
+    pub enum CheckStepName {
+        /// sts:AssumeRole of the access role with the external id.
+        AssumeRole = "assume_role",
+        /// sts:GetCallerIdentity with the assumed credentials.
+        GetCallerIdentity = "get_caller_identity",
+        /// The assumed identity belongs to the integration's account.
+        AccountMatches = "account_matches",
+        /// organizations:ListAccounts works (organizations only).
+        ListAccounts = "list_accounts",
+    }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum StepStatus {
-    Passed,
-    Failed,
-    /// Not run because an earlier step failed.
-    Skipped,
+wire_enum! {
+    pub enum StepStatus {
+        Passed = "passed",
+        Failed = "failed",
+        /// Not run because an earlier step failed.
+        Skipped = "skipped",
+    }
 }
 
 impl CheckStep {

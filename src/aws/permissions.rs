@@ -2,8 +2,6 @@
 //! which the setup documents are generated. Each action is here because some
 //! code path calls it, and the least-privilege test proves both directions.
 
-use serde::Serialize;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::domain::arn::PrincipalArn;
@@ -315,23 +313,19 @@ fn statement_sid(purpose: Purpose, resources: Resources) -> String {
 }
 
 /// What the customer pastes into AWS for one integration.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug)]
 pub struct SetupDocuments {
     pub integration_id: Uuid,
     /// jit-iam's own identity, trusted by the access role.
-    #[schema(example = "arn:aws:iam::111122223333:role/jit-iam")]
     pub service_principal_arn: String,
     pub external_id: String,
     pub root_account: RoleSetup,
     /// The role to create in every member account (organizations only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
     pub member_accounts: Option<RoleSetup>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug)]
 pub struct RoleSetup {
-    #[schema(example = "jit-iam-access")]
     pub role_name: String,
     /// The role's trust relationship.
     pub trust_policy: PolicyDocument,

@@ -1,84 +1,43 @@
 //! The audit trail: who changed what through the API, and how.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::caller::{Caller, Role};
-use super::text_enum;
+use super::wire_enum;
 
-/// What was done. Stable names: filters and alerting depend on them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub enum AuditAction {
-    #[serde(rename = "integration.created")]
-    IntegrationCreated,
-    #[serde(rename = "integration.updated")]
-    IntegrationUpdated,
-    /// Deletion asked for: at once without live grants, else after revoking them.
-    #[serde(rename = "integration.deleted")]
-    IntegrationDeleted,
-    #[serde(rename = "integration.sync_requested")]
-    SyncRequested,
-    #[serde(rename = "integration.checked")]
-    CheckRun,
-    #[serde(rename = "integration.reconcile_requested")]
-    ReconcileRequested,
-    #[serde(rename = "grant.submitted")]
-    GrantSubmitted,
-    #[serde(rename = "grant.revoked")]
-    GrantRevoked,
-    #[serde(rename = "grant.extended")]
-    GrantExtended,
-    #[serde(rename = "webhook.created")]
-    WebhookCreated,
-    #[serde(rename = "webhook.updated")]
-    WebhookUpdated,
-    #[serde(rename = "webhook.deleted")]
-    WebhookDeleted,
-    /// The signing secret was replaced (the trail never holds a secret).
-    #[serde(rename = "webhook.secret_rotated")]
-    WebhookSecretRotated,
-    #[serde(rename = "webhook.test_sent")]
-    WebhookTestSent,
-    #[serde(rename = "webhook.delivery_retried")]
-    WebhookDeliveryRetried,
-    /// jit-iam put a grant's access back as the grant says (reconciliation).
-    #[serde(rename = "grant.drift_repaired")]
-    GrantDriftRepaired,
-    /// jit-iam denied the sessions an ended `assume` grant gave (an inline policy on the role).
-    #[serde(rename = "grant.sessions_denied")]
-    GrantSessionsDenied,
-    /// jit-iam removed that deny once every such session had run out.
-    #[serde(rename = "grant.sessions_deny_removed")]
-    GrantSessionsDenyRemoved,
-    /// jit-iam detached and deleted a policy of its own that no grant knows (reconciliation).
-    #[serde(rename = "reconciliation.orphan_deleted")]
-    OrphanDeleted,
+wire_enum! {
+    /// What was done. Stable names: filters and alerting depend on them.
+    pub enum AuditAction {
+        IntegrationCreated = "integration.created",
+        IntegrationUpdated = "integration.updated",
+        /// Deletion asked for: at once without live grants, else after revoking them.
+        IntegrationDeleted = "integration.deleted",
+        SyncRequested = "integration.sync_requested",
+        CheckRun = "integration.checked",
+        ReconcileRequested = "integration.reconcile_requested",
+        GrantSubmitted = "grant.submitted",
+        GrantRevoked = "grant.revoked",
+        GrantExtended = "grant.extended",
+        WebhookCreated = "webhook.created",
+        WebhookUpdated = "webhook.updated",
+        WebhookDeleted = "webhook.deleted",
+        /// The signing secret was replaced (the trail never holds a secret).
+        WebhookSecretRotated = "webhook.secret_rotated",
+        WebhookTestSent = "webhook.test_sent",
+        WebhookDeliveryRetried = "webhook.delivery_retried",
+        /// jit-iam put a grant's access back as the grant says (reconciliation).
+        GrantDriftRepaired = "grant.drift_repaired",
+        /// jit-iam denied the sessions an ended `assume` grant gave (an inline policy on the role).
+        GrantSessionsDenied = "grant.sessions_denied",
+        /// jit-iam removed that deny once every such session had run out.
+        GrantSessionsDenyRemoved = "grant.sessions_deny_removed",
+        /// jit-iam detached and deleted a policy of its own that no grant knows (reconciliation).
+        OrphanDeleted = "reconciliation.orphan_deleted",
+    }
 }
-
-text_enum!(AuditAction {
-    IntegrationCreated = "integration.created",
-    IntegrationUpdated = "integration.updated",
-    IntegrationDeleted = "integration.deleted",
-    SyncRequested = "integration.sync_requested",
-    CheckRun = "integration.checked",
-    ReconcileRequested = "integration.reconcile_requested",
-    GrantSubmitted = "grant.submitted",
-    GrantRevoked = "grant.revoked",
-    GrantExtended = "grant.extended",
-    WebhookCreated = "webhook.created",
-    WebhookUpdated = "webhook.updated",
-    WebhookDeleted = "webhook.deleted",
-    WebhookSecretRotated = "webhook.secret_rotated",
-    WebhookTestSent = "webhook.test_sent",
-    WebhookDeliveryRetried = "webhook.delivery_retried",
-    GrantDriftRepaired = "grant.drift_repaired",
-    GrantSessionsDenied = "grant.sessions_denied",
-    GrantSessionsDenyRemoved = "grant.sessions_deny_removed",
-    OrphanDeleted = "reconciliation.orphan_deleted",
-});
 
 impl AuditAction {
     /// The kind of object the action is about (`target_type`).
@@ -176,24 +135,20 @@ fn diff(before: &Value, after: &Value, path: String, out: &mut Map<String, Value
     }
 }
 
-/// A recorded change, as `GET /v1/audit-events` shows it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+/// A recorded change, as the trail holds it.
+#[derive(Debug, Clone, Serialize)]
 pub struct AuditEvent {
     pub id: Uuid,
     pub occurred_at: DateTime<Utc>,
     /// The API token's name; `jit-iam` for changes the service made by itself.
-    #[schema(example = "portal")]
     pub actor: String,
     pub role: Role,
     /// The request's `x-request-id`.
-    #[schema(required = true)]
     pub request_id: Option<String>,
     pub action: AuditAction,
-    #[schema(example = "grant")]
     pub target_type: String,
     pub target_id: Uuid,
     /// Field → `{"before", "after"}`; secrets show as `"(secret)"`.
-    #[schema(value_type = Object, example = json!({"expires_at": {"before": "2026-12-01T10:00:00Z", "after": "2026-12-01T12:00:00Z"}}))]
     pub changes: Value,
 }
 

@@ -2,58 +2,51 @@
 //!
 //! Lifecycle: `pending` → `active` → `revoking` → `revoked`, or `failed`.
 
-use super::text_enum;
+use super::wire_enum;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::policy::PolicyDocument;
-use super::resource::{AccessLevel, ResourceType};
+use super::resource::ResourceType;
 use crate::domain::AwsErrorBody;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum GrantStatus {
-    /// Accepted; the IAM change is not made yet.
-    Pending,
-    /// The access is in place until `expires_at`.
-    Active,
-    /// Being taken away (retried until it succeeds).
-    Revoking,
-    Revoked,
-    /// Could not be applied; whatever was done was undone.
-    Failed,
+wire_enum! {
+    pub enum GrantStatus {
+        /// Accepted; the IAM change is not made yet.
+        Pending = "pending",
+        /// The access is in place until `expires_at`.
+        Active = "active",
+        /// Being taken away (retried until it succeeds).
+        Revoking = "revoking",
+        Revoked = "revoked",
+        /// Could not be applied; whatever was done was undone.
+        Failed = "failed",
+    }
 }
 
-text_enum!(GrantStatus { Pending = "pending", Active = "active", Revoking = "revoking", Revoked = "revoked", Failed = "failed" });
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RevokeReason {
-    /// `expires_at` was reached.
-    Expired,
-    /// `POST /v1/grants/{id}/revoke`.
-    Revoked,
-    /// The integration is being deleted.
-    IntegrationDeleted,
+wire_enum! {
+    pub enum RevokeReason {
+        /// `expires_at` was reached.
+        Expired = "expired",
+        /// `POST /v1/grants/{id}/revoke`.
+        Revoked = "revoked",
+        /// The integration is being deleted.
+        IntegrationDeleted = "integration_deleted",
+    }
 }
 
-text_enum!(RevokeReason { Expired = "expired", Revoked = "revoked", IntegrationDeleted = "integration_deleted" });
-
-/// Who receives a grant's access.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum PrincipalType {
-    /// A person (or a service) with an IAM user.
-    IamUser,
-    /// A workload acting through an IAM role (pods, CI runners, functions, instance profiles).
-    IamRole,
+wire_enum! {
+    /// Who receives a grant's access.
+    #[derive(Hash)]
+    pub enum PrincipalType {
+        /// A person (or a service) with an IAM user.
+        IamUser = "iam_user",
+        /// A workload acting through an IAM role (pods, CI runners, functions, instance profiles).
+        IamRole = "iam_role",
+    }
 }
-
-text_enum!(PrincipalType { IamUser = "iam_user", IamRole = "iam_role" });
 
 impl PrincipalType {
     /// The inventory keeps principals as resources of the same-named type.
@@ -96,88 +89,6 @@ impl std::fmt::Display for Grantee {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Principal {
-    #[serde(rename = "type")]
-    pub principal_type: PrincipalType,
-    #[schema(example = "alice")]
-    pub name: String,
-}
-
-#[derive(Clone, Debug, Serialize, ToSchema)]
-pub struct GrantResource {
-    pub id: Uuid,
-    #[serde(rename = "type")]
-    pub resource_type: ResourceType,
-    pub arn: String,
-    pub name: String,
-}
-
-#[derive(Clone, Debug, Serialize, ToSchema)]
-pub struct GrantPrincipal {
-    #[serde(rename = "type")]
-    pub principal_type: PrincipalType,
-    pub name: String,
-    pub arn: String,
-}
-
-/// The policy jit-iam created for the grant (EC2, S3 and role grants).
-#[derive(Clone, Debug, Serialize, ToSchema)]
-pub struct GrantPolicy {
-    #[schema(example = "jit-iam-01a21e4b-1bed-7280-8135-27a363c171b4")]
-    pub name: String,
-    pub arn: String,
-    pub document: PolicyDocument,
-}
-
-#[derive(Clone, Debug, Serialize, ToSchema)]
-pub struct Grant {
-    pub id: Uuid,
-    /// Null once the integration is deleted (the grant stays for the audit trail).
-    #[schema(required = true)]
-    pub integration_id: Option<Uuid>,
-    #[schema(example = "123456789012")]
-    pub account_id: String,
-    pub resource: GrantResource,
-    pub access_level: AccessLevel,
-    pub principal: GrantPrincipal,
-    /// The portal's id of the approved request (unique).
-    pub request_id: String,
-    pub approved_by: String,
-    #[schema(required = true)]
-    pub reason: Option<String>,
-    /// The API token that submitted it.
-    pub requested_by: String,
-    pub status: GrantStatus,
-    #[schema(required = true)]
-    pub revoke_reason: Option<RevokeReason>,
-    pub expires_at: DateTime<Utc>,
-    pub created_at: DateTime<Utc>,
-    #[schema(required = true)]
-    pub activated_at: Option<DateTime<Utc>>,
-    /// When it reached `revoked` or `failed`.
-    #[schema(required = true)]
-    pub finished_at: Option<DateTime<Utc>>,
-    #[schema(required = true)]
-    pub policy: Option<GrantPolicy>,
-    /// Tries so far of the current step (apply or revoke).
-    pub attempts: i32,
-    /// True while a revocation keeps failing; it is retried until it succeeds.
-    pub revoke_failing: bool,
-    /// The last failure: why it failed, or why the current step is being retried.
-    #[schema(required = true)]
-    pub last_error: Option<GrantError>,
-    /// `iam_role` grants: the session name the grant's policy requires
-    /// (`aws sts assume-role --role-session-name <this>`); any other name is denied.
-    #[schema(required = true, example = "jit-iam-01938f4e-7b7a-7c3e-9f0a-1d2c3b4a5e6f")]
-    pub session_name: Option<String>,
-    /// An `iam_role` grant that ended: the sessions it gave are denied on the
-    /// role until then (past the role's longest session), when jit-iam removes the deny.
-    #[schema(required = true)]
-    pub sessions_denied_until: Option<DateTime<Utc>>,
-}
-
 /// The session name an `assume` grant's policy requires: the grant's alone,
 /// so that its end can deny exactly its sessions.
 pub fn session_name(grant_id: Uuid) -> String {
@@ -188,112 +99,80 @@ pub fn session_name(grant_id: Uuid) -> String {
 pub const SESSION_NAME_PLACEHOLDER: &str = "jit-iam-<grant id>";
 
 /// Why a grant step failed.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GrantError {
     pub code: GrantErrorCode,
     pub message: String,
-    #[schema(required = true)]
     pub aws: Option<AwsErrorBody>,
 }
 
-/// The codes a grant's `last_error` carries (stored with the grant: add, never rename).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum GrantErrorCode {
-    /// AWS refused jit-iam (`aws.permission` names the missing permission).
-    AwsAccessDenied,
-    /// AWS kept throttling past the retries.
-    AwsThrottled,
-    /// AWS could not be reached or failed.
-    AwsUnavailable,
-    /// AWS rejected the call for another reason (see `aws.code`).
-    AwsError,
-    /// An IAM quota would be exceeded.
-    QuotaExceeded,
-    /// The grant expired before it could be applied.
-    Expired,
-    /// The integration is gone.
-    NotFound,
-    /// The principal of that name is not the one the grant was approved for
-    /// (deleted and recreated: its IAM unique id differs); nothing was changed.
-    PrincipalChanged,
-    /// A policy of the grant's name exists and is not the grant's own, or its
-    /// document is not the one jit-iam writes: it is never adopted.
-    PolicyConflict,
+wire_enum! {
+    /// The codes a grant's `last_error` carries (stored with the grant: add, never rename).
+    pub enum GrantErrorCode {
+        /// AWS refused jit-iam (`aws.permission` names the missing permission).
+        AwsAccessDenied = "aws_access_denied",
+        /// AWS kept throttling past the retries.
+        AwsThrottled = "aws_throttled",
+        /// AWS could not be reached or failed.
+        AwsUnavailable = "aws_unavailable",
+        /// AWS rejected the call for another reason (see `aws.code`).
+        AwsError = "aws_error",
+        /// An IAM quota would be exceeded.
+        QuotaExceeded = "quota_exceeded",
+        /// The grant expired before it could be applied.
+        Expired = "expired",
+        /// The integration is gone.
+        NotFound = "not_found",
+        /// The principal of that name is not the one the grant was approved for
+        /// (deleted and recreated: its IAM unique id differs); nothing was changed.
+        PrincipalChanged = "principal_changed",
+        /// A policy of the grant's name exists and is not the grant's own, or its
+        /// document is not the one jit-iam writes: it is never adopted.
+        PolicyConflict = "policy_conflict",
+    }
 }
 
-text_enum!(GrantErrorCode {
-    AwsAccessDenied = "aws_access_denied",
-    AwsThrottled = "aws_throttled",
-    AwsUnavailable = "aws_unavailable",
-    AwsError = "aws_error",
-    QuotaExceeded = "quota_exceeded",
-    Expired = "expired",
-    NotFound = "not_found",
-    PrincipalChanged = "principal_changed",
-    PolicyConflict = "policy_conflict",
-});
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    Transition,
-    AwsCall,
-    Extended,
-    /// Reconciliation found IAM not as the grant says (the message tells how).
-    DriftDetected,
-    /// Reconciliation put it back.
-    DriftRepaired,
+wire_enum! {
+    pub enum EventKind {
+        Transition = "transition",
+        AwsCall = "aws_call",
+        Extended = "extended",
+        /// Reconciliation found IAM not as the grant says (the message tells how).
+        DriftDetected = "drift_detected",
+        /// Reconciliation put it back.
+        DriftRepaired = "drift_repaired",
+    }
 }
 
-text_enum!(EventKind {
-    Transition = "transition",
-    AwsCall = "aws_call",
-    Extended = "extended",
-    DriftDetected = "drift_detected",
-    DriftRepaired = "drift_repaired",
-});
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum CallOutcome {
-    Success,
-    /// The change was already in place (or already gone): nothing to do.
-    AlreadyDone,
-    Failed,
+wire_enum! {
+    pub enum CallOutcome {
+        Success = "success",
+        /// The change was already in place (or already gone): nothing to do.
+        AlreadyDone = "already_done",
+        Failed = "failed",
+    }
 }
-
-text_enum!(CallOutcome { Success = "success", AlreadyDone = "already_done", Failed = "failed" });
 
 /// One entry of a grant's history.
-#[derive(Clone, Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize)]
 pub struct GrantEvent {
     pub id: i64,
     pub kind: EventKind,
-    #[schema(required = true)]
     pub from_status: Option<GrantStatus>,
-    #[schema(required = true)]
     pub to_status: Option<GrantStatus>,
     /// The AWS call, e.g. `iam:CreatePolicy`.
-    #[schema(required = true)]
     pub operation: Option<String>,
     /// What the call acted on (policy ARN, user, group).
-    #[schema(required = true)]
     pub target: Option<String>,
-    #[schema(required = true)]
     pub outcome: Option<CallOutcome>,
-    #[schema(required = true)]
     pub aws_request_id: Option<String>,
     /// AWS's error code of a failed call (`NoSuchEntity`, `Throttling`, ...): AWS's
     /// open set, hence a string.
-    #[schema(required = true)]
     pub error_code: Option<String>,
-    #[schema(required = true)]
     pub message: Option<String>,
     /// The API token's name, or the jit-iam instance that acted.
     pub actor: String,
     /// HTTP attempts the SDK made for the call; more than one means retries.
-    #[schema(required = true)]
     pub attempts: Option<i32>,
     pub created_at: DateTime<Utc>,
 }

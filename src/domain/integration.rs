@@ -1,13 +1,12 @@
 //! Integrations: an AWS account (or an Organizations root and its members)
 //! that jit-iam reaches through a role the customer created for it.
 
-use super::text_enum;
+use super::wire_enum;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rand::distr::{Alphanumeric, SampleString};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::arn::{is_account_id, is_iam_name, is_region_code, Partition, RoleArn};
@@ -15,46 +14,38 @@ use super::resource::{AccessLevel, ResourceType};
 use super::tags::{validate_tag, TagPair};
 use super::FieldError;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Connection {
-    /// One AWS account.
-    SingleAccount,
-    /// An Organizations management account and every active member account.
-    Organization,
+wire_enum! {
+    pub enum Connection {
+        /// One AWS account.
+        SingleAccount = "single_account",
+        /// An Organizations management account and every active member account.
+        Organization = "organization",
+    }
 }
 
-text_enum!(Connection { SingleAccount = "single_account", Organization = "organization" });
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum IntegrationStatus {
-    Active,
-    /// Deletion was asked for; its live grants are being revoked first.
-    Deleting,
+wire_enum! {
+    pub enum IntegrationStatus {
+        Active = "active",
+        /// Deletion was asked for; its live grants are being revoked first.
+        Deleting = "deleting",
+    }
 }
-
-text_enum!(IntegrationStatus { Active = "active", Deleting = "deleting" });
 
 /// How jit-iam reaches the root account.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RootAccount {
-    #[schema(example = "123456789012")]
     pub account_id: String,
-    #[schema(example = "arn:aws:iam::123456789012:role/jit-iam-access")]
     pub access_role_arn: String,
     /// Required by the role's trust policy (`sts:ExternalId`). A secret: only
     /// answers to `admin` tokens carry it.
-    #[schema(example = "4c9f0d6b2a7e41e3b8d5c0a9f6e2d1b7", required = false)]
     #[serde(skip_serializing_if = "String::is_empty")]
     pub external_id: String,
     /// Region of the STS endpoint jit-iam uses for this integration.
-    #[schema(example = "us-east-1")]
     pub region: String,
 }
 
 /// Options of an integration.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IntegrationOptions {
     /// Only resources carrying these tags are offered: values of one key are
@@ -63,11 +54,9 @@ pub struct IntegrationOptions {
     pub tags: Vec<TagPair>,
     /// Regions whose EC2 instances are inventoried, each listed once. Unset: every enabled region.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = json!(["us-east-1"]), min_items = 1, pattern = "^[a-z]{2}-(gov-|iso[a-z]*-)?(east|west|north|south|central|northeast|northwest|southeast|southwest)-[0-9]{1,2}$")]
     pub regions: Option<Vec<String>>,
     /// Role assumed in member accounts (organizations). Default: the root access role's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = "jit-iam-access", pattern = "^[A-Za-z0-9_+=,.@-]{1,64}$")]
     pub member_role_name: Option<String>,
     /// Offer AWS-managed policies as well as customer-managed ones.
     #[serde(default)]
@@ -77,7 +66,6 @@ pub struct IntegrationOptions {
     /// service's `JIT_IAM_MIN_GRANT`, at most its `JIT_IAM_MAX_GRANT`. Unset:
     /// `JIT_IAM_MAX_GRANT`. Checked at submission, preview and extension.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = 3600, minimum = 1)]
     pub max_duration: Option<i64>,
     /// The access levels grants may ask for, per resource type: a type left
     /// out offers all its levels, an empty list none. Unset: every level.
@@ -87,24 +75,18 @@ pub struct IntegrationOptions {
 }
 
 /// Per resource type, the access levels a grant may ask for, each listed once.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"s3_bucket": ["read", "write"], "ec2_instance": ["connect"]}))]
 pub struct AccessLevels {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(schema_with = ec2_instance_levels)]
     pub ec2_instance: Option<Vec<AccessLevel>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(schema_with = s3_bucket_levels)]
     pub s3_bucket: Option<Vec<AccessLevel>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(schema_with = iam_role_levels)]
     pub iam_role: Option<Vec<AccessLevel>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(schema_with = iam_policy_levels)]
     pub iam_policy: Option<Vec<AccessLevel>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(schema_with = iam_group_levels)]
     pub iam_group: Option<Vec<AccessLevel>>,
 }
 
@@ -121,38 +103,6 @@ impl AccessLevels {
         };
         list.as_deref()
     }
-}
-
-/// The schema of one type's list: only the levels that type has (the server refuses others).
-fn levels_schema(resource_type: ResourceType) -> utoipa::openapi::schema::Array {
-    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
-    let levels = resource_type.access_levels().iter().map(|level| level.as_str());
-    ArrayBuilder::new()
-        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
-        .items(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(levels)))
-        .unique_items(true)
-        .description(Some(format!("Levels of `{}` grants may ask for; left out: all of them.", resource_type.as_str())))
-        .build()
-}
-
-fn ec2_instance_levels() -> utoipa::openapi::schema::Array {
-    levels_schema(ResourceType::Ec2Instance)
-}
-
-fn s3_bucket_levels() -> utoipa::openapi::schema::Array {
-    levels_schema(ResourceType::S3Bucket)
-}
-
-fn iam_role_levels() -> utoipa::openapi::schema::Array {
-    levels_schema(ResourceType::IamRole)
-}
-
-fn iam_policy_levels() -> utoipa::openapi::schema::Array {
-    levels_schema(ResourceType::IamPolicy)
-}
-
-fn iam_group_levels() -> utoipa::openapi::schema::Array {
-    levels_schema(ResourceType::IamGroup)
 }
 
 /// The deployment's bounds on a grant's length (`JIT_IAM_MIN_GRANT`, `JIT_IAM_MAX_GRANT`).
@@ -207,10 +157,9 @@ impl IntegrationOptions {
     }
 }
 
-#[derive(Clone, Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Integration {
     pub id: Uuid,
-    #[schema(example = "prod")]
     pub name: String,
     pub connection: Connection,
     pub root_account: RootAccount,

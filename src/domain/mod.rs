@@ -13,9 +13,21 @@ pub mod sync;
 pub mod tags;
 pub mod webhook;
 
-/// `as_str`, `parse` and `ALL` for an enum stored as text, with the names serde uses.
-macro_rules! text_enum {
-    ($name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+/// An enum whose values go over the wire and into the database by name: each
+/// name is written once, and serde, `as_str`, `parse` and `ALL` all take it from there.
+macro_rules! wire_enum {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident {
+            $($(#[$variant_meta:meta])* $variant:ident = $text:literal),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        $vis enum $name {
+            $($(#[$variant_meta])* #[serde(rename = $text)] $variant),+
+        }
+
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
 
@@ -31,7 +43,7 @@ macro_rules! text_enum {
         }
     };
 }
-pub(crate) use text_enum;
+pub(crate) use wire_enum;
 
 /// A rule broken by one field of the input; the API answers it with 422 naming `field`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,22 +58,17 @@ impl FieldError {
     }
 }
 
-/// An AWS error as the API reports it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+/// An AWS error, as answers, runs and grants record it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AwsErrorBody {
     /// The AWS error code, e.g. `AccessDenied`, `NoSuchEntity`.
-    #[schema(example = "AccessDenied", required = true)]
     pub code: Option<String>,
     pub message: String,
     /// The AWS call, e.g. `sts:AssumeRole`; for access denied, the permission that is missing.
-    #[schema(example = "sts:AssumeRole")]
     pub operation: String,
-    #[schema(required = true)]
     pub request_id: Option<String>,
-    #[schema(required = true)]
     pub http_status: Option<u16>,
     /// For access denied: the IAM permission the call needs, to add to the role's policy.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(example = "iam:CreatePolicy", nullable = false)]
     pub permission: Option<String>,
 }

@@ -2,8 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::ToSchema;
 use uuid::Uuid;
+
+use super::wire_enum;
 
 pub const POLICY_VERSION: &str = "2012-10-17";
 
@@ -63,24 +64,21 @@ impl GeneratedPolicy {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-#[schema(example = json!({"Version": "2012-10-17", "Statement": [{"Sid": "Read", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": ["arn:aws:s3:::example/*"]}]}))]
 pub struct PolicyDocument {
     pub version: String,
     pub statement: Vec<Statement>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Statement {
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
     pub sid: Option<String>,
     pub effect: Effect,
     /// Only in trust policies: principal type (`AWS`, `Service`, ...) → one ARN or name, or a list.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false, value_type = Option<BTreeMap<String, Value>>, example = json!({"AWS": "arn:aws:iam::111122223333:role/jit-iam"}))]
     pub principal: Option<Value>,
     /// Absent when `NotAction` is given instead (IAM takes exactly one of them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -88,23 +86,20 @@ pub struct Statement {
     /// Every action but these (on `Resource`): jit-iam uses it in an Allow,
     /// never a Deny, which would take away what the principal has from elsewhere.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
     pub not_action: Option<Vec<String>>,
     /// Absent in trust policies.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
     pub resource: Option<Vec<String>>,
     /// Condition operator → condition key → one value or a list.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false, value_type = Option<BTreeMap<String, BTreeMap<String, Value>>>,
-             example = json!({"StringEquals": {"sts:ExternalId": "external-id-123"}}))]
     pub condition: Option<Value>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub enum Effect {
-    Allow,
-    Deny,
+wire_enum! {
+    pub enum Effect {
+        Allow = "Allow",
+        Deny = "Deny",
+    }
 }
 
 impl Statement {

@@ -3,100 +3,71 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::text_enum;
+use super::wire_enum;
 use super::AwsErrorBody;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ReconcileTrigger {
-    Scheduled,
-    Manual,
+wire_enum! {
+    pub enum ReconcileTrigger {
+        Scheduled = "scheduled",
+        Manual = "manual",
+    }
 }
 
-text_enum!(ReconcileTrigger { Scheduled = "scheduled", Manual = "manual" });
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ReconcileStatus {
-    Queued,
-    Running,
-    Succeeded,
-    /// Some accounts could not be read or some repairs failed: see `error` and the findings.
-    Partial,
-    Failed,
+wire_enum! {
+    pub enum ReconcileStatus {
+        Queued = "queued",
+        Running = "running",
+        Succeeded = "succeeded",
+        /// Some accounts could not be read or some repairs failed: see `error` and the findings.
+        Partial = "partial",
+        Failed = "failed",
+    }
 }
 
-text_enum!(ReconcileStatus {
-    Queued = "queued",
-    Running = "running",
-    Succeeded = "succeeded",
-    Partial = "partial",
-    Failed = "failed",
-});
-
-/// The kinds of drift, with stable names (metrics, webhooks and alerts use them).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum FindingKind {
-    /// An active grant's policy was detached or deleted, or its membership removed.
-    AccessMissing,
-    /// The default version of a grant's policy is not the document jit-iam wrote.
-    PolicyModified,
-    /// Access of a grant that ended is there (again).
-    AccessLeftAfterEnd,
-    /// A policy jit-iam made that belongs to no grant it knows.
-    OrphanedPolicy,
-    /// The grant's principal was renamed, or deleted (and perhaps recreated under the name).
-    PrincipalChanged,
-    /// A policy or membership the grantee had before an active grant that
-    /// shares it was removed. Repaired, it is the grant's own: it goes when
-    /// the last grant holding it ends.
-    PreexistingAccessRemoved,
+wire_enum! {
+    /// The kinds of drift, with stable names (metrics, webhooks and alerts use them).
+    #[derive(Hash)]
+    pub enum FindingKind {
+        /// An active grant's policy was detached or deleted, or its membership removed.
+        AccessMissing = "access_missing",
+        /// The default version of a grant's policy is not the document jit-iam wrote.
+        PolicyModified = "policy_modified",
+        /// Access of a grant that ended is there (again).
+        AccessLeftAfterEnd = "access_left_after_end",
+        /// A policy jit-iam made that belongs to no grant it knows.
+        OrphanedPolicy = "orphaned_policy",
+        /// The grant's principal was renamed, or deleted (and perhaps recreated under the name).
+        PrincipalChanged = "principal_changed",
+        /// A policy or membership the grantee had before an active grant that
+        /// shares it was removed. Repaired, it is the grant's own: it goes when
+        /// the last grant holding it ends.
+        PreexistingAccessRemoved = "preexisting_access_removed",
+    }
 }
 
-text_enum!(FindingKind {
-    AccessMissing = "access_missing",
-    PolicyModified = "policy_modified",
-    AccessLeftAfterEnd = "access_left_after_end",
-    OrphanedPolicy = "orphaned_policy",
-    PrincipalChanged = "principal_changed",
-    PreexistingAccessRemoved = "preexisting_access_removed",
-});
-
-/// What the run did about a finding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum FindingAction {
-    /// Put back as the grant says (re-attached, restored, removed).
-    Repaired,
-    /// Only reported: repair is off, or the finding is not jit-iam's to change.
-    Reported,
-    /// An orphaned policy kept until `delete_orphans` or the grace period.
-    Kept,
-    /// The repair was tried and failed (see `detail`); the next run tries again.
-    Failed,
-    /// The grant was busy (being applied or revoked): left to its worker.
-    Skipped,
+wire_enum! {
+    /// What the run did about a finding.
+    pub enum FindingAction {
+        /// Put back as the grant says (re-attached, restored, removed).
+        Repaired = "repaired",
+        /// Only reported: repair is off, or the finding is not jit-iam's to change.
+        Reported = "reported",
+        /// An orphaned policy kept until `delete_orphans` or the grace period.
+        Kept = "kept",
+        /// The repair was tried and failed (see `detail`); the next run tries again.
+        Failed = "failed",
+        /// The grant was busy (being applied or revoked): left to its worker.
+        Skipped = "skipped",
+    }
 }
 
-text_enum!(FindingAction {
-    Repaired = "repaired",
-    Reported = "reported",
-    Kept = "kept",
-    Failed = "failed",
-    Skipped = "skipped",
-});
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
     pub kind: FindingKind,
     /// The grant concerned, when there is one (an orphan has none).
-    #[schema(required = true)]
     pub grant_id: Option<Uuid>,
-    #[schema(example = "123456789012")]
     pub account_id: String,
     /// The policy ARN or group concerned.
     pub target: String,
@@ -105,12 +76,11 @@ pub struct Finding {
     pub action: FindingAction,
     /// What was done, or why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
     pub detail: Option<String>,
 }
 
-/// A reconciliation run, as `GET /v1/integrations/{id}/reconciliations` shows it.
-#[derive(Clone, Debug, Serialize, ToSchema)]
+/// A reconciliation run and its findings.
+#[derive(Clone, Debug, Serialize)]
 pub struct ReconcileRun {
     pub id: Uuid,
     pub integration_id: Uuid,
@@ -121,14 +91,11 @@ pub struct ReconcileRun {
     /// Whether orphaned policies were deleted without waiting for the grace period.
     pub delete_orphans: bool,
     pub created_at: DateTime<Utc>,
-    #[schema(required = true)]
     pub started_at: Option<DateTime<Utc>>,
-    #[schema(required = true)]
     pub finished_at: Option<DateTime<Utc>>,
     /// AWS calls made: the pages read, tag lookups, and the repairs.
     pub aws_calls: i64,
     pub findings: Vec<Finding>,
     /// What stopped an account from being reconciled.
-    #[schema(required = true)]
     pub error: Option<AwsErrorBody>,
 }

@@ -1,26 +1,24 @@
 //! Resources of the inventory and the access levels grants offer on them.
 
-use super::text_enum;
+use super::wire_enum;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ResourceType {
-    Ec2Instance,
-    S3Bucket,
-    IamRole,
-    IamPolicy,
-    IamGroup,
-    /// The grantees: users receive access, they are not offered as resources.
-    IamUser,
+wire_enum! {
+    #[derive(Hash, PartialOrd, Ord)]
+    pub enum ResourceType {
+        Ec2Instance = "ec2_instance",
+        S3Bucket = "s3_bucket",
+        IamRole = "iam_role",
+        IamPolicy = "iam_policy",
+        IamGroup = "iam_group",
+        /// The grantees: users receive access, they are not offered as resources.
+        IamUser = "iam_user",
+    }
 }
-
-text_enum!(ResourceType { Ec2Instance = "ec2_instance", S3Bucket = "s3_bucket", IamRole = "iam_role", IamPolicy = "iam_policy", IamGroup = "iam_group", IamUser = "iam_user" });
 
 impl ResourceType {
     /// The access levels a grant may ask for on a resource of this type.
@@ -37,38 +35,32 @@ impl ResourceType {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AccessLevel {
-    Connect,
-    Operate,
-    Admin,
-    Read,
-    Write,
-    Assume,
-    Attach,
-    Member,
+wire_enum! {
+    #[derive(Hash)]
+    pub enum AccessLevel {
+        Connect = "connect",
+        Operate = "operate",
+        Admin = "admin",
+        Read = "read",
+        Write = "write",
+        Assume = "assume",
+        Attach = "attach",
+        Member = "member",
+    }
 }
 
-text_enum!(AccessLevel { Connect = "connect", Operate = "operate", Admin = "admin", Read = "read", Write = "write", Assume = "assume", Attach = "attach", Member = "member" });
-
-/// A resource as the browse API shows it.
-#[derive(Clone, Debug, Serialize, ToSchema)]
+/// A resource of the inventory, with the levels it offers.
+#[derive(Clone, Debug, Serialize)]
 pub struct Resource {
     pub id: Uuid,
     pub integration_id: Uuid,
-    #[schema(example = "123456789012")]
     pub account_id: String,
     #[serde(rename = "type")]
     pub resource_type: ResourceType,
-    #[schema(example = "arn:aws:s3:::example-bucket")]
     pub arn: String,
-    #[schema(example = "example-bucket")]
     pub name: String,
     /// The region, for regional resources (EC2 instances, S3 buckets).
-    #[schema(example = "us-east-1", required = true)]
     pub region: Option<String>,
-    #[schema(example = json!({"env": "prod"}))]
     pub tags: BTreeMap<String, String>,
     pub access_levels: Vec<AccessLevel>,
     pub synced_at: DateTime<Utc>,

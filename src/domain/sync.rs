@@ -1,44 +1,39 @@
 //! Sync runs: when the inventory of an integration was refreshed, and how it went.
 
-use super::text_enum;
+use super::wire_enum;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use serde::Serialize;
 use uuid::Uuid;
 
 use crate::domain::AwsErrorBody;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SyncTrigger {
-    /// Right after the integration was created.
-    Created,
-    /// After a change of the integration that changes what is listed.
-    Updated,
-    /// Every `JIT_IAM_SYNC_INTERVAL`.
-    Scheduled,
-    /// `POST /v1/integrations/{id}/sync`.
-    Manual,
+wire_enum! {
+    pub enum SyncTrigger {
+        /// Right after the integration was created.
+        Created = "created",
+        /// After a change of the integration that changes what is listed.
+        Updated = "updated",
+        /// Every `JIT_IAM_SYNC_INTERVAL`.
+        Scheduled = "scheduled",
+        /// `POST /v1/integrations/{id}/sync`.
+        Manual = "manual",
+    }
 }
 
-text_enum!(SyncTrigger { Created = "created", Updated = "updated", Scheduled = "scheduled", Manual = "manual" });
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SyncStatus {
-    Queued,
-    Running,
-    /// Every account synced.
-    Succeeded,
-    /// Some accounts failed; the others synced.
-    Partial,
-    /// Nothing could be synced.
-    Failed,
+wire_enum! {
+    pub enum SyncStatus {
+        Queued = "queued",
+        Running = "running",
+        /// Every account synced.
+        Succeeded = "succeeded",
+        /// Some accounts failed; the others synced.
+        Partial = "partial",
+        /// Nothing could be synced.
+        Failed = "failed",
+    }
 }
-
-text_enum!(SyncStatus { Queued = "queued", Running = "running", Succeeded = "succeeded", Partial = "partial", Failed = "failed" });
 
 impl SyncStatus {
     /// The outcome of a run from its accounts' outcomes.
@@ -51,16 +46,14 @@ impl SyncStatus {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AccountSyncStatus {
-    Succeeded,
-    Failed,
-    /// Not synced: the account is not ACTIVE in the organization.
-    Skipped,
+wire_enum! {
+    pub enum AccountSyncStatus {
+        Succeeded = "succeeded",
+        Failed = "failed",
+        /// Not synced: the account is not ACTIVE in the organization.
+        Skipped = "skipped",
+    }
 }
-
-text_enum!(AccountSyncStatus { Succeeded = "succeeded", Failed = "failed", Skipped = "skipped" });
 
 /// Resources found, by type (`iam_user`, `ec2_instance`, ...).
 pub type TypeCounts = BTreeMap<String, i64>;
@@ -82,67 +75,54 @@ pub fn run_error(stopped_by: Option<AwsErrorBody>, accounts: &[SyncAccountResult
     Some(error)
 }
 
-#[derive(Clone, Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize)]
 pub struct SyncRun {
     pub id: Uuid,
     pub integration_id: Uuid,
     pub trigger: SyncTrigger,
     pub status: SyncStatus,
     pub created_at: DateTime<Utc>,
-    #[schema(required = true)]
     pub started_at: Option<DateTime<Utc>>,
-    #[schema(required = true)]
     pub finished_at: Option<DateTime<Utc>>,
     /// AWS calls made (pages, tag lookups, role assumptions are not counted).
     pub aws_calls: i64,
-    #[schema(value_type = BTreeMap<String, i64>, example = json!({"iam_role": 12, "s3_bucket": 3}))]
     pub counts: TypeCounts,
     /// Why the run failed or was partial: what stopped it (e.g. organizations:ListAccounts
     /// refused), or else the first failed account's error, naming it.
-    #[schema(required = true)]
     pub error: Option<AwsErrorBody>,
     /// One entry per account, in the detail view only.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
     pub accounts: Option<Vec<SyncAccountResult>>,
 }
 
-#[derive(Clone, Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize)]
 pub struct SyncAccountResult {
-    #[schema(example = "123456789012")]
     pub account_id: String,
     pub status: AccountSyncStatus,
-    #[schema(required = true)]
     pub error: Option<AwsErrorBody>,
-    #[schema(value_type = BTreeMap<String, i64>, example = json!({"iam_role": 12, "s3_bucket": 3}))]
     pub counts: TypeCounts,
     pub aws_calls: i64,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
 }
 
-/// An account of an integration, as the browse API shows it.
-#[derive(Clone, Debug, Serialize, ToSchema)]
+/// An account of an integration, with its last sync.
+#[derive(Clone, Debug, Serialize)]
 pub struct Account {
-    #[schema(example = "123456789012")]
     pub account_id: String,
-    #[schema(required = true)]
     pub name: Option<String>,
     /// As Organizations reports it (`ACTIVE`, `SUSPENDED`, `PENDING_CLOSURE` today; AWS's
     /// set, which may grow, hence a string).
-    #[schema(example = "ACTIVE")]
     pub status: String,
     /// The integration's root account (the Organizations management account).
     pub is_root: bool,
-    #[schema(required = true)]
     pub last_sync: Option<LastAccountSync>,
 }
 
-#[derive(Clone, Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize)]
 pub struct LastAccountSync {
     pub sync_id: Uuid,
     pub status: AccountSyncStatus,
-    #[schema(required = true)]
     pub error: Option<AwsErrorBody>,
     pub finished_at: DateTime<Utc>,
 }

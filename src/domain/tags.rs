@@ -7,19 +7,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use super::FieldError;
 
 /// One `key`/`value` pair, as the product page's `options.tags` lists them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TagPair {
     /// 1-128 characters, no control characters.
-    #[schema(example = "jit", pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]{1,128}$")]
     pub key: String,
     /// At most 256 characters, no control characters.
-    #[schema(example = "enabled", pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]{0,256}$")]
     pub value: String,
 }
 

@@ -71,7 +71,7 @@ pub async fn of_active_grant(
     match mechanism {
         Mechanism::GeneratedPolicy => {
             let arn = grant.policy_arn.as_deref().unwrap_or_default();
-            let written = grant.policy_document.as_ref().map(|d| serde_json::to_value(&d.0).unwrap_or_default());
+            let written = grant.policy_document.as_ref().map(|d| serde_json::to_value(d).unwrap_or_default());
             let Some(policy) = snapshot.policies.get(arn) else {
                 return Ok(vec![Drift::new(FindingKind::AccessMissing, arn, "the grant's policy was deleted")]);
             };
@@ -184,7 +184,7 @@ pub async fn repair(
 /// versions go first (IAM keeps at most five), then the written document
 /// becomes a new default, then the modified default goes.
 async fn restore(iam: &impl IamChanges, policy: &PolicyState, grant: &GrantRow) -> Result<(), AwsError> {
-    let document = grant.policy_document.as_ref().map(|d| d.0.to_json()).unwrap_or_default();
+    let document = grant.policy_document.as_ref().map(|d| d.to_json()).unwrap_or_default();
     for (version, _) in policy.versions.iter().filter(|(v, _)| *v != policy.default_version) {
         iam.delete_policy_version(&policy.arn, version).await?;
     }
@@ -207,7 +207,7 @@ async fn recreate_and_attach(
     if !snapshot.policies.contains_key(arn) {
         let policy = GeneratedPolicy { name: name.clone(), arn: arn.clone() };
         let tags = GeneratedPolicy::tags(Some(installation_id), grant.grant_id, &grant.resource_arn);
-        iam.create_policy(&policy, &document.0.to_json(), &tags).await?;
+        iam.create_policy(&policy, &document.to_json(), &tags).await?;
     }
     iam.attach_policy(holder, arn).await
 }

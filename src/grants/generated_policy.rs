@@ -130,7 +130,7 @@ async fn create(iam: &impl IamChanges, grant: &GrantRow) -> Result<(), StepError
     let (policy, resource_arn) = stored_policy(grant);
     let document = grant.policy_document.as_ref().expect("generated-policy grants store their document");
     let tags = GeneratedPolicy::tags(grant.installation_id, grant.grant_id, resource_arn);
-    if iam.create_policy(&policy, &document.0.to_json(), &tags).await? {
+    if iam.create_policy(&policy, &document.to_json(), &tags).await? {
         return Ok(());
     }
     // Created by an interrupted try of this grant, or by someone else.
@@ -141,7 +141,7 @@ async fn create(iam: &impl IamChanges, grant: &GrantRow) -> Result<(), StepError
     }
     let found = iam.policy_document(&policy.arn).await?;
     let same = found.and_then(|found| serde_json::from_str::<serde_json::Value>(&found).ok())
-        == serde_json::to_value(&document.0).ok();
+        == serde_json::to_value(document).ok();
     if !same {
         return conflict("its document is not the one jit-iam wrote for this grant");
     }

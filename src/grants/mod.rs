@@ -22,8 +22,6 @@
 //! tested in memory as well as against moto.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::aws::iam_changes::IamChanges;
@@ -134,7 +132,7 @@ impl Quotas {
 }
 
 /// Managed policies the grantee has (as far as jit-iam knows) and its quota.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone)]
 pub struct PolicyQuota {
     pub attached: usize,
     pub after_grant: usize,
@@ -142,14 +140,11 @@ pub struct PolicyQuota {
 }
 
 /// One AWS call a grant makes.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone)]
 pub struct PlannedCall {
-    #[schema(example = "iam:CreatePolicy")]
     pub operation: String,
     pub target: String,
     /// When the call is made, if not always.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
     pub condition: Option<String>,
 }
 

@@ -6,7 +6,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use chrono::Utc;
-use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::*;
@@ -311,7 +310,7 @@ fn grant(resource_type: ResourceType, to: &Grantee) -> GrantRow {
         policy_arn: policy.as_ref().map(|p| p.arn.clone()),
         policy_document: policy
             .as_ref()
-            .map(|_| Json(policy_document(resource_type, level, &arn, ACCOUNT, &session_name(grant_id)).unwrap())),
+            .map(|_| policy_document(resource_type, level, &arn, ACCOUNT, &session_name(grant_id)).unwrap()),
         holds_attachment: false,
         attempts: 0,
         next_run_at: Some(now),
@@ -354,7 +353,7 @@ async fn a_crash_after_create_policy_is_finished_by_adopting_the_grants_own_poli
     let g = grant(ResourceType::S3Bucket, &alice);
     // The first try created the policy, then the process died.
     iam.policies.lock().unwrap().insert(policy_arn(&g).into(), Some(g.grant_id.to_string()));
-    iam.documents.lock().unwrap().insert(policy_arn(&g).into(), g.policy_document.as_ref().unwrap().0.to_json());
+    iam.documents.lock().unwrap().insert(policy_arn(&g).into(), g.policy_document.as_ref().unwrap().to_json());
     apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap();
     assert_eq!(
         iam.calls(),
@@ -775,7 +774,7 @@ async fn a_generated_policy_detached_and_edited_is_restored_then_attached() {
     iam.detach_policy(&alice, policy_arn(&g)).await.unwrap();
     iam.calls();
     let wider = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#;
-    let written = g.policy_document.as_ref().unwrap().0.to_json();
+    let written = g.policy_document.as_ref().unwrap().to_json();
     let snap = snapshot(&g, &[], &[], &[wider, &written, wider]);
     let principal = drift::principal(&snap, &g).unwrap();
     let drifts = drift::of_active_grant(&mut ledger, &snap, &g, principal).await.unwrap();

@@ -6,16 +6,16 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use sqlx::postgres::PgRow;
 use sqlx::types::Json;
-use sqlx::{PgExecutor, Postgres, QueryBuilder};
+use sqlx::{FromRow, PgExecutor, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use super::resources::MARK_CHANGED;
 use super::run_queue::interval;
 use crate::domain::audit::AuditRecord;
 use crate::domain::grant::{
-    session_name, CallOutcome, EventKind, Grant, GrantError, GrantEvent, GrantPolicy, GrantPrincipal, GrantResource,
-    GrantStatus, Grantee, PrincipalType, RevokeReason,
+    CallOutcome, EventKind, GrantError, GrantEvent, GrantStatus, Grantee, PrincipalType, RevokeReason,
 };
 use crate::domain::policy::PolicyDocument;
 use crate::domain::resource::{AccessLevel, ResourceType};
@@ -24,7 +24,7 @@ pub const REQUEST_ID_CONSTRAINT: &str = "grants_request_id_key";
 
 /// A grant as stored, with what the worker needs. Also read from the row a
 /// webhook event keeps (`to_jsonb` of the row, migration 0011).
-#[derive(Clone, Debug, sqlx::FromRow, serde::Deserialize)]
+#[derive(Clone, Debug, serde::Deserialize)]
 pub struct GrantRow {
     pub grant_id: Uuid,
     pub integration_id: Option<Uuid>,
@@ -49,33 +49,28 @@ pub struct GrantRow {
     pub expires_at: DateTime<Utc>,
     pub policy_name: Option<String>,
     pub policy_arn: Option<String>,
-    pub policy_document: Option<Json<PolicyDocument>>,
+    pub policy_document: Option<PolicyDocument>,
     pub holds_attachment: bool,
     pub attempts: i32,
     pub next_run_at: Option<DateTime<Utc>>,
     pub lease_owner: Option<String>,
-    pub last_error: Option<Json<GrantError>>,
+    pub last_error: Option<GrantError>,
     pub activated_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     /// The installation whose policy this is (None for grants from before installation ids).
-    #[sqlx(default)]
     #[serde(default)]
     pub installation_id: Option<Uuid>,
     /// Until when the sessions an ended `assume` grant gave are denied.
-    #[sqlx(default)]
     #[serde(default)]
     pub sessions_denied_until: Option<DateTime<Utc>>,
     /// The integration's revision and status, as the worker's claim read them.
-    #[sqlx(default)]
     #[serde(default)]
     pub integration_revision: Option<i64>,
-    #[sqlx(default)]
     #[serde(default)]
     pub integration_status: Option<String>,
     /// Postgres's clock when the row was read: the one clock expiry is decided
     /// by (set by every query the worker reads grants with).
-    #[sqlx(default)]
     #[serde(default)]
     pub db_now: Option<DateTime<Utc>>,
 }
@@ -101,47 +96,63 @@ impl GrantRow {
             account_id: self.account_id.clone(),
         }
     }
+}
 
-    pub fn view(&self) -> Grant {
-        let status = self.status();
-        Grant {
-            id: self.grant_id,
-            integration_id: self.integration_id,
-            account_id: self.account_id.clone(),
-            resource: GrantResource {
-                id: self.resource_id,
-                resource_type: self.resource_type(),
-                arn: self.resource_arn.clone(),
-                name: self.resource_name.clone(),
-            },
-            access_level: AccessLevel::parse(&self.access_level).expect("stored from the enum"),
-            principal: GrantPrincipal {
-                principal_type: PrincipalType::parse(&self.principal_type).expect("checked by the table"),
-                name: self.principal_name.clone(),
-                arn: self.principal_arn.clone(),
-            },
-            request_id: self.request_id.clone(),
-            approved_by: self.approved_by.clone(),
-            reason: self.reason.clone(),
-            requested_by: self.requested_by.clone(),
-            status,
-            revoke_reason: self.revoke_reason.as_deref().and_then(RevokeReason::parse),
-            expires_at: self.expires_at,
-            created_at: self.created_at,
-            activated_at: self.activated_at,
-            finished_at: self.finished_at,
-            policy: match (&self.policy_name, &self.policy_arn, &self.policy_document) {
-                (Some(name), Some(arn), Some(document)) => {
-                    Some(GrantPolicy { name: name.clone(), arn: arn.clone(), document: document.0.clone() })
-                }
-                _ => None,
-            },
-            attempts: self.attempts,
-            revoke_failing: status == GrantStatus::Revoking && self.last_error.is_some(),
-            session_name: (self.resource_type() == ResourceType::IamRole).then(|| session_name(self.grant_id)),
-            sessions_denied_until: self.sessions_denied_until,
-            last_error: self.last_error.as_ref().map(|e| e.0.clone()),
-        }
+/// Decoded by hand: the grant holds its documents themselves, not sqlx's
+/// `Json`, so that it needs no SQL type to be a value of its own.
+impl<'r> FromRow<'r, PgRow> for GrantRow {
+    fn from_row(row: &'r PgRow) -> sqlx::Result<Self> {
+        Ok(Self {
+            grant_id: row.try_get("grant_id")?,
+            integration_id: row.try_get("integration_id")?,
+            account_id: row.try_get("account_id")?,
+            resource_id: row.try_get("resource_id")?,
+            resource_type: row.try_get("resource_type")?,
+            resource_arn: row.try_get("resource_arn")?,
+            resource_name: row.try_get("resource_name")?,
+            access_level: row.try_get("access_level")?,
+            principal_type: row.try_get("principal_type")?,
+            principal_name: row.try_get("principal_name")?,
+            principal_arn: row.try_get("principal_arn")?,
+            principal_id: row.try_get("principal_id")?,
+            request_id: row.try_get("request_id")?,
+            request_fingerprint: row.try_get("request_fingerprint")?,
+            approved_by: row.try_get("approved_by")?,
+            reason: row.try_get("reason")?,
+            requested_by: row.try_get("requested_by")?,
+            status: row.try_get("status")?,
+            revoke_reason: row.try_get("revoke_reason")?,
+            expires_at: row.try_get("expires_at")?,
+            policy_name: row.try_get("policy_name")?,
+            policy_arn: row.try_get("policy_arn")?,
+            policy_document: row
+                .try_get::<Option<Json<PolicyDocument>>, _>("policy_document")?
+                .map(|document| document.0),
+            holds_attachment: row.try_get("holds_attachment")?,
+            attempts: row.try_get("attempts")?,
+            next_run_at: row.try_get("next_run_at")?,
+            lease_owner: row.try_get("lease_owner")?,
+            last_error: row.try_get::<Option<Json<GrantError>>, _>("last_error")?.map(|error| error.0),
+            activated_at: row.try_get("activated_at")?,
+            finished_at: row.try_get("finished_at")?,
+            created_at: row.try_get("created_at")?,
+            installation_id: optional(row, "installation_id")?,
+            sessions_denied_until: optional(row, "sessions_denied_until")?,
+            integration_revision: optional(row, "integration_revision")?,
+            integration_status: optional(row, "integration_status")?,
+            db_now: optional(row, "db_now")?,
+        })
+    }
+}
+
+/// A column only some queries return (the worker's): None where it is absent.
+fn optional<'r, T>(row: &'r PgRow, column: &str) -> sqlx::Result<Option<T>>
+where
+    T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
+{
+    match row.try_get(column) {
+        Err(sqlx::Error::ColumnNotFound(_)) => Ok(None),
+        other => other,
     }
 }
 

@@ -11,7 +11,7 @@ use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use super::run_queue::interval;
-use crate::domain::webhook::{Delivery, DeliveryAttempt, DeliveryStatus, DisabledReason, EventType, WebhookEndpoint};
+use crate::domain::webhook::{Delivery, DeliveryAttempt, DeliveryStatus, EventType};
 use crate::webhooks::signing::WebhookSecret;
 
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -27,29 +27,6 @@ pub struct EndpointRow {
     pub failing_since: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-}
-
-impl EndpointRow {
-    pub fn view(&self) -> WebhookEndpoint {
-        WebhookEndpoint {
-            id: self.endpoint_id,
-            url: self.url.clone(),
-            description: self.description.clone(),
-            event_types: self
-                .event_types
-                .as_ref()
-                .map(|types| types.iter().map(|t| EventType::parse(t).expect("stored from the enum")).collect()),
-            enabled: self.enabled,
-            disabled_reason: self
-                .disabled_reason
-                .as_deref()
-                .map(|r| DisabledReason::parse(r).expect("checked by the table")),
-            failing_since: self.failing_since,
-            previous_secret_expires_at: self.previous_secret_expires_at.filter(|at| *at > Utc::now()),
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-        }
-    }
 }
 
 const ENDPOINT_COLUMNS: &str = "endpoint_id, url, description, event_types, enabled, disabled_reason, secret, \

@@ -405,7 +405,7 @@ async fn revoke(state: &AppState, grant: &GrantRow) -> Result<Option<GrantRow>, 
             events.push(NewEvent::transition(Some(GrantStatus::Revoking), to, message));
             let t = Transition {
                 // A failed grant keeps the error that made it fail.
-                last_error: if was_applied { None } else { grant.last_error.as_ref().map(|e| &e.0) },
+                last_error: if was_applied { None } else { grant.last_error.as_ref() },
                 revoke_reason,
                 // The worker comes back to remove the deny.
                 next_run_at: sessions_denied_until,

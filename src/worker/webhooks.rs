@@ -16,8 +16,9 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::pause;
+use crate::api::views::webhook::{EventBody, GrantEventData};
 use crate::app::AppState;
-use crate::domain::webhook::{EventBody, EventType, GrantEventData};
+use crate::domain::webhook::EventType;
 use crate::storage;
 use crate::storage::grants::GrantRow;
 use crate::storage::webhooks::{AttemptRecord, ClaimedDelivery};

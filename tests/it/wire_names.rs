@@ -1,6 +1,7 @@
-//! Every wire name is the same in the three places it is written: the serde
-//! name (JSON), `text_enum!` (what is stored), and the SQL CHECK list of each
-//! column that stores it (read back from a migrated database).
+//! Every wire name is the same wherever it shows: the JSON serde writes and
+//! reads, `as_str` (what is stored), the OpenAPI schema's enum, and the SQL
+//! CHECK list of each column that stores it (read back from a migrated database).
+//! `wire_enum!` writes each name once; these tests hold the rest to it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -8,34 +9,47 @@ use jit_iam::domain::audit::AuditAction;
 use jit_iam::domain::caller::Role;
 use jit_iam::domain::grant::{CallOutcome, EventKind, GrantErrorCode, GrantStatus, PrincipalType, RevokeReason};
 use jit_iam::domain::integration::{Connection, IntegrationStatus};
+use jit_iam::domain::policy::Effect;
 use jit_iam::domain::reconcile::{FindingAction, FindingKind, ReconcileStatus, ReconcileTrigger};
 use jit_iam::domain::resource::{AccessLevel, ResourceType};
 use jit_iam::domain::sync::{AccountSyncStatus, SyncStatus, SyncTrigger};
 use jit_iam::domain::webhook::{DeliveryStatus, DisabledReason, EventType};
 use jit_iam::grants::is_grantable;
+use utoipa::openapi::schema::Schema;
+use utoipa::openapi::RefOr;
 
 use crate::support::TestDb;
 
-/// The stored names of every value of a `text_enum!`, checked against serde's.
+/// The stored names of every value of a `wire_enum!`, checked against serde's
+/// (both ways) and against the enum of its OpenAPI schema.
 macro_rules! names {
     ($enum:ty) => {{
         let names: BTreeSet<String> = <$enum>::ALL.iter().map(|v| v.as_str().to_string()).collect();
         for value in <$enum>::ALL {
             let json = serde_json::to_value(value).unwrap();
-            assert_eq!(json.as_str(), Some(value.as_str()), "{}: serde and text_enum! disagree", stringify!($enum));
+            assert_eq!(json.as_str(), Some(value.as_str()), "{}: serde and as_str disagree", stringify!($enum));
+            assert_eq!(serde_json::from_value::<$enum>(json).unwrap(), *value, "{}", stringify!($enum));
+            assert_eq!(<$enum>::parse(value.as_str()), Some(*value), "{}", stringify!($enum));
         }
+        let RefOr::T(Schema::Object(schema)) = <$enum as utoipa::PartialSchema>::schema() else {
+            panic!("{}: the schema is not a string enum", stringify!($enum))
+        };
+        let listed: Vec<String> = schema.enum_values.unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+        let all: Vec<&str> = <$enum>::ALL.iter().map(|v| v.as_str()).collect();
+        assert_eq!(listed, all, "{}: the schema and the enum disagree", stringify!($enum));
         names
     }};
 }
 
 #[test]
-fn serde_and_text_enum_agree_for_every_enum_sent() {
+fn serde_names_and_schemas_agree_for_every_enum_sent() {
     names!(AuditAction);
     names!(GrantErrorCode);
     names!(FindingAction);
     names!(FindingKind);
     names!(AccessLevel);
     names!(EventType);
+    names!(Effect);
 }
 
 /// (table, column) -> the values its CHECK constraint lists.
