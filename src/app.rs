@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::aws::AwsPool;
 use crate::config::{ApiTokens, ServeConfig};
-use crate::storage::grants::GrantRow;
+use crate::domain::grant::Grant;
 use crate::storage::page_cache::PageCache;
 use crate::webhooks::sender::Sender;
 
@@ -20,7 +20,7 @@ use crate::webhooks::sender::Sender;
 #[derive(Clone, Debug)]
 pub struct GrantUpdate {
     pub id: Uuid,
-    pub grant: Option<Arc<GrantRow>>,
+    pub grant: Option<Arc<Grant>>,
 }
 
 pub struct App {

@@ -22,12 +22,12 @@ use super::views::policy::PolicyDocument;
 use super::views::resource::Resource;
 use crate::app::{AppState, GrantUpdate};
 use crate::domain::arn::is_account_id;
-use crate::domain::grant::{GrantStatus, PrincipalType};
+use crate::domain::grant::{self, GrantStatus, PrincipalType};
 use crate::domain::resource::AccessLevel;
 use crate::grants::submission::{self, Extension, Submission, Submitted};
 use crate::grants::{self, revocation, Failure, Refusal};
 use crate::storage;
-use crate::storage::grants::{GrantFilter, GrantRow};
+use crate::storage::grants::GrantFilter;
 use crate::worker::grants::LocalWorker;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -177,9 +177,9 @@ fn wait_param(params: &mut QueryParams) -> ApiResult<Option<Duration>> {
 async fn wait_until_settled(
     state: &AppState,
     mut updates: broadcast::Receiver<GrantUpdate>,
-    inserted: GrantRow,
+    inserted: grant::Grant,
     wait: Duration,
-) -> ApiResult<GrantRow> {
+) -> ApiResult<grant::Grant> {
     let deadline = tokio::time::Instant::now() + wait;
     let id = inserted.grant_id;
     let mut grant = inserted;
@@ -316,10 +316,10 @@ pub async fn list_grants(State(state): State<AppState>, mut params: QueryParams)
     }
     let rows = storage::grants::list(&state.db, &filter, page.after_id(), page.fetch_limit()).await?;
     let (rows, next_cursor) = page.finish(rows, |g| g.grant_id);
-    Ok(Json(GrantPage { items: rows.iter().map(GrantRow::view).collect(), next_cursor }))
+    Ok(Json(GrantPage { items: rows.iter().map(grant::Grant::view).collect(), next_cursor }))
 }
 
-async fn find(state: &AppState, id: Uuid) -> ApiResult<GrantRow> {
+async fn find(state: &AppState, id: Uuid) -> ApiResult<grant::Grant> {
     storage::grants::get(&state.db, id).await?.ok_or_else(|| ApiError::not_found("grant", id))
 }
 

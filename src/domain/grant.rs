@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::policy::PolicyDocument;
 use super::resource::ResourceType;
 use crate::domain::AwsErrorBody;
 
@@ -86,6 +87,82 @@ impl Grantee {
 impl std::fmt::Display for Grantee {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} {}", self.principal_type.noun(), self.name)
+    }
+}
+
+/// A grant as stored, with what the worker needs. Also read from the row a
+/// webhook event keeps (`to_jsonb` of the row, migration 0011).
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct Grant {
+    pub grant_id: Uuid,
+    pub integration_id: Option<Uuid>,
+    pub account_id: String,
+    pub resource_id: Uuid,
+    pub resource_type: String,
+    pub resource_arn: String,
+    pub resource_name: String,
+    pub access_level: String,
+    pub principal_type: String,
+    pub principal_name: String,
+    pub principal_arn: String,
+    /// The principal's IAM unique id when the grant was submitted (None for older grants).
+    pub principal_id: Option<String>,
+    pub request_id: String,
+    pub request_fingerprint: String,
+    pub approved_by: String,
+    pub reason: Option<String>,
+    pub requested_by: String,
+    pub status: String,
+    pub revoke_reason: Option<String>,
+    pub expires_at: DateTime<Utc>,
+    pub policy_name: Option<String>,
+    pub policy_arn: Option<String>,
+    pub policy_document: Option<PolicyDocument>,
+    pub holds_attachment: bool,
+    pub attempts: i32,
+    pub next_run_at: Option<DateTime<Utc>>,
+    pub lease_owner: Option<String>,
+    pub last_error: Option<GrantError>,
+    pub activated_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    /// The installation whose policy this is (None for grants from before installation ids).
+    #[serde(default)]
+    pub installation_id: Option<Uuid>,
+    /// Until when the sessions an ended `assume` grant gave are denied.
+    #[serde(default)]
+    pub sessions_denied_until: Option<DateTime<Utc>>,
+    /// The integration's revision and status, as the worker's claim read them.
+    #[serde(default)]
+    pub integration_revision: Option<i64>,
+    #[serde(default)]
+    pub integration_status: Option<String>,
+    /// Postgres's clock when the row was read: the one clock expiry is decided
+    /// by (set by every query the worker reads grants with).
+    #[serde(default)]
+    pub db_now: Option<DateTime<Utc>>,
+}
+
+impl Grant {
+    /// Postgres's clock when the row was read (see `db_now`).
+    pub fn read_at(&self) -> DateTime<Utc> {
+        self.db_now.expect("the worker reads grants with queries that return Postgres's clock")
+    }
+
+    pub fn status(&self) -> GrantStatus {
+        GrantStatus::parse(&self.status).expect("checked by the table")
+    }
+
+    pub fn resource_type(&self) -> ResourceType {
+        ResourceType::parse(&self.resource_type).expect("checked by the table")
+    }
+
+    pub fn grantee(&self) -> Grantee {
+        Grantee {
+            principal_type: PrincipalType::parse(&self.principal_type).expect("checked by the table"),
+            name: self.principal_name.clone(),
+            account_id: self.account_id.clone(),
+        }
     }
 }
 

@@ -10,10 +10,10 @@ use super::{attachment_key, mechanism_of, Ledger, Mechanism};
 use crate::aws::iam_changes::IamChanges;
 use crate::aws::reconcile::{IamSnapshot, PolicyState, PrincipalState};
 use crate::aws::AwsError;
+use crate::domain::grant::Grant;
 use crate::domain::grant::Grantee;
 use crate::domain::policy::{GeneratedPolicy, GRANT_ID_TAG, INSTALLATION_ID_TAG};
 use crate::domain::reconcile::FindingKind;
-use crate::storage::grants::GrantRow;
 
 /// A finding before anything is done about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,7 +32,7 @@ impl Drift {
 
 /// The grant's principal in the snapshot, found by its unique id (by name for
 /// grants from before ids); a `principal_changed` finding when it is gone.
-pub fn principal<'a>(snapshot: &'a IamSnapshot, grant: &GrantRow) -> Result<&'a PrincipalState, Drift> {
+pub fn principal<'a>(snapshot: &'a IamSnapshot, grant: &Grant) -> Result<&'a PrincipalState, Drift> {
     let grantee = grant.grantee();
     let found = match &grant.principal_id {
         Some(id) => snapshot.by_id(grantee.principal_type, id),
@@ -51,7 +51,7 @@ pub fn principal<'a>(snapshot: &'a IamSnapshot, grant: &GrantRow) -> Result<&'a 
 }
 
 /// A renamed principal keeps the access under its new name: reported only.
-pub fn renamed(grant: &GrantRow, principal: &PrincipalState) -> Option<Drift> {
+pub fn renamed(grant: &Grant, principal: &PrincipalState) -> Option<Drift> {
     let grantee = grant.grantee();
     (principal.name != grantee.name).then(|| {
         let evidence = format!("{grantee} was renamed to {}; the access went with it", principal.name);
@@ -63,7 +63,7 @@ pub fn renamed(grant: &GrantRow, principal: &PrincipalState) -> Option<Drift> {
 pub async fn of_active_grant(
     ledger: &mut impl Ledger,
     snapshot: &IamSnapshot,
-    grant: &GrantRow,
+    grant: &Grant,
     principal: &PrincipalState,
 ) -> Result<Vec<Drift>, sqlx::Error> {
     let Some(mechanism) = mechanism_of(grant) else { return Ok(Vec::new()) };
@@ -119,11 +119,7 @@ pub async fn of_active_grant(
 }
 
 /// Whether the principal holds a shared grant's policy or membership now; its target and what it is.
-fn held_now<'a>(
-    grant: &'a GrantRow,
-    mechanism: Mechanism,
-    principal: &PrincipalState,
-) -> (bool, &'a str, &'static str) {
+fn held_now<'a>(grant: &'a Grant, mechanism: Mechanism, principal: &PrincipalState) -> (bool, &'a str, &'static str) {
     match mechanism {
         Mechanism::GroupMembership => {
             (principal.groups.contains(&grant.resource_name), &grant.resource_name, "membership")
@@ -150,7 +146,7 @@ pub async fn repair(
     iam: &impl IamChanges,
     ledger: &mut impl Ledger,
     snapshot: &IamSnapshot,
-    grant: &GrantRow,
+    grant: &Grant,
     principal: &PrincipalState,
     drift: &Drift,
     installation_id: Uuid,
@@ -183,7 +179,7 @@ pub async fn repair(
 /// Makes the document jit-iam wrote the policy's only version: the other
 /// versions go first (IAM keeps at most five), then the written document
 /// becomes a new default, then the modified default goes.
-async fn restore(iam: &impl IamChanges, policy: &PolicyState, grant: &GrantRow) -> Result<(), AwsError> {
+async fn restore(iam: &impl IamChanges, policy: &PolicyState, grant: &Grant) -> Result<(), AwsError> {
     let document = grant.policy_document.as_ref().map(|d| d.to_json()).unwrap_or_default();
     for (version, _) in policy.versions.iter().filter(|(v, _)| *v != policy.default_version) {
         iam.delete_policy_version(&policy.arn, version).await?;
@@ -196,7 +192,7 @@ async fn restore(iam: &impl IamChanges, policy: &PolicyState, grant: &GrantRow) 
 async fn recreate_and_attach(
     iam: &impl IamChanges,
     snapshot: &IamSnapshot,
-    grant: &GrantRow,
+    grant: &Grant,
     holder: &Grantee,
     installation_id: Uuid,
 ) -> Result<(), AwsError> {
@@ -214,7 +210,7 @@ async fn recreate_and_attach(
 
 /// A shared policy or membership jit-iam removed when the grant ended, and
 /// there again: someone gave it since, so it is reported, never removed.
-pub fn given_again(snapshot: &IamSnapshot, grant: &GrantRow) -> Option<Drift> {
+pub fn given_again(snapshot: &IamSnapshot, grant: &Grant) -> Option<Drift> {
     let mechanism = mechanism_of(grant)?;
     let principal = principal(snapshot, grant).ok()?;
     let (held, target, _) = held_now(grant, mechanism, principal);

@@ -17,10 +17,10 @@ use super::{Ledger, Plan, PlannedCall, PolicyQuota, Quotas, Refusal, StepError};
 use crate::aws::iam_changes::{policy_operations, IamChanges};
 use crate::aws::AwsErrorKind;
 use crate::domain::access::policy_document;
+use crate::domain::grant::Grant;
 use crate::domain::grant::Grantee;
 use crate::domain::policy::{GeneratedPolicy, MAX_MANAGED_POLICY_CHARS};
 use crate::domain::resource::{AccessLevel, Resource, ResourceType};
-use crate::storage::grants::GrantRow;
 
 /// Tries of an attachment that meets NoSuchEntity right after jit-iam created
 /// the policy: IAM is eventually consistent.
@@ -84,7 +84,7 @@ pub(super) fn planned_calls(
 }
 
 /// The policy a generated-policy grant stored at submission.
-fn stored_policy(grant: &GrantRow) -> (GeneratedPolicy, &str) {
+fn stored_policy(grant: &Grant) -> (GeneratedPolicy, &str) {
     let (Some(name), Some(arn)) = (&grant.policy_name, &grant.policy_arn) else {
         unreachable!("generated-policy grants store their policy at submission");
     };
@@ -102,7 +102,7 @@ fn stored_policy(grant: &GrantRow) -> (GeneratedPolicy, &str) {
 pub(super) async fn apply(
     iam: &impl IamChanges,
     ledger: &mut impl Ledger,
-    grant: &GrantRow,
+    grant: &Grant,
     quotas: &Quotas,
 ) -> Result<Result<(), StepError>, sqlx::Error> {
     let grantee = grant.grantee();
@@ -126,7 +126,7 @@ pub(super) async fn apply(
 /// Creates the grant's policy, or adopts it when an interrupted try of this
 /// grant created it: tagged with this grant's id, and with the document
 /// jit-iam writes (a tag is easily copied; an edited document is not adopted).
-async fn create(iam: &impl IamChanges, grant: &GrantRow) -> Result<(), StepError> {
+async fn create(iam: &impl IamChanges, grant: &Grant) -> Result<(), StepError> {
     let (policy, resource_arn) = stored_policy(grant);
     let document = grant.policy_document.as_ref().expect("generated-policy grants store their document");
     let tags = GeneratedPolicy::tags(grant.installation_id, grant.grant_id, resource_arn);
@@ -150,7 +150,7 @@ async fn create(iam: &impl IamChanges, grant: &GrantRow) -> Result<(), StepError
 
 /// Attaches the policy jit-iam just created, retrying NoSuchEntity a few
 /// times (IAM is eventually consistent).
-async fn attach(iam: &impl IamChanges, grant: &GrantRow, grantee: &Grantee) -> Result<(), StepError> {
+async fn attach(iam: &impl IamChanges, grant: &Grant, grantee: &Grantee) -> Result<(), StepError> {
     let (policy, _) = stored_policy(grant);
     let mut retries = 0;
     loop {
@@ -169,7 +169,7 @@ async fn attach(iam: &impl IamChanges, grant: &GrantRow, grantee: &Grantee) -> R
 /// been renamed: the policy is the grant's own, so whoever holds it loses it.
 /// Then an `assume` grant that was active denies the sessions it gave; the
 /// answer is until when.
-pub(super) async fn revoke(iam: &impl IamChanges, grant: &GrantRow) -> Result<Option<DateTime<Utc>>, StepError> {
+pub(super) async fn revoke(iam: &impl IamChanges, grant: &Grant) -> Result<Option<DateTime<Utc>>, StepError> {
     let (policy, _) = stored_policy(grant);
     let grantee = grant.grantee();
     if !iam.detach_policy(&grantee, &policy.arn).await? {

@@ -4,9 +4,10 @@
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::domain::grant::Grant;
 use crate::domain::grant::Grantee;
 use crate::storage;
-use crate::storage::grants::{AttachmentKey, GrantRow, SharedAttachment};
+use crate::storage::grants::{AttachmentKey, SharedAttachment};
 
 #[allow(async_fn_in_trait)] // used with concrete types only, whose futures are Send
 pub trait Ledger {
@@ -21,7 +22,7 @@ pub trait Ledger {
     async fn record_attaching(&mut self, key: &AttachmentKey<'_>) -> Result<(), sqlx::Error>;
     async fn forget(&mut self, key: &AttachmentKey<'_>) -> Result<(), sqlx::Error>;
     /// Other live grants holding the same attachment for the same grantee.
-    async fn other_holders(&mut self, grant: &GrantRow) -> Result<i64, sqlx::Error>;
+    async fn other_holders(&mut self, grant: &Grant) -> Result<i64, sqlx::Error>;
 }
 
 /// The ledger in Postgres: within the step's transaction (which holds the
@@ -72,7 +73,7 @@ impl Ledger for PgLedger<'_> {
         on_step!(self, |db| storage::grants::delete_shared_attachment(db, key))
     }
 
-    async fn other_holders(&mut self, grant: &GrantRow) -> Result<i64, sqlx::Error> {
+    async fn other_holders(&mut self, grant: &Grant) -> Result<i64, sqlx::Error> {
         on_step!(self, |db| storage::grants::other_holders(db, grant))
     }
 }

@@ -29,13 +29,14 @@ use crate::aws::{AwsError, AwsErrorKind};
 use crate::config::GrantConfig;
 use crate::domain::audit::{AuditAction, AuditRecord};
 use crate::domain::caller::Caller;
+use crate::domain::grant::Grant;
 use crate::domain::grant::{
     session_name, GrantError, GrantErrorCode, Grantee, PrincipalType, SESSION_NAME_PLACEHOLDER,
 };
 use crate::domain::integration::Integration;
 use crate::domain::policy::{GeneratedPolicy, PolicyDocument};
 use crate::domain::resource::{AccessLevel, Resource, ResourceType};
-use crate::storage::grants::{AttachmentKey, GrantRow, SharedAttachment};
+use crate::storage::grants::{AttachmentKey, SharedAttachment};
 
 pub mod drift;
 pub mod generated_policy;
@@ -212,7 +213,7 @@ pub trait Handoff {
     /// (owner, length) when it takes the grant at once, needing no claim.
     fn reserve(&mut self) -> Option<(&str, std::time::Duration)>;
     /// The new grant is stored, leased when [`reserve`](Self::reserve) gave a lease.
-    fn submitted(self, grant: &GrantRow);
+    fn submitted(self, grant: &Grant);
     /// A grant changed (extended, revocation requested): its next step may be due sooner.
     fn changed(self);
 }
@@ -366,7 +367,7 @@ pub type StepResult<T> = Result<Result<T, StepError>, sqlx::Error>;
 pub async fn apply(
     iam: &impl IamChanges,
     ledger: &mut impl Ledger,
-    grant: &GrantRow,
+    grant: &Grant,
     quotas: &Quotas,
 ) -> StepResult<bool> {
     match mechanism_of(grant) {
@@ -384,7 +385,7 @@ pub async fn apply(
 pub async fn revoke(
     iam: &impl IamChanges,
     ledger: &mut impl Ledger,
-    grant: &GrantRow,
+    grant: &Grant,
 ) -> StepResult<Option<DateTime<Utc>>> {
     match mechanism_of(grant) {
         Some(Mechanism::GeneratedPolicy) => Ok(generated_policy::revoke(iam, grant).await),
@@ -396,18 +397,18 @@ pub async fn revoke(
 
 /// The grant's mechanism, from [`mechanism`]. Submission stores only grants
 /// that have one; None for a row that does not (nothing is applied).
-pub fn mechanism_of(grant: &GrantRow) -> Option<Mechanism> {
+pub fn mechanism_of(grant: &Grant) -> Option<Mechanism> {
     mechanism(grant.resource_type(), grant.grantee().principal_type)
 }
 
-fn unregistered(grant: &GrantRow) -> String {
+fn unregistered(grant: &Grant) -> String {
     format!("no mechanism grants a {} to an IAM {}", grant.resource_type, grant.grantee().principal_type.noun())
 }
 
 /// Before a change: the principal of the grant's name must still be the one
 /// the grant was approved for (same IAM unique id). One that is gone is left
 /// to the change itself to report.
-async fn verify_principal(iam: &impl IamChanges, grant: &GrantRow) -> Result<(), StepError> {
+async fn verify_principal(iam: &impl IamChanges, grant: &Grant) -> Result<(), StepError> {
     let Some(approved) = &grant.principal_id else { return Ok(()) };
     let grantee = grant.grantee();
     match iam.principal_id(grantee.principal_type, &grantee.name).await? {
@@ -420,7 +421,7 @@ async fn verify_principal(iam: &impl IamChanges, grant: &GrantRow) -> Result<(),
 }
 
 /// The shared attachment a grant of a shared mechanism holds.
-pub(crate) fn attachment_key<'a>(grant: &'a GrantRow, grantee: &'a Grantee, mechanism: Mechanism) -> AttachmentKey<'a> {
+pub(crate) fn attachment_key<'a>(grant: &'a Grant, grantee: &'a Grantee, mechanism: Mechanism) -> AttachmentKey<'a> {
     match mechanism {
         Mechanism::GroupMembership => AttachmentKey { grantee, kind: "group", target: &grant.resource_name },
         _ => AttachmentKey { grantee, kind: "policy", target: &grant.resource_arn },

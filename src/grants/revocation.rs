@@ -9,9 +9,10 @@ use uuid::Uuid;
 use super::submission::{check_reason, no_grant};
 use super::{Failure, Handoff, Refusal, Requester};
 use crate::domain::audit::AuditAction;
+use crate::domain::grant::Grant;
 use crate::domain::grant::{GrantStatus, RevokeReason};
 use crate::storage;
-use crate::storage::grants::{GrantRow, NewEvent};
+use crate::storage::grants::NewEvent;
 
 /// Starts revoking grant `id`, for `reason`. A grant revoking or revoked
 /// already is answered as it is; a failed one has nothing to revoke.
@@ -21,7 +22,7 @@ pub async fn request(
     id: Uuid,
     reason: Option<&str>,
     worker: impl Handoff,
-) -> Result<GrantRow, Failure> {
+) -> Result<Grant, Failure> {
     check_reason(reason)?;
     let current = storage::grants::get(db, id).await?.ok_or_else(|| no_grant(id))?;
     if current.status() == GrantStatus::Failed {

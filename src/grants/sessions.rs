@@ -14,8 +14,8 @@ use uuid::Uuid;
 use super::StepError;
 use crate::aws::iam_changes::IamChanges;
 pub use crate::domain::grant::session_name;
+use crate::domain::grant::Grant;
 use crate::domain::policy::{Effect, PolicyDocument, Statement};
-use crate::storage::grants::GrantRow;
 
 /// Past the role's `MaxSessionDuration`, before the deny is removed: clocks
 /// and IAM's eventual consistency.
@@ -45,7 +45,7 @@ pub fn deny_document(grant_id: Uuid) -> PolicyDocument {
 /// may go (None: the role is gone, and its sessions with it).
 pub(super) async fn deny(
     iam: &impl IamChanges,
-    grant: &GrantRow,
+    grant: &Grant,
     now: DateTime<Utc>,
 ) -> Result<Option<DateTime<Utc>>, StepError> {
     let role = &grant.resource_name;
@@ -56,7 +56,7 @@ pub(super) async fn deny(
 }
 
 /// Removes the deny once every session it covers has run out.
-pub async fn lift(iam: &impl IamChanges, grant: &GrantRow) -> Result<(), StepError> {
+pub async fn lift(iam: &impl IamChanges, grant: &Grant) -> Result<(), StepError> {
     Ok(iam.delete_role_policy(&grant.resource_name, &deny_policy_name(grant.grant_id)).await?)
 }
 

@@ -15,9 +15,9 @@ use super::{
 };
 use crate::aws::iam_changes::{policy_operations, IamChanges};
 use crate::aws::AwsError;
+use crate::domain::grant::Grant;
 use crate::domain::grant::Grantee;
 use crate::domain::resource::Resource;
-use crate::storage::grants::GrantRow;
 
 /// One more managed policy fits the grantee's quota, unless it is held already.
 pub(super) fn plan_policy(
@@ -77,7 +77,7 @@ async fn current(iam: &impl IamChanges, grantee: &Grantee, mechanism: Mechanism)
 pub(super) async fn apply(
     iam: &impl IamChanges,
     ledger: &mut impl Ledger,
-    grant: &GrantRow,
+    grant: &Grant,
     mechanism: Mechanism,
     quotas: &Quotas,
 ) -> StepResult<bool> {
@@ -126,7 +126,7 @@ pub(super) async fn apply(
 pub(super) async fn revoke(
     iam: &impl IamChanges,
     ledger: &mut impl Ledger,
-    grant: &GrantRow,
+    grant: &Grant,
     mechanism: Mechanism,
 ) -> StepResult<()> {
     let grantee = grant.grantee();
@@ -161,7 +161,7 @@ pub(super) async fn revoke(
 /// recorded go by name.)
 async fn holder_now(
     iam: &impl IamChanges,
-    grant: &GrantRow,
+    grant: &Grant,
     mechanism: Mechanism,
     target: &str,
 ) -> Result<Option<String>, AwsError> {

@@ -17,12 +17,13 @@ use uuid::Uuid;
 use super::{plan, Failure, Handoff, Plan, Quotas, Refusal, Request, Requester};
 use crate::config::GrantConfig;
 use crate::domain::audit::AuditAction;
+use crate::domain::grant::Grant;
 use crate::domain::grant::{GrantStatus, Grantee, PrincipalType};
 use crate::domain::integration::{GrantBounds, Integration, IntegrationStatus};
 use crate::domain::policy::GeneratedPolicy;
 use crate::domain::resource::{AccessLevel, Resource, ResourceType};
 use crate::storage;
-use crate::storage::grants::{GrantRow, NewEvent, NewGrant};
+use crate::storage::grants::{NewEvent, NewGrant};
 use crate::storage::resources::FoundGrantee;
 
 /// How long a grant is asked to last: `duration_seconds` or `expires_at`.
@@ -315,7 +316,7 @@ fn expiry(
 pub async fn check_extension(
     tx: &mut PgConnection,
     config: &GrantConfig,
-    current: &GrantRow,
+    current: &Grant,
     new_expiry: DateTime<Utc>,
     field: &'static str,
 ) -> Checking<()> {
@@ -355,9 +356,9 @@ pub async fn check_extension(
 #[derive(Debug)]
 pub enum Submitted {
     /// Stored now, pending; the worker applies it.
-    New(GrantRow),
+    New(Grant),
     /// The grant of the request id, submitted before with the same body.
-    Replayed(GrantRow),
+    Replayed(Grant),
 }
 
 /// Submits an approved grant: checked, then stored with its first event and
@@ -444,7 +445,7 @@ fn submitted(new: &NewGrant<'_>) -> Value {
 
 /// Done with its first step: applied, or failed and undone (not pending, not
 /// undoing). What a submission that waits (`?wait=`) waits for.
-pub fn settled(grant: &GrantRow) -> bool {
+pub fn settled(grant: &Grant) -> bool {
     match grant.status() {
         GrantStatus::Pending => false,
         GrantStatus::Revoking => grant.activated_at.is_some(),
@@ -465,7 +466,7 @@ async fn not_stored(db: &PgPool, submission: &Submission<'_>) -> Result<Submitte
 
 /// A submission whose `request_id` was seen before: the same grant when the
 /// body is the same (its [fingerprint](Submission::fingerprint)), else refused.
-pub fn replay(existing: GrantRow, submission: &Submission<'_>) -> Result<GrantRow, Refusal> {
+pub fn replay(existing: Grant, submission: &Submission<'_>) -> Result<Grant, Refusal> {
     if existing.request_fingerprint == submission.fingerprint() {
         Ok(existing)
     } else {
@@ -494,7 +495,7 @@ pub async fn extend(
     id: Uuid,
     extension: &Extension<'_>,
     worker: impl Handoff,
-) -> Result<GrantRow, Failure> {
+) -> Result<Grant, Failure> {
     check_reason(extension.reason)?;
     if let Some(approved_by) = extension.approved_by {
         check_text(approved_by, "approved_by", 256)?;
@@ -527,7 +528,7 @@ pub async fn extend(
 }
 
 /// The expiry an extension asks for: later than the current one.
-pub(super) fn new_expiry(current: &GrantRow, length: Length) -> Result<DateTime<Utc>, Refusal> {
+pub(super) fn new_expiry(current: &Grant, length: Length) -> Result<DateTime<Utc>, Refusal> {
     let invalid = |field, message: &str| Refusal::Invalid { field, message: message.into() };
     match length {
         Length::Seconds(seconds) if seconds < 1 => Err(invalid("duration_seconds", "the extension must be positive")),

@@ -261,7 +261,7 @@ impl Ledger for MemoryLedger {
         Ok(())
     }
 
-    async fn other_holders(&mut self, grant: &GrantRow) -> Result<i64, sqlx::Error> {
+    async fn other_holders(&mut self, grant: &Grant) -> Result<i64, sqlx::Error> {
         Ok(self.holders.get(&(grant.grantee(), grant.resource_arn.clone())).copied().unwrap_or(0))
     }
 }
@@ -271,7 +271,7 @@ fn grantee(principal_type: PrincipalType, name: &str) -> Grantee {
 }
 
 /// A stored grant of `resource_type` to `grantee`, as submission leaves it.
-fn grant(resource_type: ResourceType, to: &Grantee) -> GrantRow {
+fn grant(resource_type: ResourceType, to: &Grantee) -> Grant {
     let grant_id = Uuid::now_v7();
     let (arn, name, level) = match resource_type {
         ResourceType::S3Bucket => ("arn:aws:s3:::data".to_string(), "data", AccessLevel::Read),
@@ -283,7 +283,7 @@ fn grant(resource_type: ResourceType, to: &Grantee) -> GrantRow {
     let policy = (mechanism(resource_type, to.principal_type) == Some(Mechanism::GeneratedPolicy))
         .then(|| GeneratedPolicy::for_grant(grant_id, "aws", ACCOUNT));
     let now = Utc::now();
-    GrantRow {
+    Grant {
         installation_id: Some(Uuid::nil()),
         sessions_denied_until: None,
         grant_id,
@@ -325,7 +325,7 @@ fn grant(resource_type: ResourceType, to: &Grantee) -> GrantRow {
     }
 }
 
-fn policy_arn(grant: &GrantRow) -> &str {
+fn policy_arn(grant: &Grant) -> &str {
     grant.policy_arn.as_deref().unwrap()
 }
 
@@ -744,7 +744,7 @@ const INSTALLATION: Uuid = Uuid::from_u128(7);
 /// An account as GetAccountAuthorizationDetails would show it: `alice` (id
 /// `id-alice`) holding `attached`, in `groups`, and the grant's policy with
 /// `versions` (the first is the default).
-fn snapshot(g: &GrantRow, attached: &[&str], groups: &[&str], versions: &[&str]) -> IamSnapshot {
+fn snapshot(g: &Grant, attached: &[&str], groups: &[&str], versions: &[&str]) -> IamSnapshot {
     let mut snapshot = IamSnapshot::default();
     snapshot.users.push(PrincipalState {
         name: "alice".into(),
@@ -824,7 +824,7 @@ async fn shared_access_held_before_the_grant_and_removed_is_put_back_as_the_gran
             _ => iam.attach_policy(&alice, SHARED_POLICY).await.unwrap(),
         }
         apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap();
-        let g = GrantRow { holds_attachment: true, ..g };
+        let g = Grant { holds_attachment: true, ..g };
         // An admin takes the standing access away.
         match resource_type {
             ResourceType::IamGroup => iam.remove_from_group("alice", "ops").await.unwrap(),
@@ -887,7 +887,7 @@ async fn a_leftover_policy_is_detached_from_everyone_then_its_versions_then_itse
         iam.calls(),
         ["iam:DetachUserPolicy", "iam:DetachGroupPolicy", "iam:DeletePolicyVersion", "iam:DeletePolicy"]
     );
-    let ended = GrantRow { holds_attachment: false, ..grant(ResourceType::IamPolicy, &alice) };
+    let ended = Grant { holds_attachment: false, ..grant(ResourceType::IamPolicy, &alice) };
     let snap = snapshot(&ended, &[SHARED_POLICY], &[], &[]);
     assert_eq!(drift::given_again(&snap, &ended).unwrap().kind, FindingKind::AccessLeftAfterEnd);
 }
@@ -981,8 +981,7 @@ fn a_submissions_form_is_refused_naming_the_field() {
 fn a_request_id_again_is_the_same_grant_only_with_the_same_body() {
     use submission::Submission;
     let alice = grantee(PrincipalType::IamUser, "alice");
-    let stored =
-        GrantRow { request_fingerprint: a_submission().fingerprint(), ..grant(ResourceType::S3Bucket, &alice) };
+    let stored = Grant { request_fingerprint: a_submission().fingerprint(), ..grant(ResourceType::S3Bucket, &alice) };
     let id = stored.grant_id;
     assert_eq!(submission::replay(stored.clone(), &a_submission()).unwrap().grant_id, id);
     let others = [

@@ -15,92 +15,16 @@ use super::resources::MARK_CHANGED;
 use super::run_queue::interval;
 use crate::domain::audit::AuditRecord;
 use crate::domain::grant::{
-    CallOutcome, EventKind, GrantError, GrantEvent, GrantStatus, Grantee, PrincipalType, RevokeReason,
+    CallOutcome, EventKind, Grant, GrantError, GrantEvent, GrantStatus, Grantee, PrincipalType, RevokeReason,
 };
 use crate::domain::policy::PolicyDocument;
 use crate::domain::resource::{AccessLevel, ResourceType};
 
 pub const REQUEST_ID_CONSTRAINT: &str = "grants_request_id_key";
 
-/// A grant as stored, with what the worker needs. Also read from the row a
-/// webhook event keeps (`to_jsonb` of the row, migration 0011).
-#[derive(Clone, Debug, serde::Deserialize)]
-pub struct GrantRow {
-    pub grant_id: Uuid,
-    pub integration_id: Option<Uuid>,
-    pub account_id: String,
-    pub resource_id: Uuid,
-    pub resource_type: String,
-    pub resource_arn: String,
-    pub resource_name: String,
-    pub access_level: String,
-    pub principal_type: String,
-    pub principal_name: String,
-    pub principal_arn: String,
-    /// The principal's IAM unique id when the grant was submitted (None for older grants).
-    pub principal_id: Option<String>,
-    pub request_id: String,
-    pub request_fingerprint: String,
-    pub approved_by: String,
-    pub reason: Option<String>,
-    pub requested_by: String,
-    pub status: String,
-    pub revoke_reason: Option<String>,
-    pub expires_at: DateTime<Utc>,
-    pub policy_name: Option<String>,
-    pub policy_arn: Option<String>,
-    pub policy_document: Option<PolicyDocument>,
-    pub holds_attachment: bool,
-    pub attempts: i32,
-    pub next_run_at: Option<DateTime<Utc>>,
-    pub lease_owner: Option<String>,
-    pub last_error: Option<GrantError>,
-    pub activated_at: Option<DateTime<Utc>>,
-    pub finished_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    /// The installation whose policy this is (None for grants from before installation ids).
-    #[serde(default)]
-    pub installation_id: Option<Uuid>,
-    /// Until when the sessions an ended `assume` grant gave are denied.
-    #[serde(default)]
-    pub sessions_denied_until: Option<DateTime<Utc>>,
-    /// The integration's revision and status, as the worker's claim read them.
-    #[serde(default)]
-    pub integration_revision: Option<i64>,
-    #[serde(default)]
-    pub integration_status: Option<String>,
-    /// Postgres's clock when the row was read: the one clock expiry is decided
-    /// by (set by every query the worker reads grants with).
-    #[serde(default)]
-    pub db_now: Option<DateTime<Utc>>,
-}
-
-impl GrantRow {
-    /// Postgres's clock when the row was read (see `db_now`).
-    pub fn read_at(&self) -> DateTime<Utc> {
-        self.db_now.expect("the worker reads grants with queries that return Postgres's clock")
-    }
-
-    pub fn status(&self) -> GrantStatus {
-        GrantStatus::parse(&self.status).expect("checked by the table")
-    }
-
-    pub fn resource_type(&self) -> ResourceType {
-        ResourceType::parse(&self.resource_type).expect("checked by the table")
-    }
-
-    pub fn grantee(&self) -> Grantee {
-        Grantee {
-            principal_type: PrincipalType::parse(&self.principal_type).expect("checked by the table"),
-            name: self.principal_name.clone(),
-            account_id: self.account_id.clone(),
-        }
-    }
-}
-
 /// Decoded by hand: the grant holds its documents themselves, not sqlx's
 /// `Json`, so that it needs no SQL type to be a value of its own.
-impl<'r> FromRow<'r, PgRow> for GrantRow {
+impl<'r> FromRow<'r, PgRow> for Grant {
     fn from_row(row: &'r PgRow) -> sqlx::Result<Self> {
         Ok(Self {
             grant_id: row.try_get("grant_id")?,
@@ -198,8 +122,8 @@ pub async fn insert(
     integration_revision: i64,
     lease: Option<(&str, Duration)>,
     audit: &AuditRecord,
-) -> Result<Option<GrantRow>, sqlx::Error> {
-    sqlx::query_as::<_, GrantRow>(
+) -> Result<Option<Grant>, sqlx::Error> {
+    sqlx::query_as::<_, Grant>(
         "with live as (
              select integration_id from integrations
              where integration_id = $2 and status = 'active' and revision = $29
@@ -257,18 +181,15 @@ pub async fn insert(
     .await
 }
 
-pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<GrantRow>, sqlx::Error> {
-    sqlx::query_as::<_, GrantRow>("select *, now() as db_now from grants where grant_id = $1")
+pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Grant>, sqlx::Error> {
+    sqlx::query_as::<_, Grant>("select *, now() as db_now from grants where grant_id = $1")
         .bind(id)
         .fetch_optional(db)
         .await
 }
 
-pub async fn get_by_request_id(db: impl PgExecutor<'_>, request_id: &str) -> Result<Option<GrantRow>, sqlx::Error> {
-    sqlx::query_as::<_, GrantRow>("select * from grants where request_id = $1")
-        .bind(request_id)
-        .fetch_optional(db)
-        .await
+pub async fn get_by_request_id(db: impl PgExecutor<'_>, request_id: &str) -> Result<Option<Grant>, sqlx::Error> {
+    sqlx::query_as::<_, Grant>("select * from grants where request_id = $1").bind(request_id).fetch_optional(db).await
 }
 
 #[derive(Debug, Default)]
@@ -288,7 +209,7 @@ pub async fn list(
     filter: &GrantFilter,
     before: Option<Uuid>,
     limit: i64,
-) -> Result<Vec<GrantRow>, sqlx::Error> {
+) -> Result<Vec<Grant>, sqlx::Error> {
     let mut sql: QueryBuilder<Postgres> = QueryBuilder::new("select * from grants where true");
     if let Some(status) = filter.status {
         sql.push(" and status = ").push_bind(status.as_str());
@@ -325,8 +246,8 @@ pub async fn claim_due(
     owner: &str,
     lease: Duration,
     limit: i64,
-) -> Result<Vec<GrantRow>, sqlx::Error> {
-    sqlx::query_as::<_, GrantRow>(
+) -> Result<Vec<Grant>, sqlx::Error> {
+    sqlx::query_as::<_, Grant>(
         "update grants g set lease_owner = $1, lease_expires_at = now() + $2
          from (select grant_id from grants
                where next_run_at <= now() and (lease_expires_at is null or lease_expires_at < now())
@@ -435,9 +356,9 @@ pub async fn finish_step(
     db: impl PgExecutor<'_>,
     t: &Transition<'_>,
     events: &[NewEvent],
-) -> Result<Option<GrantRow>, sqlx::Error> {
+) -> Result<Option<Grant>, sqlx::Error> {
     let column = |f: fn(&NewEvent) -> Option<String>| events.iter().map(f).collect::<Vec<_>>();
-    sqlx::query_as::<_, GrantRow>(
+    sqlx::query_as::<_, Grant>(
         "with updated as (
              update grants
              set status = $4, next_run_at = case when $4 = 'active' then expires_at else $5 end,
@@ -493,8 +414,8 @@ pub async fn request_revoke(
     db: impl PgExecutor<'_>,
     grant_id: Uuid,
     reason: RevokeReason,
-) -> Result<Option<GrantRow>, sqlx::Error> {
-    sqlx::query_as::<_, GrantRow>(
+) -> Result<Option<Grant>, sqlx::Error> {
+    sqlx::query_as::<_, Grant>(
         "with updated as (
              update grants set status = 'revoking', revoke_reason = $2, next_run_at = now(), attempts = 0, last_error = null
              where grant_id = $1 and status in ('pending', 'active')
@@ -512,8 +433,8 @@ pub async fn extend(
     db: impl PgExecutor<'_>,
     grant_id: Uuid,
     expires_at: DateTime<Utc>,
-) -> Result<Option<GrantRow>, sqlx::Error> {
-    sqlx::query_as::<_, GrantRow>(
+) -> Result<Option<Grant>, sqlx::Error> {
+    sqlx::query_as::<_, Grant>(
         "with updated as (
              update grants
              set expires_at = $2, next_run_at = case when status = 'active' then $2 else next_run_at end
@@ -561,8 +482,8 @@ pub async fn active_in_account(
     db: impl PgExecutor<'_>,
     integration_id: Uuid,
     account_id: &str,
-) -> Result<Vec<GrantRow>, sqlx::Error> {
-    sqlx::query_as::<_, GrantRow>(
+) -> Result<Vec<Grant>, sqlx::Error> {
+    sqlx::query_as::<_, Grant>(
         "select *, now() as db_now from grants
          where integration_id = $1 and account_id = $2 and status = 'active'
          order by grant_id",
@@ -594,8 +515,8 @@ pub async fn shared_removed_at_end(
     integration_id: Uuid,
     account_id: &str,
     since: Duration,
-) -> Result<Vec<GrantRow>, sqlx::Error> {
-    sqlx::query_as::<_, GrantRow>(
+) -> Result<Vec<Grant>, sqlx::Error> {
+    sqlx::query_as::<_, Grant>(
         "select g.*, now() as db_now from grants g
          where g.integration_id = $1 and g.account_id = $2 and g.status = 'revoked'
            and g.resource_type in ('iam_policy', 'iam_group') and g.finished_at > now() - $3
@@ -647,8 +568,8 @@ pub async fn adopt(db: impl PgExecutor<'_>, grant_id: Uuid, installation_id: Uui
 /// Locks an active grant for a repair, unless a worker holds it (then None:
 /// the worker's step decides). Held until the caller's transaction ends, so
 /// that a revocation waits for the repair and then removes what it put back.
-pub async fn lock_active_for_repair(db: impl PgExecutor<'_>, grant_id: Uuid) -> Result<Option<GrantRow>, sqlx::Error> {
-    sqlx::query_as::<_, GrantRow>(
+pub async fn lock_active_for_repair(db: impl PgExecutor<'_>, grant_id: Uuid) -> Result<Option<Grant>, sqlx::Error> {
+    sqlx::query_as::<_, Grant>(
         "select *, now() as db_now from grants
          where grant_id = $1 and status = 'active' and expires_at > now()
            and (lease_expires_at is null or lease_expires_at < now())
@@ -930,7 +851,7 @@ pub async fn delete_shared_attachment(db: impl PgExecutor<'_>, key: &AttachmentK
 }
 
 /// Other live grants holding the same attachment for the same grantee.
-pub async fn other_holders(db: impl PgExecutor<'_>, grant: &GrantRow) -> Result<i64, sqlx::Error> {
+pub async fn other_holders(db: impl PgExecutor<'_>, grant: &Grant) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "select count(*) from grants
          where account_id = $1 and principal_type = $2 and principal_name = $3 and resource_arn = $4

@@ -23,11 +23,12 @@ use crate::app::{AppState, GrantUpdate};
 use crate::aws::iam_changes::{CallRecord, SdkIam};
 use crate::aws::{AwsClients, AwsError, AwsErrorKind};
 use crate::domain::audit::{AuditAction, AuditRecord};
+use crate::domain::grant::Grant;
 use crate::domain::grant::{backoff, EventKind, GrantError, GrantErrorCode, GrantStatus, RevokeReason};
 use crate::domain::integration::IntegrationStatus;
 use crate::grants::{self, Mechanism, PgLedger, Quotas, StepError};
 use crate::storage;
-use crate::storage::grants::{GrantRow, NewEvent, Transition};
+use crate::storage::grants::{NewEvent, Transition};
 
 /// Longest wait between two tries of a revocation that keeps failing: access
 /// outlives a recovered fault by at most this much.
@@ -119,7 +120,7 @@ impl grants::Handoff for LocalWorker {
         self.slot.as_ref().map(|_| (self.state.instance_id.as_str(), self.state.config.worker.worker_lease))
     }
 
-    fn submitted(self, grant: &GrantRow) {
+    fn submitted(self, grant: &Grant) {
         match self.slot {
             Some(slot) => {
                 metrics::counter!("jit_iam_grant_handoffs_total").increment(1);
@@ -134,7 +135,7 @@ impl grants::Handoff for LocalWorker {
     }
 }
 
-async fn work_on(state: AppState, grant: GrantRow, permit: OwnedSemaphorePermit) {
+async fn work_on(state: AppState, grant: Grant, permit: OwnedSemaphorePermit) {
     let id = grant.grant_id;
     let lease = state.config.worker.worker_lease;
     let renew = || async {
@@ -174,7 +175,7 @@ async fn work_on(state: AppState, grant: GrantRow, permit: OwnedSemaphorePermit)
 }
 
 /// Works on one grant until it needs nothing more now; returns when it is due next.
-async fn process(state: &AppState, mut grant: GrantRow) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+async fn process(state: &AppState, mut grant: Grant) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     let owner = state.instance_id.as_str();
     loop {
         // Expiry is decided by one clock, Postgres's, whatever this replica's says.
@@ -220,7 +221,7 @@ async fn process(state: &AppState, mut grant: GrantRow) -> Result<Option<DateTim
 
 /// The clients of the grant's account: the pool's, when the integration has
 /// not changed since they were built; None when the integration is gone.
-async fn clients(state: &AppState, grant: &GrantRow) -> Result<Option<Arc<AwsClients>>, sqlx::Error> {
+async fn clients(state: &AppState, grant: &Grant) -> Result<Option<Arc<AwsClients>>, sqlx::Error> {
     let Some(integration_id) = grant.integration_id else { return Ok(None) };
     if let Some(clients) =
         grant.integration_revision.and_then(|revision| state.aws.cached(integration_id, &grant.account_id, revision))
@@ -236,7 +237,7 @@ async fn clients(state: &AppState, grant: &GrantRow) -> Result<Option<Arc<AwsCli
 /// The transaction holding the grantee's lock, for the mechanisms that share attachments.
 async fn principal_lock(
     state: &AppState,
-    grant: &GrantRow,
+    grant: &Grant,
 ) -> Result<Option<Transaction<'static, Postgres>>, sqlx::Error> {
     if !grants::mechanism_of(grant).is_some_and(Mechanism::is_shared) {
         return Ok(None);
@@ -252,7 +253,7 @@ async fn finish(
     tx: Option<Transaction<'static, Postgres>>,
     transition: &Transition<'_>,
     events: &[NewEvent],
-) -> Result<Option<GrantRow>, sqlx::Error> {
+) -> Result<Option<Grant>, sqlx::Error> {
     match tx {
         Some(mut tx) => {
             let row = storage::grants::finish_step(&mut *tx, transition, events).await?;
@@ -290,7 +291,7 @@ fn count_calls(records: &[CallRecord]) {
 }
 
 /// Makes the IAM change of a pending grant.
-async fn apply(state: &AppState, grant: &GrantRow) -> Result<Option<GrantRow>, sqlx::Error> {
+async fn apply(state: &AppState, grant: &Grant) -> Result<Option<Grant>, sqlx::Error> {
     let owner = state.instance_id.as_str();
     let Some(clients) = clients(state, grant).await? else {
         let error = GrantError { code: GrantErrorCode::NotFound, message: "the integration is gone".into(), aws: None };
@@ -343,10 +344,10 @@ async fn apply(state: &AppState, grant: &GrantRow) -> Result<Option<GrantRow>, s
 /// which removes whatever was done (retrying until it succeeds) and ends in `failed`.
 async fn undo(
     state: &AppState,
-    grant: &GrantRow,
+    grant: &Grant,
     error: &GrantError,
     mut events: Vec<NewEvent>,
-) -> Result<Option<GrantRow>, sqlx::Error> {
+) -> Result<Option<Grant>, sqlx::Error> {
     tracing::warn!(grant_id = %grant.grant_id, code = error.code.as_str(), error = %error.message, "grant failed; undoing");
     events.push(NewEvent::transition(
         Some(GrantStatus::Pending),
@@ -364,7 +365,7 @@ async fn undo(
 /// Takes a grant's access away: an active grant that expired, or one whose
 /// revocation was asked for (or that failed and is undone). Retried with
 /// backoff until it succeeds.
-async fn revoke(state: &AppState, grant: &GrantRow) -> Result<Option<GrantRow>, sqlx::Error> {
+async fn revoke(state: &AppState, grant: &Grant) -> Result<Option<Grant>, sqlx::Error> {
     let owner = state.instance_id.as_str();
     let from = grant.status();
     let mut events = Vec::new();
@@ -453,7 +454,7 @@ async fn revoke(state: &AppState, grant: &GrantRow) -> Result<Option<GrantRow>, 
 /// The audit trail's record of a deny jit-iam put on a role by itself.
 async fn record_sessions_denied(
     tx: &mut Transaction<'static, Postgres>,
-    grant: &GrantRow,
+    grant: &Grant,
     until: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     let record = AuditRecord::service(AuditAction::GrantSessionsDenied, grant.grant_id)
@@ -466,7 +467,7 @@ async fn record_sessions_denied(
 
 /// Removes the deny of an ended `assume` grant's sessions once they have all
 /// run out; retried with backoff until it goes.
-async fn lift_sessions_deny(state: &AppState, grant: &GrantRow) -> Result<Option<GrantRow>, sqlx::Error> {
+async fn lift_sessions_deny(state: &AppState, grant: &Grant) -> Result<Option<Grant>, sqlx::Error> {
     let owner = state.instance_id.as_str();
     let status = grant.status();
     let policy = grants::sessions::deny_policy_name(grant.grant_id);
@@ -526,7 +527,7 @@ async fn lift_sessions_deny(state: &AppState, grant: &GrantRow) -> Result<Option
 
 /// Metrics of a finished revocation; and an integration being deleted goes
 /// with its last grant (the idle worker sweeps whatever a race leaves).
-async fn record_end(state: &AppState, grant: &GrantRow, to: GrantStatus) {
+async fn record_end(state: &AppState, grant: &Grant, to: GrantStatus) {
     metrics::counter!("jit_iam_grant_transitions_total", "to" => to.as_str()).increment(1);
     let expired =
         grant.status() == GrantStatus::Active || grant.revoke_reason.as_deref() == Some(RevokeReason::Expired.as_str());

@@ -23,13 +23,14 @@ use crate::aws::inventory::CallLimiter;
 use crate::aws::reconcile::{IamSnapshot, PolicyState, PrincipalState};
 use crate::aws::AwsError;
 use crate::domain::audit::{AuditAction, AuditRecord};
+use crate::domain::grant::Grant;
 use crate::domain::integration::Integration;
 use crate::domain::policy::INSTALLATION_ID_TAG;
 use crate::domain::reconcile::{Finding, FindingAction, FindingKind, ReconcileRun, ReconcileStatus};
 use crate::grants::drift::{self, Drift, Repaired};
 use crate::grants::{sessions, PgLedger};
 use crate::storage;
-use crate::storage::grants::{GrantRow, NewEvent};
+use crate::storage::grants::NewEvent;
 use crate::storage::run_queue::RunQueue;
 
 /// The name grant events and logs give reconciliation as an actor.
@@ -167,7 +168,7 @@ impl Account<'_> {
         &mut self,
         iam: &aws_sdk_iam::Client,
         snapshot: &IamSnapshot,
-        grant: &GrantRow,
+        grant: &Grant,
     ) -> Result<(), sqlx::Error> {
         let Some(arn) = grant.policy_arn.as_ref().filter(|arn| snapshot.policies.contains_key(*arn)) else {
             return Ok(());
@@ -193,7 +194,7 @@ impl Account<'_> {
         &mut self,
         iam: &aws_sdk_iam::Client,
         snapshot: &IamSnapshot,
-        grant: GrantRow,
+        grant: Grant,
     ) -> Result<(), sqlx::Error> {
         let principal = match drift::principal(snapshot, &grant) {
             Ok(principal) => principal,
@@ -221,7 +222,7 @@ impl Account<'_> {
         &mut self,
         iam: &aws_sdk_iam::Client,
         snapshot: &IamSnapshot,
-        grant: &GrantRow,
+        grant: &Grant,
         principal: &PrincipalState,
         drifts: Vec<Drift>,
     ) -> Result<(), sqlx::Error> {
@@ -416,7 +417,7 @@ impl Account<'_> {
     }
 
     /// A finding with nothing changed, also recorded on the grant.
-    async fn report(&mut self, grant: &GrantRow, finding: Drift, action: FindingAction) -> Result<(), sqlx::Error> {
+    async fn report(&mut self, grant: &Grant, finding: Drift, action: FindingAction) -> Result<(), sqlx::Error> {
         let event = NewEvent::drift(false, format!("{}: {}", finding.kind.as_str(), finding.evidence));
         storage::grants::insert_events(&self.state.worker_db, grant.grant_id, ACTOR, &[event]).await?;
         self.push(Some(grant.grant_id), finding, action, None);

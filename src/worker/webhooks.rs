@@ -18,9 +18,9 @@ use uuid::Uuid;
 use super::pause;
 use crate::api::views::webhook::{EventBody, GrantEventData};
 use crate::app::AppState;
+use crate::domain::grant::Grant;
 use crate::domain::webhook::EventType;
 use crate::storage;
-use crate::storage::grants::GrantRow;
 use crate::storage::webhooks::{AttemptRecord, ClaimedDelivery};
 use crate::webhooks::retry::retry_delay;
 use crate::webhooks::sender::{AttemptOutcome, ATTEMPT_TIMEOUT};
@@ -178,7 +178,7 @@ fn render(delivery: &ClaimedDelivery) -> Result<Vec<u8>, String> {
     let timestamp = delivery.occurred_at;
     let body = match (&delivery.grant_row, &delivery.data) {
         (Some(row), _) => {
-            let row: GrantRow = serde_json::from_value(row.0.clone()).map_err(|e| format!("unreadable grant: {e}"))?;
+            let row: Grant = serde_json::from_value(row.0.clone()).map_err(|e| format!("unreadable grant: {e}"))?;
             let data = GrantEventData { grant: row.view(), event_sequence: delivery.event_sequence };
             serde_json::to_vec(&EventBody { event_type, timestamp, data })
         }

@@ -11,7 +11,6 @@ use super::policy::PolicyDocument;
 use crate::domain::grant::{self, CallOutcome, EventKind, GrantErrorCode, GrantStatus, PrincipalType, RevokeReason};
 use crate::domain::resource::{AccessLevel, ResourceType};
 use crate::grants;
-use crate::storage::grants::GrantRow;
 
 enum_schema!(GrantStatus);
 enum_schema!(RevokeReason);
@@ -202,8 +201,8 @@ impl From<grants::PlannedCall> for PlannedCall {
     }
 }
 
-/// Storage's grant as the API shows it (and webhooks send it).
-impl GrantRow {
+/// The grant as the API shows it (and webhooks send it).
+impl grant::Grant {
     pub fn view(&self) -> Grant {
         let status = self.status();
         Grant {
