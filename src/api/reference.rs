@@ -260,7 +260,10 @@ fn type_of(schema: &Value) -> String {
         }
     }
     if let Some(values) = schema["enum"].as_array() {
-        let values: Vec<String> = values.iter().map(|v| format!("<code>{}</code>", escape(&v.to_string()))).collect();
+        let values: Vec<String> = values
+            .iter()
+            .map(|v| format!("<code>{}</code>", escape(&v.as_str().map_or_else(|| v.to_string(), String::from))))
+            .collect();
         return format!("one of {}", values.join(", "));
     }
     let kinds: Vec<&str> = match &schema["type"] {
@@ -324,6 +327,6 @@ mod tests {
     fn schemas_are_named_briefly() {
         let schema = serde_json::json!({"type": ["array", "null"], "items": {"$ref": "#/components/schemas/Grant"}});
         assert_eq!(type_of(&schema), "<a href=\"#schema-Grant\">Grant</a>[] | null");
-        assert_eq!(type_of(&serde_json::json!({"enum": ["a", "b"]})), "one of <code>\"a\"</code>, <code>\"b\"</code>");
+        assert_eq!(type_of(&serde_json::json!({"enum": ["a", 1]})), "one of <code>a</code>, <code>1</code>");
     }
 }

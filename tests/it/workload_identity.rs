@@ -27,17 +27,19 @@ const LIFETIME: Duration = Duration::from_secs(16);
 struct Served {
     access_key_id: String,
     expires: DateTime<Utc>,
+    /// The token the request carried.
+    token: String,
 }
 
 #[derive(Default)]
 struct AgentState {
-    token: String,
+    tokens: Vec<String>,
     served: Vec<Served>,
     refused: usize,
 }
 
 /// The EKS Pod Identity Agent's part, on loopback: checks the Authorization
-/// header against the token it expects and answers with fresh credentials of
+/// header against the tokens it accepts and answers with fresh credentials of
 /// the pod's role (assumed in moto by the agent's own user).
 struct PodIdentityAgent {
     url: String,
@@ -46,12 +48,12 @@ struct PodIdentityAgent {
 
 impl PodIdentityAgent {
     async fn start(sts: aws_sdk_sts::Client, role_arn: String, token: &str) -> Self {
-        let state = Arc::new(Mutex::new(AgentState { token: token.into(), ..Default::default() }));
+        let state = Arc::new(Mutex::new(AgentState { tokens: vec![token.into()], ..Default::default() }));
         let answer = move |State(state): State<Arc<Mutex<AgentState>>>, headers: HeaderMap| {
             let (sts, role_arn) = (sts.clone(), role_arn.clone());
             async move {
-                let expected = state.lock().unwrap().token.clone();
-                if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+                let token = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+                if !state.lock().unwrap().tokens.contains(&token) {
                     state.lock().unwrap().refused += 1;
                     return Err(StatusCode::UNAUTHORIZED);
                 }
@@ -64,7 +66,7 @@ impl PodIdentityAgent {
                     .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
                 let keys = assumed.credentials.unwrap();
                 let expires = Utc::now() + LIFETIME;
-                state.lock().unwrap().served.push(Served { access_key_id: keys.access_key_id.clone(), expires });
+                state.lock().unwrap().served.push(Served { access_key_id: keys.access_key_id.clone(), expires, token });
                 Ok(Json(json!({
                     "AccessKeyId": keys.access_key_id,
                     "SecretAccessKey": keys.secret_access_key,
@@ -199,9 +201,9 @@ async fn eks_pod_identity_gives_jit_iam_its_role_and_refreshes_it() {
     let first = agent.served();
     assert!(!first.is_empty(), "jit-iam never asked the agent");
 
-    // The kubelet rotates the token; the agent now takes only the new one.
+    // The kubelet rotates the token (the agent takes both meanwhile).
+    agent.state.lock().unwrap().tokens.push("second-token".into());
     std::fs::write(&token_file, "second-token").unwrap();
-    agent.state.lock().unwrap().token = "second-token".into();
     // Past the point where the SDK refreshes (5 s before expiry at the latest), still before expiry.
     let refresh_due = first.last().unwrap().expires - chrono::Duration::seconds(3);
     tokio::time::sleep((refresh_due - Utc::now()).to_std().unwrap_or_default()).await;
@@ -211,7 +213,8 @@ async fn eks_pod_identity_gives_jit_iam_its_role_and_refreshes_it() {
     assert!(served.len() > first.len(), "the credentials were not refreshed: {served:?}");
     let keys: std::collections::HashSet<_> = served.iter().map(|s| &s.access_key_id).collect();
     assert_eq!(keys.len(), served.len(), "each fetch got fresh keys");
-    assert_eq!(agent.state.lock().unwrap().refused, 0, "a fetch came with a stale or missing token");
+    assert_eq!(served.last().unwrap().token, "second-token", "the token file is read at each fetch: {served:?}");
+    assert_eq!(agent.state.lock().unwrap().refused, 0, "a fetch came without a token the agent gave");
     std::fs::remove_file(token_file).unwrap();
 }
 
