@@ -24,6 +24,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         }
         metrics::gauge!("jit_iam_worker_queue_depth", "queue" => "grants").set(gauges.grants_due as f64);
         metrics::gauge!("jit_iam_worker_queue_depth", "queue" => "syncs").set(gauges.syncs_queued as f64);
+        metrics::gauge!("jit_iam_grants_revoke_failing").set(gauges.revoke_failing as f64);
     }
     if let Ok((due, retrying)) = crate::storage::webhooks::queue_depth(&state.db).await {
         metrics::gauge!("jit_iam_webhook_queue_depth", "state" => "due").set(due as f64);

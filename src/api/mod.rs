@@ -20,7 +20,6 @@ use utoipa::openapi::{ContentBuilder, OpenApi as OpenApiDoc, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use utoipa_scalar::{Scalar, Servable};
 
 use crate::app::AppState;
 use error::{ApiError, ErrorBody};
@@ -39,6 +38,7 @@ pub mod metrics;
 pub mod openapi30;
 pub mod pagination;
 pub mod reconcile;
+mod reference;
 pub mod resources;
 pub mod views;
 pub mod webhooks;
@@ -166,6 +166,8 @@ pub fn router(state: AppState) -> Router {
     let (v1, open, doc) = documented_routes();
     let v1 = v1.route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
     let spec = doc.to_string();
+    // Rendered once: the document does not change while the process runs.
+    let reference_page = axum::body::Bytes::from(reference::page(&doc));
     let config = &state.config;
     let max_body = config.max_body_bytes as usize;
     let middleware = ServiceBuilder::new()
@@ -191,7 +193,8 @@ pub fn router(state: AppState) -> Router {
         .merge(v1)
         .merge(open)
         .route("/openapi.json", get(move || async move { ([(header::CONTENT_TYPE, "application/json")], spec) }))
-        .merge(Scalar::with_url("/docs", doc))
+        .route("/docs", get(move || std::future::ready(reference::page_response(reference_page.clone()))))
+        .route(reference::STYLESHEET_PATH, get(|| async { reference::stylesheet_response() }))
         .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND) })
         .method_not_allowed_fallback(|| async { ApiError::from_status(StatusCode::METHOD_NOT_ALLOWED) })
         .layer(middleware)

@@ -888,16 +888,19 @@ pub struct Gauges {
     pub by_status: Vec<(String, i64)>,
     pub grants_due: i64,
     pub syncs_queued: i64,
+    /// Grants being revoked whose last try failed (`revoke_failing` in the API).
+    pub revoke_failing: i64,
 }
 
 pub async fn gauges(db: &sqlx::PgPool) -> Result<Gauges, sqlx::Error> {
     let by_status = sqlx::query_as("select status, count(*) from grants group by status").fetch_all(db).await?;
-    let (grants_due, syncs_queued): (i64, i64) = sqlx::query_as(
+    let (grants_due, syncs_queued, revoke_failing): (i64, i64, i64) = sqlx::query_as(
         "select (select count(*) from grants
                  where next_run_at <= now() and (lease_expires_at is null or lease_expires_at < now())),
-                (select count(*) from sync_runs where status = 'queued')",
+                (select count(*) from sync_runs where status = 'queued'),
+                (select count(*) from grants where status = 'revoking' and last_error is not null)",
     )
     .fetch_one(db)
     .await?;
-    Ok(Gauges { by_status, grants_due, syncs_queued })
+    Ok(Gauges { by_status, grants_due, syncs_queued, revoke_failing })
 }

@@ -43,7 +43,7 @@ fn prose(text: &str) -> Vec<(usize, &str)> {
 
 /// The anchors GitHub gives a document's headings: lowercased, punctuation
 /// dropped, spaces as hyphens; a repeated one gets `-1`, `-2`, ...
-fn anchors(text: &str) -> Vec<String> {
+pub(crate) fn anchors(text: &str) -> Vec<String> {
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     let mut anchors = Vec::new();
     for (_, line) in prose(text) {

@@ -40,7 +40,33 @@ async fn served_document_is_the_committed_one_and_docs_are_open() {
     let docs = reqwest::get(format!("{}/docs", server.url)).await.unwrap();
     assert_eq!(docs.status(), 200);
     assert!(docs.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
-    assert!(docs.text().await.unwrap().contains("Just-in-time access for AWS IAM"));
+    let policy = docs.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(policy.starts_with("default-src 'none'; style-src 'self';"), "{policy}");
+    assert!(!policy.contains("http") && !policy.contains("unsafe"), "{policy}");
+    let page = docs.text().await.unwrap();
+    assert!(page.contains("Just-in-time access for AWS IAM"));
+    // Every operation is on the page.
+    for item in served["paths"].as_object().unwrap().values() {
+        for operation in item.as_object().unwrap().values() {
+            let id = operation["operationId"].as_str().unwrap();
+            assert!(page.contains(&format!("id=\"op-{id}\"")), "{id} is missing from /docs");
+        }
+    }
+    // Nothing from anywhere else: no script, and every reference is to this origin.
+    assert!(!page.contains("<script"), "{page}");
+    let references: Vec<&str> = ["src=\"", "href=\"", "url(", "@import"]
+        .iter()
+        .flat_map(|attribute| page.match_indices(attribute).map(|(i, _)| &page[i + attribute.len()..]))
+        .map(|rest| rest.split(['"', ')']).next().unwrap())
+        .collect();
+    assert!(references.len() > 100, "{references:?}");
+    let external: Vec<&&str> =
+        references.iter().filter(|r| !(r.starts_with('/') || r.starts_with('#')) || r.starts_with("//")).collect();
+    assert!(external.is_empty(), "/docs references other origins: {external:?}");
+    let style = reqwest::get(format!("{}/docs/style.css", server.url)).await.unwrap();
+    assert_eq!(style.headers()["content-type"], "text/css; charset=utf-8");
+    let style = style.text().await.unwrap();
+    assert!(style.contains(".operation") && !style.contains("url(") && !style.contains("@import"), "{style}");
 }
 
 #[test]

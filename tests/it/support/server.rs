@@ -242,6 +242,12 @@ impl ServerBuilder {
         self
     }
 
+    /// Leaves `key` out of the environment (e.g. the AWS keys, to test another identity).
+    pub fn without(mut self, key: &str) -> Self {
+        self.env.retain(|(k, _)| k != key);
+        self
+    }
+
     /// Shares a database with another server (replicas).
     pub fn database(mut self, db: Arc<TestDb>) -> Self {
         self.db = Some(db);
