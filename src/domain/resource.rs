@@ -18,9 +18,15 @@ pub enum ResourceType {
     IamGroup,
     /// The grantees: users receive access, they are not offered as resources.
     IamUser,
+    /// An IAM Identity Center user: a grantee, like an IAM user.
+    IdentityCenterUser,
+    /// An IAM Identity Center group.
+    IdentityCenterGroup,
+    /// An IAM Identity Center permission set.
+    PermissionSet,
 }
 
-text_enum!(ResourceType { Ec2Instance = "ec2_instance", S3Bucket = "s3_bucket", IamRole = "iam_role", IamPolicy = "iam_policy", IamGroup = "iam_group", IamUser = "iam_user" });
+text_enum!(ResourceType { Ec2Instance = "ec2_instance", S3Bucket = "s3_bucket", IamRole = "iam_role", IamPolicy = "iam_policy", IamGroup = "iam_group", IamUser = "iam_user", IdentityCenterUser = "identity_center_user", IdentityCenterGroup = "identity_center_group", PermissionSet = "permission_set" });
 
 impl ResourceType {
     /// The access levels a grant may ask for on a resource of this type.
@@ -32,7 +38,9 @@ impl ResourceType {
             Self::IamRole => &[Assume],
             Self::IamPolicy => &[Attach],
             Self::IamGroup => &[Member],
-            Self::IamUser => &[],
+            Self::IamUser | Self::IdentityCenterUser => &[],
+            Self::IdentityCenterGroup => &[Member],
+            Self::PermissionSet => &[Assign],
         }
     }
 }
@@ -48,9 +56,10 @@ pub enum AccessLevel {
     Assume,
     Attach,
     Member,
+    Assign,
 }
 
-text_enum!(AccessLevel { Connect = "connect", Operate = "operate", Admin = "admin", Read = "read", Write = "write", Assume = "assume", Attach = "attach", Member = "member" });
+text_enum!(AccessLevel { Connect = "connect", Operate = "operate", Admin = "admin", Read = "read", Write = "write", Assume = "assume", Attach = "attach", Member = "member", Assign = "assign" });
 
 /// A resource as the browse API shows it.
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -108,6 +117,9 @@ mod tests {
             assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
         }
         assert!(ResourceType::IamUser.access_levels().is_empty());
+        assert!(ResourceType::IdentityCenterUser.access_levels().is_empty());
+        assert_eq!(ResourceType::PermissionSet.access_levels(), [AccessLevel::Assign]);
+        assert_eq!(ResourceType::IdentityCenterGroup.access_levels(), [AccessLevel::Member]);
         assert_eq!(ResourceType::parse("ec2"), None);
     }
 }

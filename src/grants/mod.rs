@@ -59,7 +59,11 @@ impl Mechanism {
             ResourceType::Ec2Instance | ResourceType::S3Bucket | ResourceType::IamRole => Some(Self::GeneratedPolicy),
             ResourceType::IamPolicy => Some(Self::AttachPolicy),
             ResourceType::IamGroup => Some(Self::GroupMembership),
-            ResourceType::IamUser => None,
+            // Grantees, and Identity Center types whose grants are not built yet.
+            ResourceType::IamUser
+            | ResourceType::IdentityCenterUser
+            | ResourceType::IdentityCenterGroup
+            | ResourceType::PermissionSet => None,
         }
     }
 
@@ -182,7 +186,13 @@ pub fn plan(request: &Request<'_>, quotas: &Quotas) -> Result<Plan, Refusal> {
     let Request { integration, resource, level, grantee, principal, held, resource_field, grant_id } = *request;
     let invalid = |field, message: String| Refusal::Invalid { field, message };
     let Some(mechanism) = Mechanism::of(resource.resource_type) else {
-        return Err(invalid(resource_field, "IAM users receive access; they are not granted".into()));
+        let message = match resource.resource_type {
+            ResourceType::IamUser | ResourceType::IdentityCenterUser => {
+                "users receive access; they are not granted".to_string()
+            }
+            other => format!("grants on {} resources are not available yet", other.as_str()),
+        };
+        return Err(invalid(resource_field, message));
     };
     if !resource.resource_type.access_levels().contains(&level) {
         let offered: Vec<&str> = resource.resource_type.access_levels().iter().map(|l| l.as_str()).collect();

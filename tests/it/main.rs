@@ -11,6 +11,7 @@ mod enforcement;
 mod faults;
 mod grant_policy;
 mod grants;
+mod identity_center;
 mod integrations;
 mod inventory;
 mod least_privilege;
