@@ -96,6 +96,7 @@ pub struct IntegrationOptions {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IdentityCenterOptions {
+    /// The instance's ARN.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(
         example = "arn:aws:sso:::instance/ssoins-1234567890abcdef",
