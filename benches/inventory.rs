@@ -527,7 +527,8 @@ async fn direct_listing(
         .map(|account_id| async move {
             let clients = pool.clients(integration, &account_id).await;
             let limiter = CallLimiter::new(SYNC_CONCURRENCY);
-            let found = list_account(&clients, &account_id, &integration.options, &limiter)
+            let is_root = account_id == ROOT_ACCOUNT;
+            let found = list_account(&clients, &account_id, is_root, &integration.options, &limiter)
                 .await
                 .unwrap_or_else(|e| panic!("listing {account_id}: {e}"));
             (found.len(), limiter.calls())

@@ -26,7 +26,8 @@ use crate::domain::audit::AuditAction;
 use crate::domain::caller::Caller;
 use crate::domain::integration::{
     generate_external_id, validate_name, validate_options, validate_root_account, AccessLevels, Connection,
-    GrantBounds, Integration, IntegrationOptions, IntegrationStatus, RootAccount, INTEGRATION_SECRETS,
+    GrantBounds, IdentityCenterOptions, Integration, IntegrationOptions, IntegrationStatus, RootAccount,
+    INTEGRATION_SECRETS,
 };
 use crate::domain::sync::SyncTrigger;
 use crate::domain::tags::{filter_document, TagPair};
@@ -143,6 +144,11 @@ pub struct OptionsPatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Option<views::integration::AccessLevels>>)]
     pub access_levels: Option<Option<AccessLevels>>,
+    /// Replaces the whole object; `null` turns Identity Center off (the next
+    /// sync removes its users, groups and permission sets from the inventory).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Option<views::integration::IdentityCenterOptions>>)]
+    pub identity_center: Option<Option<IdentityCenterOptions>>,
 }
 
 page!(IntegrationPage of views::integration::Integration);
@@ -159,7 +165,9 @@ page!(AccountPage of Account);
 /// `aws-cn`, `us-gov-*`: `aws-us-gov`); `options.member_role_name` needs
 /// `connection: organization`; `options.max_duration` lies between the
 /// service's `JIT_IAM_MIN_GRANT` and `JIT_IAM_MAX_GRANT`; each list of
-/// `options.access_levels` holds only levels of its type, each once.
+/// `options.access_levels` holds only levels of its type, each once;
+/// `options.identity_center` is `{}` (discover the instance) or gives both
+/// `instance_arn` and `identity_store_id`.
 #[utoipa::path(
     post, path = "/v1/integrations", operation_id = "create_integration", tag = "integrations",
     request_body = CreateIntegration,
@@ -341,7 +349,8 @@ pub async fn update_integration(
     let lists_differently = updated.root_account != before.root_account
         || updated.options.regions != before.options.regions
         || updated.options.member_role_name != before.options.member_role_name
-        || updated.options.include_aws_managed_policies != before.options.include_aws_managed_policies;
+        || updated.options.include_aws_managed_policies != before.options.include_aws_managed_policies
+        || updated.options.identity_center != before.options.identity_center;
     if lists_differently {
         storage::syncs::enqueue(&mut tx, id, SyncTrigger::Updated).await?;
     }
@@ -397,6 +406,9 @@ fn apply_patch(integration: &mut Integration, patch: UpdateIntegration, bounds: 
         }
         if let Some(access_levels) = options.access_levels {
             current.access_levels = access_levels;
+        }
+        if let Some(identity_center) = options.identity_center {
+            current.identity_center = identity_center;
         }
         validate_options(current, integration.connection, bounds)?;
     }

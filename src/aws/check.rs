@@ -1,5 +1,6 @@
-//! The connection check: can jit-iam assume the integration's role, and is it
-//! the account the integration names? Each step reports pass or fail with
+//! The connection check: can jit-iam assume the integration's role, is it
+//! the account the integration names, and (with `options.identity_center`)
+//! does the root account see the Identity Center instance? Each step reports pass or fail with
 //! AWS's own error, so the customer sees exactly what to fix.
 
 use aws_credential_types::Credentials;
@@ -7,6 +8,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::error::AwsError;
+use super::identity_center;
+use super::inventory::CallLimiter;
 use super::metrics::CallMetrics;
 use super::pool::{client, session_name, AwsPool};
 use crate::domain::integration::{Connection, Integration};
@@ -44,6 +47,9 @@ wire_enum! {
         AccountMatches = "account_matches",
         /// organizations:ListAccounts works (organizations only).
         ListAccounts = "list_accounts",
+        /// The IAM Identity Center instance is visible to the root account in the
+        /// integration's region (sso:ListInstances; with `options.identity_center` only).
+        IdentityCenter = "identity_center",
     }
 }
 
@@ -90,9 +96,11 @@ pub async fn check_connection(pool: &AwsPool, integration: &Integration, account
 async fn check_account(pool: &AwsPool, integration: &Integration, account_id: &str) -> AccessCheck {
     let root = &integration.root_account;
     let role_arn = integration.role_arn_for(account_id).to_string();
-    let lists_accounts = integration.connection == Connection::Organization && account_id == root.account_id;
-    let finish =
-        |role_arn: String, steps: Vec<CheckStep>| finish(integration, account_id, lists_accounts, role_arn, steps);
+    let is_root = account_id == root.account_id;
+    let lists_accounts = integration.connection == Connection::Organization && is_root;
+    let identity_center = integration.options.identity_center.as_ref().filter(|_| is_root);
+    let plan = Plan { lists_accounts, identity_center: identity_center.is_some() };
+    let finish = |role_arn: String, steps: Vec<CheckStep>| finish(integration, account_id, plan, role_arn, steps);
     let mut steps = Vec::new();
 
     let assumed = pool
@@ -168,23 +176,46 @@ async fn check_account(pool: &AwsPool, integration: &Integration, account_id: &s
             Err(error) => CheckStep::failed(CheckStepName::ListAccounts, &error),
         });
     }
+    if let Some(options) = identity_center {
+        let listed = identity_center::list_instances(&client!(aws_sdk_ssoadmin, &config), &CallLimiter::new(1)).await;
+        steps.push(match listed.and_then(|listed| identity_center::choose(&listed, options)) {
+            Ok(instance) => CheckStep::passed(
+                CheckStepName::IdentityCenter,
+                format!(
+                    "IAM Identity Center instance {} (identity store {}) in {}",
+                    instance.instance_arn, instance.identity_store_id, root.region
+                ),
+            ),
+            Err(error) => CheckStep::failed(CheckStepName::IdentityCenter, &error),
+        });
+    }
     finish(role_arn, steps)
+}
+
+/// The steps after the account's: which apply to this account.
+#[derive(Clone, Copy)]
+struct Plan {
+    lists_accounts: bool,
+    identity_center: bool,
 }
 
 /// Completes the report: the steps not reached are listed as skipped.
 fn finish(
     integration: &Integration,
     account_id: &str,
-    lists_accounts: bool,
+    plan: Plan,
     role_arn: String,
     mut steps: Vec<CheckStep>,
 ) -> AccessCheck {
-    let mut plan = vec![CheckStepName::AssumeRole, CheckStepName::GetCallerIdentity, CheckStepName::AccountMatches];
-    if lists_accounts {
-        plan.push(CheckStepName::ListAccounts);
+    let mut names = vec![CheckStepName::AssumeRole, CheckStepName::GetCallerIdentity, CheckStepName::AccountMatches];
+    if plan.lists_accounts {
+        names.push(CheckStepName::ListAccounts);
+    }
+    if plan.identity_center {
+        names.push(CheckStepName::IdentityCenter);
     }
     let reached = steps.len();
-    steps.extend(plan[reached..].iter().copied().map(CheckStep::skipped));
+    steps.extend(names[reached..].iter().copied().map(CheckStep::skipped));
     AccessCheck {
         integration_id: integration.id,
         account_id: account_id.to_string(),

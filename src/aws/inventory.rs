@@ -16,6 +16,7 @@ use futures::{StreamExt, TryStreamExt};
 use tokio::sync::Semaphore;
 
 use super::error::{AwsError, AwsErrorKind};
+use super::identity_center;
 use super::pool::AwsClients;
 use crate::domain::arn::Partition;
 use crate::domain::integration::IntegrationOptions;
@@ -39,8 +40,12 @@ impl CallLimiter {
         self.calls.load(Ordering::Relaxed)
     }
 
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+
     /// Sends one AWS call (`operation` names it in errors) within the bound.
-    async fn send<T, E, Fut>(&self, operation: &str, call: Fut) -> Result<T, AwsError>
+    pub(crate) async fn send<T, E, Fut>(&self, operation: &str, call: Fut) -> Result<T, AwsError>
     where
         Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -83,20 +88,29 @@ where
     }
 }
 
-/// Lists everything jit-iam inventories in one account.
+/// Lists everything jit-iam inventories in one account; in the root account
+/// (`is_root`), IAM Identity Center too when the integration has it.
 pub async fn list_account(
     clients: &AwsClients,
     account_id: &str,
+    is_root: bool,
     options: &IntegrationOptions,
     limiter: &CallLimiter,
 ) -> Result<Vec<DiscoveredResource>, AwsError> {
-    let (principals, policies, buckets, instances) = tokio::try_join!(
+    let identity_center = async {
+        match (is_root, &options.identity_center) {
+            (true, Some(identity_center)) => identity_center::list(clients, identity_center, limiter).await,
+            _ => Ok(Vec::new()),
+        }
+    };
+    let (principals, policies, buckets, instances, identity_center) = tokio::try_join!(
         list_iam_principals(clients, limiter),
         list_policies(clients, options.include_aws_managed_policies, limiter),
         list_buckets(clients, limiter),
         list_instances(clients, account_id, options.regions.as_deref(), limiter),
+        identity_center,
     )?;
-    Ok([principals, policies, buckets, instances].into_iter().flatten().collect())
+    Ok([principals, policies, buckets, instances, identity_center].into_iter().flatten().collect())
 }
 
 /// The ARNs of a principal's attached managed policies.

@@ -16,6 +16,8 @@ pub enum Purpose {
     Grants,
     /// Listing the member accounts (organization root only).
     Organization,
+    /// Reading IAM Identity Center (root account, with `options.identity_center` only).
+    IdentityCenter,
 }
 
 pub struct Permission {
@@ -35,6 +37,12 @@ pub enum Resources {
     Users,
     Roles,
     Groups,
+    /// Identity Center instances and their permission sets
+    /// (`instance/*`, `permissionSet/*/*`): what the sso read calls accept.
+    IdentityCenterInstances,
+    /// The account's identity stores, and their users and groups
+    /// (`identitystore/*`, `user/*`, `group/*`).
+    IdentityStores,
     /// `*`, with the reason recorded here: the action accepts no narrower
     /// resource, or only reads. A test refuses a write on `*` without a reason.
     Any(&'static str),
@@ -237,19 +245,71 @@ pub const PERMISSIONS: &[Permission] = &[
         resources: Resources::Any(LIST_ONLY_STAR),
         why: "the member accounts to inventory",
     },
+    Permission {
+        action: "sso:ListInstances",
+        purpose: Purpose::IdentityCenter,
+        resources: Resources::Any(LIST_ONLY_STAR),
+        why: "finding the Identity Center instance (`identity_center: {}`); the connection check",
+    },
+    Permission {
+        action: "sso:ListPermissionSets",
+        purpose: Purpose::IdentityCenter,
+        resources: Resources::IdentityCenterInstances,
+        why: "permission sets",
+    },
+    Permission {
+        action: "sso:DescribePermissionSet",
+        purpose: Purpose::IdentityCenter,
+        resources: Resources::IdentityCenterInstances,
+        why: "a permission set's name, description and session duration",
+    },
+    Permission {
+        action: "sso:ListTagsForResource",
+        purpose: Purpose::IdentityCenter,
+        resources: Resources::IdentityCenterInstances,
+        why: "permission set tags, for the tag filter",
+    },
+    Permission {
+        action: "sso:ListAccountsForProvisionedPermissionSet",
+        purpose: Purpose::IdentityCenter,
+        resources: Resources::IdentityCenterInstances,
+        why: "the accounts a permission set is provisioned to",
+    },
+    Permission {
+        action: "identitystore:ListUsers",
+        purpose: Purpose::IdentityCenter,
+        resources: Resources::IdentityStores,
+        why: "Identity Center users (the grantees), with their unique ids",
+    },
+    Permission {
+        action: "identitystore:ListGroups",
+        purpose: Purpose::IdentityCenter,
+        resources: Resources::IdentityStores,
+        why: "Identity Center groups, with their unique ids",
+    },
 ];
 
 impl Resources {
-    /// The resource ARN pattern in `account` (`*` in the member template: IAM
-    /// calls only ever act on the caller's own account).
-    fn arn(self, partition: &str, account: &str) -> String {
-        let iam = |kind: &str| format!("arn:{partition}:iam::{account}:{kind}");
+    /// The resource ARN patterns in `account` (`*` in the member template: IAM
+    /// calls only ever act on the caller's own account). Identity Center's
+    /// instance, permission set, user and group ARNs carry no account (AWS's
+    /// service authorization reference), its identity stores do.
+    fn arns(self, partition: &str, account: &str) -> Vec<String> {
+        let iam = |kind: &str| vec![format!("arn:{partition}:iam::{account}:{kind}")];
         match self {
             Resources::OwnPolicies => iam(&format!("policy{JIT_IAM_POLICY_PATH}*")),
             Resources::Users => iam("user/*"),
             Resources::Roles => iam("role/*"),
             Resources::Groups => iam("group/*"),
-            Resources::Any(_) => "*".to_string(),
+            Resources::IdentityCenterInstances => {
+                vec![format!("arn:{partition}:sso:::instance/*"), format!("arn:{partition}:sso:::permissionSet/*/*")]
+            }
+            Resources::IdentityStores => vec![
+                format!("arn:{partition}:identitystore::{account}:identitystore/*"),
+                format!("arn:{partition}:identitystore:::user/*"),
+                format!("arn:{partition}:identitystore:::group/*"),
+            ],
+            Resources::Any(_) => vec!["*".to_string()],
         }
     }
 
@@ -259,6 +319,8 @@ impl Resources {
             Resources::Users => "Users",
             Resources::Roles => "Roles",
             Resources::Groups => "Groups",
+            Resources::IdentityCenterInstances => "Instances",
+            Resources::IdentityStores => "IdentityStores",
             Resources::Any(_) => "",
         }
     }
@@ -272,11 +334,24 @@ pub fn permission_for(operation: &str) -> &str {
     }
 }
 
+/// What a role's permission policy covers beside the inventory and grants of its own account.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Extras {
+    /// Listing the organization's accounts (an organization's root).
+    pub organization: bool,
+    /// Reading IAM Identity Center (the root, with `options.identity_center`).
+    pub identity_center: bool,
+}
+
 /// The permission policy of the access role in `account` (`*`: the template
-/// for every member account); member accounts need no Organizations access.
-/// One statement per purpose and resource.
-pub fn permission_policy(partition: &str, account: &str, include_organization: bool) -> PolicyDocument {
-    let included = PERMISSIONS.iter().filter(|p| include_organization || p.purpose != Purpose::Organization);
+/// for every member account); member accounts need neither Organizations nor
+/// Identity Center access. One statement per purpose and resource.
+pub fn permission_policy(partition: &str, account: &str, extras: Extras) -> PolicyDocument {
+    let included = PERMISSIONS.iter().filter(|p| match p.purpose {
+        Purpose::Organization => extras.organization,
+        Purpose::IdentityCenter => extras.identity_center,
+        Purpose::Inventory | Purpose::Grants => true,
+    });
     let mut groups: Vec<(Purpose, Resources)> = Vec::new();
     for key in included.clone().map(|p| (p.purpose, scope(p.resources))) {
         if !groups.contains(&key) {
@@ -290,7 +365,7 @@ pub fn permission_policy(partition: &str, account: &str, include_organization: b
             .map(|p| p.action)
             .collect();
         actions.sort_unstable();
-        Statement::allow(&statement_sid(purpose, resources), actions, vec![resources.arn(partition, account)])
+        Statement::allow(&statement_sid(purpose, resources), actions, resources.arns(partition, account))
     });
     PolicyDocument::new(statements.collect())
 }
@@ -308,6 +383,7 @@ fn statement_sid(purpose: Purpose, resources: Resources) -> String {
         Purpose::Inventory => "JitIamInventory",
         Purpose::Grants => "JitIamGrants",
         Purpose::Organization => "JitIamOrganization",
+        Purpose::IdentityCenter => "JitIamIdentityCenter",
     };
     format!("{purpose}{}", resources.sid())
 }
@@ -342,8 +418,10 @@ pub fn setup_documents(integration: &Integration, principal: &PrincipalArn) -> S
     let member_accounts = is_organization.then(|| RoleSetup {
         role_name: integration.options.member_role_name.clone().unwrap_or_else(|| root_role.name.clone()),
         trust_policy: trust(),
-        permission_policy: permission_policy(partition, "*", false),
+        permission_policy: permission_policy(partition, "*", Extras::default()),
     });
+    let root_extras =
+        Extras { organization: is_organization, identity_center: integration.options.identity_center.is_some() };
     SetupDocuments {
         integration_id: integration.id,
         service_principal_arn: principal.as_str().to_string(),
@@ -351,7 +429,7 @@ pub fn setup_documents(integration: &Integration, principal: &PrincipalArn) -> S
         root_account: RoleSetup {
             role_name: root_role.name,
             trust_policy: trust(),
-            permission_policy: permission_policy(partition, &integration.root_account.account_id, is_organization),
+            permission_policy: permission_policy(partition, &integration.root_account.account_id, root_extras),
         },
         member_accounts,
     }
@@ -368,16 +446,63 @@ mod tests {
         unique.sort_unstable();
         unique.dedup();
         assert_eq!(all.len(), unique.len());
-        let member = permission_policy("aws", "*", false).to_json();
-        assert!(!member.contains("organizations:"));
-        assert!(permission_policy("aws", "111122223333", true).to_json().contains("organizations:ListAccounts"));
+        let member = permission_policy("aws", "*", Extras::default()).to_json();
+        assert!(!member.contains("organizations:") && !member.contains("sso:") && !member.contains("identitystore:"));
+        let organization = Extras { organization: true, identity_center: false };
+        let root = permission_policy("aws", "111122223333", organization).to_json();
+        assert!(root.contains("organizations:ListAccounts"));
+        assert!(!root.contains("sso:") && !root.contains("identitystore:"), "only with options.identity_center");
+    }
+
+    /// Identity Center reads name instances and permission sets, and the
+    /// account's identity stores with their users and groups; only
+    /// sso:ListInstances (a list of the account's instances) is on `*`.
+    #[test]
+    fn identity_center_reads_are_scoped_where_aws_allows() {
+        let extras = Extras { organization: false, identity_center: true };
+        let document = permission_policy("aws-us-gov", "111122223333", extras);
+        let statement = |sid: &str| document.statement.iter().find(|s| s.sid.as_deref() == Some(sid)).unwrap();
+        let instances = statement("JitIamIdentityCenterInstances");
+        assert_eq!(
+            instances.action,
+            [
+                "sso:DescribePermissionSet",
+                "sso:ListAccountsForProvisionedPermissionSet",
+                "sso:ListPermissionSets",
+                "sso:ListTagsForResource"
+            ]
+        );
+        assert_eq!(
+            instances.resource.as_deref().unwrap(),
+            ["arn:aws-us-gov:sso:::instance/*", "arn:aws-us-gov:sso:::permissionSet/*/*"]
+        );
+        let stores = statement("JitIamIdentityCenterIdentityStores");
+        assert_eq!(stores.action, ["identitystore:ListGroups", "identitystore:ListUsers"]);
+        assert_eq!(
+            stores.resource.as_deref().unwrap(),
+            [
+                "arn:aws-us-gov:identitystore::111122223333:identitystore/*",
+                "arn:aws-us-gov:identitystore:::user/*",
+                "arn:aws-us-gov:identitystore:::group/*"
+            ]
+        );
+        let any = statement("JitIamIdentityCenter");
+        assert_eq!(
+            (any.action.as_slice(), any.resource.as_deref().unwrap()),
+            (&["sso:ListInstances".to_string()][..], &["*".to_string()][..])
+        );
+        let writes = PERMISSIONS.iter().filter(|p| p.purpose == Purpose::IdentityCenter);
+        for p in writes {
+            let verb = p.action.split(':').nth(1).unwrap();
+            assert!(verb.starts_with("List") || verb.starts_with("Describe"), "{} reads only", p.action);
+        }
     }
 
     /// A write (anything but Get, List, Describe) on `Resource: "*"` needs a
     /// reason recorded in the table; policy writes are confined to jit-iam's path.
     #[test]
     fn no_write_on_every_resource_without_a_recorded_reason() {
-        let document = permission_policy("aws", "111122223333", true);
+        let document = permission_policy("aws", "111122223333", Extras { organization: true, identity_center: true });
         for statement in &document.statement {
             for action in &statement.action {
                 let verb = action.split(':').nth(1).unwrap_or_default();

@@ -223,6 +223,9 @@ pub struct AwsClients {
     pub organizations: aws_sdk_organizations::Client,
     pub s3: aws_sdk_s3::Client,
     pub sts: aws_sdk_sts::Client,
+    /// IAM Identity Center, in the integration's region (the instance's).
+    pub sso_admin: aws_sdk_ssoadmin::Client,
+    pub identity_store: aws_sdk_identitystore::Client,
     s3_force_path_style: bool,
     ec2: Mutex<HashMap<String, aws_sdk_ec2::Client>>,
     regional_s3: Mutex<HashMap<String, aws_sdk_s3::Client>>,
@@ -244,6 +247,8 @@ impl AwsClients {
             organizations: client!(aws_sdk_organizations, &config, |b| b.retry_partition(quota())),
             s3: client!(aws_sdk_s3, &config, |b| b.force_path_style(s3_force_path_style).retry_partition(quota())),
             sts: client!(aws_sdk_sts, &config, |b| b.retry_partition(quota())),
+            sso_admin: client!(aws_sdk_ssoadmin, &config, |b| b.retry_partition(quota())),
+            identity_store: client!(aws_sdk_identitystore, &config, |b| b.retry_partition(quota())),
             s3_force_path_style,
             ec2: Mutex::new(HashMap::new()),
             regional_s3: Mutex::new(HashMap::new()),

@@ -72,6 +72,22 @@ pub struct IntegrationOptions {
     /// Checked at submission, preview and extension.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_levels: Option<AccessLevels>,
+    /// IAM Identity Center, reached in the root account (an organization's
+    /// management or delegated administrator account) in the integration's
+    /// region: its users, groups and permission sets are inventoried. Unset: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_center: Option<IdentityCenterOptions>,
+}
+
+/// Which IAM Identity Center instance: `{}` discovers it (sso:ListInstances in
+/// the integration's region); otherwise both fields are given.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityCenterOptions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_store_id: Option<String>,
 }
 
 /// Per resource type, the access levels a grant may ask for, each listed once.
@@ -99,7 +115,11 @@ impl AccessLevels {
             ResourceType::IamRole => &self.iam_role,
             ResourceType::IamPolicy => &self.iam_policy,
             ResourceType::IamGroup => &self.iam_group,
-            ResourceType::IamUser => return None,
+            // Identity Center types offer their levels once grants on them exist.
+            ResourceType::IamUser
+            | ResourceType::IdentityCenterUser
+            | ResourceType::IdentityCenterGroup
+            | ResourceType::PermissionSet => return None,
         };
         list.as_deref()
     }
@@ -331,6 +351,9 @@ pub fn validate_options(
             ));
         }
     }
+    if let Some(identity_center) = &options.identity_center {
+        validate_identity_center(identity_center)?;
+    }
     if let Some(levels) = &options.access_levels {
         for resource_type in ResourceType::ALL.iter().copied() {
             let Some(listed) = levels.of(resource_type) else { continue };
@@ -356,6 +379,62 @@ pub fn validate_options(
         }
     }
     Ok(())
+}
+
+/// `arn:<partition>:sso:::instance/(sso)ins-<16>`, as sso-admin accepts it.
+fn is_instance_arn(arn: &str) -> bool {
+    let Some(rest) = ["aws", "aws-cn", "aws-us-gov"]
+        .iter()
+        .find_map(|partition| arn.strip_prefix(&format!("arn:{partition}:sso:::instance/")))
+    else {
+        return false;
+    };
+    let id = rest.strip_prefix("sso").unwrap_or(rest);
+    id.strip_prefix("ins-")
+        .is_some_and(|id| id.len() == 16 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+}
+
+/// `d-` and ten lowercase letters or digits, or a UUID.
+fn is_identity_store_id(id: &str) -> bool {
+    let short = id
+        .strip_prefix("d-")
+        .is_some_and(|rest| rest.len() == 10 && rest.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+    let uuid = id.len() == 36
+        && id.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_digit() || ('a'..='f').contains(&c),
+        });
+    short || uuid
+}
+
+fn validate_identity_center(options: &IdentityCenterOptions) -> Result<(), FieldError> {
+    const FIELD: &str = "options.identity_center";
+    match (&options.instance_arn, &options.identity_store_id) {
+        (None, None) => Ok(()),
+        (Some(_), None) => Err(FieldError::new(
+            format!("{FIELD}.identity_store_id"),
+            "give the instance's identity_store_id with its instance_arn, or neither to discover both",
+        )),
+        (None, Some(_)) => Err(FieldError::new(
+            format!("{FIELD}.instance_arn"),
+            "give the instance_arn with the identity_store_id, or neither to discover both",
+        )),
+        (Some(arn), Some(id)) => {
+            if !is_instance_arn(arn) {
+                return Err(FieldError::new(
+                    format!("{FIELD}.instance_arn"),
+                    "an Identity Center instance ARN looks like arn:aws:sso:::instance/ssoins-1234567890abcdef",
+                ));
+            }
+            if !is_identity_store_id(id) {
+                return Err(FieldError::new(
+                    format!("{FIELD}.identity_store_id"),
+                    "an identity store id looks like d-1234567890",
+                ));
+            }
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]
@@ -435,6 +514,45 @@ mod tests {
         o.member_role_name = Some("r".into());
         assert_eq!(check(&o, Connection::SingleAccount).unwrap_err().field, "options.member_role_name");
         assert!(check(&o, Connection::Organization).is_ok());
+    }
+
+    #[test]
+    fn identity_center_is_discovered_or_given_whole() {
+        let check = |instance_arn: Option<&str>, identity_store_id: Option<&str>| {
+            let identity_center = IdentityCenterOptions {
+                instance_arn: instance_arn.map(str::to_string),
+                identity_store_id: identity_store_id.map(str::to_string),
+            };
+            let o = IntegrationOptions { identity_center: Some(identity_center), ..Default::default() };
+            validate_options(&o, Connection::Organization, BOUNDS).map_err(|e| e.field)
+        };
+        const ARN: &str = "arn:aws:sso:::instance/ssoins-1234567890abcdef";
+        assert_eq!(check(None, None), Ok(()));
+        assert_eq!(check(Some(ARN), Some("d-1234567890")), Ok(()));
+        assert_eq!(check(Some("arn:aws-us-gov:sso:::instance/ins-abcdefgh.1234-67"), Some("d-abcdefghij")), Ok(()));
+        assert_eq!(check(Some(ARN), Some("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0")), Ok(()));
+        let field = |name: &str| Err(format!("options.identity_center.{name}"));
+        assert_eq!(check(Some(ARN), None), field("identity_store_id"));
+        assert_eq!(check(None, Some("d-1234567890")), field("instance_arn"));
+        for arn in [
+            "arn:aws:sso:::instance/ssoins-123",
+            "arn:aws:sso:::permissionSet/ssoins-1234567890abcdef/ps-1234567890abcdef",
+            "arn:aws:iam::123456789012:role/x",
+            "arn:aws:sso::123456789012:instance/ssoins-1234567890abcdef",
+            "ssoins-1234567890abcdef",
+        ] {
+            assert_eq!(check(Some(arn), Some("d-1234567890")), field("instance_arn"), "{arn}");
+        }
+        for id in ["d-123", "D-1234567890", "1234567890", "d-12345678901", "0F1E2D3C-4B5A-6978-8796-A5B4C3D2E1F0"] {
+            assert_eq!(check(Some(ARN), Some(id)), field("identity_store_id"), "{id}");
+        }
+        let unknown =
+            serde_json::from_value::<IntegrationOptions>(serde_json::json!({"identity_center": {"arn": "x"}}));
+        assert!(unknown.is_err(), "unknown fields are refused");
+        let off: IntegrationOptions = serde_json::from_value(serde_json::json!({})).unwrap();
+        assert_eq!(off.identity_center, None);
+        let discover: IntegrationOptions = serde_json::from_value(serde_json::json!({"identity_center": {}})).unwrap();
+        assert_eq!(discover.identity_center, Some(IdentityCenterOptions::default()));
     }
 
     #[test]

@@ -17,6 +17,12 @@ wire_enum! {
         IamGroup = "iam_group",
         /// The grantees: users receive access, they are not offered as resources.
         IamUser = "iam_user",
+        /// An IAM Identity Center user: a grantee, like an IAM user.
+        IdentityCenterUser = "identity_center_user",
+        /// An IAM Identity Center group.
+        IdentityCenterGroup = "identity_center_group",
+        /// An IAM Identity Center permission set.
+        PermissionSet = "permission_set",
     }
 }
 
@@ -30,7 +36,9 @@ impl ResourceType {
             Self::IamRole => &[Assume],
             Self::IamPolicy => &[Attach],
             Self::IamGroup => &[Member],
-            Self::IamUser => &[],
+            Self::IamUser | Self::IdentityCenterUser => &[],
+            Self::IdentityCenterGroup => &[Member],
+            Self::PermissionSet => &[Assign],
         }
     }
 }
@@ -46,6 +54,7 @@ wire_enum! {
         Assume = "assume",
         Attach = "attach",
         Member = "member",
+        Assign = "assign",
     }
 }
 
@@ -100,6 +109,9 @@ mod tests {
             assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
         }
         assert!(ResourceType::IamUser.access_levels().is_empty());
+        assert!(ResourceType::IdentityCenterUser.access_levels().is_empty());
+        assert_eq!(ResourceType::PermissionSet.access_levels(), [AccessLevel::Assign]);
+        assert_eq!(ResourceType::IdentityCenterGroup.access_levels(), [AccessLevel::Member]);
         assert_eq!(ResourceType::parse("ec2"), None);
     }
 }

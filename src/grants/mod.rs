@@ -76,6 +76,8 @@ pub fn mechanism(resource_type: ResourceType, principal_type: PrincipalType) -> 
         (Of::IamGroup, To::IamRole) => None,
         // IAM users receive access; they are not granted.
         (Of::IamUser, _) => None,
+        // Identity Center's types are inventoried; their mechanisms are not built yet.
+        (Of::IdentityCenterUser | Of::IdentityCenterGroup | Of::PermissionSet, _) => None,
     }
 }
 
@@ -249,7 +251,12 @@ pub fn plan(request: &Request<'_>, quotas: &Quotas) -> Result<Plan, Refusal> {
     let Request { integration, resource, level, grantee, principal, held, resource_field, grant_id } = *request;
     let invalid = |field, message: String| Refusal::Invalid { field, message };
     if !is_grantable(resource.resource_type) {
-        return Err(invalid(resource_field, "IAM users receive access; they are not granted".into()));
+        let message = match resource.resource_type {
+            ResourceType::IamUser => "IAM users receive access; they are not granted".to_string(),
+            ResourceType::IdentityCenterUser => "Identity Center users receive access; they are not granted".to_string(),
+            other => format!("grants on {} resources are not available yet", other.as_str()),
+        };
+        return Err(invalid(resource_field, message));
     }
     if !resource.resource_type.access_levels().contains(&level) {
         let offered: Vec<&str> = resource.resource_type.access_levels().iter().map(|l| l.as_str()).collect();

@@ -10,6 +10,12 @@ use uuid::Uuid;
 use crate::domain::grant::PrincipalType;
 use crate::domain::resource::{DiscoveredResource, Resource, ResourceType};
 
+/// The types that are grantees only (IAM users, Identity Center users): the
+/// tag filter chooses what may be granted, not who may receive it, so these
+/// are always offered (browsable). Every other type, Identity Center groups
+/// and IAM groups included, passes the filter or is not offered.
+const GRANTEE_TYPES: &str = "('iam_user', 'identity_center_user')";
+
 /// Rows per statement: large enough to need few round trips, small enough to keep statements light.
 const BATCH: usize = 2000;
 
@@ -37,17 +43,17 @@ pub async fn replace_account(
         let regions: Vec<Option<&str>> = batch.iter().map(|r| r.region.as_deref()).collect();
         let tags: Vec<serde_json::Value> = batch.iter().map(|r| serde_json::json!(r.tags)).collect();
         let details: Vec<&serde_json::Value> = batch.iter().map(|r| &r.details).collect();
-        sqlx::query(
+        sqlx::query(&format!(
             "insert into resources (integration_id, account_id, type, arn, name, region, tags, offered, details, sync_id, synced_at)
              select $1, $2, t.type, t.arn, t.name, t.region, t.tags,
-                    t.type = 'iam_user' or tags_match_filter(t.tags, $3), t.details, $4, now()
+                    t.type in {GRANTEE_TYPES} or tags_match_filter(t.tags, $3), t.details, $4, now()
              from unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::jsonb[], $10::jsonb[])
                   as t(type, arn, name, region, tags, details)
              on conflict (integration_id, arn) do update
              set account_id = excluded.account_id, type = excluded.type, name = excluded.name,
                  region = excluded.region, tags = excluded.tags, offered = excluded.offered,
                  details = excluded.details, sync_id = excluded.sync_id, synced_at = excluded.synced_at",
-        )
+        ))
         .bind(integration_id)
         .bind(account_id)
         .bind(filter)
@@ -91,10 +97,10 @@ pub async fn apply_filter(
     integration_id: Uuid,
     filter: &serde_json::Value,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "update resources set offered = (type = 'iam_user' or tags_match_filter(tags, $2))
-         where integration_id = $1 and offered is distinct from (type = 'iam_user' or tags_match_filter(tags, $2))",
-    )
+    sqlx::query(&format!(
+        "update resources set offered = (type in {GRANTEE_TYPES} or tags_match_filter(tags, $2))
+         where integration_id = $1 and offered is distinct from (type in {GRANTEE_TYPES} or tags_match_filter(tags, $2))",
+    ))
     .bind(integration_id)
     .bind(filter)
     .execute(&mut *tx)

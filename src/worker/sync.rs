@@ -149,7 +149,9 @@ async fn sync_account(
     if account.status == "ACTIVE" {
         let clients = state.aws.clients(integration, &account.account_id).await;
         let limiter = CallLimiter::new(state.config.sync.sync_concurrency as usize);
-        let listed = inventory::list_account(&clients, &account.account_id, &integration.options, &limiter).await;
+        let listed =
+            inventory::list_account(&clients, &account.account_id, account.is_root, &integration.options, &limiter)
+                .await;
         result.aws_calls = limiter.calls() as i64;
         match listed {
             Ok(resources) => {

@@ -6,12 +6,21 @@
 
 use serde_json::{json, Value};
 
-use crate::support::{unique, Enforced, EnforcedSetup, Fault};
+use crate::support::{permission_set_tags, unique, Enforced, EnforcedSetup, Fault};
 
-/// The service's own user, an admin, alice and bob, and one thing of every type.
+/// The service's own user, an admin, alice and bob, and one thing of every
+/// type, Identity Center's included (`options.identity_center: {}`).
 async fn enforced() -> Enforced {
-    let setup = EnforcedSetup::new().await;
+    let mut setup = EnforcedSetup::new().await;
+    setup.options = json!({"identity_center": {}});
+    // moto has no sso-admin ListTagsForResource: the proxy answers it once moto
+    // let the call through (a denial is moto's own 403).
+    setup.answers.push(("ListTagsForResource", permission_set_tags(&[("team", "a")])));
     let seed = &setup.seed;
+    let (instance, store) = seed.identity_center().await;
+    seed.create_identity_center_user(&store, "carol", "Carol").await;
+    seed.create_identity_center_group(&store, "ic-ops").await;
+    seed.create_permission_set(&instance, "ReadOnly", true).await;
     for user in ["alice", "bob"] {
         seed.create_user(user, &[]).await;
     }
@@ -107,7 +116,17 @@ async fn the_setup_policy_is_exactly_what_jit_iam_needs() {
     assert_eq!(check["ok"], true, "{check}");
     let run = e.sync().await;
     assert_eq!(run["status"], "succeeded", "{run}");
-    for t in ["ec2_instance", "s3_bucket", "iam_role", "iam_policy", "iam_group", "iam_user"] {
+    for t in [
+        "ec2_instance",
+        "s3_bucket",
+        "iam_role",
+        "iam_policy",
+        "iam_group",
+        "iam_user",
+        "identity_center_user",
+        "identity_center_group",
+        "permission_set",
+    ] {
         assert!(run["counts"][t].as_i64().unwrap_or(0) >= 1, "{t}: {run}");
     }
     let levels = [
@@ -156,7 +175,15 @@ async fn the_setup_policy_is_exactly_what_jit_iam_needs() {
             | "s3:GetBucketLocation"
             | "s3:GetBucketTagging"
             | "ec2:DescribeRegions"
-            | "ec2:DescribeInstances" => {
+            | "ec2:DescribeInstances"
+            // moto enforces sso:* and identitystore:* as it does IAM's (on `Resource: "*"`).
+            | "sso:ListInstances"
+            | "sso:ListPermissionSets"
+            | "sso:DescribePermissionSet"
+            | "sso:ListTagsForResource"
+            | "sso:ListAccountsForProvisionedPermissionSet"
+            | "identitystore:ListUsers"
+            | "identitystore:ListGroups" => {
                 let run = e.sync().await;
                 assert_eq!(run["accounts"][0]["status"], "failed", "{action}: {run}");
                 denied(&run["accounts"][0]["error"], &action);

@@ -12,6 +12,7 @@ mod enforcement;
 mod faults;
 mod grant_policy;
 mod grants;
+mod identity_center;
 mod integrations;
 mod inventory;
 mod least_privilege;

@@ -73,6 +73,39 @@ pub struct IntegrationOptions {
     /// Checked at submission, preview and extension.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_levels: Option<AccessLevels>,
+    /// IAM Identity Center, reached in the root account (an organization's
+    /// management or delegated administrator account) in the integration's
+    /// region: its users, groups and permission sets are inventoried. Unset: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_center: Option<IdentityCenterOptions>,
+}
+
+/// Which IAM Identity Center instance: `{}` discovers it (sso:ListInstances in
+/// the integration's region); otherwise both fields are given.
+#[derive(Debug, Serialize, ToSchema)]
+// Also the schema of request bodies, which are closed (`api::document` splits it).
+#[serde(deny_unknown_fields)]
+pub struct IdentityCenterOptions {
+    /// The instance's ARN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        example = "arn:aws:sso:::instance/ssoins-1234567890abcdef",
+        pattern = "^arn:(aws|aws-cn|aws-us-gov):sso:::instance/(sso)?ins-[a-zA-Z0-9-.]{16}$"
+    )]
+    pub instance_arn: Option<String>,
+    /// The instance's identity store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        example = "d-1234567890",
+        pattern = "^(d-[0-9a-z]{10}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$"
+    )]
+    pub identity_store_id: Option<String>,
+}
+
+impl From<integration::IdentityCenterOptions> for IdentityCenterOptions {
+    fn from(value: integration::IdentityCenterOptions) -> Self {
+        Self { instance_arn: value.instance_arn, identity_store_id: value.identity_store_id }
+    }
 }
 
 impl From<integration::IntegrationOptions> for IntegrationOptions {
@@ -84,6 +117,7 @@ impl From<integration::IntegrationOptions> for IntegrationOptions {
             include_aws_managed_policies: value.include_aws_managed_policies,
             max_duration: value.max_duration,
             access_levels: value.access_levels.map(Into::into),
+            identity_center: value.identity_center.map(Into::into),
         }
     }
 }

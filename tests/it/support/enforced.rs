@@ -27,6 +27,10 @@ pub struct EnforcedSetup {
     pub seed: Account,
     admin_key: Credentials,
     service_key: Credentials,
+    /// The integration's `options` (default `{}`).
+    pub options: Value,
+    /// Canned answers of the proxy (action, JSON body), set before the first sync.
+    pub answers: Vec<(&'static str, Value)>,
 }
 
 /// After enforcement: every request must be signed by keys moto issued.
@@ -52,7 +56,7 @@ impl EnforcedSetup {
         let admin_key = user_with_key(&seed, "admin", Some(ALLOW_EVERYTHING)).await;
         let service_key = user_with_key(&seed, "jit-iam-service", Some(ALLOW_ASSUME_ROLE)).await;
         seed.organizations.create_organization().send().await.unwrap();
-        EnforcedSetup { moto, seed, admin_key, service_key }
+        EnforcedSetup { moto, seed, admin_key, service_key, options: json!({}), answers: Vec::new() }
     }
 
     /// Creates user `name` with `policy` inline (none when None) and an access
@@ -65,8 +69,11 @@ impl EnforcedSetup {
     /// root of an organization, creates `jit-iam-access` with the setup's trust
     /// policy, switches enforcement on and gives the role the setup's permission policy.
     pub async fn enforce(self) -> Enforced {
-        let EnforcedSetup { moto, seed, admin_key, service_key } = self;
+        let EnforcedSetup { moto, seed, admin_key, service_key, options, answers } = self;
         let proxy = FaultProxy::start(&moto.endpoint, Duration::from_secs(1)).await;
+        for (action, body) in answers {
+            proxy.answer(action, None, body);
+        }
         let server = TestServer::builder(&moto)
             .env("AWS_ENDPOINT_URL", &proxy.endpoint)
             .env("AWS_ACCESS_KEY_ID", service_key.access_key_id())
@@ -79,7 +86,8 @@ impl EnforcedSetup {
             .create_integration(json!({
                 "name": "enforced", "connection": "organization",
                 "root_account": {"account_id": ENFORCED_ACCOUNT, "access_role_arn": seed.role_arn("jit-iam-access"),
-                                 "external_id": "enforced-external-id", "region": "us-east-1"}
+                                 "external_id": "enforced-external-id", "region": "us-east-1"},
+                "options": options
             }))
             .await;
         let integration = integration["id"].as_str().unwrap().to_string();

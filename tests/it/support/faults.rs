@@ -64,6 +64,8 @@ struct ProxyState {
     log: Mutex<Vec<Exchange>>,
     /// Faults for the next call of an action, once each.
     next_faults: Mutex<Vec<(String, Fault)>>,
+    /// Answers the proxy gives instead of moto's, for calls moto does not implement.
+    answers: Mutex<Vec<Canned>>,
     /// The action whose answers are held back, and how many are held now.
     held_action: Mutex<Option<String>>,
     holding: AtomicU32,
@@ -73,6 +75,13 @@ struct ProxyState {
 pub struct FaultProxy {
     pub endpoint: String,
     state: Arc<ProxyState>,
+}
+
+/// A canned JSON answer to calls of `action` about `resource` (any, when None).
+struct Canned {
+    action: String,
+    resource: Option<String>,
+    body: serde_json::Value,
 }
 
 impl FaultProxy {
@@ -89,6 +98,7 @@ impl FaultProxy {
             client: reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap(),
             log: Mutex::new(Vec::new()),
             next_faults: Mutex::new(Vec::new()),
+            answers: Mutex::new(Vec::new()),
             held_action: Mutex::new(None),
             holding: AtomicU32::new(0),
             released: tokio::sync::watch::channel(0).0,
@@ -128,6 +138,17 @@ impl FaultProxy {
         self.state.next_faults.lock().unwrap().push((action.to_string(), fault));
     }
 
+    /// Answers calls of `action` (a JSON-protocol call, e.g. sso-admin's
+    /// `ListTagsForResource`, which moto does not implement) whose parameters
+    /// name `resource` (any call of `action` when None) with `body`, instead of
+    /// moto's answer. The call still goes to moto first, so that under IAM
+    /// enforcement a denial (403) is answered as moto gives it. The latest
+    /// answer set for a call wins.
+    pub fn answer(&self, action: &str, resource: Option<&str>, body: serde_json::Value) {
+        let canned = Canned { action: action.to_string(), resource: resource.map(str::to_string), body };
+        self.state.answers.lock().unwrap().push(canned);
+    }
+
     /// A slow AWS: calls of `action` reach moto and are carried out, but their
     /// answers are held back until [`Self::release`].
     pub fn hold_answers(&self, action: &str) {
@@ -161,8 +182,22 @@ async fn handle(state: Arc<ProxyState>, request: Request<Incoming>) -> Result<Re
         .unwrap_or_default();
     let service = credential.get(3).copied().unwrap_or_default().to_string();
     let account = credential.first().and_then(|key| state.accounts_by_key.lock().unwrap().get(*key).cloned());
-    let params: BTreeMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
-    let action = params.get("Action").cloned().unwrap_or_default();
+    // Query protocol (IAM, STS, EC2): a form with `Action`. JSON protocol
+    // (sso-admin, identitystore, organizations): `X-Amz-Target: Service.Action`
+    // and a JSON body, whose top-level strings are the params.
+    let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let params: BTreeMap<String, String> = match &target {
+        Some(_) => serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&body)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v.as_str()?.to_string())))
+            .collect(),
+        None => form_urlencoded::parse(&body).into_owned().collect(),
+    };
+    let action = match &target {
+        Some(target) => target.rsplit('.').next().unwrap_or_default().to_string(),
+        None => params.get("Action").cloned().unwrap_or_default(),
+    };
     let faultable = service == "iam" || service == "sts";
     let rate = account
         .as_ref()
@@ -192,7 +227,10 @@ async fn handle(state: Arc<ProxyState>, request: Request<Incoming>) -> Result<Re
             if let (Some((_, answer)), "AssumeRole") = (&forwarded, exchange.action.as_str()) {
                 learn_account(&state, &exchange.params, answer);
             }
-            forwarded.map(|(reply, _)| reply)
+            match (canned(&state, &exchange), exchange.upstream_status) {
+                (Some(body), Some(status)) if status != 403 => Some(json_answer(&body)),
+                _ => forwarded.map(|(reply, _)| reply),
+            }
         }
     };
     state.log.lock().unwrap().push(exchange);
@@ -211,6 +249,28 @@ async fn handle(state: Arc<ProxyState>, request: Request<Incoming>) -> Result<Re
         }
         (_, Some(reply)) => Ok(reply),
     }
+}
+
+/// The canned answer for this call, if one was set.
+fn canned(state: &ProxyState, exchange: &Exchange) -> Option<serde_json::Value> {
+    let answers = state.answers.lock().unwrap();
+    answers
+        .iter()
+        .rev()
+        .find(|c| {
+            c.action == exchange.action && c.resource.as_ref().is_none_or(|r| exchange.params.values().any(|v| v == r))
+        })
+        .map(|c| c.body.clone())
+}
+
+/// A JSON-protocol answer (awsJson1_1), as AWS sends it.
+fn json_answer(body: &serde_json::Value) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amzn-requestid", uuid::Uuid::new_v4().to_string())
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap()
 }
 
 /// Remembers whose keys an sts:AssumeRole answer holds: the account of its RoleArn.

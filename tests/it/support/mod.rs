@@ -148,6 +148,81 @@ impl Account {
     }
 }
 
+/// IAM Identity Center in an account (moto has one instance per account and region).
+impl Account {
+    pub fn sso_admin(&self) -> aws_sdk_ssoadmin::Client {
+        aws_sdk_ssoadmin::Client::new(&self.config)
+    }
+
+    pub fn identity_store(&self) -> aws_sdk_identitystore::Client {
+        aws_sdk_identitystore::Client::new(&self.config)
+    }
+
+    /// The account's instance in us-east-1: (instance ARN, identity store id).
+    pub async fn identity_center(&self) -> (String, String) {
+        let listed = self.sso_admin().list_instances().send().await.unwrap();
+        let instance = &listed.instances()[0];
+        (instance.instance_arn().unwrap().to_string(), instance.identity_store_id().unwrap().to_string())
+    }
+
+    /// An Identity Center user; returns its UserId.
+    pub async fn create_identity_center_user(&self, store: &str, user_name: &str, display_name: &str) -> String {
+        let name = aws_sdk_identitystore::types::Name::builder().given_name(user_name).family_name("Test").build();
+        let created = self
+            .identity_store()
+            .create_user()
+            .identity_store_id(store)
+            .user_name(user_name)
+            .display_name(display_name)
+            .name(name)
+            .send()
+            .await
+            .unwrap();
+        created.user_id().to_string()
+    }
+
+    /// An Identity Center group; returns its GroupId.
+    pub async fn create_identity_center_group(&self, store: &str, display_name: &str) -> String {
+        let created =
+            self.identity_store().create_group().identity_store_id(store).display_name(display_name).send().await;
+        created.unwrap().group_id().to_string()
+    }
+
+    /// A permission set (always with a session duration: without one moto
+    /// answers what the SDK cannot decode), provisioned to this account when
+    /// `provision`; returns its ARN.
+    pub async fn create_permission_set(&self, instance: &str, name: &str, provision: bool) -> String {
+        let sso = self.sso_admin();
+        let created = sso
+            .create_permission_set()
+            .instance_arn(instance)
+            .name(name)
+            .description(format!("{name} access"))
+            .session_duration("PT2H")
+            .send()
+            .await
+            .unwrap();
+        let arn = created.permission_set().unwrap().permission_set_arn().unwrap().to_string();
+        if provision {
+            sso.provision_permission_set()
+                .instance_arn(instance)
+                .permission_set_arn(&arn)
+                .target_type(aws_sdk_ssoadmin::types::ProvisionTargetType::AwsAccount)
+                .target_id(&self.id)
+                .send()
+                .await
+                .unwrap();
+        }
+        arn
+    }
+}
+
+/// A `ListTagsForResource` answer (sso-admin), for [`FaultProxy::answer`].
+pub fn permission_set_tags(tags: &[(&str, &str)]) -> serde_json::Value {
+    let tags: Vec<serde_json::Value> = tags.iter().map(|(k, v)| serde_json::json!({"Key": k, "Value": v})).collect();
+    serde_json::json!({ "Tags": tags })
+}
+
 impl Account {
     /// Managed policies attached to `user`, as IAM has them.
     pub async fn user_policies(&self, user: &str) -> Vec<String> {

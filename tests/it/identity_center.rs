@@ -1,0 +1,294 @@
+//! IAM Identity Center in the inventory: the instance found or given, its
+//! users, groups and permission sets synced and browsable, the tag filter on
+//! permission sets, the option's rules, and no Identity Center call at all
+//! without the option.
+//!
+//! moto implements neither sso-admin `TagResource` nor `ListTagsForResource`
+//! (HTTP 500): the fault proxy in front of it answers `ListTagsForResource`
+//! with the tags each test sets per permission set.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::{permission_set_tags, random_account_id, unique, Account, FaultProxy, Moto, TestServer};
+
+/// A server whose AWS endpoint is a fault proxy in front of the shared moto.
+async fn server_behind_proxy() -> (TestServer, FaultProxy) {
+    let moto = Moto::shared();
+    let proxy = FaultProxy::start(&moto.endpoint, Duration::from_secs(1)).await;
+    let server = TestServer::builder(moto)
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .env("JIT_IAM_SERVICE_PRINCIPAL_ARN", "arn:aws:iam::111122223333:role/jit-iam")
+        .start()
+        .await;
+    (server, proxy)
+}
+
+fn integration(account: &Account, options: Value) -> Value {
+    let mut options = options;
+    options["regions"] = json!(["us-east-1"]);
+    json!({
+        "name": unique("identity-center"),
+        "connection": "single_account",
+        "root_account": {
+            "account_id": account.id, "access_role_arn": account.role_arn("jit-iam-access"),
+            "external_id": "external-id-123", "region": "us-east-1"
+        },
+        "options": options
+    })
+}
+
+fn names(items: &[Value]) -> BTreeSet<String> {
+    items.iter().map(|i| i["name"].as_str().unwrap().to_string()).collect()
+}
+
+fn set(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|n| n.to_string()).collect()
+}
+
+/// The stored details of the resource with `arn` (what grants will read).
+async fn details(server: &TestServer, arn: &str) -> Value {
+    let db = server.db().await;
+    sqlx::query_scalar("select details from resources where arn = $1").bind(arn).fetch_one(&db).await.unwrap()
+}
+
+fn identity_center_calls(proxy: &FaultProxy) -> Vec<String> {
+    proxy
+        .exchanges()
+        .into_iter()
+        .filter(|e| e.service == "sso" || e.service == "identitystore")
+        .map(|e| format!("{}:{}", e.service, e.action))
+        .collect()
+}
+
+/// An account with two users, a group and two permission sets (one
+/// provisioned), and the proxy answering each permission set's tags.
+struct Seeded {
+    account: Account,
+    instance: String,
+    store: String,
+    alice: String,
+    admin: String,
+    viewer: String,
+}
+
+async fn seed(proxy: &FaultProxy) -> Seeded {
+    let account = Moto::shared().account(&random_account_id()).await;
+    let (instance, store) = account.identity_center().await;
+    let alice = account.create_identity_center_user(&store, "alice", "Alice Liddell").await;
+    account.create_identity_center_user(&store, "bob", "Bob").await;
+    account.create_identity_center_group(&store, "ops").await;
+    let admin = account.create_permission_set(&instance, "Admin", true).await;
+    let viewer = account.create_permission_set(&instance, "Viewer", false).await;
+    proxy.answer("ListTagsForResource", Some(&admin), permission_set_tags(&[("team", "a"), ("env", "prod")]));
+    proxy.answer("ListTagsForResource", Some(&viewer), permission_set_tags(&[("team", "b")]));
+    Seeded { account, instance, store, alice, admin, viewer }
+}
+
+#[tokio::test]
+async fn a_discovered_instance_s_users_groups_and_permission_sets_are_inventoried() {
+    let (server, proxy) = server_behind_proxy().await;
+    let s = seed(&proxy).await;
+    s.account.create_user("carol", &[]).await;
+    let created = server.create_integration(integration(&s.account, json!({"identity_center": {}}))).await;
+    assert_eq!(created["options"]["identity_center"], json!({}));
+    let id = created["id"].as_str().unwrap();
+    let run = server.wait_for_sync(id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["counts"]["identity_center_user"], 2, "{run}");
+    assert_eq!(run["counts"]["identity_center_group"], 1, "{run}");
+    assert_eq!(run["counts"]["permission_set"], 2, "{run}");
+    let calls = identity_center_calls(&proxy);
+    for call in [
+        "sso:ListInstances",
+        "sso:ListPermissionSets",
+        "sso:DescribePermissionSet",
+        "sso:ListTagsForResource",
+        "sso:ListAccountsForProvisionedPermissionSet",
+        "identitystore:ListUsers",
+        "identitystore:ListGroups",
+    ] {
+        assert!(calls.iter().any(|c| c == call), "{call} not in {calls:?}");
+    }
+
+    let browse = |t: &str| {
+        let query = format!("integration_id={id}&type={t}");
+        let server = &server;
+        async move { server.browse_all(&query).await }
+    };
+    let permission_sets = browse("permission_set").await;
+    assert_eq!(names(&permission_sets), set(&["Admin", "Viewer"]));
+    let admin = permission_sets.iter().find(|p| p["name"] == "Admin").unwrap();
+    assert_eq!(admin["arn"], s.admin.as_str());
+    assert_eq!(admin["account_id"], s.account.id.as_str());
+    assert_eq!(admin["tags"], json!({"team": "a", "env": "prod"}));
+    assert_eq!(admin["access_levels"], json!(["assign"]));
+    assert_eq!(admin["region"], Value::Null);
+    let admin_details = details(&server, &s.admin).await;
+    assert_eq!(admin_details["account_ids"], json!([s.account.id]), "provisioned: {admin_details}");
+    assert_eq!(admin_details["session_duration"], "PT2H");
+    assert_eq!(admin_details["description"], "Admin access");
+    assert_eq!(admin_details["instance_arn"], s.instance.as_str());
+    assert_eq!(details(&server, &s.viewer).await["account_ids"], json!([]), "not provisioned");
+
+    let users = browse("identity_center_user").await;
+    assert_eq!(names(&users), set(&["alice", "bob"]));
+    let alice = users.iter().find(|u| u["name"] == "alice").unwrap();
+    assert_eq!(alice["arn"], format!("arn:aws:identitystore:::user/{}", s.alice));
+    assert_eq!(alice["access_levels"], json!([]));
+    let alice_details = details(&server, alice["arn"].as_str().unwrap()).await;
+    assert_eq!(
+        alice_details,
+        json!({"unique_id": s.alice, "identity_store_id": s.store, "display_name": "Alice Liddell"})
+    );
+    let groups = browse("identity_center_group").await;
+    assert_eq!(names(&groups), set(&["ops"]));
+    assert!(groups[0]["arn"].as_str().unwrap().starts_with("arn:aws:identitystore:::group/"), "{groups:?}");
+    assert_eq!(groups[0]["access_levels"], json!(["member"]));
+    assert!(details(&server, groups[0]["arn"].as_str().unwrap()).await["unique_id"].is_string());
+
+    // The check reports the instance; the setup documents read it.
+    let (_, check) = server.post(&format!("/v1/integrations/{id}/check"), json!({})).await;
+    let step = check["steps"].as_array().unwrap().iter().find(|s| s["name"] == "identity_center").cloned();
+    let step = step.unwrap_or_else(|| panic!("no identity_center step: {check}"));
+    assert_eq!(step["status"], "passed", "{check}");
+    assert!(step["detail"].as_str().unwrap().contains(&s.instance), "{step}");
+    let (status, setup) = server.get(&format!("/v1/integrations/{id}/setup")).await;
+    assert_eq!(status, 200, "{setup}");
+    let policy = setup["root_account"]["permission_policy"].to_string();
+    assert!(policy.contains("sso:ListInstances") && policy.contains("identitystore:ListUsers"), "{policy}");
+
+    // No grant on them yet: refused, naming the field, nothing stored.
+    for (resource, level) in [(admin, "assign"), (&groups[0], "member"), (alice, "assign")] {
+        let body = json!({
+            "integration_id": id, "resource_id": resource["id"], "access_level": level,
+            "principal": {"type": "iam_user", "name": "carol"}, "duration_seconds": 600,
+            "request_id": unique("req"), "approved_by": "approver"
+        });
+        let (status, error) = server.post("/v1/grants", body).await;
+        assert_eq!(status, 422, "{error}");
+        assert_eq!(error["error"]["field"], "resource_id", "{error}");
+    }
+    let (_, grants) = server.get(&format!("/v1/grants?integration_id={id}")).await;
+    assert_eq!(grants["items"], json!([]), "{grants}");
+
+    // The tag filter: permission sets and groups (which carry no tags) pass it
+    // or are not offered; users, the grantees, always are.
+    let (status, body) = server
+        .patch(&format!("/v1/integrations/{id}"), json!({"options": {"tags": [{"key": "team", "value": "a"}]}}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(names(&browse("permission_set").await), set(&["Admin"]));
+    assert!(browse("identity_center_group").await.is_empty());
+    assert_eq!(names(&browse("identity_center_user").await), set(&["alice", "bob"]));
+    // A later sync keeps to it, with tags as ListTagsForResource says now.
+    proxy.answer("ListTagsForResource", Some(&s.viewer), permission_set_tags(&[("team", "a")]));
+    server.post(&format!("/v1/integrations/{id}/sync"), json!({})).await;
+    let run = server.wait_for_sync(id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(names(&browse("permission_set").await), set(&["Admin", "Viewer"]));
+    assert!(browse("identity_center_group").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_given_instance_is_used_as_is_and_checked() {
+    let (server, proxy) = server_behind_proxy().await;
+    let s = seed(&proxy).await;
+    let given = json!({"identity_center": {"instance_arn": s.instance, "identity_store_id": s.store}});
+    let created = server.create_integration(integration(&s.account, given.clone())).await;
+    assert_eq!(created["options"]["identity_center"], given["identity_center"]);
+    let id = created["id"].as_str().unwrap();
+    let run = server.wait_for_sync(id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["counts"]["permission_set"], 2, "{run}");
+    let calls = identity_center_calls(&proxy);
+    assert!(!calls.iter().any(|c| c == "sso:ListInstances"), "nothing to discover: {calls:?}");
+    let sent_store = proxy.exchanges().into_iter().find(|e| e.action == "ListUsers").unwrap();
+    assert_eq!(sent_store.params["IdentityStoreId"], s.store);
+
+    // An instance the account does not see fails the check's step.
+    let other = "arn:aws:sso:::instance/ssoins-0000000000000000";
+    let patch = json!({"options": {"identity_center": {"instance_arn": other, "identity_store_id": "d-0000000000"}}});
+    let (status, body) = server.patch(&format!("/v1/integrations/{id}"), patch).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, check) = server.post(&format!("/v1/integrations/{id}/check"), json!({})).await;
+    assert_eq!(check["ok"], false, "{check}");
+    let step = check["steps"].as_array().unwrap().iter().find(|s| s["name"] == "identity_center").unwrap().clone();
+    assert_eq!(step["status"], "failed", "{check}");
+    assert!(step["detail"].as_str().unwrap().contains(other), "{step}");
+}
+
+#[tokio::test]
+async fn bad_identity_center_options_are_422_naming_the_field() {
+    let server = TestServer::start().await;
+    let account = Moto::shared().account(&random_account_id()).await;
+    const ARN: &str = "arn:aws:sso:::instance/ssoins-1234567890abcdef";
+    let cases = [
+        (json!({"instance_arn": ARN}), "options.identity_center.identity_store_id"),
+        (json!({"identity_store_id": "d-1234567890"}), "options.identity_center.instance_arn"),
+        (
+            json!({"instance_arn": "ssoins-1", "identity_store_id": "d-1234567890"}),
+            "options.identity_center.instance_arn",
+        ),
+        (json!({"instance_arn": ARN, "identity_store_id": "store"}), "options.identity_center.identity_store_id"),
+        (json!({"instance_arn": 7, "identity_store_id": "d-1234567890"}), "options.identity_center.instance_arn"),
+        (json!({"instance": ARN}), "options.identity_center.instance"),
+        (json!(true), "options.identity_center"),
+    ];
+    for (identity_center, field) in &cases {
+        let (status, body) =
+            server.post("/v1/integrations", integration(&account, json!({"identity_center": identity_center}))).await;
+        assert_eq!(status, 422, "{identity_center} -> {body}");
+        assert_eq!(body["error"]["field"], *field, "{identity_center} -> {body}");
+    }
+    let created = server.create_integration(integration(&account, json!({}))).await;
+    let path = format!("/v1/integrations/{}", created["id"].as_str().unwrap());
+    for (identity_center, field) in &cases[..4] {
+        let (status, body) = server.patch(&path, json!({"options": {"identity_center": identity_center}})).await;
+        assert_eq!(status, 422, "{identity_center} -> {body}");
+        assert_eq!(body["error"]["field"], *field, "{identity_center} -> {body}");
+    }
+    let (_, unchanged) = server.get(&path).await;
+    assert_eq!(unchanged, created);
+}
+
+#[tokio::test]
+async fn without_the_option_no_identity_center_call_is_made_and_turning_it_on_and_off_syncs() {
+    let (server, proxy) = server_behind_proxy().await;
+    let s = seed(&proxy).await;
+    let created = server.create_integration(integration(&s.account, json!({}))).await;
+    let id = created["id"].as_str().unwrap();
+    let run = server.wait_for_sync(id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let (_, check) = server.post(&format!("/v1/integrations/{id}/check"), json!({})).await;
+    assert!(check["steps"].as_array().unwrap().iter().all(|s| s["name"] != "identity_center"), "{check}");
+    let (status, setup) = server.get(&format!("/v1/integrations/{id}/setup")).await;
+    assert_eq!(status, 200, "{setup}");
+    assert!(setup["root_account"]["permission_policy"]["Statement"].is_array(), "{setup}");
+    let policy = setup.to_string();
+    assert!(!policy.contains("sso:") && !policy.contains("identitystore:"), "{policy}");
+    assert!(identity_center_calls(&proxy).is_empty(), "{:?}", identity_center_calls(&proxy));
+    assert!(proxy.exchanges().iter().any(|e| e.service == "iam"), "the proxy saw the sync");
+
+    // Turned on: a sync starts and finds them; turned off: the next one removes them.
+    let path = format!("/v1/integrations/{id}");
+    let (status, body) = server.patch(&path, json!({"options": {"identity_center": {}}})).await;
+    assert_eq!(status, 200, "{body}");
+    let run = crate::support::eventually(Duration::from_secs(120), "a sync with Identity Center", || async {
+        let run = server.wait_for_sync(id).await;
+        (run["counts"]["permission_set"] == 2).then_some(run)
+    })
+    .await;
+    assert_eq!(run["trigger"], "updated", "{run}");
+    let (status, body) = server.patch(&path, json!({"options": {"identity_center": null}})).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["options"].get("identity_center").is_none(), "{body}");
+    crate::support::eventually(Duration::from_secs(120), "Identity Center gone from the inventory", || async {
+        server.wait_for_sync(id).await;
+        server.browse_all(&format!("integration_id={id}&type=identity_center_user")).await.is_empty().then_some(())
+    })
+    .await;
+    assert!(server.browse_all(&format!("integration_id={id}&type=permission_set")).await.is_empty());
+}
