@@ -909,13 +909,20 @@ fn the_mechanism_is_chosen_by_resource_type_and_principal_type() {
         (ResourceType::IamGroup, Role, None),
         (ResourceType::IamUser, User, None),
         (ResourceType::IamUser, Role, None),
+        // Identity Center's types are inventoried; no mechanism carries them yet.
+        (ResourceType::IdentityCenterUser, User, None),
+        (ResourceType::IdentityCenterUser, Role, None),
+        (ResourceType::IdentityCenterGroup, User, None),
+        (ResourceType::IdentityCenterGroup, Role, None),
+        (ResourceType::PermissionSet, User, None),
+        (ResourceType::PermissionSet, Role, None),
     ];
     assert_eq!(table.len(), ResourceType::ALL.len() * PrincipalType::ALL.len(), "every pairing is decided");
     for (resource_type, principal_type, expected) in table {
         assert_eq!(mechanism(resource_type, principal_type), expected, "{resource_type:?} to {principal_type:?}");
     }
     let grantable: Vec<_> = ResourceType::ALL.iter().copied().filter(|t| is_grantable(*t)).collect();
-    assert_eq!(grantable.len(), ResourceType::ALL.len() - 1, "all but IAM users: {grantable:?}");
+    assert_eq!(grantable.len(), 5, "the IAM resources, not IAM users: {grantable:?}");
     assert!(!is_grantable(ResourceType::IamUser));
     assert!(Mechanism::AttachPolicy.is_shared() && Mechanism::GroupMembership.is_shared());
     assert!(!Mechanism::GeneratedPolicy.is_shared());
