@@ -25,7 +25,7 @@ use crate::domain::arn::is_account_id;
 use crate::domain::grant::{self, GrantStatus, PrincipalType};
 use crate::domain::resource::AccessLevel;
 use crate::grants::submission::{self, Extension, Submission, Submitted};
-use crate::grants::{self, revocation, Failure, Refusal};
+use crate::grants::{revocation, Failure, Refusal};
 use crate::storage;
 use crate::storage::grants::GrantFilter;
 use crate::worker::grants::LocalWorker;
@@ -101,6 +101,25 @@ pub struct GrantPreview {
     /// Managed policies the grantee has now (as far as jit-iam knows) and its quota.
     #[schema(required = true)]
     pub managed_policies: Option<PolicyQuota>,
+}
+
+impl From<submission::Preview> for GrantPreview {
+    fn from(preview: submission::Preview) -> Self {
+        let (policy_name, policy_document) = preview.policy.unzip();
+        Self {
+            integration_id: preview.integration_id,
+            account_id: preview.resource.account_id.clone(),
+            access_level: preview.access_level,
+            principal_arn: preview.principal_arn,
+            expires_at: preview.expires_at,
+            policy_name,
+            policy_document: policy_document.map(Into::into),
+            apply_calls: preview.apply_calls.into_iter().map(Into::into).collect(),
+            revoke_calls: preview.revoke_calls.into_iter().map(Into::into).collect(),
+            managed_policies: preview.managed_policies.map(Into::into),
+            resource: preview.resource.into(),
+        }
+    }
 }
 
 page!(GrantPage of Grant);
@@ -250,23 +269,8 @@ pub async fn preview_grant(
     State(state): State<AppState>,
     ValidJson(input): ValidJson<SubmitGrant>,
 ) -> ApiResult<Json<GrantPreview>> {
-    let checked = submission::check(&state.db, &state.config.grants, &input.submission(), None).await??;
-    let policy = checked.plan.policy.as_ref().map(|_| checked.generated_policy(None));
-    let (apply_calls, revoke_calls) =
-        grants::planned_calls(&checked.plan, &checked.grantee, &checked.resource, policy.as_ref());
-    Ok(Json(GrantPreview {
-        integration_id: checked.integration.id,
-        account_id: checked.resource.account_id.clone(),
-        access_level: input.access_level,
-        principal_arn: checked.principal_arn,
-        expires_at: checked.expires_at,
-        policy_name: policy.map(|p| p.name),
-        policy_document: checked.plan.policy.map(Into::into),
-        apply_calls: apply_calls.into_iter().map(Into::into).collect(),
-        revoke_calls: revoke_calls.into_iter().map(Into::into).collect(),
-        managed_policies: checked.plan.quota.map(Into::into),
-        resource: checked.resource.into(),
-    }))
+    let preview = submission::preview(&state.db, &state.config.grants, &input.submission()).await?;
+    Ok(Json(preview.into()))
 }
 
 /// List grants, newest first.

@@ -253,7 +253,9 @@ pub fn plan(request: &Request<'_>, quotas: &Quotas) -> Result<Plan, Refusal> {
     if !is_grantable(resource.resource_type) {
         let message = match resource.resource_type {
             ResourceType::IamUser => "IAM users receive access; they are not granted".to_string(),
-            ResourceType::IdentityCenterUser => "Identity Center users receive access; they are not granted".to_string(),
+            ResourceType::IdentityCenterUser => {
+                "Identity Center users receive access; they are not granted".to_string()
+            }
             other => format!("grants on {} resources are not available yet", other.as_str()),
         };
         return Err(invalid(resource_field, message));

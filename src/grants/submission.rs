@@ -14,13 +14,15 @@ use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::{plan, Failure, Handoff, Plan, Quotas, Refusal, Request, Requester};
+use super::{
+    plan, planned_calls, Failure, Handoff, Plan, PlannedCall, PolicyQuota, Quotas, Refusal, Request, Requester,
+};
 use crate::config::GrantConfig;
 use crate::domain::audit::AuditAction;
 use crate::domain::grant::Grant;
 use crate::domain::grant::{GrantStatus, Grantee, PrincipalType};
 use crate::domain::integration::{GrantBounds, Integration, IntegrationStatus};
-use crate::domain::policy::GeneratedPolicy;
+use crate::domain::policy::{GeneratedPolicy, PolicyDocument};
 use crate::domain::resource::{AccessLevel, Resource, ResourceType};
 use crate::storage;
 use crate::storage::grants::{NewEvent, NewGrant};
@@ -149,6 +151,40 @@ impl Checked {
 
 /// A check's answer: the database failing, or the grant refused, or what was checked.
 pub type Checking<T> = Result<Result<T, Refusal>, sqlx::Error>;
+
+/// What a grant would do, changing nothing: `POST /v1/grants/preview`.
+pub struct Preview {
+    pub integration_id: Uuid,
+    pub resource: Resource,
+    pub access_level: AccessLevel,
+    pub principal_arn: String,
+    pub expires_at: DateTime<Utc>,
+    /// The policy a generated-policy grant would create, under a placeholder name.
+    pub policy: Option<(String, PolicyDocument)>,
+    pub apply_calls: Vec<PlannedCall>,
+    pub revoke_calls: Vec<PlannedCall>,
+    pub managed_policies: Option<PolicyQuota>,
+}
+
+/// Checks a submission as `submit` does and plans it: the exact policy and
+/// AWS calls, without storing or changing anything.
+pub async fn preview(db: &PgPool, config: &GrantConfig, submission: &Submission<'_>) -> Result<Preview, Failure> {
+    let checked = check(db, config, submission, None).await??;
+    let policy = checked.plan.policy.as_ref().map(|_| checked.generated_policy(None));
+    let (apply_calls, revoke_calls) =
+        planned_calls(&checked.plan, &checked.grantee, &checked.resource, policy.as_ref());
+    Ok(Preview {
+        integration_id: checked.integration.id,
+        access_level: submission.access_level,
+        principal_arn: checked.principal_arn,
+        expires_at: checked.expires_at,
+        policy: policy.map(|p| p.name).zip(checked.plan.policy),
+        apply_calls,
+        revoke_calls,
+        managed_policies: checked.plan.quota,
+        resource: checked.resource,
+    })
+}
 
 /// The service's shortest and longest grant.
 pub fn bounds(config: &GrantConfig) -> GrantBounds {
