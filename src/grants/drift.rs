@@ -2,6 +2,9 @@
 //! grant says, read from one snapshot of the account's IAM, and how each
 //! finding is put back through [`IamChanges`]. The reconciliation worker only
 //! schedules, leases, reads the snapshot and records what these decide.
+//!
+//! Identity Center group memberships are not in the snapshot (it reads IAM
+//! only): [`covers`] leaves their grants out of reconciliation.
 
 use serde_json::Value;
 use uuid::Uuid;
@@ -28,6 +31,11 @@ impl Drift {
     fn new(kind: FindingKind, target: &str, evidence: impl Into<String>) -> Self {
         Self { kind, target: target.to_string(), evidence: evidence.into() }
     }
+}
+
+/// Whether drift is checked for the grant: its mechanism changes IAM, which the snapshot reads.
+pub fn covers(grant: &Grant) -> bool {
+    mechanism_of(grant).is_some_and(|m| m != Mechanism::IdentityCenterMembership)
 }
 
 /// The grant's principal in the snapshot, found by its unique id (by name for
@@ -66,7 +74,7 @@ pub async fn of_active_grant(
     grant: &Grant,
     principal: &PrincipalState,
 ) -> Result<Vec<Drift>, sqlx::Error> {
-    let Some(mechanism) = mechanism_of(grant) else { return Ok(Vec::new()) };
+    let Some(mechanism) = mechanism_of(grant).filter(|_| covers(grant)) else { return Ok(Vec::new()) };
     let mut drifts = Vec::new();
     match mechanism {
         Mechanism::GeneratedPolicy => {
@@ -86,6 +94,7 @@ pub async fn of_active_grant(
             }
         }
         _ if !grant.holds_attachment => {}
+        Mechanism::IdentityCenterMembership => {}
         Mechanism::AttachPolicy | Mechanism::GroupMembership => {
             let (held, target, what) = held_now(grant, mechanism, principal);
             if held {
@@ -161,6 +170,7 @@ pub async fn repair(
         (_, Mechanism::GeneratedPolicy) => recreate_and_attach(iam, snapshot, grant, &holder, installation_id).await,
         (_, Mechanism::AttachPolicy) => iam.attach_policy(&holder, &grant.resource_arn).await,
         (_, Mechanism::GroupMembership) => iam.add_to_group(&holder.name, &grant.resource_name).await,
+        (_, Mechanism::IdentityCenterMembership) => return Ok(Ok(Repaired::Restored)),
     };
     if let Err(e) = repaired {
         return Ok(Err(e));
@@ -211,7 +221,7 @@ async fn recreate_and_attach(
 /// A shared policy or membership jit-iam removed when the grant ended, and
 /// there again: someone gave it since, so it is reported, never removed.
 pub fn given_again(snapshot: &IamSnapshot, grant: &Grant) -> Option<Drift> {
-    let mechanism = mechanism_of(grant)?;
+    let mechanism = mechanism_of(grant).filter(|_| covers(grant))?;
     let principal = principal(snapshot, grant).ok()?;
     let (held, target, _) = held_now(grant, mechanism, principal);
     held.then(|| {

@@ -196,6 +196,9 @@ impl Account<'_> {
         snapshot: &IamSnapshot,
         grant: Grant,
     ) -> Result<(), sqlx::Error> {
+        if !drift::covers(&grant) {
+            return Ok(());
+        }
         let principal = match drift::principal(snapshot, &grant) {
             Ok(principal) => principal,
             Err(gone) => return self.report(&grant, gone, FindingAction::Reported).await,
