@@ -823,7 +823,8 @@ async fn a_generated_policy_detached_and_edited_is_restored_then_attached() {
     let drifts = drift::of_active_grant(&mut ledger, &snap, &g, principal).await.unwrap();
     assert_eq!(kinds(&drifts), [FindingKind::PolicyModified, FindingKind::AccessMissing]);
     for finding in &drifts {
-        let repaired = drift::repair(&iam, &mut ledger, &snap, &g, principal, finding, INSTALLATION).await.unwrap();
+        let repaired =
+            drift::repair(&iam, &mut ledger, &snap, &g, Some(principal), finding, INSTALLATION).await.unwrap();
         assert_eq!(repaired.unwrap(), Repaired::Restored);
     }
     assert_eq!(
@@ -850,7 +851,7 @@ async fn a_deleted_generated_policy_is_made_again_as_this_installations() {
     let principal = drift::principal(&snap, &g).unwrap();
     let drifts = drift::of_active_grant(&mut ledger, &snap, &g, principal).await.unwrap();
     assert_eq!(kinds(&drifts), [FindingKind::AccessMissing], "one finding: the policy is gone");
-    drift::repair(&iam, &mut ledger, &snap, &g, principal, &drifts[0], INSTALLATION).await.unwrap().unwrap();
+    drift::repair(&iam, &mut ledger, &snap, &g, Some(principal), &drifts[0], INSTALLATION).await.unwrap().unwrap();
     assert_eq!(iam.calls(), ["iam:CreatePolicy", "iam:AttachUserPolicy"]);
     assert!(iam.has(&alice, policy_arn(&g)));
 }
@@ -878,7 +879,7 @@ async fn shared_access_held_before_the_grant_and_removed_is_put_back_as_the_gran
         let principal = drift::principal(&snap, &g).unwrap();
         let drifts = drift::of_active_grant(&mut ledger, &snap, &g, principal).await.unwrap();
         assert_eq!(kinds(&drifts), [FindingKind::PreexistingAccessRemoved], "{resource_type:?}");
-        let repaired = drift::repair(&iam, &mut ledger, &snap, &g, principal, &drifts[0], INSTALLATION).await;
+        let repaired = drift::repair(&iam, &mut ledger, &snap, &g, Some(principal), &drifts[0], INSTALLATION).await;
         assert_eq!(repaired.unwrap().unwrap(), Repaired::NowTheGrantsOwn);
         // The grant's end now removes it.
         revoke(&iam, &mut ledger, &g).await.unwrap().unwrap();
@@ -1196,4 +1197,32 @@ fn identity_center_groups_go_to_identity_center_users_only() {
     }
     assert!(not_for(Of::S3Bucket, To::IdentityCenterUser).contains("temporary permission sets are not available"));
     assert!(not_for(Of::IdentityCenterGroup, To::IamUser).contains("identity_center_user"));
+}
+
+#[tokio::test]
+async fn an_identity_center_membership_removed_by_someone_is_found_and_put_back() {
+    let (iam, mut ledger) = (MemoryIam::default(), MemoryLedger::default());
+    let carol = grantee(PrincipalType::IdentityCenterUser, "carol");
+    let mut g = grant(ResourceType::IdentityCenterGroup, &carol);
+    apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap();
+    g.holds_attachment = true;
+    assert!(!drift::covers(&g), "not in the IAM snapshot");
+    assert!(drift::of_identity_center_grant(&iam, &mut ledger, &g).await.unwrap().unwrap().is_empty());
+    iam.ic_members.lock().unwrap().clear();
+    iam.calls();
+    let drifts = drift::of_identity_center_grant(&iam, &mut ledger, &g).await.unwrap().unwrap();
+    assert_eq!(drifts.iter().map(|d| d.kind).collect::<Vec<_>>(), [FindingKind::AccessMissing]);
+    let snap = IamSnapshot::default();
+    let repaired = drift::repair(&iam, &mut ledger, &snap, &g, None, &drifts[0], INSTALLATION).await.unwrap();
+    assert_eq!(repaired.unwrap(), Repaired::Restored);
+    assert!(iam.in_ic_group(IC_GROUP, "id-carol"));
+    assert_eq!(
+        iam.calls(),
+        ["identitystore:GetUserId", "identitystore:GetGroupMembershipId", "identitystore:CreateGroupMembership"]
+    );
+
+    // carol recreated: reported, and the new carol is given nothing.
+    iam.recreate(&carol);
+    let drifts = drift::of_identity_center_grant(&iam, &mut ledger, &g).await.unwrap().unwrap();
+    assert_eq!(drifts.iter().map(|d| d.kind).collect::<Vec<_>>(), [FindingKind::PrincipalChanged]);
 }

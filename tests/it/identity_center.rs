@@ -435,3 +435,58 @@ async fn identity_center_group_membership_is_granted_by_ids_shared_and_never_tak
     assert!(groups_of(&account, &store, &new_carol).await.is_empty(), "nothing given to the new carol");
     assert!(groups_of(&account, &store, &carol).await.is_empty());
 }
+
+/// Asks for a reconciliation with `body`; its kinds and actions once finished.
+async fn reconcile(server: &TestServer, integration: &str, body: Value) -> Vec<(String, String)> {
+    let (status, run) = server.post(&format!("/v1/integrations/{integration}/reconcile"), body).await;
+    assert_eq!(status, 202, "{run}");
+    let path = format!("/v1/integrations/{integration}/reconciliations/{}", run["id"].as_str().unwrap());
+    let run = crate::support::eventually(Duration::from_secs(60), "the reconciliation", || async {
+        let (_, run) = server.get(&path).await;
+        (run["status"] != "queued" && run["status"] != "running").then_some(run)
+    })
+    .await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let findings = run["findings"].as_array().unwrap().iter();
+    findings.map(|f| (f["kind"].as_str().unwrap().to_string(), f["action"].as_str().unwrap().to_string())).collect()
+}
+
+#[tokio::test]
+async fn a_membership_removed_by_someone_is_reported_then_put_back_by_reconciliation() {
+    let (server, _proxy) = server_behind_proxy().await;
+    let account = Moto::shared().account(&random_account_id()).await;
+    let (_, store) = account.identity_center().await;
+    let carol = account.create_identity_center_user(&store, "carol", "Carol").await;
+    let ops = account.create_identity_center_group(&store, "ops").await;
+    let created = server.create_integration(integration(&account, json!({"identity_center": {}}))).await;
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(server.wait_for_sync(id).await["status"], "succeeded");
+    let group = server.browse_all(&format!("integration_id={id}&type=identity_center_group")).await[0]["id"].clone();
+    let (_, granted) =
+        grant(&server, id, &group, "member", json!({"type": "identity_center_user", "name": "carol"})).await;
+    assert_eq!(granted["status"], "active", "{granted}");
+    assert!(reconcile(&server, id, json!({})).await.is_empty(), "nothing to find");
+
+    let identity_store = account.identity_store();
+    let member = aws_sdk_identitystore::types::MemberId::UserId(carol.clone());
+    let membership = identity_store
+        .get_group_membership_id()
+        .identity_store_id(&store)
+        .group_id(&ops)
+        .member_id(member)
+        .send()
+        .await
+        .unwrap();
+    let request = identity_store.delete_group_membership().identity_store_id(&store);
+    request.membership_id(membership.membership_id()).send().await.unwrap();
+
+    let missing = [("access_missing".to_string(), "reported".to_string())];
+    assert_eq!(reconcile(&server, id, json!({"repair": false})).await, missing);
+    assert!(groups_of(&account, &store, &carol).await.is_empty(), "reporting changes nothing");
+    let repaired = [("access_missing".to_string(), "repaired".to_string())];
+    assert_eq!(reconcile(&server, id, json!({})).await, repaired);
+    assert_eq!(groups_of(&account, &store, &carol).await, set(&[&ops]));
+    assert!(reconcile(&server, id, json!({})).await.is_empty());
+    revoked(&server, granted["id"].as_str().unwrap()).await;
+    assert!(groups_of(&account, &store, &carol).await.is_empty(), "the grant's end removes what the repair put back");
+}
