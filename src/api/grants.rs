@@ -281,7 +281,7 @@ pub async fn preview_grant(
         ("integration_id" = Option<Uuid>, Query, description = "Only this integration"),
         ("account_id" = Option<String>, Query, description = "Only this account (12 digits)", pattern = "^[0-9]{12}$"),
         ("principal_type" = Option<PrincipalType>, Query, description = "Only grants to this type of principal"),
-        ("principal" = Option<String>, Query, description = "Only this principal name (an IAM user's or role's)"),
+        ("principal" = Option<String>, Query, description = "Only this principal name (an IAM user's or role's, an Identity Center user's)"),
         ("resource_id" = Option<Uuid>, Query, description = "Only this resource"),
         ("request_id" = Option<String>, Query, description = "The grant of this request id"),
         PageParams,
@@ -307,7 +307,10 @@ pub async fn list_grants(State(state): State<AppState>, mut params: QueryParams)
         principal_type: match params.one("principal_type")? {
             None => None,
             Some(t) => Some(PrincipalType::parse(&t).ok_or_else(|| {
-                ApiError::invalid_parameter("principal_type", "`principal_type` must be iam_user or iam_role")
+                ApiError::invalid_parameter(
+                    "principal_type",
+                    "`principal_type` must be iam_user, iam_role or identity_center_user",
+                )
             })?),
         },
         principal: params.one("principal")?,

@@ -162,6 +162,7 @@ fn classify(code: Option<&str>, status: Option<u16>) -> AwsErrorKind {
         | "NoSuchTagSet"
         | "NoSuchTagSetError"
         | "AccountNotFoundException"
+        | "ResourceNotFoundException"
         | "InvalidInstanceID.NotFound" => NotFound,
         "EntityAlreadyExists" => AlreadyExists,
         "LimitExceeded" | "LimitExceededException" => LimitExceeded,

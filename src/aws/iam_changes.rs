@@ -1,4 +1,5 @@
-//! The IAM changes grants make, behind a narrow trait: the SDK client
+//! The IAM changes grants make (and the Identity Center group memberships),
+//! behind a narrow trait: the SDK client
 //! implements it for AWS (each call recorded: operation, target, outcome, AWS
 //! request id, error code, and how many HTTP attempts the SDK needed), and the
 //! grant mechanisms' unit tests implement it in memory.
@@ -80,6 +81,13 @@ pub fn policy_operations(principal_type: PrincipalType) -> PolicyOperations {
             list_attached: "iam:ListAttachedRolePolicies",
             get: "iam:GetRole",
         },
+        // No IAM policies: what stands in for them is group membership.
+        PrincipalType::IdentityCenterUser => PolicyOperations {
+            attach: "identitystore:CreateGroupMembership",
+            detach: "identitystore:DeleteGroupMembership",
+            list_attached: "identitystore:GetGroupMembershipId",
+            get: "identitystore:GetUserId",
+        },
     }
 }
 
@@ -131,17 +139,67 @@ pub trait IamChanges {
     async fn put_role_policy(&self, role: &str, name: &str, document: &str) -> Result<(), AwsError>;
     /// Deletes an inline policy of a role; one already gone (or its role) counts as done.
     async fn delete_role_policy(&self, role: &str, name: &str) -> Result<(), AwsError>;
+    /// The id of Identity Center user `user_id`'s membership of group `group_id`; None when not a member.
+    async fn identity_center_membership(&self, group_id: &str, user_id: &str) -> Result<Option<String>, AwsError>;
+    async fn create_group_membership(&self, group_id: &str, user_id: &str) -> Result<(), AwsError>;
+    /// Deletes an Identity Center group membership; one already gone counts as done.
+    async fn delete_group_membership(&self, membership_id: &str) -> Result<(), AwsError>;
 }
 
 /// The IAM client of one account and the record of the calls made through it.
 pub struct SdkIam<'a> {
     iam: &'a aws_sdk_iam::Client,
+    /// The account's identity store (its id, or why it is not known), for the
+    /// grants that change Identity Center.
+    identity_store: Option<(&'a aws_sdk_identitystore::Client, Result<String, AwsError>)>,
     records: Mutex<Vec<CallRecord>>,
 }
 
 impl<'a> SdkIam<'a> {
     pub fn new(iam: &'a aws_sdk_iam::Client) -> Self {
-        Self { iam, records: Mutex::new(Vec::new()) }
+        Self { iam, identity_store: None, records: Mutex::new(Vec::new()) }
+    }
+
+    /// With identity store `id` reached through `client` (the integration's
+    /// Identity Center instance's); an error finding it is each call's answer.
+    pub fn with_identity_store(self, client: &'a aws_sdk_identitystore::Client, id: Result<String, AwsError>) -> Self {
+        Self { identity_store: Some((client, id)), ..self }
+    }
+
+    /// The identity store client and id; an error for a call that needs them without them.
+    fn identity_store(&self, operation: &'static str) -> Result<(&'a aws_sdk_identitystore::Client, &str), AwsError> {
+        match &self.identity_store {
+            Some((client, Ok(id))) => Ok((*client, id.as_str())),
+            Some((_, Err(e))) => Err(e.clone()),
+            None => {
+                let message = "Identity Center is not set up for this integration";
+                Err(AwsError::new(AwsErrorKind::Rejected, operation, message))
+            }
+        }
+    }
+
+    /// The id of the Identity Center user named `name` (identitystore:GetUserId); None when there is none.
+    async fn identity_center_user_id(&self, name: &str) -> Result<Option<String>, AwsError> {
+        const OPERATION: &str = "identitystore:GetUserId";
+        let (client, store) = self.identity_store(OPERATION)?;
+        let attribute = aws_sdk_identitystore::types::UniqueAttribute::builder()
+            .attribute_path("UserName")
+            .attribute_value(aws_smithy_types::Document::String(name.to_string()))
+            .build()
+            .expect("path and value are set");
+        let identifier = aws_sdk_identitystore::types::AlternateIdentifier::UniqueAttribute(attribute);
+        let found = self
+            .call(OPERATION, name, is_not_found, |counter| {
+                client
+                    .get_user_id()
+                    .identity_store_id(store)
+                    .alternate_identifier(identifier)
+                    .customize()
+                    .interceptor(counter)
+                    .send()
+            })
+            .await?;
+        Ok(found.map(|f| f.user_id))
     }
 
     /// The calls made so far, in order.
@@ -329,6 +387,7 @@ impl IamChanges for SdkIam<'_> {
                 )
                 .await
                 .map(|_| ()),
+            PrincipalType::IdentityCenterUser => Err(no_iam_policies(ops.attach)),
         }
     }
 
@@ -347,6 +406,7 @@ impl IamChanges for SdkIam<'_> {
                 })
                 .await
                 .map(|detached| detached.is_some()),
+            PrincipalType::IdentityCenterUser => Ok(false),
         }
     }
 
@@ -401,6 +461,7 @@ impl IamChanges for SdkIam<'_> {
                 };
                 self.list_all(ops.list_attached, name, send, read).await
             }
+            PrincipalType::IdentityCenterUser => Ok(Vec::new()),
         }
     }
 
@@ -462,6 +523,7 @@ impl IamChanges for SdkIam<'_> {
                     .await?;
                 Ok(role.and_then(|r| r.role).map(|r| r.role_id))
             }
+            PrincipalType::IdentityCenterUser => self.identity_center_user_id(name).await,
         }
     }
 
@@ -470,6 +532,8 @@ impl IamChanges for SdkIam<'_> {
         let filter = match principal_type {
             PrincipalType::IamUser => EntityType::User,
             PrincipalType::IamRole => EntityType::Role,
+            // IAM policies are never attached to Identity Center users.
+            PrincipalType::IdentityCenterUser => return Ok(Vec::new()),
         };
         let send = |marker, counter| {
             iam.list_entities_for_policy()
@@ -584,6 +648,69 @@ impl IamChanges for SdkIam<'_> {
         .await
         .map(|_| ())
     }
+
+    async fn identity_center_membership(&self, group_id: &str, user_id: &str) -> Result<Option<String>, AwsError> {
+        const OPERATION: &str = "identitystore:GetGroupMembershipId";
+        let (client, store) = self.identity_store(OPERATION)?;
+        let member = aws_sdk_identitystore::types::MemberId::UserId(user_id.to_string());
+        let found = self
+            .call(OPERATION, group_id, is_not_found, |counter| {
+                client
+                    .get_group_membership_id()
+                    .identity_store_id(store)
+                    .group_id(group_id)
+                    .member_id(member)
+                    .customize()
+                    .interceptor(counter)
+                    .send()
+            })
+            .await?;
+        Ok(found.map(|f| f.membership_id))
+    }
+
+    async fn create_group_membership(&self, group_id: &str, user_id: &str) -> Result<(), AwsError> {
+        const OPERATION: &str = "identitystore:CreateGroupMembership";
+        let (client, store) = self.identity_store(OPERATION)?;
+        let member = aws_sdk_identitystore::types::MemberId::UserId(user_id.to_string());
+        self.call(
+            OPERATION,
+            group_id,
+            |_| false,
+            |counter| {
+                client
+                    .create_group_membership()
+                    .identity_store_id(store)
+                    .group_id(group_id)
+                    .member_id(member)
+                    .customize()
+                    .interceptor(counter)
+                    .send()
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn delete_group_membership(&self, membership_id: &str) -> Result<(), AwsError> {
+        const OPERATION: &str = "identitystore:DeleteGroupMembership";
+        let (client, store) = self.identity_store(OPERATION)?;
+        self.call(OPERATION, membership_id, is_not_found, |counter| {
+            client
+                .delete_group_membership()
+                .identity_store_id(store)
+                .membership_id(membership_id)
+                .customize()
+                .interceptor(counter)
+                .send()
+        })
+        .await
+        .map(|_| ())
+    }
+}
+
+/// A call on an Identity Center user's IAM policies, which it cannot have.
+fn no_iam_policies(operation: &'static str) -> AwsError {
+    AwsError::new(AwsErrorKind::Rejected, operation, "an Identity Center user holds no IAM policies")
 }
 
 fn principal(name: Option<&str>, id: Option<&str>) -> Option<IamPrincipal> {

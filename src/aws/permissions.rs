@@ -18,6 +18,8 @@ pub enum Purpose {
     Organization,
     /// Reading IAM Identity Center (root account, with `options.identity_center` only).
     IdentityCenter,
+    /// Identity Center group memberships of grants (root account, with `options.identity_center` only).
+    IdentityCenterGrants,
 }
 
 pub struct Permission {
@@ -43,6 +45,8 @@ pub enum Resources {
     /// The account's identity stores, and their users and groups
     /// (`identitystore/*`, `user/*`, `group/*`).
     IdentityStores,
+    /// The same, and group memberships (`membership/*`): what the membership calls accept.
+    IdentityStoreMemberships,
     /// `*`, with the reason recorded here: the action accepts no narrower
     /// resource, or only reads. A test refuses a write on `*` without a reason.
     Any(&'static str),
@@ -287,6 +291,30 @@ pub const PERMISSIONS: &[Permission] = &[
         resources: Resources::IdentityStores,
         why: "Identity Center groups, with their unique ids",
     },
+    Permission {
+        action: "identitystore:GetUserId",
+        purpose: Purpose::IdentityCenterGrants,
+        resources: Resources::IdentityStoreMemberships,
+        why: "before a membership changes: the user of the grant's name is still the one approved",
+    },
+    Permission {
+        action: "identitystore:GetGroupMembershipId",
+        purpose: Purpose::IdentityCenterGrants,
+        resources: Resources::IdentityStoreMemberships,
+        why: "whether the user is a member already (never made twice; a member before any grant never removed)",
+    },
+    Permission {
+        action: "identitystore:CreateGroupMembership",
+        purpose: Purpose::IdentityCenterGrants,
+        resources: Resources::IdentityStoreMemberships,
+        why: "applying an identity_center_group grant",
+    },
+    Permission {
+        action: "identitystore:DeleteGroupMembership",
+        purpose: Purpose::IdentityCenterGrants,
+        resources: Resources::IdentityStoreMemberships,
+        why: "revoking an identity_center_group grant",
+    },
 ];
 
 impl Resources {
@@ -309,6 +337,12 @@ impl Resources {
                 format!("arn:{partition}:identitystore:::user/*"),
                 format!("arn:{partition}:identitystore:::group/*"),
             ],
+            Resources::IdentityStoreMemberships => vec![
+                format!("arn:{partition}:identitystore::{account}:identitystore/*"),
+                format!("arn:{partition}:identitystore:::user/*"),
+                format!("arn:{partition}:identitystore:::group/*"),
+                format!("arn:{partition}:identitystore:::membership/*"),
+            ],
             Resources::Any(_) => vec!["*".to_string()],
         }
     }
@@ -321,6 +355,7 @@ impl Resources {
             Resources::Groups => "Groups",
             Resources::IdentityCenterInstances => "Instances",
             Resources::IdentityStores => "IdentityStores",
+            Resources::IdentityStoreMemberships => "Memberships",
             Resources::Any(_) => "",
         }
     }
@@ -349,7 +384,7 @@ pub struct Extras {
 pub fn permission_policy(partition: &str, account: &str, extras: Extras) -> PolicyDocument {
     let included = PERMISSIONS.iter().filter(|p| match p.purpose {
         Purpose::Organization => extras.organization,
-        Purpose::IdentityCenter => extras.identity_center,
+        Purpose::IdentityCenter | Purpose::IdentityCenterGrants => extras.identity_center,
         Purpose::Inventory | Purpose::Grants => true,
     });
     let mut groups: Vec<(Purpose, Resources)> = Vec::new();
@@ -384,6 +419,7 @@ fn statement_sid(purpose: Purpose, resources: Resources) -> String {
         Purpose::Grants => "JitIamGrants",
         Purpose::Organization => "JitIamOrganization",
         Purpose::IdentityCenter => "JitIamIdentityCenter",
+        Purpose::IdentityCenterGrants => "JitIamIdentityCenterGrants",
     };
     format!("{purpose}{}", resources.sid())
 }
@@ -490,6 +526,25 @@ mod tests {
         assert_eq!(
             (any.action.as_slice(), any.resource.as_deref().unwrap()),
             (&["sso:ListInstances".to_string()][..], &["*".to_string()][..])
+        );
+        let memberships = statement("JitIamIdentityCenterGrantsMemberships");
+        assert_eq!(
+            memberships.action,
+            [
+                "identitystore:CreateGroupMembership",
+                "identitystore:DeleteGroupMembership",
+                "identitystore:GetGroupMembershipId",
+                "identitystore:GetUserId"
+            ]
+        );
+        assert_eq!(
+            memberships.resource.as_deref().unwrap(),
+            [
+                "arn:aws-us-gov:identitystore::111122223333:identitystore/*",
+                "arn:aws-us-gov:identitystore:::user/*",
+                "arn:aws-us-gov:identitystore:::group/*",
+                "arn:aws-us-gov:identitystore:::membership/*"
+            ]
         );
         let writes = PERMISSIONS.iter().filter(|p| p.purpose == Purpose::IdentityCenter);
         for p in writes {

@@ -55,6 +55,8 @@ impl IamSnapshot {
         match principal_type {
             PrincipalType::IamUser => &self.users,
             PrincipalType::IamRole => &self.roles,
+            // Not IAM's: the snapshot reads IAM only.
+            PrincipalType::IdentityCenterUser => &[],
         }
     }
 

@@ -46,6 +46,8 @@ wire_enum! {
         IamUser = "iam_user",
         /// A workload acting through an IAM role (pods, CI runners, functions, instance profiles).
         IamRole = "iam_role",
+        /// A person signing in through IAM Identity Center (its user name).
+        IdentityCenterUser = "identity_center_user",
     }
 }
 
@@ -55,14 +57,25 @@ impl PrincipalType {
         match self {
             Self::IamUser => ResourceType::IamUser,
             Self::IamRole => ResourceType::IamRole,
+            Self::IdentityCenterUser => ResourceType::IdentityCenterUser,
         }
     }
 
-    /// "user" or "role", for messages.
+    /// "user" or "role" (an IAM principal's), for messages.
     pub fn noun(self) -> &'static str {
         match self {
             Self::IamUser => "user",
             Self::IamRole => "role",
+            Self::IdentityCenterUser => "Identity Center user",
+        }
+    }
+
+    /// "IAM user", "IAM role" or "Identity Center user", for messages.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::IamUser => "IAM user",
+            Self::IamRole => "IAM role",
+            Self::IdentityCenterUser => "Identity Center user",
         }
     }
 }

@@ -2,11 +2,15 @@
 //! grant says, read from one snapshot of the account's IAM, and how each
 //! finding is put back through [`IamChanges`]. The reconciliation worker only
 //! schedules, leases, reads the snapshot and records what these decide.
+//!
+//! Identity Center group memberships are not in the snapshot (it reads IAM
+//! only): [`covers`] leaves their grants out of it, and
+//! [`of_identity_center_grant`] reads each active one's membership itself.
 
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{attachment_key, mechanism_of, Ledger, Mechanism};
+use super::{attachment_key, identity_center_group_id, mechanism_of, Ledger, Mechanism};
 use crate::aws::iam_changes::IamChanges;
 use crate::aws::reconcile::{IamSnapshot, PolicyState, PrincipalState};
 use crate::aws::AwsError;
@@ -28,6 +32,57 @@ impl Drift {
     fn new(kind: FindingKind, target: &str, evidence: impl Into<String>) -> Self {
         Self { kind, target: target.to_string(), evidence: evidence.into() }
     }
+}
+
+/// Whether the grant's drift is read from the IAM snapshot: its mechanism changes IAM.
+pub fn covers(grant: &Grant) -> bool {
+    mechanism_of(grant).is_some_and(|m| m != Mechanism::IdentityCenterMembership)
+}
+
+/// What an active Identity Center membership grant misses, read from the
+/// identity store (`GetUserId`, `GetGroupMembershipId`): the approved user
+/// gone or replaced under its name (reported), or the membership removed.
+pub async fn of_identity_center_grant(
+    iam: &impl IamChanges,
+    ledger: &mut impl Ledger,
+    grant: &Grant,
+) -> Result<Result<Vec<Drift>, AwsError>, sqlx::Error> {
+    let (Some(Mechanism::IdentityCenterMembership), Some(user_id), true) =
+        (mechanism_of(grant), grant.principal_id.as_deref(), grant.holds_attachment)
+    else {
+        return Ok(Ok(Vec::new()));
+    };
+    let grantee = grant.grantee();
+    let group = identity_center_group_id(&grant.resource_arn);
+    let (current, membership) = tokio::join!(
+        iam.principal_id(grantee.principal_type, &grantee.name),
+        iam.identity_center_membership(group, user_id)
+    );
+    let (current, membership) = match (current, membership) {
+        (Ok(current), Ok(membership)) => (current, membership),
+        (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
+    };
+    if current.as_deref() != Some(user_id) {
+        let evidence = match current {
+            Some(other) => format!(
+                "{grantee} was deleted; the name now belongs to another user (id {other}), which is not the grantee"
+            ),
+            None => format!("{grantee} was deleted or renamed: its membership went with it or stays with it"),
+        };
+        return Ok(Ok(vec![Drift::new(FindingKind::PrincipalChanged, &grantee.name, evidence)]));
+    }
+    if membership.is_some() {
+        return Ok(Ok(Vec::new()));
+    }
+    let preexisting = ledger.attachment(&attachment_key(grant, &grantee, Mechanism::IdentityCenterMembership)).await?;
+    Ok(Ok(vec![match preexisting.is_some_and(|a| a.preexisting) {
+        true => Drift::new(
+            FindingKind::PreexistingAccessRemoved,
+            group,
+            format!("{grantee} is no longer in the group it was in before the grant, which the grant still needs"),
+        ),
+        false => Drift::new(FindingKind::AccessMissing, group, format!("{grantee} is not in the group")),
+    }]))
 }
 
 /// The grant's principal in the snapshot, found by its unique id (by name for
@@ -66,7 +121,7 @@ pub async fn of_active_grant(
     grant: &Grant,
     principal: &PrincipalState,
 ) -> Result<Vec<Drift>, sqlx::Error> {
-    let Some(mechanism) = mechanism_of(grant) else { return Ok(Vec::new()) };
+    let Some(mechanism) = mechanism_of(grant).filter(|_| covers(grant)) else { return Ok(Vec::new()) };
     let mut drifts = Vec::new();
     match mechanism {
         Mechanism::GeneratedPolicy => {
@@ -86,6 +141,7 @@ pub async fn of_active_grant(
             }
         }
         _ if !grant.holds_attachment => {}
+        Mechanism::IdentityCenterMembership => {}
         Mechanism::AttachPolicy | Mechanism::GroupMembership => {
             let (held, target, what) = held_now(grant, mechanism, principal);
             if held {
@@ -139,7 +195,7 @@ pub enum Repaired {
 }
 
 /// Puts one finding of an active grant back, under the principal's name now
-/// (`principal`). Call it holding the grant's row lock: a revocation waits,
+/// (`principal`; None for an Identity Center grant, which goes by ids). Call it holding the grant's row lock: a revocation waits,
 /// then removes what the repair put back. Shared access jit-iam puts back is
 /// recorded as jit-iam's, whatever it was before.
 pub async fn repair(
@@ -147,12 +203,13 @@ pub async fn repair(
     ledger: &mut impl Ledger,
     snapshot: &IamSnapshot,
     grant: &Grant,
-    principal: &PrincipalState,
+    principal: Option<&PrincipalState>,
     drift: &Drift,
     installation_id: Uuid,
 ) -> Result<Result<Repaired, AwsError>, sqlx::Error> {
     let Some(mechanism) = mechanism_of(grant) else { return Ok(Ok(Repaired::Restored)) };
-    let holder = Grantee { name: principal.name.clone(), ..grant.grantee() };
+    let holder =
+        Grantee { name: principal.map_or(grant.principal_name.clone(), |p| p.name.clone()), ..grant.grantee() };
     let repaired = match (drift.kind, mechanism) {
         (FindingKind::PolicyModified, _) => match snapshot.policies.get(&drift.target) {
             Some(policy) => restore(iam, policy, grant).await,
@@ -161,6 +218,10 @@ pub async fn repair(
         (_, Mechanism::GeneratedPolicy) => recreate_and_attach(iam, snapshot, grant, &holder, installation_id).await,
         (_, Mechanism::AttachPolicy) => iam.attach_policy(&holder, &grant.resource_arn).await,
         (_, Mechanism::GroupMembership) => iam.add_to_group(&holder.name, &grant.resource_name).await,
+        (_, Mechanism::IdentityCenterMembership) => match &grant.principal_id {
+            Some(user_id) => iam.create_group_membership(identity_center_group_id(&grant.resource_arn), user_id).await,
+            None => Ok(()),
+        },
     };
     if let Err(e) = repaired {
         return Ok(Err(e));
@@ -211,7 +272,7 @@ async fn recreate_and_attach(
 /// A shared policy or membership jit-iam removed when the grant ended, and
 /// there again: someone gave it since, so it is reported, never removed.
 pub fn given_again(snapshot: &IamSnapshot, grant: &Grant) -> Option<Drift> {
-    let mechanism = mechanism_of(grant)?;
+    let mechanism = mechanism_of(grant).filter(|_| covers(grant))?;
     let principal = principal(snapshot, grant).ok()?;
     let (held, target, _) = held_now(grant, mechanism, principal);
     held.then(|| {

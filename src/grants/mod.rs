@@ -7,6 +7,7 @@
 //! | [`generated_policy`] | EC2 instance, S3 bucket, IAM role | policy size; managed-policy quota | CreatePolicy, Attach{User,Role}Policy | Detach{User,Role}Policy, DeletePolicy; an active `assume` grant: GetRole, PutRolePolicy (the deny of its sessions, [`sessions`]), DeleteRolePolicy later | none: the policy is the grant's own |
 //! | [`shared`] policy | IAM policy | managed-policy quota | ListAttached{User,Role}Policies, then Attach{User,Role}Policy unless held | Detach{User,Role}Policy when the last holder ends | attached before any grant: never removed |
 //! | [`shared`] group | IAM group (users only) | groups-per-user quota | ListGroupsForUser, then AddUserToGroup unless a member | RemoveUserFromGroup when the last holder ends | a member before any grant: never removed |
+//! | [`shared`] Identity Center group | Identity Center group (Identity Center users only) | none | GetGroupMembershipId, then CreateGroupMembership unless a member | GetGroupMembershipId, DeleteGroupMembership when the last holder ends | a member before any grant: never removed |
 //!
 //! Which mechanism carries a grant is [`mechanism`]'s table, of the resource
 //! type and the principal type; every dispatch goes through it.
@@ -59,6 +60,9 @@ pub enum Mechanism {
     AttachPolicy,
     /// Membership of a group, shared likewise (users only).
     GroupMembership,
+    /// Membership of an Identity Center group, shared likewise (Identity
+    /// Center users only; made and found by the user's and group's ids).
+    IdentityCenterMembership,
 }
 
 /// The registration of mechanisms: which one carries a grant of a resource
@@ -72,12 +76,17 @@ pub fn mechanism(resource_type: ResourceType, principal_type: PrincipalType) -> 
         (Of::Ec2Instance | Of::S3Bucket | Of::IamRole, To::IamUser | To::IamRole) => Some(Mechanism::GeneratedPolicy),
         (Of::IamPolicy, To::IamUser | To::IamRole) => Some(Mechanism::AttachPolicy),
         (Of::IamGroup, To::IamUser) => Some(Mechanism::GroupMembership),
-        // Groups have users as members, never roles.
-        (Of::IamGroup, To::IamRole) => None,
-        // IAM users receive access; they are not granted.
-        (Of::IamUser, _) => None,
-        // Identity Center's types are inventoried; their mechanisms are not built yet.
-        (Of::IdentityCenterUser | Of::IdentityCenterGroup | Of::PermissionSet, _) => None,
+        (Of::IdentityCenterGroup, To::IdentityCenterUser) => Some(Mechanism::IdentityCenterMembership),
+        // Groups have users as members, never roles; each directory's groups its own users.
+        (Of::IamGroup, To::IamRole | To::IdentityCenterUser) | (Of::IdentityCenterGroup, To::IamUser | To::IamRole) => {
+            None
+        }
+        // IAM's resources to Identity Center users need temporary permission sets, not built yet.
+        (Of::Ec2Instance | Of::S3Bucket | Of::IamRole | Of::IamPolicy, To::IdentityCenterUser) => None,
+        // Users receive access; they are not granted.
+        (Of::IamUser | Of::IdentityCenterUser, _) => None,
+        // Assignments of permission sets are not built yet.
+        (Of::PermissionSet, _) => None,
     }
 }
 
@@ -118,6 +127,8 @@ impl Quotas {
         match principal_type {
             PrincipalType::IamUser => self.max_policies_per_user,
             PrincipalType::IamRole => self.max_policies_per_role,
+            // No managed policies: nothing is attached to an Identity Center user.
+            PrincipalType::IdentityCenterUser => 0,
         }
     }
 
@@ -126,6 +137,7 @@ impl Quotas {
         let setting = match grantee.principal_type {
             PrincipalType::IamUser => "JIT_IAM_MAX_POLICIES_PER_USER",
             PrincipalType::IamRole => "JIT_IAM_MAX_POLICIES_PER_ROLE",
+            PrincipalType::IdentityCenterUser => "no setting: Identity Center users hold no IAM policies",
         };
         format!(
             "{grantee} has {held} managed policies attached and IAM allows {} ({setting})",
@@ -283,15 +295,29 @@ pub fn plan(request: &Request<'_>, quotas: &Quotas) -> Result<Plan, Refusal> {
             generated_policy::plan(resource, level, grantee, held, quotas, resource_field, &session_name)
         }
         Mechanism::AttachPolicy => shared::plan_policy(resource, grantee, held, quotas),
-        Mechanism::GroupMembership => Ok(Plan { mechanism, policy: None, quota: None }),
+        Mechanism::GroupMembership | Mechanism::IdentityCenterMembership => {
+            Ok(Plan { mechanism, policy: None, quota: None })
+        }
     }
 }
 
 /// Why a resource some principals may be granted is not for this principal type.
 fn not_for(resource_type: ResourceType, principal_type: PrincipalType) -> String {
-    match resource_type {
-        ResourceType::IamGroup => "an IAM group grant needs an IAM user: a role cannot be a group member".into(),
-        _ => format!("a {} is not granted to an IAM {}", resource_type.as_str(), principal_type.noun()),
+    match (resource_type, principal_type) {
+        (ResourceType::IamGroup, PrincipalType::IamRole) => {
+            "an IAM group grant needs an IAM user: a role cannot be a group member".into()
+        }
+        (ResourceType::IdentityCenterGroup, _) => {
+            "an identity_center_group grant needs an Identity Center user (`identity_center_user`)".into()
+        }
+        (ResourceType::IamGroup, PrincipalType::IdentityCenterUser) => {
+            "an IAM group grant needs an IAM user: an Identity Center user cannot be an IAM group member".into()
+        }
+        (_, PrincipalType::IdentityCenterUser) => format!(
+            "a {} is not granted to an Identity Center user: temporary permission sets are not available yet",
+            resource_type.as_str()
+        ),
+        _ => format!("a {} is not granted to an {}", resource_type.as_str(), principal_type.label()),
     }
 }
 
@@ -411,7 +437,7 @@ pub fn mechanism_of(grant: &Grant) -> Option<Mechanism> {
 }
 
 fn unregistered(grant: &Grant) -> String {
-    format!("no mechanism grants a {} to an IAM {}", grant.resource_type, grant.grantee().principal_type.noun())
+    format!("no mechanism grants a {} to an {}", grant.resource_type, grant.grantee().principal_type.label())
 }
 
 /// Before a change: the principal of the grant's name must still be the one
@@ -433,6 +459,10 @@ async fn verify_principal(iam: &impl IamChanges, grant: &Grant) -> Result<(), St
 pub(crate) fn attachment_key<'a>(grant: &'a Grant, grantee: &'a Grantee, mechanism: Mechanism) -> AttachmentKey<'a> {
     match mechanism {
         Mechanism::GroupMembership => AttachmentKey { grantee, kind: "group", target: &grant.resource_name },
+        // By the group's id (its ARN's last part): display names change.
+        Mechanism::IdentityCenterMembership => {
+            AttachmentKey { grantee, kind: "group", target: identity_center_group_id(&grant.resource_arn) }
+        }
         _ => AttachmentKey { grantee, kind: "policy", target: &grant.resource_arn },
     }
 }
@@ -440,4 +470,9 @@ pub(crate) fn attachment_key<'a>(grant: &'a Grant, grantee: &'a Grantee, mechani
 /// A shared attachment is jit-iam's once recorded as attached.
 fn is_attached(attachment: &Option<SharedAttachment>) -> bool {
     attachment.as_ref().is_some_and(|a| a.state == "attached")
+}
+
+/// The id of an Identity Center group, from its ARN (`arn:aws:identitystore:::group/<id>`).
+pub(crate) fn identity_center_group_id(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
 }

@@ -1,6 +1,6 @@
-//! IAM policies and IAM groups: an attachment of an existing managed policy,
-//! or a group membership, that several grants (and the grantee before any
-//! grant) may share.
+//! IAM policies, IAM groups and Identity Center groups: an attachment of an
+//! existing managed policy, or a group membership, that several grants (and
+//! the grantee before any grant) may share.
 //!
 //! Apply: when the grantee already has it (before any grant, or through
 //! another live grant), nothing changes and the grant only joins the holders;
@@ -8,13 +8,17 @@
 //! removed only when no other live grant holds it and the grantee did not
 //! have it before. Changes to one grantee are serialized by its lock, so
 //! holders and quotas are counted without races across replicas.
+//!
+//! Identity Center memberships are made, found and deleted by the user's
+//! unique id (the one approved) and the group's: a user recreated under the
+//! grantee's name is never given nor deprived of anything.
 
 use super::{
-    attachment_key, is_attached, Ledger, Mechanism, Plan, PlannedCall, PolicyQuota, Quotas, Refusal, StepError,
-    StepResult, MAX_GROUPS_PER_USER,
+    attachment_key, identity_center_group_id, is_attached, Ledger, Mechanism, Plan, PlannedCall, PolicyQuota, Quotas,
+    Refusal, StepError, StepResult, MAX_GROUPS_PER_USER,
 };
 use crate::aws::iam_changes::{policy_operations, IamChanges};
-use crate::aws::AwsError;
+use crate::aws::{AwsError, AwsErrorKind};
 use crate::domain::grant::Grant;
 use crate::domain::grant::Grantee;
 use crate::domain::resource::Resource;
@@ -45,6 +49,24 @@ pub(super) fn planned_calls(
 ) -> (Vec<PlannedCall>, Vec<PlannedCall>) {
     let first = Some("unless another live grant holds it already");
     let last = Some("only when no other live grant holds it and the grantee did not have it before");
+    if mechanism == Mechanism::IdentityCenterMembership {
+        let group = identity_center_group_id(&resource.arn);
+        return (
+            vec![
+                PlannedCall::new("identitystore:GetGroupMembershipId", group, first),
+                PlannedCall::new("identitystore:GetUserId", &grantee.name, Some("still the user approved")),
+                PlannedCall::new(
+                    "identitystore:CreateGroupMembership",
+                    group,
+                    Some("unless the user is a member already"),
+                ),
+            ],
+            vec![
+                PlannedCall::new("identitystore:GetGroupMembershipId", group, last),
+                PlannedCall::new("identitystore:DeleteGroupMembership", group, last),
+            ],
+        );
+    }
     let ops = policy_operations(grantee.principal_type);
     let (list, add, remove, holders, target) = match mechanism {
         Mechanism::GroupMembership => {
@@ -66,12 +88,31 @@ pub(super) fn planned_calls(
     )
 }
 
-/// What IAM holds for the grantee now: its policies, or its groups.
-async fn current(iam: &impl IamChanges, grantee: &Grantee, mechanism: Mechanism) -> Result<Vec<String>, AwsError> {
+/// What IAM holds for the grantee now: its policies, or its groups (for an
+/// Identity Center grant, the group when the user is in it).
+async fn current(
+    iam: &impl IamChanges,
+    grant: &Grant,
+    grantee: &Grantee,
+    mechanism: Mechanism,
+) -> Result<Vec<String>, AwsError> {
     match mechanism {
         Mechanism::GroupMembership => iam.groups_of(&grantee.name).await,
+        Mechanism::IdentityCenterMembership => {
+            let group = identity_center_group_id(&grant.resource_arn);
+            let membership = iam.identity_center_membership(group, identity_center_user_id(grant)?).await?;
+            Ok(membership.map(|_| group.to_string()).into_iter().collect())
+        }
         _ => iam.attached_policies(grantee).await,
     }
+}
+
+/// The approved Identity Center user's id: memberships go by it, never by name.
+fn identity_center_user_id(grant: &Grant) -> Result<&str, AwsError> {
+    grant.principal_id.as_deref().ok_or_else(|| {
+        let message = format!("no unique id was recorded for {}", grant.grantee());
+        AwsError::new(AwsErrorKind::Rejected, "identitystore:CreateGroupMembership", message)
+    })
 }
 
 pub(super) async fn apply(
@@ -89,7 +130,8 @@ pub(super) async fn apply(
     }
     // No record: the first holder. An "attaching" record: an earlier try may have made the change.
     let recovering = existing.is_some();
-    let (current, verified) = tokio::join!(current(iam, &grantee, mechanism), super::verify_principal(iam, grant));
+    let (current, verified) =
+        tokio::join!(current(iam, grant, &grantee, mechanism), super::verify_principal(iam, grant));
     if let Err(e) = verified {
         return Ok(Err(e));
     }
@@ -103,6 +145,8 @@ pub(super) async fn apply(
     }
     let max = match mechanism {
         Mechanism::GroupMembership => MAX_GROUPS_PER_USER,
+        // Identity Center's limit on a user's groups is not one jit-iam checks.
+        Mechanism::IdentityCenterMembership => usize::MAX,
         _ => quotas.max_policies(grantee.principal_type),
     };
     if current.len() + 1 > max {
@@ -114,6 +158,10 @@ pub(super) async fn apply(
     ledger.record_attaching(&key).await?;
     let changed = match mechanism {
         Mechanism::GroupMembership => iam.add_to_group(&grantee.name, key.target).await,
+        Mechanism::IdentityCenterMembership => match identity_center_user_id(grant) {
+            Ok(user_id) => iam.create_group_membership(key.target, user_id).await,
+            Err(e) => Err(e),
+        },
         _ => iam.attach_policy(&grantee, key.target).await,
     };
     if let Err(e) = changed {
@@ -137,7 +185,11 @@ pub(super) async fn revoke(
     if ledger.other_holders(grant).await? > 0 {
         return Ok(Ok(()));
     }
-    if !attachment.preexisting {
+    if !attachment.preexisting && mechanism == Mechanism::IdentityCenterMembership {
+        if let Err(e) = leave_identity_center_group(iam, grant, key.target).await {
+            return Ok(Err(e.into()));
+        }
+    } else if !attachment.preexisting {
         let removed = match holder_now(iam, grant, mechanism, key.target).await {
             // Gone: its access went with it.
             Ok(None) => Ok(()),
@@ -153,6 +205,15 @@ pub(super) async fn revoke(
     }
     ledger.forget(&key).await?;
     Ok(Ok(()))
+}
+
+/// Deletes the approved user's membership of the group, found by both ids;
+/// none (the user or the group gone, or removed by someone) counts as done.
+async fn leave_identity_center_group(iam: &impl IamChanges, grant: &Grant, group: &str) -> Result<(), AwsError> {
+    match iam.identity_center_membership(group, identity_center_user_id(grant)?).await? {
+        Some(membership) => iam.delete_group_membership(&membership).await,
+        None => Ok(()),
+    }
 }
 
 /// The name the grantee has now, found by its IAM unique id: the access is

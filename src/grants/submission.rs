@@ -256,8 +256,8 @@ fn offered(
     let FoundGrantee { principal, held, unique_id: principal_id } = found.grantee.ok_or_else(|| Refusal::NotFound {
         field: Some("principal.name"),
         message: format!(
-            "no IAM {} `{}` in account {} (as of the last sync)",
-            grantee.principal_type.noun(),
+            "no {} `{}` in account {} (as of the last sync)",
+            grantee.principal_type.label(),
             grantee.name,
             grantee.account_id
         ),

@@ -16,6 +16,7 @@ use crate::domain::integration::{Connection, IntegrationOptions, IntegrationStat
 
 const ACCOUNT: &str = "123456789012";
 const SHARED_POLICY: &str = "arn:aws:iam::123456789012:policy/readonly";
+const IC_GROUP: &str = "g-ops";
 const QUOTAS: Quotas = Quotas { max_policies_per_user: 10, max_policies_per_role: 10 };
 
 /// IAM in memory: policies with their grant tag, attachments, group members,
@@ -34,6 +35,8 @@ struct MemoryIam {
     calls: Mutex<Vec<&'static str>>,
     /// Inline role policies: (role, name) -> document.
     inline: Mutex<HashMap<(String, String), String>>,
+    /// Identity Center group memberships: membership id -> (group id, user id).
+    ic_members: Mutex<HashMap<String, (String, String)>>,
 }
 
 impl MemoryIam {
@@ -84,10 +87,24 @@ impl MemoryIam {
         ids.insert(from.name.clone(), None);
     }
 
+    /// Whether Identity Center user `user_id` is in group `group_id`.
+    fn in_ic_group(&self, group_id: &str, user_id: &str) -> bool {
+        self.ic_members.lock().unwrap().values().any(|(g, u)| g == group_id && u == user_id)
+    }
+
+    /// An admin adds Identity Center user `user_id` to group `group_id`.
+    fn add_ic_member(&self, group_id: &str, user_id: &str) {
+        let mut members = self.ic_members.lock().unwrap();
+        let id = format!("membership-{}", members.len());
+        members.insert(id, (group_id.into(), user_id.into()));
+    }
+
     /// An admin deletes a user (its access goes with it) and creates another of the same name.
     fn recreate(&self, user: &Grantee) {
         self.attached.lock().unwrap().retain(|(g, _)| g != user);
         self.members.lock().unwrap().retain(|(u, _)| *u != user.name);
+        let old = self.id_of(&user.name);
+        self.ic_members.lock().unwrap().retain(|_, (_, u)| Some(u.clone()) != old);
         self.ids.lock().unwrap().insert(user.name.clone(), Some(format!("id-{}-recreated", user.name)));
     }
 }
@@ -174,8 +191,31 @@ impl IamChanges for MemoryIam {
         self.call(match principal_type {
             PrincipalType::IamUser => "iam:GetUser",
             PrincipalType::IamRole => "iam:GetRole",
+            PrincipalType::IdentityCenterUser => "identitystore:GetUserId",
         })?;
         Ok(self.id_of(name))
+    }
+
+    async fn identity_center_membership(&self, group_id: &str, user_id: &str) -> Result<Option<String>, AwsError> {
+        self.call("identitystore:GetGroupMembershipId")?;
+        let members = self.ic_members.lock().unwrap();
+        Ok(members.iter().find(|(_, (g, u))| g == group_id && u == user_id).map(|(id, _)| id.clone()))
+    }
+
+    async fn create_group_membership(&self, group_id: &str, user_id: &str) -> Result<(), AwsError> {
+        self.call("identitystore:CreateGroupMembership")?;
+        // As in AWS: a user is a member once.
+        if self.in_ic_group(group_id, user_id) {
+            return Err(AwsError::new(AwsErrorKind::Rejected, "identitystore:CreateGroupMembership", "a member"));
+        }
+        self.add_ic_member(group_id, user_id);
+        Ok(())
+    }
+
+    async fn delete_group_membership(&self, membership_id: &str) -> Result<(), AwsError> {
+        self.call("identitystore:DeleteGroupMembership")?;
+        self.ic_members.lock().unwrap().remove(membership_id);
+        Ok(())
     }
 
     async fn policy_holders(&self, arn: &str, principal_type: PrincipalType) -> Result<Vec<IamPrincipal>, AwsError> {
@@ -278,6 +318,9 @@ fn grant(resource_type: ResourceType, to: &Grantee) -> Grant {
         ResourceType::IamPolicy => (SHARED_POLICY.to_string(), "readonly", AccessLevel::Attach),
         ResourceType::IamGroup => ("arn:aws:iam::123456789012:group/ops".to_string(), "ops", AccessLevel::Member),
         ResourceType::IamRole => ("arn:aws:iam::123456789012:role/deploy".to_string(), "deploy", AccessLevel::Assume),
+        ResourceType::IdentityCenterGroup => {
+            (format!("arn:aws:identitystore:::group/{IC_GROUP}"), "ic-ops", AccessLevel::Member)
+        }
         other => panic!("no fixture for {other:?}"),
     };
     let policy = (mechanism(resource_type, to.principal_type) == Some(Mechanism::GeneratedPolicy))
@@ -780,7 +823,8 @@ async fn a_generated_policy_detached_and_edited_is_restored_then_attached() {
     let drifts = drift::of_active_grant(&mut ledger, &snap, &g, principal).await.unwrap();
     assert_eq!(kinds(&drifts), [FindingKind::PolicyModified, FindingKind::AccessMissing]);
     for finding in &drifts {
-        let repaired = drift::repair(&iam, &mut ledger, &snap, &g, principal, finding, INSTALLATION).await.unwrap();
+        let repaired =
+            drift::repair(&iam, &mut ledger, &snap, &g, Some(principal), finding, INSTALLATION).await.unwrap();
         assert_eq!(repaired.unwrap(), Repaired::Restored);
     }
     assert_eq!(
@@ -807,7 +851,7 @@ async fn a_deleted_generated_policy_is_made_again_as_this_installations() {
     let principal = drift::principal(&snap, &g).unwrap();
     let drifts = drift::of_active_grant(&mut ledger, &snap, &g, principal).await.unwrap();
     assert_eq!(kinds(&drifts), [FindingKind::AccessMissing], "one finding: the policy is gone");
-    drift::repair(&iam, &mut ledger, &snap, &g, principal, &drifts[0], INSTALLATION).await.unwrap().unwrap();
+    drift::repair(&iam, &mut ledger, &snap, &g, Some(principal), &drifts[0], INSTALLATION).await.unwrap().unwrap();
     assert_eq!(iam.calls(), ["iam:CreatePolicy", "iam:AttachUserPolicy"]);
     assert!(iam.has(&alice, policy_arn(&g)));
 }
@@ -835,7 +879,7 @@ async fn shared_access_held_before_the_grant_and_removed_is_put_back_as_the_gran
         let principal = drift::principal(&snap, &g).unwrap();
         let drifts = drift::of_active_grant(&mut ledger, &snap, &g, principal).await.unwrap();
         assert_eq!(kinds(&drifts), [FindingKind::PreexistingAccessRemoved], "{resource_type:?}");
-        let repaired = drift::repair(&iam, &mut ledger, &snap, &g, principal, &drifts[0], INSTALLATION).await;
+        let repaired = drift::repair(&iam, &mut ledger, &snap, &g, Some(principal), &drifts[0], INSTALLATION).await;
         assert_eq!(repaired.unwrap().unwrap(), Repaired::NowTheGrantsOwn);
         // The grant's end now removes it.
         revoke(&iam, &mut ledger, &g).await.unwrap().unwrap();
@@ -894,7 +938,7 @@ async fn a_leftover_policy_is_detached_from_everyone_then_its_versions_then_itse
 
 #[test]
 fn the_mechanism_is_chosen_by_resource_type_and_principal_type() {
-    use PrincipalType::{IamRole as Role, IamUser as User};
+    use PrincipalType::{IamRole as Role, IamUser as User, IdentityCenterUser as IcUser};
     let table = [
         (ResourceType::Ec2Instance, User, Some(Mechanism::GeneratedPolicy)),
         (ResourceType::Ec2Instance, Role, Some(Mechanism::GeneratedPolicy)),
@@ -909,22 +953,35 @@ fn the_mechanism_is_chosen_by_resource_type_and_principal_type() {
         (ResourceType::IamGroup, Role, None),
         (ResourceType::IamUser, User, None),
         (ResourceType::IamUser, Role, None),
-        // Identity Center's types are inventoried; no mechanism carries them yet.
-        (ResourceType::IdentityCenterUser, User, None),
-        (ResourceType::IdentityCenterUser, Role, None),
+        // Identity Center groups to Identity Center users only.
+        (ResourceType::IdentityCenterGroup, IcUser, Some(Mechanism::IdentityCenterMembership)),
         (ResourceType::IdentityCenterGroup, User, None),
         (ResourceType::IdentityCenterGroup, Role, None),
+        // IAM's resources to Identity Center users: temporary permission sets, not built yet.
+        (ResourceType::Ec2Instance, IcUser, None),
+        (ResourceType::S3Bucket, IcUser, None),
+        (ResourceType::IamRole, IcUser, None),
+        (ResourceType::IamPolicy, IcUser, None),
+        (ResourceType::IamGroup, IcUser, None),
+        (ResourceType::IamUser, IcUser, None),
+        (ResourceType::IdentityCenterUser, User, None),
+        (ResourceType::IdentityCenterUser, Role, None),
+        (ResourceType::IdentityCenterUser, IcUser, None),
+        // Permission-set assignments: not built yet.
         (ResourceType::PermissionSet, User, None),
         (ResourceType::PermissionSet, Role, None),
+        (ResourceType::PermissionSet, IcUser, None),
     ];
     assert_eq!(table.len(), ResourceType::ALL.len() * PrincipalType::ALL.len(), "every pairing is decided");
     for (resource_type, principal_type, expected) in table {
         assert_eq!(mechanism(resource_type, principal_type), expected, "{resource_type:?} to {principal_type:?}");
     }
     let grantable: Vec<_> = ResourceType::ALL.iter().copied().filter(|t| is_grantable(*t)).collect();
-    assert_eq!(grantable.len(), 5, "the IAM resources, not IAM users: {grantable:?}");
-    assert!(!is_grantable(ResourceType::IamUser));
+    assert_eq!(grantable.len(), ResourceType::ALL.len() - 3, "all but users and permission sets: {grantable:?}");
+    assert!(!is_grantable(ResourceType::IamUser) && !is_grantable(ResourceType::IdentityCenterUser));
+    assert!(!is_grantable(ResourceType::PermissionSet));
     assert!(Mechanism::AttachPolicy.is_shared() && Mechanism::GroupMembership.is_shared());
+    assert!(Mechanism::IdentityCenterMembership.is_shared());
     assert!(!Mechanism::GeneratedPolicy.is_shared());
 }
 
@@ -1019,4 +1076,153 @@ fn an_extension_is_refused_unless_it_ends_later() {
     assert_eq!(field(Length::Until(g.expires_at)), "expires_at");
     let later = submission::new_expiry(&g, Length::Seconds(60)).unwrap();
     assert_eq!(later, g.expires_at + chrono::Duration::seconds(60));
+}
+
+const IC_APPLY: [&str; 3] =
+    ["identitystore:GetGroupMembershipId", "identitystore:GetUserId", "identitystore:CreateGroupMembership"];
+const IC_REVOKE: [&str; 2] = ["identitystore:GetGroupMembershipId", "identitystore:DeleteGroupMembership"];
+
+#[tokio::test]
+async fn an_identity_center_membership_is_made_by_ids_then_deleted() {
+    let (iam, mut ledger) = (MemoryIam::default(), MemoryLedger::default());
+    let carol = grantee(PrincipalType::IdentityCenterUser, "carol");
+    let g = grant(ResourceType::IdentityCenterGroup, &carol);
+    assert_eq!(mechanism_of(&g), Some(Mechanism::IdentityCenterMembership));
+    assert!(apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap(), "holds the membership");
+    assert_eq!(iam.calls(), IC_APPLY);
+    assert!(iam.in_ic_group(IC_GROUP, "id-carol"));
+    // A crash after CreateGroupMembership leaves the record "attaching": the
+    // retry finds the membership, does not make it twice, and keeps it the grant's own.
+    ledger.records.values_mut().for_each(|r| r.state = "attaching".into());
+    apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap();
+    assert_eq!(iam.calls(), IC_APPLY[..2]);
+    assert!(ledger.records.values().all(|r| !r.preexisting && r.state == "attached"));
+    revoke(&iam, &mut ledger, &g).await.unwrap().unwrap();
+    assert_eq!(iam.calls(), IC_REVOKE);
+    assert!(iam.ic_members.lock().unwrap().is_empty());
+    assert!(ledger.records.is_empty());
+}
+
+#[tokio::test]
+async fn a_standing_identity_center_membership_survives_every_grant_ending() {
+    let (iam, mut ledger) = (MemoryIam::default(), MemoryLedger::default());
+    let carol = grantee(PrincipalType::IdentityCenterUser, "carol");
+    iam.add_ic_member(IC_GROUP, "id-carol");
+    let (first, second) =
+        (grant(ResourceType::IdentityCenterGroup, &carol), grant(ResourceType::IdentityCenterGroup, &carol));
+    apply(&iam, &mut ledger, &first, &QUOTAS).await.unwrap().unwrap();
+    apply(&iam, &mut ledger, &second, &QUOTAS).await.unwrap().unwrap();
+    assert_eq!(iam.calls(), IC_APPLY[..2], "nothing to make; the second grant joins the first");
+    ledger.holders.insert((carol.clone(), first.resource_arn.clone()), 1);
+    revoke(&iam, &mut ledger, &first).await.unwrap().unwrap();
+    ledger.holders.clear();
+    revoke(&iam, &mut ledger, &second).await.unwrap().unwrap();
+    assert!(iam.calls().is_empty(), "a member before any grant: never removed");
+    assert!(iam.in_ic_group(IC_GROUP, "id-carol"));
+}
+
+#[tokio::test]
+async fn an_identity_center_membership_stays_while_an_overlapping_grant_holds_it() {
+    let (iam, mut ledger) = (MemoryIam::default(), MemoryLedger::default());
+    let carol = grantee(PrincipalType::IdentityCenterUser, "carol");
+    let (first, second) =
+        (grant(ResourceType::IdentityCenterGroup, &carol), grant(ResourceType::IdentityCenterGroup, &carol));
+    apply(&iam, &mut ledger, &first, &QUOTAS).await.unwrap().unwrap();
+    apply(&iam, &mut ledger, &second, &QUOTAS).await.unwrap().unwrap();
+    assert_eq!(iam.calls(), IC_APPLY, "made once, by the first");
+    ledger.holders.insert((carol.clone(), first.resource_arn.clone()), 1);
+    revoke(&iam, &mut ledger, &first).await.unwrap().unwrap();
+    assert!(iam.calls().is_empty());
+    assert!(iam.in_ic_group(IC_GROUP, "id-carol"), "the second grant still needs it");
+    ledger.holders.clear();
+    revoke(&iam, &mut ledger, &second).await.unwrap().unwrap();
+    assert_eq!(iam.calls(), IC_REVOKE, "removed by the last holder");
+    assert!(!iam.in_ic_group(IC_GROUP, "id-carol"));
+}
+
+#[tokio::test]
+async fn a_recreated_identity_center_user_is_never_the_grantee() {
+    let (iam, mut ledger) = (MemoryIam::default(), MemoryLedger::default());
+    let carol = grantee(PrincipalType::IdentityCenterUser, "carol");
+    let g = grant(ResourceType::IdentityCenterGroup, &carol);
+    iam.recreate(&carol);
+    let error = apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap_err();
+    assert_eq!(error.into_grant_error().code, GrantErrorCode::PrincipalChanged);
+    assert!(iam.ic_members.lock().unwrap().is_empty(), "nothing made");
+    revoke(&iam, &mut ledger, &g).await.unwrap().unwrap();
+
+    // Applied, then carol recreated and the new carol added by an admin: the
+    // revocation looks for the approved user's membership only.
+    let (iam, mut ledger) = (MemoryIam::default(), MemoryLedger::default());
+    apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap();
+    iam.recreate(&carol);
+    iam.add_ic_member(IC_GROUP, "id-carol-recreated");
+    iam.calls();
+    revoke(&iam, &mut ledger, &g).await.unwrap().unwrap();
+    assert_eq!(iam.calls(), IC_REVOKE[..1], "the approved user's membership went with it");
+    assert!(iam.in_ic_group(IC_GROUP, "id-carol-recreated"), "the new carol keeps hers");
+}
+
+#[tokio::test]
+async fn a_failed_identity_center_membership_is_retried_and_undone_cleanly() {
+    let (iam, mut ledger) = (MemoryIam::default(), MemoryLedger::default());
+    let carol = grantee(PrincipalType::IdentityCenterUser, "carol");
+    let g = grant(ResourceType::IdentityCenterGroup, &carol);
+    iam.fail_next("identitystore:CreateGroupMembership", AwsErrorKind::Throttled);
+    assert!(apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap_err().is_retryable());
+    apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap();
+    assert_eq!(iam.ic_members.lock().unwrap().len(), 1);
+    iam.calls();
+    iam.fail_next("identitystore:DeleteGroupMembership", AwsErrorKind::Transient);
+    assert!(revoke(&iam, &mut ledger, &g).await.unwrap().unwrap_err().is_retryable());
+    assert!(iam.in_ic_group(IC_GROUP, "id-carol"), "still recorded as the grant's: retried whole");
+    revoke(&iam, &mut ledger, &g).await.unwrap().unwrap();
+    assert!(iam.ic_members.lock().unwrap().is_empty());
+}
+
+#[test]
+fn identity_center_groups_go_to_identity_center_users_only() {
+    use PrincipalType as To;
+    use ResourceType as Of;
+    assert_eq!(mechanism(Of::IdentityCenterGroup, To::IdentityCenterUser), Some(Mechanism::IdentityCenterMembership));
+    for (of, to) in [
+        (Of::IdentityCenterGroup, To::IamUser),
+        (Of::IdentityCenterGroup, To::IamRole),
+        (Of::IamGroup, To::IdentityCenterUser),
+        (Of::S3Bucket, To::IdentityCenterUser),
+        (Of::IamPolicy, To::IdentityCenterUser),
+        (Of::PermissionSet, To::IdentityCenterUser),
+    ] {
+        assert_eq!(mechanism(of, to), None, "{of:?} to {to:?}");
+    }
+    assert!(not_for(Of::S3Bucket, To::IdentityCenterUser).contains("temporary permission sets are not available"));
+    assert!(not_for(Of::IdentityCenterGroup, To::IamUser).contains("identity_center_user"));
+}
+
+#[tokio::test]
+async fn an_identity_center_membership_removed_by_someone_is_found_and_put_back() {
+    let (iam, mut ledger) = (MemoryIam::default(), MemoryLedger::default());
+    let carol = grantee(PrincipalType::IdentityCenterUser, "carol");
+    let mut g = grant(ResourceType::IdentityCenterGroup, &carol);
+    apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap();
+    g.holds_attachment = true;
+    assert!(!drift::covers(&g), "not in the IAM snapshot");
+    assert!(drift::of_identity_center_grant(&iam, &mut ledger, &g).await.unwrap().unwrap().is_empty());
+    iam.ic_members.lock().unwrap().clear();
+    iam.calls();
+    let drifts = drift::of_identity_center_grant(&iam, &mut ledger, &g).await.unwrap().unwrap();
+    assert_eq!(drifts.iter().map(|d| d.kind).collect::<Vec<_>>(), [FindingKind::AccessMissing]);
+    let snap = IamSnapshot::default();
+    let repaired = drift::repair(&iam, &mut ledger, &snap, &g, None, &drifts[0], INSTALLATION).await.unwrap();
+    assert_eq!(repaired.unwrap(), Repaired::Restored);
+    assert!(iam.in_ic_group(IC_GROUP, "id-carol"));
+    assert_eq!(
+        iam.calls(),
+        ["identitystore:GetUserId", "identitystore:GetGroupMembershipId", "identitystore:CreateGroupMembership"]
+    );
+
+    // carol recreated: reported, and the new carol is given nothing.
+    iam.recreate(&carol);
+    let drifts = drift::of_identity_center_grant(&iam, &mut ledger, &g).await.unwrap().unwrap();
+    assert_eq!(drifts.iter().map(|d| d.kind).collect::<Vec<_>>(), [FindingKind::PrincipalChanged]);
 }

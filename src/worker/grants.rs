@@ -21,7 +21,8 @@ use tokio_util::sync::CancellationToken;
 use super::{idle, pause, with_lease, LeaseEnd, Renewal};
 use crate::app::{AppState, GrantUpdate};
 use crate::aws::iam_changes::{CallRecord, SdkIam};
-use crate::aws::{AwsClients, AwsError, AwsErrorKind};
+use crate::aws::inventory::CallLimiter;
+use crate::aws::{identity_center, AwsClients, AwsError, AwsErrorKind};
 use crate::domain::audit::{AuditAction, AuditRecord};
 use crate::domain::grant::Grant;
 use crate::domain::grant::{backoff, EventKind, GrantError, GrantErrorCode, GrantStatus, RevokeReason};
@@ -234,6 +235,31 @@ async fn clients(state: &AppState, grant: &Grant) -> Result<Option<Arc<AwsClient
     }
 }
 
+/// The calls a grant makes through `clients`: for an Identity Center grant,
+/// with the identity store of the integration's instance (as configured, or
+/// found with sso:ListInstances).
+async fn changes<'a>(state: &AppState, grant: &Grant, clients: &'a AwsClients) -> Result<SdkIam<'a>, sqlx::Error> {
+    let iam = SdkIam::new(&clients.iam);
+    if grants::mechanism_of(grant) != Some(Mechanism::IdentityCenterMembership) {
+        return Ok(iam);
+    }
+    let integration = match grant.integration_id {
+        Some(id) => storage::integrations::get(&state.worker_db, id).await?,
+        None => None,
+    };
+    let store = match integration.and_then(|i| i.options.identity_center) {
+        Some(options) => identity_center::instance(clients, &options, &CallLimiter::new(1))
+            .await
+            .map(|instance| instance.identity_store_id),
+        None => Err(AwsError::new(
+            AwsErrorKind::Rejected,
+            "identitystore",
+            "the grant's integration no longer has options.identity_center: its identity store is unknown",
+        )),
+    };
+    Ok(iam.with_identity_store(&clients.identity_store, store))
+}
+
 /// The transaction holding the grantee's lock, for the mechanisms that share attachments.
 async fn principal_lock(
     state: &AppState,
@@ -297,7 +323,7 @@ async fn apply(state: &AppState, grant: &Grant) -> Result<Option<Grant>, sqlx::E
         let error = GrantError { code: GrantErrorCode::NotFound, message: "the integration is gone".into(), aws: None };
         return undo(state, grant, &error, Vec::new()).await;
     };
-    let iam = SdkIam::new(&clients.iam);
+    let iam = changes(state, grant, &clients).await?;
     let mut tx = principal_lock(state, grant).await?;
     let mut ledger = PgLedger::new(&state.worker_db, tx.as_deref_mut());
     let outcome = grants::apply(&iam, &mut ledger, grant, &Quotas::from(&state.config.grants)).await?;
@@ -380,7 +406,7 @@ async fn revoke(state: &AppState, grant: &Grant) -> Result<Option<Grant>, sqlx::
             Err(StepError::Aws(AwsError::new(AwsErrorKind::Rejected, "jit-iam", "the grant's integration is gone")))
         }
         Some(clients) => {
-            let iam = SdkIam::new(&clients.iam);
+            let iam = changes(state, grant, &clients).await?;
             let mut ledger = PgLedger::new(&state.worker_db, tx.as_deref_mut());
             let result = grants::revoke(&iam, &mut ledger, grant).await?;
             let records = iam.records();

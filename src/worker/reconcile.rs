@@ -19,6 +19,7 @@ use super::grants::call_events;
 use super::jobs::{IdField, Job};
 use crate::app::AppState;
 use crate::aws::iam_changes::{IamChanges, SdkIam};
+use crate::aws::identity_center;
 use crate::aws::inventory::CallLimiter;
 use crate::aws::reconcile::{IamSnapshot, PolicyState, PrincipalState};
 use crate::aws::AwsError;
@@ -136,7 +137,16 @@ impl Account<'_> {
             Err(e) => return Ok(Err(e)),
         };
         let db = &self.state.worker_db;
+        let mut identity_store = None;
         for grant in storage::grants::active_in_account(db, self.integration.id, self.account).await? {
+            if !drift::covers(&grant) {
+                if identity_store.is_none() {
+                    identity_store = Some(self.identity_store(&clients, &limiter).await);
+                }
+                let store = identity_store.clone().expect("resolved above");
+                self.check_identity_center_grant(&clients, store, grant).await?;
+                continue;
+            }
             self.adopt(&clients.iam, &snapshot, &grant).await?;
             self.check_grant(&clients.iam, &snapshot, grant).await?;
         }
@@ -214,16 +224,79 @@ impl Account<'_> {
             }
             return Ok(());
         }
-        self.repair_grant(iam, snapshot, &grant, principal, drifts).await
+        let sdk = SdkIam::new(iam);
+        self.repair_grant(&sdk, snapshot, &grant, Some(principal), drifts).await
+    }
+
+    /// The identity store of the integration's Identity Center instance (as
+    /// configured, or found with sso:ListInstances), for its grants' memberships.
+    async fn identity_store(
+        &mut self,
+        clients: &crate::aws::AwsClients,
+        limiter: &CallLimiter,
+    ) -> Result<String, AwsError> {
+        let before = limiter.calls();
+        let found = match &self.integration.options.identity_center {
+            Some(options) => identity_center::instance(clients, options, limiter).await.map(|i| i.identity_store_id),
+            None => Err(AwsError::new(
+                crate::aws::AwsErrorKind::Rejected,
+                "identitystore",
+                "the integration no longer has options.identity_center: its identity store is unknown",
+            )),
+        };
+        self.calls += (limiter.calls() - before) as i64;
+        found
+    }
+
+    /// What the identity store holds for an active Identity Center membership
+    /// grant, and what it should (not in the IAM snapshot: read per grant).
+    async fn check_identity_center_grant(
+        &mut self,
+        clients: &crate::aws::AwsClients,
+        store: Result<String, AwsError>,
+        grant: Grant,
+    ) -> Result<(), sqlx::Error> {
+        let sdk = SdkIam::new(&clients.iam).with_identity_store(&clients.identity_store, store.clone());
+        let mut ledger = PgLedger::new(&self.state.worker_db, None);
+        let read = drift::of_identity_center_grant(&sdk, &mut ledger, &grant).await?;
+        self.calls += sdk.records().len() as i64;
+        let drifts = match read {
+            Ok(drifts) => drifts,
+            Err(e) => {
+                let finding = Drift {
+                    kind: FindingKind::AccessMissing,
+                    target: grant.resource_arn.clone(),
+                    evidence: "the group membership could not be read".into(),
+                };
+                self.push(Some(grant.grant_id), finding, FindingAction::Failed, Some(e.to_string()));
+                return Ok(());
+            }
+        };
+        let (changed, drifts): (Vec<Drift>, Vec<Drift>) =
+            drifts.into_iter().partition(|d| d.kind == FindingKind::PrincipalChanged);
+        for finding in changed {
+            self.report(&grant, finding, FindingAction::Reported).await?;
+        }
+        if drifts.is_empty() {
+            return Ok(());
+        }
+        if !self.run.repair {
+            for finding in drifts {
+                self.report(&grant, finding, FindingAction::Reported).await?;
+            }
+            return Ok(());
+        }
+        let repairing = SdkIam::new(&clients.iam).with_identity_store(&clients.identity_store, store);
+        self.repair_grant(&repairing, &IamSnapshot::default(), &grant, None, drifts).await
     }
 
     /// Puts an active grant's access back, holding its row lock.
     async fn repair_grant(
         &mut self,
-        iam: &aws_sdk_iam::Client,
+        sdk: &SdkIam<'_>,
         snapshot: &IamSnapshot,
         grant: &Grant,
-        principal: &PrincipalState,
+        principal: Option<&PrincipalState>,
         drifts: Vec<Drift>,
     ) -> Result<(), sqlx::Error> {
         let mut tx = self.state.worker_db.begin().await?;
@@ -234,13 +307,12 @@ impl Account<'_> {
             }
             return Ok(());
         }
-        let sdk = SdkIam::new(iam);
         let installation = self.state.installation_id;
         let mut events = Vec::new();
         let mut outcomes = Vec::new();
         for finding in drifts {
             let mut ledger = PgLedger::new(&self.state.worker_db, Some(&mut *tx));
-            let repaired = drift::repair(&sdk, &mut ledger, snapshot, grant, principal, &finding, installation).await?;
+            let repaired = drift::repair(sdk, &mut ledger, snapshot, grant, principal, &finding, installation).await?;
             events.push(NewEvent::drift(false, format!("{}: {}", finding.kind.as_str(), finding.evidence)));
             if matches!(repaired, Ok(Repaired::NowTheGrantsOwn)) {
                 let message =

@@ -1,7 +1,8 @@
 //! IAM Identity Center in the inventory: the instance found or given, its
 //! users, groups and permission sets synced and browsable, the tag filter on
 //! permission sets, the option's rules, and no Identity Center call at all
-//! without the option.
+//! without the option. Grants of Identity Center group membership to
+//! Identity Center users: made and removed by ids, shared, refused elsewhere.
 //!
 //! moto implements neither sso-admin `TagResource` nor `ListTagsForResource`
 //! (HTTP 500): the fault proxy in front of it answers `ListTagsForResource`
@@ -160,8 +161,11 @@ async fn a_discovered_instance_s_users_groups_and_permission_sets_are_inventorie
     let policy = setup["root_account"]["permission_policy"].to_string();
     assert!(policy.contains("sso:ListInstances") && policy.contains("identitystore:ListUsers"), "{policy}");
 
-    // No grant on them yet: refused, naming the field, nothing stored.
-    for (resource, level) in [(admin, "assign"), (&groups[0], "member"), (alice, "assign")] {
+    // No grant of permission sets yet, users never; groups to Identity Center
+    // users only: refused, naming the field, nothing stored.
+    for (resource, level, field) in
+        [(admin, "assign", "resource_id"), (&groups[0], "member", "principal.type"), (alice, "assign", "resource_id")]
+    {
         let body = json!({
             "integration_id": id, "resource_id": resource["id"], "access_level": level,
             "principal": {"type": "iam_user", "name": "carol"}, "duration_seconds": 600,
@@ -169,7 +173,7 @@ async fn a_discovered_instance_s_users_groups_and_permission_sets_are_inventorie
         });
         let (status, error) = server.post("/v1/grants", body).await;
         assert_eq!(status, 422, "{error}");
-        assert_eq!(error["error"]["field"], "resource_id", "{error}");
+        assert_eq!(error["error"]["field"], field, "{error}");
     }
     let (_, grants) = server.get(&format!("/v1/grants?integration_id={id}")).await;
     assert_eq!(grants["items"], json!([]), "{grants}");
@@ -291,4 +295,198 @@ async fn without_the_option_no_identity_center_call_is_made_and_turning_it_on_an
     })
     .await;
     assert!(server.browse_all(&format!("integration_id={id}&type=permission_set")).await.is_empty());
+}
+
+/// The groups Identity Center user `user_id` is in, as moto has them now.
+async fn groups_of(account: &Account, store: &str, user_id: &str) -> BTreeSet<String> {
+    let member = aws_sdk_identitystore::types::MemberId::UserId(user_id.to_string());
+    let listed = account
+        .identity_store()
+        .list_group_memberships_for_member()
+        .identity_store_id(store)
+        .member_id(member)
+        .send()
+        .await
+        .unwrap();
+    listed.group_memberships().iter().filter_map(|m| m.group_id().map(str::to_string)).collect()
+}
+
+/// An admin's own membership, outside jit-iam.
+async fn add_member(account: &Account, store: &str, group_id: &str, user_id: &str) {
+    let member = aws_sdk_identitystore::types::MemberId::UserId(user_id.to_string());
+    let identity_store = account.identity_store();
+    let request = identity_store.create_group_membership().identity_store_id(store).group_id(group_id);
+    request.member_id(member).send().await.unwrap();
+}
+
+/// Submits a grant of `level` on the resource `resource_id` to `principal`,
+/// waiting up to 20 s for it to apply: (status, body).
+async fn grant(
+    server: &TestServer,
+    integration: &str,
+    resource_id: &Value,
+    level: &str,
+    principal: Value,
+) -> (u16, Value) {
+    let body = json!({
+        "integration_id": integration, "resource_id": resource_id, "access_level": level,
+        "principal": principal, "duration_seconds": 600, "request_id": unique("req"), "approved_by": "approver"
+    });
+    let (status, grant) = server.post("/v1/grants?wait=20", body).await;
+    (status.as_u16(), grant)
+}
+
+async fn revoked(server: &TestServer, id: &str) -> Value {
+    let (status, grant) = server.post(&format!("/v1/grants/{id}/revoke"), json!({})).await;
+    assert_eq!(status, 202, "{grant}");
+    wait_for(server, id, "revoked").await
+}
+
+async fn wait_for(server: &TestServer, id: &str, wanted: &str) -> Value {
+    crate::support::eventually(Duration::from_secs(30), &format!("grant {id} to be {wanted}"), || async {
+        let (_, grant) = server.get(&format!("/v1/grants/{id}")).await;
+        (grant["status"] == wanted).then_some(grant)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn identity_center_group_membership_is_granted_by_ids_shared_and_never_taken_from_others() {
+    let (server, _proxy) = server_behind_proxy().await;
+    let account = Moto::shared().account(&random_account_id()).await;
+    let (_, store) = account.identity_center().await;
+    let carol = account.create_identity_center_user(&store, "carol", "Carol").await;
+    let dave = account.create_identity_center_user(&store, "dave", "Dave").await;
+    let ops = account.create_identity_center_group(&store, "ops").await;
+    let admins = account.create_identity_center_group(&store, "admins").await;
+    add_member(&account, &store, &admins, &dave).await;
+    account.create_user("erin", &[]).await;
+    account.create_group("iam-ops").await;
+    let created = server.create_integration(integration(&account, json!({"identity_center": {}}))).await;
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(server.wait_for_sync(id).await["status"], "succeeded");
+    let resource = |t: &'static str, name: &'static str| {
+        let server = &server;
+        async move {
+            let all = server.browse_all(&format!("integration_id={id}&type={t}")).await;
+            all.into_iter().find(|r| r["name"] == name).unwrap_or_else(|| panic!("no {t} {name}"))["id"].clone()
+        }
+    };
+    let (ops_id, admins_id, iam_group) = (
+        resource("identity_center_group", "ops").await,
+        resource("identity_center_group", "admins").await,
+        resource("iam_group", "iam-ops").await,
+    );
+    let to = |name: &str| json!({"type": "identity_center_user", "name": name});
+
+    // The preview lists the identity-store calls.
+    let body = json!({
+        "integration_id": id, "resource_id": ops_id, "access_level": "member", "principal": to("carol"),
+        "duration_seconds": 600, "request_id": unique("req"), "approved_by": "approver"
+    });
+    let (status, preview) = server.post("/v1/grants/preview", body).await;
+    assert_eq!(status, 200, "{preview}");
+    let operations = |calls: &Value| {
+        calls.as_array().unwrap().iter().map(|c| c["operation"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        operations(&preview["apply_calls"]),
+        ["identitystore:GetGroupMembershipId", "identitystore:GetUserId", "identitystore:CreateGroupMembership"]
+    );
+    assert_eq!(
+        operations(&preview["revoke_calls"]),
+        ["identitystore:GetGroupMembershipId", "identitystore:DeleteGroupMembership"]
+    );
+
+    // Two overlapping grants: one membership, made by the first, removed by the last.
+    let (status, first) = grant(&server, id, &ops_id, "member", to("carol")).await;
+    assert_eq!((status, first["status"].as_str()), (202, Some("active")), "{first}");
+    assert_eq!(first["principal"]["arn"], format!("arn:aws:identitystore:::user/{carol}"));
+    assert_eq!(groups_of(&account, &store, &carol).await, set(&[&ops]));
+    let (_, second) = grant(&server, id, &ops_id, "member", to("carol")).await;
+    assert_eq!(second["status"], "active", "{second}");
+    revoked(&server, first["id"].as_str().unwrap()).await;
+    assert_eq!(groups_of(&account, &store, &carol).await, set(&[&ops]), "the second grant still holds it");
+    revoked(&server, second["id"].as_str().unwrap()).await;
+    assert!(groups_of(&account, &store, &carol).await.is_empty(), "removed with the last grant");
+
+    // A standing membership made by an admin survives the grant's end.
+    let (_, standing) = grant(&server, id, &admins_id, "member", to("dave")).await;
+    assert_eq!(standing["status"], "active", "{standing}");
+    revoked(&server, standing["id"].as_str().unwrap()).await;
+    assert_eq!(groups_of(&account, &store, &dave).await, set(&[&admins]));
+
+    // Refused, naming what is not available.
+    let (status, error) = grant(&server, id, &ops_id, "member", json!({"type": "iam_user", "name": "erin"})).await;
+    assert_eq!((status, error["error"]["field"].as_str()), (422, Some("principal.type")), "{error}");
+    assert!(error["error"]["message"].as_str().unwrap().contains("identity_center_user"), "{error}");
+    let (status, error) = grant(&server, id, &iam_group, "member", to("carol")).await;
+    assert_eq!((status, error["error"]["field"].as_str()), (422, Some("principal.type")), "{error}");
+    let (status, error) = grant(&server, id, &ops_id, "member", to("nobody")).await;
+    assert_eq!((status, error["error"]["field"].as_str()), (404, Some("principal.name")), "{error}");
+
+    // carol deleted and recreated (no sync since): the new carol is not the grantee.
+    let identity_store = account.identity_store();
+    identity_store.delete_user().identity_store_id(&store).user_id(&carol).send().await.unwrap();
+    let new_carol = account.create_identity_center_user(&store, "carol", "Carol again").await;
+    let (_, refused) = grant(&server, id, &ops_id, "member", to("carol")).await;
+    let refused = wait_for(&server, refused["id"].as_str().unwrap(), "failed").await;
+    assert_eq!(refused["last_error"]["code"], "principal_changed", "{refused}");
+    assert!(groups_of(&account, &store, &new_carol).await.is_empty(), "nothing given to the new carol");
+    assert!(groups_of(&account, &store, &carol).await.is_empty());
+}
+
+/// Asks for a reconciliation with `body`; its kinds and actions once finished.
+async fn reconcile(server: &TestServer, integration: &str, body: Value) -> Vec<(String, String)> {
+    let (status, run) = server.post(&format!("/v1/integrations/{integration}/reconcile"), body).await;
+    assert_eq!(status, 202, "{run}");
+    let path = format!("/v1/integrations/{integration}/reconciliations/{}", run["id"].as_str().unwrap());
+    let run = crate::support::eventually(Duration::from_secs(60), "the reconciliation", || async {
+        let (_, run) = server.get(&path).await;
+        (run["status"] != "queued" && run["status"] != "running").then_some(run)
+    })
+    .await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let findings = run["findings"].as_array().unwrap().iter();
+    findings.map(|f| (f["kind"].as_str().unwrap().to_string(), f["action"].as_str().unwrap().to_string())).collect()
+}
+
+#[tokio::test]
+async fn a_membership_removed_by_someone_is_reported_then_put_back_by_reconciliation() {
+    let (server, _proxy) = server_behind_proxy().await;
+    let account = Moto::shared().account(&random_account_id()).await;
+    let (_, store) = account.identity_center().await;
+    let carol = account.create_identity_center_user(&store, "carol", "Carol").await;
+    let ops = account.create_identity_center_group(&store, "ops").await;
+    let created = server.create_integration(integration(&account, json!({"identity_center": {}}))).await;
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(server.wait_for_sync(id).await["status"], "succeeded");
+    let group = server.browse_all(&format!("integration_id={id}&type=identity_center_group")).await[0]["id"].clone();
+    let (_, granted) =
+        grant(&server, id, &group, "member", json!({"type": "identity_center_user", "name": "carol"})).await;
+    assert_eq!(granted["status"], "active", "{granted}");
+    assert!(reconcile(&server, id, json!({})).await.is_empty(), "nothing to find");
+
+    let identity_store = account.identity_store();
+    let member = aws_sdk_identitystore::types::MemberId::UserId(carol.clone());
+    let membership = identity_store
+        .get_group_membership_id()
+        .identity_store_id(&store)
+        .group_id(&ops)
+        .member_id(member)
+        .send()
+        .await
+        .unwrap();
+    let request = identity_store.delete_group_membership().identity_store_id(&store);
+    request.membership_id(membership.membership_id()).send().await.unwrap();
+
+    let missing = [("access_missing".to_string(), "reported".to_string())];
+    assert_eq!(reconcile(&server, id, json!({"repair": false})).await, missing);
+    assert!(groups_of(&account, &store, &carol).await.is_empty(), "reporting changes nothing");
+    let repaired = [("access_missing".to_string(), "repaired".to_string())];
+    assert_eq!(reconcile(&server, id, json!({})).await, repaired);
+    assert_eq!(groups_of(&account, &store, &carol).await, set(&[&ops]));
+    assert!(reconcile(&server, id, json!({})).await.is_empty());
+    revoked(&server, granted["id"].as_str().unwrap()).await;
+    assert!(groups_of(&account, &store, &carol).await.is_empty(), "the grant's end removes what the repair put back");
 }

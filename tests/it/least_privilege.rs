@@ -97,7 +97,29 @@ impl Enforced {
             left.extend(self.admin.user_groups(user).await);
         }
         left.extend(self.admin.role_policies("deployer").await);
+        left.extend(self.identity_center_groups("carol").await);
         left
+    }
+
+    /// The Identity Center groups `user` is in (their ids), as moto has them now.
+    async fn identity_center_groups(&self, user: &str) -> Vec<String> {
+        let (_, store) = self.admin.identity_center().await;
+        let identity_store = self.admin.identity_store();
+        let users = identity_store.list_users().identity_store_id(&store).send().await.unwrap();
+        let id = users.users().iter().find(|u| u.user_name() == Some(user)).unwrap().user_id().to_string();
+        let member = aws_sdk_identitystore::types::MemberId::UserId(id);
+        let listed = identity_store
+            .list_group_memberships_for_member()
+            .identity_store_id(&store)
+            .member_id(member)
+            .send()
+            .await
+            .unwrap();
+        listed.group_memberships().iter().filter_map(|m| m.group_id().map(|g| format!("group {g}"))).collect()
+    }
+
+    async fn grant_identity_center_group(&self) -> Value {
+        self.grant_to("identity_center_user", "identity_center_group", "member", "carol", 600).await
     }
 }
 
@@ -151,6 +173,10 @@ async fn the_setup_policy_is_exactly_what_jit_iam_needs() {
             ids.push(grant["id"].as_str().unwrap().to_string());
         }
     }
+    let membership = e.grant_identity_center_group().await;
+    assert_eq!(membership["status"], "active", "{membership}");
+    assert_eq!(e.identity_center_groups("carol").await.len(), 1);
+    ids.push(membership["id"].as_str().unwrap().to_string());
     let expiring = e.grant("s3_bucket", "read", "bob", 2).await;
     e.wait(expiring["id"].as_str().unwrap(), |g| g["status"] == "revoked").await;
     for id in &ids {
@@ -367,6 +393,29 @@ async fn the_setup_policy_is_exactly_what_jit_iam_needs() {
                 assert_eq!(grant["status"], "active", "{grant}");
                 e.revoke(grant["id"].as_str().unwrap()).await;
                 e.wait(grant["id"].as_str().unwrap(), |g| g["status"] == "revoked").await;
+            }
+            "identitystore:GetUserId"
+            | "identitystore:GetGroupMembershipId"
+            | "identitystore:CreateGroupMembership" => {
+                let grant = e.grant_identity_center_group().await;
+                let grant = e.wait(grant["id"].as_str().unwrap(), |g| g["status"] == "failed").await;
+                assert_eq!(grant["last_error"]["code"], "aws_access_denied", "{grant}");
+                denied(&grant["last_error"]["aws"], &action);
+                assert!(e.leftovers().await.is_empty(), "{action} left {:?}", e.leftovers().await);
+            }
+            "identitystore:DeleteGroupMembership" => {
+                e.set_role_policy(&e.permission_policy).await;
+                let grant = e.grant_identity_center_group().await;
+                assert_eq!(grant["status"], "active", "{grant}");
+                e.set_role_policy(&e.without(&action)).await;
+                let id = grant["id"].as_str().unwrap();
+                e.revoke(id).await;
+                let failing = e.wait(id, |g| g["revoke_failing"] == true).await;
+                assert_eq!(failing["status"], "revoking");
+                denied(&failing["last_error"]["aws"], &action);
+                e.set_role_policy(&e.permission_policy).await;
+                e.wait(id, |g| g["status"] == "revoked").await;
+                assert!(e.leftovers().await.is_empty(), "{action} left {:?}", e.leftovers().await);
             }
             other => panic!("{other} is in the setup policy but no scenario needs it: is it used?"),
         }
