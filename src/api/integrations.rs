@@ -146,6 +146,8 @@ pub struct OptionsPatch {
     pub access_levels: Option<Option<AccessLevels>>,
     /// Replaces the whole object; `null` turns Identity Center off (the next
     /// sync removes its users, groups and permission sets from the inventory).
+    /// Refused (409 `invalid_state`) while Identity Center grants are live:
+    /// their revocation needs the instance.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Option<views::integration::IdentityCenterOptions>>)]
     pub identity_center: Option<Option<IdentityCenterOptions>>,
@@ -339,6 +341,21 @@ pub async fn update_integration(
             ErrorCode::InvalidState,
             "the integration changed while its new connection was checked; send the change again",
         ));
+    }
+    if integration.options.identity_center != before.options.identity_center {
+        // The worker reaches the identity store through this option: taken
+        // away under live grants, their memberships could not be removed.
+        let live = storage::grants::count_live_identity_center_of_integration(&mut *tx, id).await?;
+        if live > 0 {
+            return Err(ApiError::conflict(
+                ErrorCode::InvalidState,
+                format!(
+                    "{live} live Identity Center grant(s) need this instance to be revoked; \
+                     revoke them or let them end before changing options.identity_center"
+                ),
+            )
+            .with_field("options.identity_center"));
+        }
     }
     let updated =
         storage::integrations::update(&mut *tx, &integration).await.map_err(|e| name_conflict(e, &integration.name))?;

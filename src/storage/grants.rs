@@ -603,6 +603,21 @@ pub async fn count_live_of_integration(db: impl PgExecutor<'_>, integration_id: 
     .await
 }
 
+/// Live grants of an integration that reach Identity Center: their revocation
+/// needs the integration's Identity Center instance.
+pub async fn count_live_identity_center_of_integration(
+    db: impl PgExecutor<'_>,
+    integration_id: Uuid,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "select count(*) from grants where integration_id = $1 and status in ('pending', 'active', 'revoking') \
+         and (principal_type like 'identity_center_%' or resource_type like 'identity_center_%')",
+    )
+    .bind(integration_id)
+    .fetch_one(db)
+    .await
+}
+
 /// The managed policies a grantee has, as far as jit-iam knows (see the SQL
 /// function `grantee_policies`), but for those of `excluding_grant`.
 pub async fn managed_policies_of(

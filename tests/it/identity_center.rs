@@ -405,6 +405,11 @@ async fn identity_center_group_membership_is_granted_by_ids_shared_and_never_tak
     assert_eq!(groups_of(&account, &store, &carol).await, set(&[&ops]));
     let (_, second) = grant(&server, id, &ops_id, "member", to("carol")).await;
     assert_eq!(second["status"], "active", "{second}");
+    // The instance cannot be taken away while a grant needs it to be revoked.
+    let path = format!("/v1/integrations/{id}");
+    let (status, error) = server.patch(&path, json!({"options": {"identity_center": null}})).await;
+    assert_eq!((status.as_u16(), error["error"]["field"].as_str()), (409, Some("options.identity_center")), "{error}");
+    assert_eq!(error["error"]["code"], "invalid_state", "{error}");
     revoked(&server, first["id"].as_str().unwrap()).await;
     assert_eq!(groups_of(&account, &store, &carol).await, set(&[&ops]), "the second grant still holds it");
     revoked(&server, second["id"].as_str().unwrap()).await;
