@@ -215,17 +215,28 @@ impl Account<'_> {
         }
         let mut ledger = PgLedger::new(&self.state.worker_db, None);
         let drifts = drift::of_active_grant(&mut ledger, snapshot, &grant, principal).await?;
+        self.report_or_repair(&SdkIam::new(iam), snapshot, &grant, Some(principal), drifts).await
+    }
+
+    /// Reports an active grant's drift, or repairs it when the run repairs.
+    async fn report_or_repair(
+        &mut self,
+        sdk: &SdkIam<'_>,
+        snapshot: &IamSnapshot,
+        grant: &Grant,
+        principal: Option<&PrincipalState>,
+        drifts: Vec<Drift>,
+    ) -> Result<(), sqlx::Error> {
         if drifts.is_empty() {
             return Ok(());
         }
         if !self.run.repair {
             for finding in drifts {
-                self.report(&grant, finding, FindingAction::Reported).await?;
+                self.report(grant, finding, FindingAction::Reported).await?;
             }
             return Ok(());
         }
-        let sdk = SdkIam::new(iam);
-        self.repair_grant(&sdk, snapshot, &grant, Some(principal), drifts).await
+        self.repair_grant(sdk, snapshot, grant, principal, drifts).await
     }
 
     /// The identity store of the integration's Identity Center instance (as
@@ -277,17 +288,8 @@ impl Account<'_> {
         for finding in changed {
             self.report(&grant, finding, FindingAction::Reported).await?;
         }
-        if drifts.is_empty() {
-            return Ok(());
-        }
-        if !self.run.repair {
-            for finding in drifts {
-                self.report(&grant, finding, FindingAction::Reported).await?;
-            }
-            return Ok(());
-        }
         let repairing = SdkIam::new(&clients.iam).with_identity_store(&clients.identity_store, store);
-        self.repair_grant(&repairing, &IamSnapshot::default(), &grant, None, drifts).await
+        self.report_or_repair(&repairing, &IamSnapshot::default(), &grant, None, drifts).await
     }
 
     /// Puts an active grant's access back, holding its row lock.
