@@ -188,6 +188,19 @@ pub struct GrantConfig {
     #[arg(long, env = "JIT_IAM_MAX_POLICIES_PER_ROLE", default_value_t = 10,
           value_parser = clap::value_parser!(u32).range(1..=20))]
     pub max_policies_per_role: u32,
+
+    /// How long one step waits for Identity Center to provision an account
+    /// assignment (creation or deletion) before handing the grant back to
+    /// the worker, which keeps polling with backoff: never `active` before
+    /// the assignment succeeded.
+    #[arg(long, env = "JIT_IAM_IDENTITY_CENTER_PROVISIONING_WAIT", default_value = "2min",
+          value_parser = parse_duration)]
+    pub identity_center_provisioning_wait: Duration,
+
+    /// Identity Center quota of permission sets provisioned to one account (AWS default 50).
+    #[arg(long, env = "JIT_IAM_MAX_PERMISSION_SETS_PER_ACCOUNT", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_permission_sets_per_account: u32,
 }
 
 /// The background worker that applies and revokes grants and runs syncs.

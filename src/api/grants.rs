@@ -78,6 +78,10 @@ pub struct SubmitGrant {
     pub approved_by: String,
     #[schema(example = "incident 4711", max_length = 2000)]
     pub reason: Option<String>,
+    /// Permission set grants only, and required for them: the account of the
+    /// integration to assign the permission set in (12 digits).
+    #[schema(example = "210987654321", pattern = "^[0-9]{12}$")]
+    pub account_id: Option<String>,
 }
 
 /// What a grant would do, changing nothing.
@@ -179,6 +183,7 @@ impl SubmitGrant {
             request_id: &self.request_id,
             approved_by: &self.approved_by,
             reason: self.reason.as_deref(),
+            account_id: self.account_id.as_deref(),
         }
     }
 }

@@ -189,7 +189,10 @@ fn classify(code: Option<&str>, status: Option<u16>) -> AwsErrorKind {
         | "ConcurrentModificationException"
         | "IDPCommunicationError"
         | "ExpiredToken"
-        | "ExpiredTokenException" => Transient,
+        | "ExpiredTokenException"
+        // Identity Center: another operation on the same assignment or
+        // permission set is in progress (a create followed too soon by a delete).
+        | "ConflictException" => Transient,
         _ => match status {
             Some(403) => AccessDenied,
             Some(429) => Throttled,

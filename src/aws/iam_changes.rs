@@ -6,6 +6,7 @@
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use aws_sdk_iam::operation::get_group::GetGroupOutput;
 use aws_sdk_iam::operation::list_attached_role_policies::ListAttachedRolePoliciesOutput;
@@ -22,9 +23,13 @@ use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_types::request_id::RequestId;
 
+use aws_sdk_ssoadmin::types::{AccountAssignmentOperationStatus, StatusValues, TargetType};
+use tokio::time::Instant;
+
 use super::error::{AwsError, AwsErrorKind};
+use super::identity_center::Instance;
 use super::inventory::{all_pages, policy_arns, Page};
-use crate::domain::grant::{CallOutcome, Grantee, PrincipalType};
+use crate::domain::grant::{backoff, CallOutcome, Grantee, PrincipalType};
 use crate::domain::policy::{GeneratedPolicy, GRANT_ID_TAG, JIT_IAM_POLICY_PATH};
 
 /// Counts the HTTP attempts of one call.
@@ -81,8 +86,8 @@ pub fn policy_operations(principal_type: PrincipalType) -> PolicyOperations {
             list_attached: "iam:ListAttachedRolePolicies",
             get: "iam:GetRole",
         },
-        // No IAM policies: what stands in for them is group membership.
-        PrincipalType::IdentityCenterUser => PolicyOperations {
+        // No IAM policies: what stands in for them is group membership (or an assignment).
+        PrincipalType::IdentityCenterUser | PrincipalType::IdentityCenterGroup => PolicyOperations {
             attach: "identitystore:CreateGroupMembership",
             detach: "identitystore:DeleteGroupMembership",
             list_attached: "identitystore:GetGroupMembershipId",
@@ -144,33 +149,91 @@ pub trait IamChanges {
     async fn create_group_membership(&self, group_id: &str, user_id: &str) -> Result<(), AwsError>;
     /// Deletes an Identity Center group membership; one already gone counts as done.
     async fn delete_group_membership(&self, membership_id: &str) -> Result<(), AwsError>;
+    /// Whether the assignment exists (sso:ListAccountAssignments).
+    async fn assignment_exists(&self, assignment: &Assignment) -> Result<bool, AwsError>;
+    /// Creates the assignment and waits for Identity Center to provision it,
+    /// up to the configured wait; `ConflictException` is retried meanwhile.
+    async fn create_assignment(&self, assignment: &Assignment) -> Result<Provisioning, AwsError>;
+    /// Deletes the assignment and waits likewise; one already gone counts as done.
+    async fn delete_assignment(&self, assignment: &Assignment) -> Result<Provisioning, AwsError>;
+    /// The permission set's session duration in seconds; None when it is gone.
+    async fn session_duration(&self, permission_set_arn: &str) -> Result<Option<i32>, AwsError>;
+}
+
+/// A permission set assigned to an Identity Center user or group in an account.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Assignment {
+    pub permission_set_arn: String,
+    pub account_id: String,
+    /// `identity_center_user` or `identity_center_group`.
+    pub principal_type: PrincipalType,
+    /// The user's or group's identity store id.
+    pub principal_id: String,
+}
+
+impl Assignment {
+    fn sso_principal_type(&self) -> aws_sdk_ssoadmin::types::PrincipalType {
+        match self.principal_type {
+            PrincipalType::IdentityCenterGroup => aws_sdk_ssoadmin::types::PrincipalType::Group,
+            _ => aws_sdk_ssoadmin::types::PrincipalType::User,
+        }
+    }
+
+    /// What the grant's events show as the call's target.
+    fn target(&self) -> String {
+        format!("{} in {} to {}", self.permission_set_arn, self.account_id, self.principal_id)
+    }
+}
+
+/// Where Identity Center is with an assignment's creation or deletion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Provisioning {
+    Succeeded,
+    /// Identity Center's reason (e.g. the account's role quota reached).
+    Failed(String),
+    /// Still in progress when jit-iam stopped waiting: looked at again later.
+    InProgress,
+}
+
+/// First wait before asking for an assignment's status again; doubles up to [`STATUS_POLL_CAP`].
+const STATUS_POLL_FIRST: Duration = Duration::from_millis(250);
+const STATUS_POLL_CAP: Duration = Duration::from_secs(5);
+
+/// The Identity Center instance a grant changes, and the clients that reach it.
+pub struct IdentityCenterAccess<'a> {
+    pub sso_admin: &'a aws_sdk_ssoadmin::Client,
+    pub identity_store: &'a aws_sdk_identitystore::Client,
+    /// The instance, or why it is not known (each call's answer then).
+    pub instance: Result<Instance, AwsError>,
+    /// How long one call waits for an assignment's provisioning.
+    pub provisioning_wait: Duration,
 }
 
 /// The IAM client of one account and the record of the calls made through it.
 pub struct SdkIam<'a> {
     iam: &'a aws_sdk_iam::Client,
-    /// The account's identity store (its id, or why it is not known), for the
-    /// grants that change Identity Center.
-    identity_store: Option<(&'a aws_sdk_identitystore::Client, Result<String, AwsError>)>,
+    /// The integration's Identity Center instance, for the grants that change it.
+    identity_center: Option<IdentityCenterAccess<'a>>,
     records: Mutex<Vec<CallRecord>>,
 }
 
 impl<'a> SdkIam<'a> {
     pub fn new(iam: &'a aws_sdk_iam::Client) -> Self {
-        Self { iam, identity_store: None, records: Mutex::new(Vec::new()) }
+        Self { iam, identity_center: None, records: Mutex::new(Vec::new()) }
     }
 
-    /// With identity store `id` reached through `client` (the integration's
-    /// Identity Center instance's); an error finding it is each call's answer.
-    pub fn with_identity_store(self, client: &'a aws_sdk_identitystore::Client, id: Result<String, AwsError>) -> Self {
-        Self { identity_store: Some((client, id)), ..self }
+    /// With the integration's Identity Center instance.
+    pub fn with_identity_center(self, access: IdentityCenterAccess<'a>) -> Self {
+        Self { identity_center: Some(access), ..self }
     }
 
-    /// The identity store client and id; an error for a call that needs them without them.
-    fn identity_store(&self, operation: &'static str) -> Result<(&'a aws_sdk_identitystore::Client, &str), AwsError> {
-        match &self.identity_store {
-            Some((client, Ok(id))) => Ok((*client, id.as_str())),
-            Some((_, Err(e))) => Err(e.clone()),
+    /// The instance and its clients; an error for a call that needs them without them.
+    fn identity_center(&self, operation: &'static str) -> Result<(&IdentityCenterAccess<'a>, &Instance), AwsError> {
+        match &self.identity_center {
+            Some(access) => match &access.instance {
+                Ok(instance) => Ok((access, instance)),
+                Err(e) => Err(e.clone()),
+            },
             None => {
                 let message = "Identity Center is not set up for this integration";
                 Err(AwsError::new(AwsErrorKind::Rejected, operation, message))
@@ -178,20 +241,44 @@ impl<'a> SdkIam<'a> {
         }
     }
 
-    /// The id of the Identity Center user named `name` (identitystore:GetUserId); None when there is none.
-    async fn identity_center_user_id(&self, name: &str) -> Result<Option<String>, AwsError> {
-        const OPERATION: &str = "identitystore:GetUserId";
-        let (client, store) = self.identity_store(OPERATION)?;
+    /// The identity store client and id.
+    fn identity_store(&self, operation: &'static str) -> Result<(&'a aws_sdk_identitystore::Client, &str), AwsError> {
+        let (access, instance) = self.identity_center(operation)?;
+        Ok((access.identity_store, instance.identity_store_id.as_str()))
+    }
+
+    /// The identity store id of the Identity Center user (`UserName`) or group
+    /// (`DisplayName`) named `name`: identitystore:GetUserId or GetGroupId. None when there is none.
+    async fn identity_center_id(&self, name: &str, attribute_path: &str) -> Result<Option<String>, AwsError> {
+        let operation = match attribute_path {
+            "UserName" => "identitystore:GetUserId",
+            _ => "identitystore:GetGroupId",
+        };
+        let (client, store) = self.identity_store(operation)?;
         let attribute = aws_sdk_identitystore::types::UniqueAttribute::builder()
-            .attribute_path("UserName")
+            .attribute_path(attribute_path)
             .attribute_value(aws_smithy_types::Document::String(name.to_string()))
             .build()
             .expect("path and value are set");
         let identifier = aws_sdk_identitystore::types::AlternateIdentifier::UniqueAttribute(attribute);
+        if operation == "identitystore:GetUserId" {
+            let found = self
+                .call(operation, name, is_not_found, |counter| {
+                    client
+                        .get_user_id()
+                        .identity_store_id(store)
+                        .alternate_identifier(identifier)
+                        .customize()
+                        .interceptor(counter)
+                        .send()
+                })
+                .await?;
+            return Ok(found.map(|f| f.user_id));
+        }
         let found = self
-            .call(OPERATION, name, is_not_found, |counter| {
+            .call(operation, name, is_not_found, |counter| {
                 client
-                    .get_user_id()
+                    .get_group_id()
                     .identity_store_id(store)
                     .alternate_identifier(identifier)
                     .customize()
@@ -199,7 +286,7 @@ impl<'a> SdkIam<'a> {
                     .send()
             })
             .await?;
-        Ok(found.map(|f| f.user_id))
+        Ok(found.map(|f| f.group_id))
     }
 
     /// The calls made so far, in order.
@@ -278,6 +365,91 @@ impl<'a> SdkIam<'a> {
         })
         .await
     }
+}
+
+impl SdkIam<'_> {
+    /// Sends `send` again, with backoff, while Identity Center answers
+    /// `ConflictException` (another operation on the same assignment or
+    /// permission set is in progress) and `deadline` is not reached.
+    async fn retrying_conflicts<T, F, Fut>(&self, deadline: Instant, send: F) -> Result<T, AwsError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, AwsError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            match send().await {
+                Err(e) if e.code.as_deref() == Some("ConflictException") => {
+                    let wait = backoff(attempt, STATUS_POLL_CAP);
+                    if Instant::now() + wait >= deadline {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Follows an assignment operation's status until it is final or `deadline` passes.
+    async fn provisioned<F, Fut>(
+        &self,
+        mut status: AccountAssignmentOperationStatus,
+        deadline: Instant,
+        describe: F,
+    ) -> Result<Provisioning, AwsError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Result<AccountAssignmentOperationStatus, AwsError>>,
+    {
+        let mut wait = STATUS_POLL_FIRST;
+        loop {
+            match status.status() {
+                Some(StatusValues::Succeeded) => return Ok(Provisioning::Succeeded),
+                Some(StatusValues::Failed) => {
+                    let reason = status.failure_reason().unwrap_or("Identity Center gave no reason");
+                    return Ok(Provisioning::Failed(reason.to_string()));
+                }
+                _ => {}
+            }
+            let Some(request_id) = status.request_id().map(str::to_string) else {
+                return Ok(Provisioning::InProgress);
+            };
+            if Instant::now() + wait >= deadline {
+                return Ok(Provisioning::InProgress);
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(STATUS_POLL_CAP);
+            status = describe(request_id).await?;
+        }
+    }
+}
+
+/// An answer without a status: nothing to follow, reported as in progress.
+fn no_status() -> AccountAssignmentOperationStatus {
+    AccountAssignmentOperationStatus::builder().build()
+}
+
+/// Seconds of an ISO 8601 duration of hours, minutes and seconds (`PT1H`,
+/// `PT8H30M`), as Identity Center writes session durations.
+pub fn iso8601_seconds(duration: &str) -> Option<i32> {
+    let mut rest = duration.strip_prefix("PT")?;
+    let mut seconds = 0i32;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+        let (number, unit) = rest.split_at(digits);
+        let number: i32 = number.parse().ok()?;
+        let factor = match unit.chars().next()? {
+            'H' => 3600,
+            'M' => 60,
+            'S' => 1,
+            _ => return None,
+        };
+        seconds = seconds.checked_add(number.checked_mul(factor)?)?;
+        rest = &unit[1..];
+    }
+    (seconds > 0).then_some(seconds)
 }
 
 impl SdkIam<'_> {
@@ -387,7 +559,7 @@ impl IamChanges for SdkIam<'_> {
                 )
                 .await
                 .map(|_| ()),
-            PrincipalType::IdentityCenterUser => Err(no_iam_policies(ops.attach)),
+            PrincipalType::IdentityCenterUser | PrincipalType::IdentityCenterGroup => Err(no_iam_policies(ops.attach)),
         }
     }
 
@@ -406,7 +578,7 @@ impl IamChanges for SdkIam<'_> {
                 })
                 .await
                 .map(|detached| detached.is_some()),
-            PrincipalType::IdentityCenterUser => Ok(false),
+            PrincipalType::IdentityCenterUser | PrincipalType::IdentityCenterGroup => Ok(false),
         }
     }
 
@@ -461,7 +633,7 @@ impl IamChanges for SdkIam<'_> {
                 };
                 self.list_all(ops.list_attached, name, send, read).await
             }
-            PrincipalType::IdentityCenterUser => Ok(Vec::new()),
+            PrincipalType::IdentityCenterUser | PrincipalType::IdentityCenterGroup => Ok(Vec::new()),
         }
     }
 
@@ -523,7 +695,8 @@ impl IamChanges for SdkIam<'_> {
                     .await?;
                 Ok(role.and_then(|r| r.role).map(|r| r.role_id))
             }
-            PrincipalType::IdentityCenterUser => self.identity_center_user_id(name).await,
+            PrincipalType::IdentityCenterUser => self.identity_center_id(name, "UserName").await,
+            PrincipalType::IdentityCenterGroup => self.identity_center_id(name, "DisplayName").await,
         }
     }
 
@@ -532,8 +705,8 @@ impl IamChanges for SdkIam<'_> {
         let filter = match principal_type {
             PrincipalType::IamUser => EntityType::User,
             PrincipalType::IamRole => EntityType::Role,
-            // IAM policies are never attached to Identity Center users.
-            PrincipalType::IdentityCenterUser => return Ok(Vec::new()),
+            // IAM policies are never attached to Identity Center principals.
+            PrincipalType::IdentityCenterUser | PrincipalType::IdentityCenterGroup => return Ok(Vec::new()),
         };
         let send = |marker, counter| {
             iam.list_entities_for_policy()
@@ -706,11 +879,174 @@ impl IamChanges for SdkIam<'_> {
         .await
         .map(|_| ())
     }
+
+    async fn assignment_exists(&self, assignment: &Assignment) -> Result<bool, AwsError> {
+        const OPERATION: &str = "sso:ListAccountAssignments";
+        let (access, instance) = self.identity_center(OPERATION)?;
+        let client = access.sso_admin;
+        let mut next = None;
+        loop {
+            let page = self
+                .call(
+                    OPERATION,
+                    &assignment.target(),
+                    |_| false,
+                    |counter| {
+                        client
+                            .list_account_assignments()
+                            .instance_arn(&instance.instance_arn)
+                            .account_id(&assignment.account_id)
+                            .permission_set_arn(&assignment.permission_set_arn)
+                            .set_next_token(next.take())
+                            .customize()
+                            .interceptor(counter)
+                            .send()
+                    },
+                )
+                .await?
+                .expect("a successful call has output");
+            let principal_type = assignment.sso_principal_type();
+            if page.account_assignments().iter().any(|a| {
+                a.principal_id() == Some(assignment.principal_id.as_str())
+                    && a.principal_type() == Some(&principal_type)
+            }) {
+                return Ok(true);
+            }
+            match page.next_token() {
+                Some(token) if !token.is_empty() => next = Some(token.to_string()),
+                _ => return Ok(false),
+            }
+        }
+    }
+
+    async fn create_assignment(&self, assignment: &Assignment) -> Result<Provisioning, AwsError> {
+        const OPERATION: &str = "sso:CreateAccountAssignment";
+        let (access, instance) = self.identity_center(OPERATION)?;
+        let (client, deadline) = (access.sso_admin, Instant::now() + access.provisioning_wait);
+        let target = assignment.target();
+        let created = self
+            .retrying_conflicts(deadline, || {
+                self.call(
+                    OPERATION,
+                    &target,
+                    |_| false,
+                    |counter| {
+                        client
+                            .create_account_assignment()
+                            .instance_arn(&instance.instance_arn)
+                            .target_id(&assignment.account_id)
+                            .target_type(TargetType::AwsAccount)
+                            .permission_set_arn(&assignment.permission_set_arn)
+                            .principal_type(assignment.sso_principal_type())
+                            .principal_id(&assignment.principal_id)
+                            .customize()
+                            .interceptor(counter)
+                            .send()
+                    },
+                )
+            })
+            .await?
+            .expect("a successful call has output");
+        let status = created.account_assignment_creation_status().cloned().unwrap_or_else(no_status);
+        let target = &target;
+        self.provisioned(status, deadline, |request_id| async move {
+            const OPERATION: &str = "sso:DescribeAccountAssignmentCreationStatus";
+            let answer = self
+                .call(
+                    OPERATION,
+                    target,
+                    |_| false,
+                    |counter| {
+                        client
+                            .describe_account_assignment_creation_status()
+                            .instance_arn(&instance.instance_arn)
+                            .account_assignment_creation_request_id(request_id)
+                            .customize()
+                            .interceptor(counter)
+                            .send()
+                    },
+                )
+                .await?
+                .expect("a successful call has output");
+            Ok(answer.account_assignment_creation_status().cloned().unwrap_or_else(no_status))
+        })
+        .await
+    }
+
+    async fn delete_assignment(&self, assignment: &Assignment) -> Result<Provisioning, AwsError> {
+        const OPERATION: &str = "sso:DeleteAccountAssignment";
+        let (access, instance) = self.identity_center(OPERATION)?;
+        let (client, deadline) = (access.sso_admin, Instant::now() + access.provisioning_wait);
+        let target = assignment.target();
+        let deleted = self
+            .retrying_conflicts(deadline, || {
+                self.call(OPERATION, &target, is_not_found, |counter| {
+                    client
+                        .delete_account_assignment()
+                        .instance_arn(&instance.instance_arn)
+                        .target_id(&assignment.account_id)
+                        .target_type(TargetType::AwsAccount)
+                        .permission_set_arn(&assignment.permission_set_arn)
+                        .principal_type(assignment.sso_principal_type())
+                        .principal_id(&assignment.principal_id)
+                        .customize()
+                        .interceptor(counter)
+                        .send()
+                })
+            })
+            .await?;
+        // Already gone.
+        let Some(deleted) = deleted else { return Ok(Provisioning::Succeeded) };
+        let status = deleted.account_assignment_deletion_status().cloned().unwrap_or_else(no_status);
+        let target = &target;
+        self.provisioned(status, deadline, |request_id| async move {
+            const OPERATION: &str = "sso:DescribeAccountAssignmentDeletionStatus";
+            let answer = self
+                .call(
+                    OPERATION,
+                    target,
+                    |_| false,
+                    |counter| {
+                        client
+                            .describe_account_assignment_deletion_status()
+                            .instance_arn(&instance.instance_arn)
+                            .account_assignment_deletion_request_id(request_id)
+                            .customize()
+                            .interceptor(counter)
+                            .send()
+                    },
+                )
+                .await?
+                .expect("a successful call has output");
+            Ok(answer.account_assignment_deletion_status().cloned().unwrap_or_else(no_status))
+        })
+        .await
+    }
+
+    async fn session_duration(&self, permission_set_arn: &str) -> Result<Option<i32>, AwsError> {
+        const OPERATION: &str = "sso:DescribePermissionSet";
+        let (access, instance) = self.identity_center(OPERATION)?;
+        let client = access.sso_admin;
+        let described = self
+            .call(OPERATION, permission_set_arn, is_not_found, |counter| {
+                client
+                    .describe_permission_set()
+                    .instance_arn(&instance.instance_arn)
+                    .permission_set_arn(permission_set_arn)
+                    .customize()
+                    .interceptor(counter)
+                    .send()
+            })
+            .await?;
+        // Identity Center's default when a permission set names none: one hour.
+        Ok(described
+            .map(|d| d.permission_set().and_then(|p| p.session_duration()).and_then(iso8601_seconds).unwrap_or(3600)))
+    }
 }
 
 /// A call on an Identity Center user's IAM policies, which it cannot have.
 fn no_iam_policies(operation: &'static str) -> AwsError {
-    AwsError::new(AwsErrorKind::Rejected, operation, "an Identity Center user holds no IAM policies")
+    AwsError::new(AwsErrorKind::Rejected, operation, "an Identity Center user or group holds no IAM policies")
 }
 
 fn principal(name: Option<&str>, id: Option<&str>) -> Option<IamPrincipal> {

@@ -18,7 +18,7 @@ pub enum Purpose {
     Organization,
     /// Reading IAM Identity Center (root account, with `options.identity_center` only).
     IdentityCenter,
-    /// Identity Center group memberships of grants (root account, with `options.identity_center` only).
+    /// Identity Center group memberships and permission set assignments of grants (root account, with `options.identity_center` only).
     IdentityCenterGrants,
 }
 
@@ -47,6 +47,9 @@ pub enum Resources {
     IdentityStores,
     /// The same, and group memberships (`membership/*`): what the membership calls accept.
     IdentityStoreMemberships,
+    /// Instances, permission sets and accounts (`instance/*`,
+    /// `permissionSet/*/*`, `account/*`): what the assignment calls accept.
+    IdentityCenterAssignments,
     /// `*`, with the reason recorded here: the action accepts no narrower
     /// resource, or only reads. A test refuses a write on `*` without a reason.
     Any(&'static str),
@@ -315,6 +318,42 @@ pub const PERMISSIONS: &[Permission] = &[
         resources: Resources::IdentityStoreMemberships,
         why: "revoking an identity_center_group grant",
     },
+    Permission {
+        action: "identitystore:GetGroupId",
+        purpose: Purpose::IdentityCenterGrants,
+        resources: Resources::IdentityStoreMemberships,
+        why: "before an assignment to a group changes: the group of the grant's name is still the one approved",
+    },
+    Permission {
+        action: "sso:ListAccountAssignments",
+        purpose: Purpose::IdentityCenterGrants,
+        resources: Resources::IdentityCenterAssignments,
+        why: "whether the principal is assigned already (never made twice; an assignment made before any grant never deleted)",
+    },
+    Permission {
+        action: "sso:CreateAccountAssignment",
+        purpose: Purpose::IdentityCenterGrants,
+        resources: Resources::IdentityCenterAssignments,
+        why: "applying a permission_set grant",
+    },
+    Permission {
+        action: "sso:DescribeAccountAssignmentCreationStatus",
+        purpose: Purpose::IdentityCenterGrants,
+        resources: Resources::IdentityCenterAssignments,
+        why: "a permission_set grant is active only once its assignment is provisioned",
+    },
+    Permission {
+        action: "sso:DeleteAccountAssignment",
+        purpose: Purpose::IdentityCenterGrants,
+        resources: Resources::IdentityCenterAssignments,
+        why: "revoking a permission_set grant",
+    },
+    Permission {
+        action: "sso:DescribeAccountAssignmentDeletionStatus",
+        purpose: Purpose::IdentityCenterGrants,
+        resources: Resources::IdentityCenterAssignments,
+        why: "a permission_set grant is revoked only once its assignment is deleted",
+    },
 ];
 
 impl Resources {
@@ -343,6 +382,11 @@ impl Resources {
                 format!("arn:{partition}:identitystore:::group/*"),
                 format!("arn:{partition}:identitystore:::membership/*"),
             ],
+            Resources::IdentityCenterAssignments => vec![
+                format!("arn:{partition}:sso:::instance/*"),
+                format!("arn:{partition}:sso:::permissionSet/*/*"),
+                format!("arn:{partition}:sso:::account/*"),
+            ],
             Resources::Any(_) => vec!["*".to_string()],
         }
     }
@@ -356,6 +400,7 @@ impl Resources {
             Resources::IdentityCenterInstances => "Instances",
             Resources::IdentityStores => "IdentityStores",
             Resources::IdentityStoreMemberships => "Memberships",
+            Resources::IdentityCenterAssignments => "Assignments",
             Resources::Any(_) => "",
         }
     }
@@ -533,8 +578,28 @@ mod tests {
             [
                 "identitystore:CreateGroupMembership",
                 "identitystore:DeleteGroupMembership",
+                "identitystore:GetGroupId",
                 "identitystore:GetGroupMembershipId",
                 "identitystore:GetUserId"
+            ]
+        );
+        let assignments = statement("JitIamIdentityCenterGrantsAssignments");
+        assert_eq!(
+            assignments.action,
+            [
+                "sso:CreateAccountAssignment",
+                "sso:DeleteAccountAssignment",
+                "sso:DescribeAccountAssignmentCreationStatus",
+                "sso:DescribeAccountAssignmentDeletionStatus",
+                "sso:ListAccountAssignments"
+            ]
+        );
+        assert_eq!(
+            assignments.resource.as_deref().unwrap(),
+            [
+                "arn:aws-us-gov:sso:::instance/*",
+                "arn:aws-us-gov:sso:::permissionSet/*/*",
+                "arn:aws-us-gov:sso:::account/*"
             ]
         );
         assert_eq!(

@@ -56,7 +56,7 @@ impl IamSnapshot {
             PrincipalType::IamUser => &self.users,
             PrincipalType::IamRole => &self.roles,
             // Not IAM's: the snapshot reads IAM only.
-            PrincipalType::IdentityCenterUser => &[],
+            PrincipalType::IdentityCenterUser | PrincipalType::IdentityCenterGroup => &[],
         }
     }
 

@@ -48,6 +48,8 @@ wire_enum! {
         IamRole = "iam_role",
         /// A person signing in through IAM Identity Center (its user name).
         IdentityCenterUser = "identity_center_user",
+        /// The members of an IAM Identity Center group (its display name).
+        IdentityCenterGroup = "identity_center_group",
     }
 }
 
@@ -58,6 +60,7 @@ impl PrincipalType {
             Self::IamUser => ResourceType::IamUser,
             Self::IamRole => ResourceType::IamRole,
             Self::IdentityCenterUser => ResourceType::IdentityCenterUser,
+            Self::IdentityCenterGroup => ResourceType::IdentityCenterGroup,
         }
     }
 
@@ -67,6 +70,7 @@ impl PrincipalType {
             Self::IamUser => "user",
             Self::IamRole => "role",
             Self::IdentityCenterUser => "Identity Center user",
+            Self::IdentityCenterGroup => "Identity Center group",
         }
     }
 
@@ -76,7 +80,13 @@ impl PrincipalType {
             Self::IamUser => "IAM user",
             Self::IamRole => "IAM role",
             Self::IdentityCenterUser => "Identity Center user",
+            Self::IdentityCenterGroup => "Identity Center group",
         }
+    }
+
+    /// Whether it is an Identity Center principal (found by its identity store id, never holding IAM policies).
+    pub fn is_identity_center(self) -> bool {
+        matches!(self, Self::IdentityCenterUser | Self::IdentityCenterGroup)
     }
 }
 
@@ -145,6 +155,12 @@ pub struct Grant {
     /// Until when the sessions an ended `assume` grant gave are denied.
     #[serde(default)]
     pub sessions_denied_until: Option<DateTime<Utc>>,
+    /// The account a permission set is assigned in (permission_set grants).
+    #[serde(default)]
+    pub target_account_id: Option<String>,
+    /// The assigned permission set's session duration, as last read.
+    #[serde(default)]
+    pub session_duration_seconds: Option<i32>,
     /// The integration's revision and status, as the worker's claim read them.
     #[serde(default)]
     pub integration_revision: Option<i64>,
@@ -177,6 +193,26 @@ impl Grant {
             account_id: self.account_id.clone(),
         }
     }
+
+    /// The latest a session this grant gave can last, when its end does not end
+    /// them (assignments of existing permission sets): its end, plus the
+    /// permission set's session duration.
+    pub fn sessions_valid_until(&self) -> Option<DateTime<Utc>> {
+        self.activated_at?;
+        let duration = chrono::Duration::seconds(self.session_duration_seconds?.into());
+        Some(self.finished_at.unwrap_or(self.expires_at) + duration)
+    }
+}
+
+/// The account a permission set grant assigns it in, as the inventory has it.
+#[derive(Clone, Debug)]
+pub struct TargetAccount {
+    /// As Organizations reports it (`ACTIVE`, `SUSPENDED`, ...).
+    pub status: String,
+    /// Permission sets provisioned to the account, as of the last sync.
+    pub provisioned: usize,
+    /// Whether the granted permission set is one of them.
+    pub provisioned_here: bool,
 }
 
 /// The session name an `assume` grant's policy requires: the grant's alone,
@@ -219,6 +255,10 @@ wire_enum! {
         /// A policy of the grant's name exists and is not the grant's own, or its
         /// document is not the one jit-iam writes: it is never adopted.
         PolicyConflict = "policy_conflict",
+        /// IAM Identity Center could not provision the account assignment (its reason in the message).
+        ProvisioningFailed = "provisioning_failed",
+        /// IAM Identity Center is still provisioning the account assignment: looked at again with backoff.
+        ProvisioningInProgress = "provisioning_in_progress",
     }
 }
 

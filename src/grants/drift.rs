@@ -3,17 +3,17 @@
 //! finding is put back through [`IamChanges`]. The reconciliation worker only
 //! schedules, leases, reads the snapshot and records what these decide.
 //!
-//! Identity Center group memberships are not in the snapshot (it reads IAM
-//! only): [`covers`] leaves their grants out of it, and
-//! [`of_identity_center_grant`] reads each active one's membership itself.
+//! Identity Center group memberships and permission set assignments are not
+//! in the snapshot (it reads IAM only): [`covers`] leaves their grants out of
+//! it, and [`of_identity_center_grant`] reads each active one's itself.
 
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{attachment_key, identity_center_group_id, mechanism_of, Ledger, Mechanism};
-use crate::aws::iam_changes::IamChanges;
+use super::{attachment_key, identity_center_group_id, mechanism_of, shared, Ledger, Mechanism};
+use crate::aws::iam_changes::{IamChanges, Provisioning};
 use crate::aws::reconcile::{IamSnapshot, PolicyState, PrincipalState};
-use crate::aws::AwsError;
+use crate::aws::{AwsError, AwsErrorKind};
 use crate::domain::grant::Grant;
 use crate::domain::grant::Grantee;
 use crate::domain::policy::{GeneratedPolicy, GRANT_ID_TAG, INSTALLATION_ID_TAG};
@@ -36,52 +36,71 @@ impl Drift {
 
 /// Whether the grant's drift is read from the IAM snapshot: its mechanism changes IAM.
 pub fn covers(grant: &Grant) -> bool {
-    mechanism_of(grant).is_some_and(|m| m != Mechanism::IdentityCenterMembership)
+    mechanism_of(grant).is_some_and(|m| !is_identity_center(m))
 }
 
-/// What an active Identity Center membership grant misses, read from the
-/// identity store (`GetUserId`, `GetGroupMembershipId`): the approved user
-/// gone or replaced under its name (reported), or the membership removed.
+fn is_identity_center(mechanism: Mechanism) -> bool {
+    matches!(mechanism, Mechanism::IdentityCenterMembership | Mechanism::PermissionSetAssignment)
+}
+
+/// What an active Identity Center grant misses, read from Identity Center
+/// (`GetUserId`/`GetGroupId`, then `GetGroupMembershipId` or
+/// `ListAccountAssignments`): the approved principal gone or replaced under
+/// its name (reported), or the membership or assignment removed.
 pub async fn of_identity_center_grant(
     iam: &impl IamChanges,
     ledger: &mut impl Ledger,
     grant: &Grant,
 ) -> Result<Result<Vec<Drift>, AwsError>, sqlx::Error> {
-    let (Some(Mechanism::IdentityCenterMembership), Some(user_id), true) =
+    let (Some(mechanism), Some(principal_id), true) =
         (mechanism_of(grant), grant.principal_id.as_deref(), grant.holds_attachment)
     else {
         return Ok(Ok(Vec::new()));
     };
+    if !is_identity_center(mechanism) {
+        return Ok(Ok(Vec::new()));
+    }
     let grantee = grant.grantee();
-    let group = identity_center_group_id(&grant.resource_arn);
-    let (current, membership) = tokio::join!(
-        iam.principal_id(grantee.principal_type, &grantee.name),
-        iam.identity_center_membership(group, user_id)
-    );
-    let (current, membership) = match (current, membership) {
-        (Ok(current), Ok(membership)) => (current, membership),
+    let held = async {
+        match mechanism {
+            Mechanism::PermissionSetAssignment => iam.assignment_exists(&shared::assignment(grant)?).await,
+            _ => Ok(iam
+                .identity_center_membership(identity_center_group_id(&grant.resource_arn), principal_id)
+                .await?
+                .is_some()),
+        }
+    };
+    let (current, held) = tokio::join!(iam.principal_id(grantee.principal_type, &grantee.name), held);
+    let (current, held) = match (current, held) {
+        (Ok(current), Ok(held)) => (current, held),
         (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
     };
-    if current.as_deref() != Some(user_id) {
+    if current.as_deref() != Some(principal_id) {
         let evidence = match current {
             Some(other) => format!(
-                "{grantee} was deleted; the name now belongs to another user (id {other}), which is not the grantee"
+                "{grantee} was deleted; the name now belongs to another {} (id {other}), which is not the grantee",
+                grantee.principal_type.noun()
             ),
-            None => format!("{grantee} was deleted or renamed: its membership went with it or stays with it"),
+            None => format!("{grantee} was deleted or renamed: its access went with it or stays with it"),
         };
         return Ok(Ok(vec![Drift::new(FindingKind::PrincipalChanged, &grantee.name, evidence)]));
     }
-    if membership.is_some() {
+    if held {
         return Ok(Ok(Vec::new()));
     }
-    let preexisting = ledger.attachment(&attachment_key(grant, &grantee, Mechanism::IdentityCenterMembership)).await?;
+    let key = attachment_key(grant, &grantee, mechanism);
+    let preexisting = ledger.attachment(&key).await?;
+    let what = match mechanism {
+        Mechanism::PermissionSetAssignment => "the permission set's assignment",
+        _ => "the group's membership",
+    };
     Ok(Ok(vec![match preexisting.is_some_and(|a| a.preexisting) {
         true => Drift::new(
             FindingKind::PreexistingAccessRemoved,
-            group,
-            format!("{grantee} is no longer in the group it was in before the grant, which the grant still needs"),
+            &key.target,
+            format!("{grantee} no longer has {what} it had before the grant, which the grant still needs"),
         ),
-        false => Drift::new(FindingKind::AccessMissing, group, format!("{grantee} is not in the group")),
+        false => Drift::new(FindingKind::AccessMissing, &key.target, format!("{grantee} no longer has {what}")),
     }]))
 }
 
@@ -141,7 +160,7 @@ pub async fn of_active_grant(
             }
         }
         _ if !grant.holds_attachment => {}
-        Mechanism::IdentityCenterMembership => {}
+        Mechanism::IdentityCenterMembership | Mechanism::PermissionSetAssignment => {}
         Mechanism::AttachPolicy | Mechanism::GroupMembership => {
             let (held, target, what) = held_now(grant, mechanism, principal);
             if held {
@@ -222,6 +241,7 @@ pub async fn repair(
             Some(user_id) => iam.create_group_membership(identity_center_group_id(&grant.resource_arn), user_id).await,
             None => Ok(()),
         },
+        (_, Mechanism::PermissionSetAssignment) => reassign(iam, grant).await,
     };
     if let Err(e) = repaired {
         return Ok(Err(e));
@@ -235,6 +255,18 @@ pub async fn repair(
         FindingKind::PreexistingAccessRemoved => Repaired::NowTheGrantsOwn,
         _ => Repaired::Restored,
     }))
+}
+
+/// Assigns the grant's permission set again; a provisioning still in progress
+/// counts as done (the next run looks again), a failed one is the repair's failure.
+async fn reassign(iam: &impl IamChanges, grant: &Grant) -> Result<(), AwsError> {
+    let assignment = shared::assignment(grant)?;
+    match iam.create_assignment(&assignment).await? {
+        Provisioning::Succeeded | Provisioning::InProgress => Ok(()),
+        Provisioning::Failed(reason) => {
+            Err(AwsError::new(AwsErrorKind::Rejected, "sso:CreateAccountAssignment", reason))
+        }
+    }
 }
 
 /// Makes the document jit-iam wrote the policy's only version: the other

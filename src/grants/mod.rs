@@ -8,6 +8,7 @@
 //! | [`shared`] policy | IAM policy | managed-policy quota | ListAttached{User,Role}Policies, then Attach{User,Role}Policy unless held | Detach{User,Role}Policy when the last holder ends | attached before any grant: never removed |
 //! | [`shared`] group | IAM group (users only) | groups-per-user quota | ListGroupsForUser, then AddUserToGroup unless a member | RemoveUserFromGroup when the last holder ends | a member before any grant: never removed |
 //! | [`shared`] Identity Center group | Identity Center group (Identity Center users only) | none | GetGroupMembershipId, then CreateGroupMembership unless a member | GetGroupMembershipId, DeleteGroupMembership when the last holder ends | a member before any grant: never removed |
+//! | [`shared`] assignment | permission set, in a target account (Identity Center users and groups) | target account of the integration; permission sets provisioned per account | ListAccountAssignments, then CreateAccountAssignment unless assigned, its status polled until final; DescribePermissionSet (session duration) | DeleteAccountAssignment when the last holder ends, its status polled | assigned before any grant: never removed |
 //!
 //! Which mechanism carries a grant is [`mechanism`]'s table, of the resource
 //! type and the principal type; every dispatch goes through it.
@@ -22,6 +23,8 @@
 //! orderings (crash between steps, retries, adoption, not-found) are unit
 //! tested in memory as well as against moto.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -32,7 +35,7 @@ use crate::domain::audit::{AuditAction, AuditRecord};
 use crate::domain::caller::Caller;
 use crate::domain::grant::Grant;
 use crate::domain::grant::{
-    session_name, GrantError, GrantErrorCode, Grantee, PrincipalType, SESSION_NAME_PLACEHOLDER,
+    session_name, GrantError, GrantErrorCode, Grantee, PrincipalType, TargetAccount, SESSION_NAME_PLACEHOLDER,
 };
 use crate::domain::integration::Integration;
 use crate::domain::policy::{GeneratedPolicy, PolicyDocument};
@@ -63,6 +66,9 @@ pub enum Mechanism {
     /// Membership of an Identity Center group, shared likewise (Identity
     /// Center users only; made and found by the user's and group's ids).
     IdentityCenterMembership,
+    /// An assignment of an existing permission set in a target account to an
+    /// Identity Center user or group, shared likewise (by ids).
+    PermissionSetAssignment,
 }
 
 /// The registration of mechanisms: which one carries a grant of a resource
@@ -77,16 +83,21 @@ pub fn mechanism(resource_type: ResourceType, principal_type: PrincipalType) -> 
         (Of::IamPolicy, To::IamUser | To::IamRole) => Some(Mechanism::AttachPolicy),
         (Of::IamGroup, To::IamUser) => Some(Mechanism::GroupMembership),
         (Of::IdentityCenterGroup, To::IdentityCenterUser) => Some(Mechanism::IdentityCenterMembership),
-        // Groups have users as members, never roles; each directory's groups its own users.
-        (Of::IamGroup, To::IamRole | To::IdentityCenterUser) | (Of::IdentityCenterGroup, To::IamUser | To::IamRole) => {
-            None
+        (Of::PermissionSet, To::IdentityCenterUser | To::IdentityCenterGroup) => {
+            Some(Mechanism::PermissionSetAssignment)
         }
-        // IAM's resources to Identity Center users need temporary permission sets, not built yet.
-        (Of::Ec2Instance | Of::S3Bucket | Of::IamRole | Of::IamPolicy, To::IdentityCenterUser) => None,
+        // Groups have users as members, never roles nor groups; each directory's groups its own users.
+        (Of::IamGroup, To::IamRole | To::IdentityCenterUser | To::IdentityCenterGroup)
+        | (Of::IdentityCenterGroup, To::IamUser | To::IamRole | To::IdentityCenterGroup) => None,
+        // Permission sets are assigned to Identity Center principals only.
+        (Of::PermissionSet, To::IamUser | To::IamRole) => None,
+        // IAM's resources to Identity Center principals need temporary permission sets, not built yet.
+        (
+            Of::Ec2Instance | Of::S3Bucket | Of::IamRole | Of::IamPolicy,
+            To::IdentityCenterUser | To::IdentityCenterGroup,
+        ) => None,
         // Users receive access; they are not granted.
         (Of::IamUser | Of::IdentityCenterUser, _) => None,
-        // Assignments of permission sets are not built yet.
-        (Of::PermissionSet, _) => None,
     }
 }
 
@@ -108,6 +119,8 @@ impl Mechanism {
 pub struct Quotas {
     pub max_policies_per_user: usize,
     pub max_policies_per_role: usize,
+    /// Identity Center's: permission sets provisioned to one account.
+    pub max_permission_sets_per_account: usize,
 }
 
 /// IAM's fixed limit of groups per user.
@@ -118,6 +131,7 @@ impl From<&GrantConfig> for Quotas {
         Self {
             max_policies_per_user: config.max_policies_per_user as usize,
             max_policies_per_role: config.max_policies_per_role as usize,
+            max_permission_sets_per_account: config.max_permission_sets_per_account as usize,
         }
     }
 }
@@ -127,8 +141,8 @@ impl Quotas {
         match principal_type {
             PrincipalType::IamUser => self.max_policies_per_user,
             PrincipalType::IamRole => self.max_policies_per_role,
-            // No managed policies: nothing is attached to an Identity Center user.
-            PrincipalType::IdentityCenterUser => 0,
+            // No managed policies: nothing is attached to an Identity Center principal.
+            PrincipalType::IdentityCenterUser | PrincipalType::IdentityCenterGroup => 0,
         }
     }
 
@@ -137,7 +151,9 @@ impl Quotas {
         let setting = match grantee.principal_type {
             PrincipalType::IamUser => "JIT_IAM_MAX_POLICIES_PER_USER",
             PrincipalType::IamRole => "JIT_IAM_MAX_POLICIES_PER_ROLE",
-            PrincipalType::IdentityCenterUser => "no setting: Identity Center users hold no IAM policies",
+            PrincipalType::IdentityCenterUser | PrincipalType::IdentityCenterGroup => {
+                "no setting: Identity Center principals hold no IAM policies"
+            }
         };
         format!(
             "{grantee} has {held} managed policies attached and IAM allows {} ({setting})",
@@ -256,11 +272,15 @@ pub struct Request<'a> {
     pub resource_field: &'static str,
     /// The grant's id; None in a preview.
     pub grant_id: Option<Uuid>,
+    /// The account the request names (`account_id`: permission set grants),
+    /// and what the inventory has of it (None: not an account of the integration).
+    pub target_account: Option<(&'a str, Option<&'a TargetAccount>)>,
 }
 
 /// Checks a grant before it is accepted: every rule of its mechanism.
 pub fn plan(request: &Request<'_>, quotas: &Quotas) -> Result<Plan, Refusal> {
-    let Request { integration, resource, level, grantee, principal, held, resource_field, grant_id } = *request;
+    let Request { integration, resource, level, grantee, principal, held, resource_field, grant_id, target_account } =
+        *request;
     let invalid = |field, message: String| Refusal::Invalid { field, message };
     if !is_grantable(resource.resource_type) {
         let message = match resource.resource_type {
@@ -277,6 +297,15 @@ pub fn plan(request: &Request<'_>, quotas: &Quotas) -> Result<Plan, Refusal> {
         return Err(invalid(
             "access_level",
             format!("a {} offers {}", resource.resource_type.as_str(), offered.join(", ")),
+        ));
+    }
+    if target_account.is_some() && resource.resource_type != ResourceType::PermissionSet {
+        return Err(invalid(
+            "account_id",
+            format!(
+                "only permission_set grants name an account; a {} grant's account is its resource's",
+                resource.resource_type.as_str()
+            ),
         ));
     }
     check_grantee(integration, grantee, principal)?;
@@ -298,7 +327,44 @@ pub fn plan(request: &Request<'_>, quotas: &Quotas) -> Result<Plan, Refusal> {
         Mechanism::GroupMembership | Mechanism::IdentityCenterMembership => {
             Ok(Plan { mechanism, policy: None, quota: None })
         }
+        Mechanism::PermissionSetAssignment => {
+            check_target_account(resource, target_account, quotas)?;
+            Ok(Plan { mechanism, policy: None, quota: None })
+        }
     }
+}
+
+/// A permission set is assigned in an account of the integration that is
+/// active and has room for it (permission sets provisioned per account).
+fn check_target_account(
+    resource: &Resource,
+    target_account: Option<(&str, Option<&TargetAccount>)>,
+    quotas: &Quotas,
+) -> Result<(), Refusal> {
+    let invalid = |message: String| Refusal::Invalid { field: "account_id", message };
+    let Some((account_id, found)) = target_account else {
+        return Err(invalid("a permission_set grant names the account to assign it in (`account_id`)".into()));
+    };
+    let Some(account) = found else {
+        return Err(invalid(format!(
+            "account {account_id} is not an account of this integration (as of the last sync)"
+        )));
+    };
+    if account.status != "ACTIVE" {
+        return Err(invalid(format!("account {account_id} is {}, not ACTIVE", account.status)));
+    }
+    let max = quotas.max_permission_sets_per_account;
+    if !account.provisioned_here && account.provisioned >= max {
+        return Err(Refusal::Quota {
+            field: "account_id",
+            message: format!(
+                "account {account_id} has {} permission sets provisioned and Identity Center allows {max} \
+                 (JIT_IAM_MAX_PERMISSION_SETS_PER_ACCOUNT); {} is not one of them",
+                account.provisioned, resource.name
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Why a resource some principals may be granted is not for this principal type.
@@ -310,12 +376,17 @@ fn not_for(resource_type: ResourceType, principal_type: PrincipalType) -> String
         (ResourceType::IdentityCenterGroup, _) => {
             "an identity_center_group grant needs an Identity Center user (`identity_center_user`)".into()
         }
+        (ResourceType::PermissionSet, _) => {
+            "a permission_set is assigned to an Identity Center user or group (`identity_center_user`, `identity_center_group`)"
+                .into()
+        }
         (ResourceType::IamGroup, PrincipalType::IdentityCenterUser) => {
             "an IAM group grant needs an IAM user: an Identity Center user cannot be an IAM group member".into()
         }
-        (_, PrincipalType::IdentityCenterUser) => format!(
-            "a {} is not granted to an Identity Center user: temporary permission sets are not available yet",
-            resource_type.as_str()
+        (_, PrincipalType::IdentityCenterUser | PrincipalType::IdentityCenterGroup) => format!(
+            "a {} is not granted to an {}: temporary permission sets are not available yet",
+            resource_type.as_str(),
+            principal_type.label()
         ),
         _ => format!("a {} is not granted to an {}", resource_type.as_str(), principal_type.label()),
     }
@@ -360,11 +431,15 @@ pub enum StepError {
     PrincipalChanged(String),
     /// A policy of the grant's name is not the grant's own.
     PolicyConflict(String),
+    /// Identity Center could not provision an assignment (its reason).
+    ProvisioningFailed(String),
+    /// Identity Center is still provisioning an assignment: looked at again.
+    ProvisioningInProgress(String),
 }
 
 impl StepError {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Aws(e) if e.is_retryable())
+        matches!(self, Self::Aws(e) if e.is_retryable()) || matches!(self, Self::ProvisioningInProgress(_))
     }
 
     pub fn into_grant_error(self) -> GrantError {
@@ -383,6 +458,12 @@ impl StepError {
                 GrantError { code: GrantErrorCode::PrincipalChanged, message, aws: None }
             }
             Self::PolicyConflict(message) => GrantError { code: GrantErrorCode::PolicyConflict, message, aws: None },
+            Self::ProvisioningFailed(message) => {
+                GrantError { code: GrantErrorCode::ProvisioningFailed, message, aws: None }
+            }
+            Self::ProvisioningInProgress(message) => {
+                GrantError { code: GrantErrorCode::ProvisioningInProgress, message, aws: None }
+            }
         }
     }
 }
@@ -430,6 +511,17 @@ pub async fn revoke(
     }
 }
 
+/// The session duration of the permission set a grant assigns, read after
+/// the grant is applied or revoked: sessions issued before the end last that
+/// long (deleting an assignment does not end them). None for other grants,
+/// and when it cannot be read (the failed call is in the grant's events).
+pub async fn session_duration(iam: &impl IamChanges, grant: &Grant) -> Option<i32> {
+    if mechanism_of(grant) != Some(Mechanism::PermissionSetAssignment) {
+        return None;
+    }
+    iam.session_duration(&grant.resource_arn).await.ok().flatten()
+}
+
 /// The grant's mechanism, from [`mechanism`]. Submission stores only grants
 /// that have one; None for a row that does not (nothing is applied).
 pub fn mechanism_of(grant: &Grant) -> Option<Mechanism> {
@@ -457,14 +549,14 @@ async fn verify_principal(iam: &impl IamChanges, grant: &Grant) -> Result<(), St
 
 /// The shared attachment a grant of a shared mechanism holds.
 pub(crate) fn attachment_key<'a>(grant: &'a Grant, grantee: &'a Grantee, mechanism: Mechanism) -> AttachmentKey<'a> {
-    match mechanism {
-        Mechanism::GroupMembership => AttachmentKey { grantee, kind: "group", target: &grant.resource_name },
+    let (kind, target) = match mechanism {
+        Mechanism::GroupMembership => ("group", Cow::Borrowed(grant.resource_name.as_str())),
         // By the group's id (its ARN's last part): display names change.
-        Mechanism::IdentityCenterMembership => {
-            AttachmentKey { grantee, kind: "group", target: identity_center_group_id(&grant.resource_arn) }
-        }
-        _ => AttachmentKey { grantee, kind: "policy", target: &grant.resource_arn },
-    }
+        Mechanism::IdentityCenterMembership => ("group", Cow::Borrowed(identity_center_group_id(&grant.resource_arn))),
+        Mechanism::PermissionSetAssignment => ("assignment", Cow::Owned(shared::assignment_target(grant))),
+        Mechanism::GeneratedPolicy | Mechanism::AttachPolicy => ("policy", Cow::Borrowed(grant.resource_arn.as_str())),
+    };
+    AttachmentKey { grantee, kind, target }
 }
 
 /// A shared attachment is jit-iam's once recorded as attached.

@@ -17,10 +17,10 @@ use super::{
     attachment_key, identity_center_group_id, is_attached, Ledger, Mechanism, Plan, PlannedCall, PolicyQuota, Quotas,
     Refusal, StepError, StepResult, MAX_GROUPS_PER_USER,
 };
-use crate::aws::iam_changes::{policy_operations, IamChanges};
+use crate::aws::iam_changes::{policy_operations, Assignment, IamChanges, Provisioning};
 use crate::aws::{AwsError, AwsErrorKind};
 use crate::domain::grant::Grant;
-use crate::domain::grant::Grantee;
+use crate::domain::grant::{Grantee, PrincipalType};
 use crate::domain::resource::Resource;
 
 /// One more managed policy fits the grantee's quota, unless it is held already.
@@ -49,6 +49,32 @@ pub(super) fn planned_calls(
 ) -> (Vec<PlannedCall>, Vec<PlannedCall>) {
     let first = Some("unless another live grant holds it already");
     let last = Some("only when no other live grant holds it and the grantee did not have it before");
+    if mechanism == Mechanism::PermissionSetAssignment {
+        let assignment = format!("{} to {grantee}", resource.name);
+        let wait = Some("until SUCCEEDED or FAILED, with backoff up to JIT_IAM_IDENTITY_CENTER_PROVISIONING_WAIT");
+        return (
+            vec![
+                PlannedCall::new("sso:ListAccountAssignments", &resource.arn, first),
+                PlannedCall::new(
+                    if grantee.principal_type == PrincipalType::IdentityCenterGroup {
+                        "identitystore:GetGroupId"
+                    } else {
+                        "identitystore:GetUserId"
+                    },
+                    &grantee.name,
+                    Some("still the principal approved"),
+                ),
+                PlannedCall::new("sso:CreateAccountAssignment", &assignment, Some("unless assigned already")),
+                PlannedCall::new("sso:DescribeAccountAssignmentCreationStatus", &assignment, wait),
+                PlannedCall::new("sso:DescribePermissionSet", &resource.arn, Some("its session duration")),
+            ],
+            vec![
+                PlannedCall::new("sso:DeleteAccountAssignment", &assignment, last),
+                PlannedCall::new("sso:DescribeAccountAssignmentDeletionStatus", &assignment, wait),
+                PlannedCall::new("sso:DescribePermissionSet", &resource.arn, Some("its session duration")),
+            ],
+        );
+    }
     if mechanism == Mechanism::IdentityCenterMembership {
         let group = identity_center_group_id(&resource.arn);
         return (
@@ -103,6 +129,11 @@ async fn current(
             let membership = iam.identity_center_membership(group, identity_center_user_id(grant)?).await?;
             Ok(membership.map(|_| group.to_string()).into_iter().collect())
         }
+        Mechanism::PermissionSetAssignment => {
+            let assignment = assignment(grant)?;
+            let exists = iam.assignment_exists(&assignment).await?;
+            Ok(exists.then(|| assignment_target(grant)).into_iter().collect())
+        }
         _ => iam.attached_policies(grantee).await,
     }
 }
@@ -113,6 +144,44 @@ fn identity_center_user_id(grant: &Grant) -> Result<&str, AwsError> {
         let message = format!("no unique id was recorded for {}", grant.grantee());
         AwsError::new(AwsErrorKind::Rejected, "identitystore:CreateGroupMembership", message)
     })
+}
+
+/// The assignment a permission set grant makes: to the approved user's or
+/// group's id, never by name.
+pub(crate) fn assignment(grant: &Grant) -> Result<Assignment, AwsError> {
+    let rejected = |message: String| AwsError::new(AwsErrorKind::Rejected, "sso:CreateAccountAssignment", message);
+    let principal_id = grant
+        .principal_id
+        .clone()
+        .ok_or_else(|| rejected(format!("no unique id was recorded for {}", grant.grantee())))?;
+    let account_id =
+        grant.target_account_id.clone().ok_or_else(|| rejected("the grant names no target account".into()))?;
+    Ok(Assignment {
+        permission_set_arn: grant.resource_arn.clone(),
+        account_id,
+        principal_type: grant.grantee().principal_type,
+        principal_id,
+    })
+}
+
+/// How the ledger names an assignment: permission set and account.
+pub(crate) fn assignment_target(grant: &Grant) -> String {
+    format!("{}@{}", grant.resource_arn, grant.target_account_id.as_deref().unwrap_or_default())
+}
+
+/// A provisioning that did not succeed, as the step's error.
+fn provisioning_error(provisioning: Provisioning, operation: &str, assignment: &Assignment) -> Option<StepError> {
+    match provisioning {
+        Provisioning::Succeeded => None,
+        Provisioning::Failed(reason) => Some(StepError::ProvisioningFailed(format!(
+            "Identity Center could not provision the assignment of {} in account {}: {reason}",
+            assignment.permission_set_arn, assignment.account_id
+        ))),
+        Provisioning::InProgress => Some(StepError::ProvisioningInProgress(format!(
+            "{operation} of {} in account {} is still in progress: looked at again with backoff",
+            assignment.permission_set_arn, assignment.account_id
+        ))),
+    }
 }
 
 pub(super) async fn apply(
@@ -139,14 +208,15 @@ pub(super) async fn apply(
         Ok(current) => current,
         Err(e) => return Ok(Err(e.into())),
     };
-    if current.iter().any(|c| c == key.target) {
+    if current.iter().any(|c| *c == key.target) {
         ledger.record_attached(&key, !recovering).await?;
         return Ok(Ok(true));
     }
     let max = match mechanism {
         Mechanism::GroupMembership => MAX_GROUPS_PER_USER,
-        // Identity Center's limit on a user's groups is not one jit-iam checks.
-        Mechanism::IdentityCenterMembership => usize::MAX,
+        // Identity Center's limit on a user's groups is not one jit-iam checks;
+        // permission sets per account are checked before the grant is accepted.
+        Mechanism::IdentityCenterMembership | Mechanism::PermissionSetAssignment => usize::MAX,
         _ => quotas.max_policies(grantee.principal_type),
     };
     if current.len() + 1 > max {
@@ -157,12 +227,16 @@ pub(super) async fn apply(
     }
     ledger.record_attaching(&key).await?;
     let changed = match mechanism {
-        Mechanism::GroupMembership => iam.add_to_group(&grantee.name, key.target).await,
+        Mechanism::GroupMembership => iam.add_to_group(&grantee.name, &key.target).await,
         Mechanism::IdentityCenterMembership => match identity_center_user_id(grant) {
-            Ok(user_id) => iam.create_group_membership(key.target, user_id).await,
+            Ok(user_id) => iam.create_group_membership(&key.target, user_id).await,
             Err(e) => Err(e),
         },
-        _ => iam.attach_policy(&grantee, key.target).await,
+        Mechanism::PermissionSetAssignment => match assign(iam, grant).await {
+            Ok(()) => Ok(()),
+            Err(e) => return Ok(Err(e)),
+        },
+        _ => iam.attach_policy(&grantee, &key.target).await,
     };
     if let Err(e) = changed {
         return Ok(Err(e.into()));
@@ -186,16 +260,20 @@ pub(super) async fn revoke(
         return Ok(Ok(()));
     }
     if !attachment.preexisting && mechanism == Mechanism::IdentityCenterMembership {
-        if let Err(e) = leave_identity_center_group(iam, grant, key.target).await {
+        if let Err(e) = leave_identity_center_group(iam, grant, &key.target).await {
             return Ok(Err(e.into()));
         }
+    } else if !attachment.preexisting && mechanism == Mechanism::PermissionSetAssignment {
+        if let Err(e) = unassign(iam, grant).await {
+            return Ok(Err(e));
+        }
     } else if !attachment.preexisting {
-        let removed = match holder_now(iam, grant, mechanism, key.target).await {
+        let removed = match holder_now(iam, grant, mechanism, &key.target).await {
             // Gone: its access went with it.
             Ok(None) => Ok(()),
             Ok(Some(name)) => match mechanism {
-                Mechanism::GroupMembership => iam.remove_from_group(&name, key.target).await,
-                _ => iam.detach_policy(&Grantee { name, ..grantee.clone() }, key.target).await.map(|_| ()),
+                Mechanism::GroupMembership => iam.remove_from_group(&name, &key.target).await,
+                _ => iam.detach_policy(&Grantee { name, ..grantee.clone() }, &key.target).await.map(|_| ()),
             },
             Err(e) => Err(e),
         };
@@ -205,6 +283,20 @@ pub(super) async fn revoke(
     }
     ledger.forget(&key).await?;
     Ok(Ok(()))
+}
+
+/// Creates the grant's assignment and waits for it to be provisioned.
+async fn assign(iam: &impl IamChanges, grant: &Grant) -> Result<(), StepError> {
+    let assignment = assignment(grant)?;
+    let provisioning = iam.create_assignment(&assignment).await?;
+    provisioning_error(provisioning, "sso:CreateAccountAssignment", &assignment).map_or(Ok(()), Err)
+}
+
+/// Deletes the grant's assignment (none: done) and waits for the deletion.
+async fn unassign(iam: &impl IamChanges, grant: &Grant) -> Result<(), StepError> {
+    let assignment = assignment(grant)?;
+    let provisioning = iam.delete_assignment(&assignment).await?;
+    provisioning_error(provisioning, "sso:DeleteAccountAssignment", &assignment).map_or(Ok(()), Err)
 }
 
 /// Deletes the approved user's membership of the group, found by both ids;

@@ -20,7 +20,7 @@ use super::{
 use crate::config::GrantConfig;
 use crate::domain::audit::AuditAction;
 use crate::domain::grant::Grant;
-use crate::domain::grant::{GrantStatus, Grantee, PrincipalType};
+use crate::domain::grant::{GrantStatus, Grantee, PrincipalType, TargetAccount};
 use crate::domain::integration::{GrantBounds, Integration, IntegrationStatus};
 use crate::domain::policy::{GeneratedPolicy, PolicyDocument};
 use crate::domain::resource::{AccessLevel, Resource, ResourceType};
@@ -71,6 +71,8 @@ pub struct Submission<'a> {
     pub request_id: &'a str,
     pub approved_by: &'a str,
     pub reason: Option<&'a str>,
+    /// The account a permission set is assigned in (permission set grants only).
+    pub account_id: Option<&'a str>,
 }
 
 impl Submission<'_> {
@@ -78,7 +80,7 @@ impl Submission<'_> {
     /// SHA-256 of the request body's JSON, every field (null when not given),
     /// keys in order. Stored with the grant: it never changes for a body.
     pub fn fingerprint(&self) -> String {
-        let body = json!({
+        let mut body = json!({
             "integration_id": self.integration_id,
             "resource_id": self.resource_id,
             "resource_arn": self.resource_arn,
@@ -90,6 +92,10 @@ impl Submission<'_> {
             "approved_by": self.approved_by,
             "reason": self.reason,
         });
+        // Only when given: the fingerprints of bodies from before the field stay as they were.
+        if let Some(account_id) = self.account_id {
+            body["account_id"] = json!(account_id);
+        }
         let digest = Sha256::digest(body.to_string().as_bytes());
         digest.iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -103,6 +109,12 @@ impl Submission<'_> {
         if self.resource_id.is_some() == self.resource_arn.is_some() {
             let message = "give exactly one of `resource_id` and `resource_arn`".into();
             return Err(Refusal::Invalid { field: "resource_id", message });
+        }
+        if let Some(account_id) = self.account_id {
+            if account_id.len() != 12 || !account_id.bytes().all(|b| b.is_ascii_digit()) {
+                let message = "`account_id` is an AWS account id: 12 digits".into();
+                return Err(Refusal::Invalid { field: "account_id", message });
+            }
         }
         Length::of(self.duration_seconds, self.expires_at)
     }
@@ -208,7 +220,17 @@ pub async fn check(
     // Every lookup in one round, side by side: a grant's latency is mostly
     // round trips. Expiry is counted on Postgres's clock, the one the worker
     // decides by, whatever this replica's says.
-    let (db_now, integration, resource, grantee_found) = tokio::try_join!(
+    let target_account = async {
+        match s.account_id {
+            Some(account_id) => {
+                storage::accounts::target(db, s.integration_id, account_id, s.resource_id, s.resource_arn)
+                    .await
+                    .map(Some)
+            }
+            None => Ok(None),
+        }
+    };
+    let (db_now, integration, resource, grantee_found, target_account) = tokio::try_join!(
         storage::now(db),
         storage::integrations::get(db, s.integration_id),
         storage::resources::find_offered(db, s.integration_id, s.resource_id, s.resource_arn),
@@ -220,8 +242,9 @@ pub async fn check(
             s.principal_type,
             s.principal_name
         ),
+        target_account,
     )?;
-    let found = Found { db_now, integration, resource, grantee: grantee_found };
+    let found = Found { db_now, integration, resource, grantee: grantee_found, target_account };
     Ok(offered(config, s, length, grant_id, found))
 }
 
@@ -231,6 +254,8 @@ struct Found {
     integration: Option<Integration>,
     resource: Option<Resource>,
     grantee: Option<FoundGrantee>,
+    /// The account named by `account_id` when given: None inside when not the integration's.
+    target_account: Option<Option<TargetAccount>>,
 }
 
 /// The rules, on what the lookups found. What the request refers to and does
@@ -273,6 +298,7 @@ fn offered(
         held: &held,
         resource_field: field,
         grant_id,
+        target_account: s.account_id.map(|id| (id, found.target_account.as_ref().and_then(Option::as_ref))),
     };
     let plan = plan(&request, &Quotas::from(config))?;
     Ok(Checked { integration, resource, grantee, principal_arn: principal.arn, principal_id, expires_at, plan })
@@ -441,6 +467,7 @@ pub async fn submit(
         policy_name: policy.as_ref().map(|(policy, _)| policy.name.as_str()),
         policy_arn: policy.as_ref().map(|(policy, _)| policy.arn.as_str()),
         policy_document: policy.as_ref().map(|(_, document)| *document),
+        target_account_id: submission.account_id,
     };
     // Handed straight to this process's worker when it has a free slot: stored
     // already leased to it, the grant needs no claim before it is applied.
@@ -476,6 +503,7 @@ fn submitted(new: &NewGrant<'_>) -> Value {
         "approved_by": new.approved_by,
         "reason": new.reason,
         "policy_arn": new.policy_arn,
+        "target_account_id": new.target_account_id,
     })
 }
 

@@ -9,7 +9,7 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use super::*;
-use crate::aws::iam_changes::{policy_operations, IamPrincipal};
+use crate::aws::iam_changes::{policy_operations, Assignment, IamPrincipal, Provisioning};
 use crate::domain::access::policy_document;
 use crate::domain::grant::PrincipalType;
 use crate::domain::integration::{Connection, IntegrationOptions, IntegrationStatus, RootAccount};
@@ -17,7 +17,10 @@ use crate::domain::integration::{Connection, IntegrationOptions, IntegrationStat
 const ACCOUNT: &str = "123456789012";
 const SHARED_POLICY: &str = "arn:aws:iam::123456789012:policy/readonly";
 const IC_GROUP: &str = "g-ops";
-const QUOTAS: Quotas = Quotas { max_policies_per_user: 10, max_policies_per_role: 10 };
+const PERMISSION_SET: &str = "arn:aws:sso:::permissionSet/ssoins-0123456789abcdef/ps-0123456789abcdef";
+const TARGET_ACCOUNT: &str = "210987654321";
+const QUOTAS: Quotas =
+    Quotas { max_policies_per_user: 10, max_policies_per_role: 10, max_permission_sets_per_account: 50 };
 
 /// IAM in memory: policies with their grant tag, attachments, group members,
 /// and failures to answer, once each, to the next call of an operation.
@@ -37,6 +40,9 @@ struct MemoryIam {
     inline: Mutex<HashMap<(String, String), String>>,
     /// Identity Center group memberships: membership id -> (group id, user id).
     ic_members: Mutex<HashMap<String, (String, String)>>,
+    /// Permission set assignments, and the provisioning answer the next creation gets.
+    assignments: Mutex<HashSet<Assignment>>,
+    next_provisioning: Mutex<Option<Provisioning>>,
 }
 
 impl MemoryIam {
@@ -192,6 +198,7 @@ impl IamChanges for MemoryIam {
             PrincipalType::IamUser => "iam:GetUser",
             PrincipalType::IamRole => "iam:GetRole",
             PrincipalType::IdentityCenterUser => "identitystore:GetUserId",
+            PrincipalType::IdentityCenterGroup => "identitystore:GetGroupId",
         })?;
         Ok(self.id_of(name))
     }
@@ -216,6 +223,32 @@ impl IamChanges for MemoryIam {
         self.call("identitystore:DeleteGroupMembership")?;
         self.ic_members.lock().unwrap().remove(membership_id);
         Ok(())
+    }
+
+    async fn assignment_exists(&self, assignment: &Assignment) -> Result<bool, AwsError> {
+        self.call("sso:ListAccountAssignments")?;
+        Ok(self.assignments.lock().unwrap().contains(assignment))
+    }
+
+    async fn create_assignment(&self, assignment: &Assignment) -> Result<Provisioning, AwsError> {
+        self.call("sso:CreateAccountAssignment")?;
+        let provisioning = self.next_provisioning.lock().unwrap().take().unwrap_or(Provisioning::Succeeded);
+        // In progress: AWS goes on and makes it.
+        if !matches!(provisioning, Provisioning::Failed(_)) {
+            self.assignments.lock().unwrap().insert(assignment.clone());
+        }
+        Ok(provisioning)
+    }
+
+    async fn delete_assignment(&self, assignment: &Assignment) -> Result<Provisioning, AwsError> {
+        self.call("sso:DeleteAccountAssignment")?;
+        self.assignments.lock().unwrap().remove(assignment);
+        Ok(Provisioning::Succeeded)
+    }
+
+    async fn session_duration(&self, _permission_set_arn: &str) -> Result<Option<i32>, AwsError> {
+        self.call("sso:DescribePermissionSet")?;
+        Ok(Some(3600))
     }
 
     async fn policy_holders(&self, arn: &str, principal_type: PrincipalType) -> Result<Vec<IamPrincipal>, AwsError> {
@@ -318,6 +351,7 @@ fn grant(resource_type: ResourceType, to: &Grantee) -> Grant {
         ResourceType::IamPolicy => (SHARED_POLICY.to_string(), "readonly", AccessLevel::Attach),
         ResourceType::IamGroup => ("arn:aws:iam::123456789012:group/ops".to_string(), "ops", AccessLevel::Member),
         ResourceType::IamRole => ("arn:aws:iam::123456789012:role/deploy".to_string(), "deploy", AccessLevel::Assume),
+        ResourceType::PermissionSet => (PERMISSION_SET.to_string(), "ReadOnly", AccessLevel::Assign),
         ResourceType::IdentityCenterGroup => {
             (format!("arn:aws:identitystore:::group/{IC_GROUP}"), "ic-ops", AccessLevel::Member)
         }
@@ -329,6 +363,8 @@ fn grant(resource_type: ResourceType, to: &Grantee) -> Grant {
     Grant {
         installation_id: Some(Uuid::nil()),
         sessions_denied_until: None,
+        target_account_id: (resource_type == ResourceType::PermissionSet).then(|| TARGET_ACCOUNT.into()),
+        session_duration_seconds: None,
         grant_id,
         integration_id: Some(Uuid::nil()),
         account_id: ACCOUNT.into(),
@@ -689,6 +725,7 @@ fn request<'a>(
         held,
         resource_field: "resource_id",
         grant_id: None,
+        target_account: None,
     }
 }
 
@@ -938,7 +975,9 @@ async fn a_leftover_policy_is_detached_from_everyone_then_its_versions_then_itse
 
 #[test]
 fn the_mechanism_is_chosen_by_resource_type_and_principal_type() {
-    use PrincipalType::{IamRole as Role, IamUser as User, IdentityCenterUser as IcUser};
+    use PrincipalType::{
+        IamRole as Role, IamUser as User, IdentityCenterGroup as IcGroup, IdentityCenterUser as IcUser,
+    };
     let table = [
         (ResourceType::Ec2Instance, User, Some(Mechanism::GeneratedPolicy)),
         (ResourceType::Ec2Instance, Role, Some(Mechanism::GeneratedPolicy)),
@@ -967,21 +1006,31 @@ fn the_mechanism_is_chosen_by_resource_type_and_principal_type() {
         (ResourceType::IdentityCenterUser, User, None),
         (ResourceType::IdentityCenterUser, Role, None),
         (ResourceType::IdentityCenterUser, IcUser, None),
-        // Permission-set assignments: not built yet.
+        // Permission sets are assigned to Identity Center users and groups.
         (ResourceType::PermissionSet, User, None),
         (ResourceType::PermissionSet, Role, None),
-        (ResourceType::PermissionSet, IcUser, None),
+        (ResourceType::PermissionSet, IcUser, Some(Mechanism::PermissionSetAssignment)),
+        (ResourceType::PermissionSet, IcGroup, Some(Mechanism::PermissionSetAssignment)),
+        // Identity Center groups receive assignments only (temporary permission sets: not built yet).
+        (ResourceType::Ec2Instance, IcGroup, None),
+        (ResourceType::S3Bucket, IcGroup, None),
+        (ResourceType::IamRole, IcGroup, None),
+        (ResourceType::IamPolicy, IcGroup, None),
+        (ResourceType::IamGroup, IcGroup, None),
+        (ResourceType::IamUser, IcGroup, None),
+        (ResourceType::IdentityCenterGroup, IcGroup, None),
+        (ResourceType::IdentityCenterUser, IcGroup, None),
     ];
     assert_eq!(table.len(), ResourceType::ALL.len() * PrincipalType::ALL.len(), "every pairing is decided");
     for (resource_type, principal_type, expected) in table {
         assert_eq!(mechanism(resource_type, principal_type), expected, "{resource_type:?} to {principal_type:?}");
     }
     let grantable: Vec<_> = ResourceType::ALL.iter().copied().filter(|t| is_grantable(*t)).collect();
-    assert_eq!(grantable.len(), ResourceType::ALL.len() - 3, "all but users and permission sets: {grantable:?}");
+    assert_eq!(grantable.len(), ResourceType::ALL.len() - 2, "all but users: {grantable:?}");
     assert!(!is_grantable(ResourceType::IamUser) && !is_grantable(ResourceType::IdentityCenterUser));
-    assert!(!is_grantable(ResourceType::PermissionSet));
+    assert!(is_grantable(ResourceType::PermissionSet));
     assert!(Mechanism::AttachPolicy.is_shared() && Mechanism::GroupMembership.is_shared());
-    assert!(Mechanism::IdentityCenterMembership.is_shared());
+    assert!(Mechanism::IdentityCenterMembership.is_shared() && Mechanism::PermissionSetAssignment.is_shared());
     assert!(!Mechanism::GeneratedPolicy.is_shared());
 }
 
@@ -1015,6 +1064,7 @@ fn a_submission<'a>() -> submission::Submission<'a> {
         request_id: "REQ-1",
         approved_by: "bob",
         reason: None,
+        account_id: None,
     }
 }
 
@@ -1191,7 +1241,7 @@ fn identity_center_groups_go_to_identity_center_users_only() {
         (Of::IamGroup, To::IdentityCenterUser),
         (Of::S3Bucket, To::IdentityCenterUser),
         (Of::IamPolicy, To::IdentityCenterUser),
-        (Of::PermissionSet, To::IdentityCenterUser),
+        (Of::PermissionSet, To::IamUser),
     ] {
         assert_eq!(mechanism(of, to), None, "{of:?} to {to:?}");
     }
@@ -1225,4 +1275,124 @@ async fn an_identity_center_membership_removed_by_someone_is_found_and_put_back(
     iam.recreate(&carol);
     let drifts = drift::of_identity_center_grant(&iam, &mut ledger, &g).await.unwrap().unwrap();
     assert_eq!(drifts.iter().map(|d| d.kind).collect::<Vec<_>>(), [FindingKind::PrincipalChanged]);
+}
+
+/// The assignment a permission set grant to `to` makes.
+fn assignment_to(to: &Grantee) -> Assignment {
+    Assignment {
+        permission_set_arn: PERMISSION_SET.into(),
+        account_id: TARGET_ACCOUNT.into(),
+        principal_type: to.principal_type,
+        principal_id: format!("id-{}", to.name),
+    }
+}
+
+#[tokio::test]
+async fn a_permission_set_is_assigned_by_ids_in_the_target_account_then_unassigned() {
+    for to in [grantee(PrincipalType::IdentityCenterUser, "carol"), grantee(PrincipalType::IdentityCenterGroup, "ops")]
+    {
+        let (iam, mut ledger) = (MemoryIam::default(), MemoryLedger::default());
+        let g = grant(ResourceType::PermissionSet, &to);
+        assert_eq!(mechanism_of(&g), Some(Mechanism::PermissionSetAssignment));
+        assert!(apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap(), "holds the assignment");
+        let get_id = if to.principal_type == PrincipalType::IdentityCenterGroup {
+            "identitystore:GetGroupId"
+        } else {
+            "identitystore:GetUserId"
+        };
+        assert_eq!(iam.calls(), ["sso:ListAccountAssignments", get_id, "sso:CreateAccountAssignment"]);
+        assert!(iam.assignments.lock().unwrap().contains(&assignment_to(&to)));
+        revoke(&iam, &mut ledger, &g).await.unwrap().unwrap();
+        assert_eq!(iam.calls(), ["sso:DeleteAccountAssignment"]);
+        assert!(iam.assignments.lock().unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_standing_assignment_survives_and_an_overlapping_grant_keeps_it() {
+    let (iam, mut ledger) = (MemoryIam::default(), MemoryLedger::default());
+    let carol = grantee(PrincipalType::IdentityCenterUser, "carol");
+    // Assigned by an admin before any grant.
+    iam.assignments.lock().unwrap().insert(assignment_to(&carol));
+    let (first, second) = (grant(ResourceType::PermissionSet, &carol), grant(ResourceType::PermissionSet, &carol));
+    apply(&iam, &mut ledger, &first, &QUOTAS).await.unwrap().unwrap();
+    apply(&iam, &mut ledger, &second, &QUOTAS).await.unwrap().unwrap();
+    assert!(!iam.calls().contains(&"sso:CreateAccountAssignment"), "already assigned: nothing created");
+    ledger.holders.insert((carol.clone(), PERMISSION_SET.into()), 1);
+    revoke(&iam, &mut ledger, &first).await.unwrap().unwrap();
+    ledger.holders.clear();
+    revoke(&iam, &mut ledger, &second).await.unwrap().unwrap();
+    assert!(!iam.calls().contains(&"sso:DeleteAccountAssignment"), "the admin's assignment is never deleted");
+    assert!(iam.assignments.lock().unwrap().contains(&assignment_to(&carol)));
+
+    // Made by jit-iam: kept while an overlapping grant holds it, deleted with the last.
+    let (iam, mut ledger) = (MemoryIam::default(), MemoryLedger::default());
+    let (first, second) = (grant(ResourceType::PermissionSet, &carol), grant(ResourceType::PermissionSet, &carol));
+    apply(&iam, &mut ledger, &first, &QUOTAS).await.unwrap().unwrap();
+    apply(&iam, &mut ledger, &second, &QUOTAS).await.unwrap().unwrap();
+    ledger.holders.insert((carol.clone(), PERMISSION_SET.into()), 1);
+    revoke(&iam, &mut ledger, &first).await.unwrap().unwrap();
+    assert!(iam.assignments.lock().unwrap().contains(&assignment_to(&carol)), "the second grant still holds it");
+    ledger.holders.clear();
+    revoke(&iam, &mut ledger, &second).await.unwrap().unwrap();
+    assert!(iam.assignments.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_provisioning_fails_the_grant_and_one_in_progress_is_looked_at_again() {
+    let (iam, mut ledger) = (MemoryIam::default(), MemoryLedger::default());
+    let carol = grantee(PrincipalType::IdentityCenterUser, "carol");
+    let g = grant(ResourceType::PermissionSet, &carol);
+    *iam.next_provisioning.lock().unwrap() = Some(Provisioning::Failed("the account's role quota is reached".into()));
+    let error = apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap_err();
+    assert!(!error.is_retryable());
+    let error = error.into_grant_error();
+    assert_eq!(error.code, GrantErrorCode::ProvisioningFailed);
+    assert!(error.message.contains("role quota"), "{}", error.message);
+    // Undone: nothing to delete, the record goes.
+    revoke(&iam, &mut ledger, &g).await.unwrap().unwrap();
+    assert!(iam.assignments.lock().unwrap().is_empty());
+
+    let g = grant(ResourceType::PermissionSet, &carol);
+    *iam.next_provisioning.lock().unwrap() = Some(Provisioning::InProgress);
+    let error = apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap_err();
+    assert!(error.is_retryable(), "never active before it succeeded: retried");
+    assert_eq!(error.into_grant_error().code, GrantErrorCode::ProvisioningInProgress);
+    iam.calls();
+    // The retry finds the assignment AWS went on to make, and does not make another.
+    assert!(apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap());
+    assert!(!iam.calls().contains(&"sso:CreateAccountAssignment"));
+}
+
+#[test]
+fn a_permission_set_grant_names_an_active_account_with_room() {
+    let carol = grantee(PrincipalType::IdentityCenterUser, "carol");
+    let ps = resource(ResourceType::PermissionSet, PERMISSION_SET);
+    let principal = resource(ResourceType::IdentityCenterUser, "arn:aws:identitystore:::user/id-carol");
+    let room = TargetAccount { status: "ACTIVE".into(), provisioned: 49, provisioned_here: false };
+    let full = TargetAccount { provisioned: 50, ..room.clone() };
+    let full_but_here = TargetAccount { provisioned_here: true, ..full.clone() };
+    let suspended = TargetAccount { status: "SUSPENDED".into(), ..room.clone() };
+    let plan_with = |target: Option<(&str, Option<&TargetAccount>)>| {
+        let request = Request { target_account: target, ..request(&ps, AccessLevel::Assign, &carol, &principal) };
+        plan(&request, &QUOTAS)
+    };
+    assert!(plan_with(Some((TARGET_ACCOUNT, Some(&room)))).is_ok());
+    assert!(plan_with(Some((TARGET_ACCOUNT, Some(&full_but_here)))).is_ok(), "provisioned already: no new slot");
+    assert!(refused_on(plan_with(None), "account_id"), "the account is required");
+    assert!(refused_on(plan_with(Some((TARGET_ACCOUNT, None))), "account_id"), "not the integration's");
+    assert!(refused_on(plan_with(Some((TARGET_ACCOUNT, Some(&suspended)))), "account_id"));
+    assert!(matches!(plan_with(Some((TARGET_ACCOUNT, Some(&full)))), Err(Refusal::Quota { field: "account_id", .. })));
+}
+
+#[test]
+fn session_durations_are_read_from_iso_8601() {
+    use crate::aws::iam_changes::iso8601_seconds;
+    assert_eq!(iso8601_seconds("PT1H"), Some(3600));
+    assert_eq!(iso8601_seconds("PT12H"), Some(43200));
+    assert_eq!(iso8601_seconds("PT8H30M"), Some(30600));
+    assert_eq!(iso8601_seconds("PT90M"), Some(5400));
+    for bad in ["", "PT", "1H", "PT1D", "PTH", "PT0H"] {
+        assert_eq!(iso8601_seconds(bad), None, "{bad}");
+    }
 }

@@ -5,6 +5,7 @@ use sqlx::types::Json;
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
+use crate::domain::grant::TargetAccount;
 use crate::domain::sync::{Account, AccountSyncStatus, LastAccountSync};
 use crate::domain::AwsErrorBody;
 
@@ -129,4 +130,37 @@ pub async fn list(
             Account { account_id: row.account_id, name: row.name, status: row.status, is_root: row.is_root, last_sync }
         })
         .collect())
+}
+
+/// The account a permission set grant names, with the permission sets
+/// provisioned to it as of the last sync (and whether the one granted, given
+/// by id or ARN, is one of them). None when it is not the integration's.
+pub async fn target(
+    db: impl PgExecutor<'_>,
+    integration_id: Uuid,
+    account_id: &str,
+    resource_id: Option<Uuid>,
+    resource_arn: Option<&str>,
+) -> Result<Option<TargetAccount>, sqlx::Error> {
+    let row: Option<(String, i64, bool)> = sqlx::query_as(
+        "select a.status,
+                (select count(*) from resources r
+                 where r.integration_id = $1 and r.type = 'permission_set' and r.details -> 'account_ids' ? $2),
+                exists (select 1 from resources r
+                        where r.integration_id = $1 and r.type = 'permission_set'
+                          and (r.resource_id = $3 or r.arn = $4) and r.details -> 'account_ids' ? $2)
+         from accounts a
+         where a.integration_id = $1 and a.account_id = $2",
+    )
+    .bind(integration_id)
+    .bind(account_id)
+    .bind(resource_id)
+    .bind(resource_arn)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|(status, provisioned, provisioned_here)| TargetAccount {
+        status,
+        provisioned: provisioned as usize,
+        provisioned_here,
+    }))
 }

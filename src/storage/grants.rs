@@ -62,6 +62,8 @@ impl<'r> FromRow<'r, PgRow> for Grant {
             created_at: row.try_get("created_at")?,
             installation_id: optional(row, "installation_id")?,
             sessions_denied_until: optional(row, "sessions_denied_until")?,
+            target_account_id: optional(row, "target_account_id")?,
+            session_duration_seconds: optional(row, "session_duration_seconds")?,
             integration_revision: optional(row, "integration_revision")?,
             integration_status: optional(row, "integration_status")?,
             db_now: optional(row, "db_now")?,
@@ -104,6 +106,8 @@ pub struct NewGrant<'a> {
     pub policy_name: Option<&'a str>,
     pub policy_arn: Option<&'a str>,
     pub policy_document: Option<&'a PolicyDocument>,
+    /// The account a permission set is assigned in.
+    pub target_account_id: Option<&'a str>,
 }
 
 /// Stores a grant, its first event and its audit record in one statement.
@@ -133,9 +137,9 @@ pub async fn insert(
                                  resource_name, access_level, principal_type, principal_name, principal_arn,
                                  request_id, request_fingerprint, approved_by, reason, requested_by, expires_at,
                                  policy_name, policy_arn, policy_document, lease_owner, lease_expires_at,
-                                 principal_id)
+                                 principal_id, target_account_id)
              select $1, live.integration_id, $3, $4, $5, $6, $7, $8, $20, $9, $10, $11, $12, $13, $14, $15, $16,
-                    $17, $18, $19, $21, case when $21::text is not null then now() + $22 end, $28
+                    $17, $18, $19, $21, case when $21::text is not null then now() + $22 end, $28, $30
              from live
              on conflict (request_id) do nothing
              returning *),
@@ -177,6 +181,7 @@ pub async fn insert(
     .bind(Json(&audit.changes))
     .bind(grant.principal_id)
     .bind(integration_revision)
+    .bind(grant.target_account_id)
     .fetch_optional(db)
     .await
 }
@@ -327,6 +332,8 @@ pub struct Transition<'a> {
     pub revoke_reason: Option<RevokeReason>,
     /// Until when the sessions the grant gave are denied (an `assume` grant's end).
     pub sessions_denied_until: Option<DateTime<Utc>>,
+    /// The assigned permission set's session duration, when the step read it.
+    pub session_duration_seconds: Option<i32>,
 }
 
 impl<'a> Transition<'a> {
@@ -343,6 +350,7 @@ impl<'a> Transition<'a> {
             holds_attachment: false,
             revoke_reason: None,
             sessions_denied_until: None,
+            session_duration_seconds: None,
         }
     }
 }
@@ -367,6 +375,7 @@ pub async fn finish_step(
                  activated_at = case when $4 = 'active' and activated_at is null then now() else activated_at end,
                  finished_at = case when $4 in ('revoked', 'failed') then coalesce(finished_at, now()) else finished_at end,
                  sessions_denied_until = $20,
+                 session_duration_seconds = coalesce($21, session_duration_seconds),
                  lease_owner = case when (case when $4 = 'active' then expires_at else $5 end) <= now()
                                     then lease_owner end,
                  lease_expires_at = case when (case when $4 = 'active' then expires_at else $5 end) <= now()
@@ -405,6 +414,7 @@ pub async fn finish_step(
     .bind(column(|e| e.message.clone()))
     .bind(events.iter().map(|e| e.attempts).collect::<Vec<_>>())
     .bind(t.sessions_denied_until)
+    .bind(t.session_duration_seconds)
     .fetch_optional(db)
     .await
 }
@@ -801,12 +811,13 @@ pub struct SharedAttachment {
     pub state: String,
 }
 
-/// One shared attachment: the grantee's policy ARN or group name.
+/// One shared attachment: the grantee's policy ARN, group name or id, or
+/// permission set assignment (`<permission set ARN>@<account id>`).
 pub struct AttachmentKey<'a> {
     pub grantee: &'a Grantee,
-    /// `policy` or `group`.
+    /// `policy`, `group` or `assignment`.
     pub kind: &'a str,
-    pub target: &'a str,
+    pub target: std::borrow::Cow<'a, str>,
 }
 
 pub async fn shared_attachment(
@@ -821,7 +832,7 @@ pub async fn shared_attachment(
     .bind(key.grantee.principal_type.as_str())
     .bind(&key.grantee.name)
     .bind(key.kind)
-    .bind(key.target)
+    .bind(key.target.as_ref())
     .fetch_optional(db)
     .await
 }
@@ -842,7 +853,7 @@ pub async fn put_shared_attachment(
     .bind(key.grantee.principal_type.as_str())
     .bind(&key.grantee.name)
     .bind(key.kind)
-    .bind(key.target)
+    .bind(key.target.as_ref())
     .bind(preexisting)
     .bind(state)
     .execute(db)
@@ -859,7 +870,7 @@ pub async fn delete_shared_attachment(db: impl PgExecutor<'_>, key: &AttachmentK
     .bind(key.grantee.principal_type.as_str())
     .bind(&key.grantee.name)
     .bind(key.kind)
-    .bind(key.target)
+    .bind(key.target.as_ref())
     .execute(db)
     .await
     .map(|_| ())
@@ -870,6 +881,7 @@ pub async fn other_holders(db: impl PgExecutor<'_>, grant: &Grant) -> Result<i64
     sqlx::query_scalar(
         "select count(*) from grants
          where account_id = $1 and principal_type = $2 and principal_name = $3 and resource_arn = $4
+           and target_account_id is not distinct from $6
            and grant_id <> $5 and holds_attachment and status in ('active', 'revoking')",
     )
     .bind(&grant.account_id)
@@ -877,6 +889,7 @@ pub async fn other_holders(db: impl PgExecutor<'_>, grant: &Grant) -> Result<i64
     .bind(&grant.principal_name)
     .bind(&grant.resource_arn)
     .bind(grant.grant_id)
+    .bind(&grant.target_account_id)
     .fetch_one(db)
     .await
 }

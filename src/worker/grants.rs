@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{idle, pause, with_lease, LeaseEnd, Renewal};
 use crate::app::{AppState, GrantUpdate};
-use crate::aws::iam_changes::{CallRecord, SdkIam};
+use crate::aws::iam_changes::{CallRecord, IdentityCenterAccess, SdkIam};
 use crate::aws::inventory::CallLimiter;
 use crate::aws::{identity_center, AwsClients, AwsError, AwsErrorKind};
 use crate::domain::audit::{AuditAction, AuditRecord};
@@ -236,28 +236,30 @@ async fn clients(state: &AppState, grant: &Grant) -> Result<Option<Arc<AwsClient
 }
 
 /// The calls a grant makes through `clients`: for an Identity Center grant,
-/// with the identity store of the integration's instance (as configured, or
-/// found with sso:ListInstances).
+/// with the integration's instance (as configured, or found with sso:ListInstances).
 async fn changes<'a>(state: &AppState, grant: &Grant, clients: &'a AwsClients) -> Result<SdkIam<'a>, sqlx::Error> {
     let iam = SdkIam::new(&clients.iam);
-    if grants::mechanism_of(grant) != Some(Mechanism::IdentityCenterMembership) {
+    if !grant.grantee().principal_type.is_identity_center() {
         return Ok(iam);
     }
     let integration = match grant.integration_id {
         Some(id) => storage::integrations::get(&state.worker_db, id).await?,
         None => None,
     };
-    let store = match integration.and_then(|i| i.options.identity_center) {
-        Some(options) => identity_center::instance(clients, &options, &CallLimiter::new(1))
-            .await
-            .map(|instance| instance.identity_store_id),
+    let instance = match integration.and_then(|i| i.options.identity_center) {
+        Some(options) => identity_center::instance(clients, &options, &CallLimiter::new(1)).await,
         None => Err(AwsError::new(
             AwsErrorKind::Rejected,
-            "identitystore",
-            "the grant's integration no longer has options.identity_center: its identity store is unknown",
+            "sso",
+            "the grant's integration no longer has options.identity_center: its Identity Center instance is unknown",
         )),
     };
-    Ok(iam.with_identity_store(&clients.identity_store, store))
+    Ok(iam.with_identity_center(IdentityCenterAccess {
+        sso_admin: &clients.sso_admin,
+        identity_store: &clients.identity_store,
+        instance,
+        provisioning_wait: state.config.grants.identity_center_provisioning_wait,
+    }))
 }
 
 /// The transaction holding the grantee's lock, for the mechanisms that share attachments.
@@ -327,6 +329,10 @@ async fn apply(state: &AppState, grant: &Grant) -> Result<Option<Grant>, sqlx::E
     let mut tx = principal_lock(state, grant).await?;
     let mut ledger = PgLedger::new(&state.worker_db, tx.as_deref_mut());
     let outcome = grants::apply(&iam, &mut ledger, grant, &Quotas::from(&state.config.grants)).await?;
+    let session_duration_seconds = match outcome {
+        Ok(_) => grants::session_duration(&iam, grant).await,
+        Err(_) => None,
+    };
     let records = iam.records();
     count_calls(&records);
     let mut events = call_events(&records);
@@ -335,6 +341,7 @@ async fn apply(state: &AppState, grant: &Grant) -> Result<Option<Grant>, sqlx::E
             events.push(NewEvent::transition(Some(GrantStatus::Pending), GrantStatus::Active, "applied"));
             let t = Transition {
                 holds_attachment,
+                session_duration_seconds,
                 ..Transition::new(grant.grant_id, owner, GrantStatus::Pending, GrantStatus::Active)
             };
             let row = finish(state, tx, &t, &events).await?;
@@ -401,6 +408,7 @@ async fn revoke(state: &AppState, grant: &Grant) -> Result<Option<Grant>, sqlx::
         events.push(NewEvent::transition(Some(GrantStatus::Active), GrantStatus::Revoking, "expired"));
     }
     let mut tx = principal_lock(state, grant).await?;
+    let mut session_duration_seconds = None;
     let outcome = match clients(state, grant).await? {
         None => {
             Err(StepError::Aws(AwsError::new(AwsErrorKind::Rejected, "jit-iam", "the grant's integration is gone")))
@@ -409,6 +417,9 @@ async fn revoke(state: &AppState, grant: &Grant) -> Result<Option<Grant>, sqlx::
             let iam = changes(state, grant, &clients).await?;
             let mut ledger = PgLedger::new(&state.worker_db, tx.as_deref_mut());
             let result = grants::revoke(&iam, &mut ledger, grant).await?;
+            if result.is_ok() && grant.activated_at.is_some() {
+                session_duration_seconds = grants::session_duration(&iam, grant).await;
+            }
             let records = iam.records();
             count_calls(&records);
             events.extend(call_events(&records));
@@ -437,6 +448,7 @@ async fn revoke(state: &AppState, grant: &Grant) -> Result<Option<Grant>, sqlx::
                 // The worker comes back to remove the deny.
                 next_run_at: sessions_denied_until,
                 sessions_denied_until,
+                session_duration_seconds,
                 ..Transition::new(grant.grant_id, owner, from, to)
             };
             let row = match sessions_denied_until {

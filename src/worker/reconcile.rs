@@ -18,6 +18,7 @@ use uuid::Uuid;
 use super::grants::call_events;
 use super::jobs::{IdField, Job};
 use crate::app::AppState;
+use crate::aws::iam_changes::IdentityCenterAccess;
 use crate::aws::iam_changes::{IamChanges, SdkIam};
 use crate::aws::identity_center;
 use crate::aws::inventory::CallLimiter;
@@ -137,14 +138,14 @@ impl Account<'_> {
             Err(e) => return Ok(Err(e)),
         };
         let db = &self.state.worker_db;
-        let mut identity_store = None;
+        let mut instance = None;
         for grant in storage::grants::active_in_account(db, self.integration.id, self.account).await? {
             if !drift::covers(&grant) {
-                if identity_store.is_none() {
-                    identity_store = Some(self.identity_store(&clients, &limiter).await);
+                if instance.is_none() {
+                    instance = Some(self.identity_center_instance(&clients, &limiter).await);
                 }
-                let store = identity_store.clone().expect("resolved above");
-                self.check_identity_center_grant(&clients, store, grant).await?;
+                let found = instance.clone().expect("resolved above");
+                self.check_identity_center_grant(&clients, found, grant).await?;
                 continue;
             }
             self.adopt(&clients.iam, &snapshot, &grant).await?;
@@ -239,35 +240,50 @@ impl Account<'_> {
         self.repair_grant(sdk, snapshot, grant, principal, drifts).await
     }
 
-    /// The identity store of the integration's Identity Center instance (as
-    /// configured, or found with sso:ListInstances), for its grants' memberships.
-    async fn identity_store(
+    /// The integration's Identity Center instance (as configured, or found
+    /// with sso:ListInstances), for its grants' memberships and assignments.
+    async fn identity_center_instance(
         &mut self,
         clients: &crate::aws::AwsClients,
         limiter: &CallLimiter,
-    ) -> Result<String, AwsError> {
+    ) -> Result<identity_center::Instance, AwsError> {
         let before = limiter.calls();
         let found = match &self.integration.options.identity_center {
-            Some(options) => identity_center::instance(clients, options, limiter).await.map(|i| i.identity_store_id),
+            Some(options) => identity_center::instance(clients, options, limiter).await,
             None => Err(AwsError::new(
                 crate::aws::AwsErrorKind::Rejected,
-                "identitystore",
-                "the integration no longer has options.identity_center: its identity store is unknown",
+                "sso",
+                "the integration no longer has options.identity_center: its Identity Center instance is unknown",
             )),
         };
         self.calls += (limiter.calls() - before) as i64;
         found
     }
 
-    /// What the identity store holds for an active Identity Center membership
-    /// grant, and what it should (not in the IAM snapshot: read per grant).
+    /// The calls of an Identity Center grant's check or repair.
+    fn identity_center_calls<'a>(
+        &self,
+        clients: &'a crate::aws::AwsClients,
+        instance: Result<identity_center::Instance, AwsError>,
+    ) -> SdkIam<'a> {
+        SdkIam::new(&clients.iam).with_identity_center(IdentityCenterAccess {
+            sso_admin: &clients.sso_admin,
+            identity_store: &clients.identity_store,
+            instance,
+            provisioning_wait: self.state.config.grants.identity_center_provisioning_wait,
+        })
+    }
+
+    /// What Identity Center holds for an active Identity Center grant
+    /// (membership or assignment), and what it should (not in the IAM
+    /// snapshot: read per grant).
     async fn check_identity_center_grant(
         &mut self,
         clients: &crate::aws::AwsClients,
-        store: Result<String, AwsError>,
+        instance: Result<identity_center::Instance, AwsError>,
         grant: Grant,
     ) -> Result<(), sqlx::Error> {
-        let sdk = SdkIam::new(&clients.iam).with_identity_store(&clients.identity_store, store.clone());
+        let sdk = self.identity_center_calls(clients, instance.clone());
         let mut ledger = PgLedger::new(&self.state.worker_db, None);
         let read = drift::of_identity_center_grant(&sdk, &mut ledger, &grant).await?;
         self.calls += sdk.records().len() as i64;
@@ -277,7 +293,7 @@ impl Account<'_> {
                 let finding = Drift {
                     kind: FindingKind::AccessMissing,
                     target: grant.resource_arn.clone(),
-                    evidence: "the group membership could not be read".into(),
+                    evidence: "the group membership or assignment could not be read".into(),
                 };
                 self.push(Some(grant.grant_id), finding, FindingAction::Failed, Some(e.to_string()));
                 return Ok(());
@@ -288,7 +304,7 @@ impl Account<'_> {
         for finding in changed {
             self.report(&grant, finding, FindingAction::Reported).await?;
         }
-        let repairing = SdkIam::new(&clients.iam).with_identity_store(&clients.identity_store, store);
+        let repairing = self.identity_center_calls(clients, instance);
         self.report_or_repair(&repairing, &IamSnapshot::default(), &grant, None, drifts).await
     }
 

@@ -163,9 +163,11 @@ async fn a_discovered_instance_s_users_groups_and_permission_sets_are_inventorie
 
     // No grant of permission sets yet, users never; groups to Identity Center
     // users only: refused, naming the field, nothing stored.
-    for (resource, level, field) in
-        [(admin, "assign", "resource_id"), (&groups[0], "member", "principal.type"), (alice, "assign", "resource_id")]
-    {
+    for (resource, level, field) in [
+        (admin, "assign", "principal.type"),
+        (&groups[0], "member", "principal.type"),
+        (alice, "assign", "resource_id"),
+    ] {
         let body = json!({
             "integration_id": id, "resource_id": resource["id"], "access_level": level,
             "principal": {"type": "iam_user", "name": "carol"}, "duration_seconds": 600,
@@ -439,6 +441,285 @@ async fn identity_center_group_membership_is_granted_by_ids_shared_and_never_tak
     assert_eq!(refused["last_error"]["code"], "principal_changed", "{refused}");
     assert!(groups_of(&account, &store, &new_carol).await.is_empty(), "nothing given to the new carol");
     assert!(groups_of(&account, &store, &carol).await.is_empty());
+}
+
+/// The principals (type, id) assigned `permission_set` in `account_id`, as moto has them now.
+async fn assigned(
+    account: &Account,
+    instance: &str,
+    permission_set: &str,
+    account_id: &str,
+) -> BTreeSet<(String, String)> {
+    let listed = account
+        .sso_admin()
+        .list_account_assignments()
+        .instance_arn(instance)
+        .account_id(account_id)
+        .permission_set_arn(permission_set)
+        .send()
+        .await
+        .unwrap();
+    let assignments = listed.account_assignments().iter();
+    assignments
+        .map(|a| (a.principal_type().unwrap().as_str().to_string(), a.principal_id().unwrap().to_string()))
+        .collect()
+}
+
+/// An admin's own assignment, outside jit-iam.
+async fn assign(account: &Account, instance: &str, permission_set: &str, user_id: &str) {
+    let sso = account.sso_admin();
+    sso.create_account_assignment()
+        .instance_arn(instance)
+        .target_id(&account.id)
+        .target_type(aws_sdk_ssoadmin::types::TargetType::AwsAccount)
+        .permission_set_arn(permission_set)
+        .principal_type(aws_sdk_ssoadmin::types::PrincipalType::User)
+        .principal_id(user_id)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Submits a permission set grant to `principal` in `account_id` (none when None).
+async fn assignment_grant(
+    server: &TestServer,
+    integration: &str,
+    permission_set: &Value,
+    principal: Value,
+    account_id: Option<&str>,
+) -> (u16, Value) {
+    let mut body = json!({
+        "integration_id": integration, "resource_id": permission_set, "access_level": "assign",
+        "principal": principal, "duration_seconds": 600, "request_id": unique("req"), "approved_by": "approver"
+    });
+    if let Some(account_id) = account_id {
+        body["account_id"] = json!(account_id);
+    }
+    let (status, grant) = server.post("/v1/grants?wait=20", body).await;
+    (status.as_u16(), grant)
+}
+
+/// The inventory id of the resource of type `t` named `name`.
+async fn resource_id(server: &TestServer, integration: &str, t: &str, name: &str) -> Value {
+    let all = server.browse_all(&format!("integration_id={integration}&type={t}")).await;
+    all.into_iter().find(|r| r["name"] == name).unwrap_or_else(|| panic!("no {t} {name}"))["id"].clone()
+}
+
+fn seconds_between(from: &Value, to: &Value) -> i64 {
+    let parse = |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
+    (parse(to) - parse(from)).num_seconds()
+}
+
+#[tokio::test]
+async fn a_permission_set_is_assigned_in_the_target_account_by_ids_shared_and_never_taken_from_others() {
+    let (server, proxy) = server_behind_proxy().await;
+    proxy.answer("ListTagsForResource", None, permission_set_tags(&[]));
+    let account = Moto::shared().account(&random_account_id()).await;
+    let (instance, store) = account.identity_center().await;
+    let carol = account.create_identity_center_user(&store, "carol", "Carol").await;
+    let dave = account.create_identity_center_user(&store, "dave", "Dave").await;
+    let ops = account.create_identity_center_group(&store, "ops").await;
+    let viewer = account.create_permission_set(&instance, "Viewer", true).await;
+    let admin = account.create_permission_set(&instance, "Admin", false).await;
+    assign(&account, &instance, &admin, &dave).await;
+    account.create_user("erin", &[]).await;
+    let created = server.create_integration(integration(&account, json!({"identity_center": {}}))).await;
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(server.wait_for_sync(id).await["status"], "succeeded");
+    let viewer_id = resource_id(&server, id, "permission_set", "Viewer").await;
+    let admin_id = resource_id(&server, id, "permission_set", "Admin").await;
+    let ops_id = resource_id(&server, id, "identity_center_group", "ops").await;
+    let user = |name: &str| json!({"type": "identity_center_user", "name": name});
+    let here = Some(account.id.as_str());
+
+    // The preview lists the Identity Center calls.
+    let body = json!({
+        "integration_id": id, "resource_id": viewer_id, "access_level": "assign", "principal": user("carol"),
+        "account_id": account.id, "duration_seconds": 600, "request_id": unique("req"), "approved_by": "approver"
+    });
+    let (status, preview) = server.post("/v1/grants/preview", body).await;
+    assert_eq!(status, 200, "{preview}");
+    let operations = |calls: &Value| {
+        calls.as_array().unwrap().iter().map(|c| c["operation"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        operations(&preview["apply_calls"]),
+        [
+            "sso:ListAccountAssignments",
+            "identitystore:GetUserId",
+            "sso:CreateAccountAssignment",
+            "sso:DescribeAccountAssignmentCreationStatus",
+            "sso:DescribePermissionSet"
+        ]
+    );
+    assert_eq!(
+        operations(&preview["revoke_calls"]),
+        ["sso:DeleteAccountAssignment", "sso:DescribeAccountAssignmentDeletionStatus", "sso:DescribePermissionSet"]
+    );
+
+    // Refused before anything changes, naming the field.
+    let refused = [
+        (assignment_grant(&server, id, &viewer_id, user("carol"), None).await, 422, "account_id"),
+        (assignment_grant(&server, id, &viewer_id, user("carol"), Some("123")).await, 422, "account_id"),
+        (assignment_grant(&server, id, &viewer_id, user("carol"), Some("999999999999")).await, 422, "account_id"),
+        (
+            assignment_grant(&server, id, &viewer_id, json!({"type": "iam_user", "name": "erin"}), here).await,
+            422,
+            "principal.type",
+        ),
+        (assignment_grant(&server, id, &viewer_id, user("nobody"), here).await, 404, "principal.name"),
+    ];
+    for ((status, error), wanted, field) in refused {
+        assert_eq!((status, error["error"]["field"].as_str()), (wanted, Some(field)), "{error}");
+    }
+    let body = json!({
+        "integration_id": id, "resource_id": ops_id, "access_level": "member", "principal": user("carol"),
+        "account_id": account.id, "duration_seconds": 600, "request_id": unique("req"), "approved_by": "approver"
+    });
+    let (status, error) = server.post("/v1/grants", body).await;
+    assert_eq!((status.as_u16(), error["error"]["field"].as_str()), (422, Some("account_id")), "{error}");
+
+    // Two overlapping grants to carol: one assignment, by her id, made by the first, deleted by the last.
+    let (status, first) = assignment_grant(&server, id, &viewer_id, user("carol"), here).await;
+    assert_eq!((status, first["status"].as_str()), (202, Some("active")), "{first}");
+    assert_eq!(first["target_account_id"], account.id.as_str());
+    // Sessions already issued outlive the assignment by the permission set's duration (PT2H).
+    assert_eq!(seconds_between(&first["expires_at"], &first["sessions_valid_until"]), 7200, "{first}");
+    let carol_assigned = set_of(&[("USER", &carol)]);
+    assert_eq!(assigned(&account, &instance, &viewer, &account.id).await, carol_assigned);
+    let (_, second) = assignment_grant(&server, id, &viewer_id, user("carol"), here).await;
+    assert_eq!(second["status"], "active", "{second}");
+    let ended = revoked(&server, first["id"].as_str().unwrap()).await;
+    assert_eq!(seconds_between(&ended["finished_at"], &ended["sessions_valid_until"]), 7200, "{ended}");
+    assert_eq!(assigned(&account, &instance, &viewer, &account.id).await, carol_assigned, "the second holds it");
+    revoked(&server, second["id"].as_str().unwrap()).await;
+    assert!(assigned(&account, &instance, &viewer, &account.id).await.is_empty(), "deleted with the last grant");
+
+    // To a group, by its id.
+    let (_, to_group) =
+        assignment_grant(&server, id, &viewer_id, json!({"type": "identity_center_group", "name": "ops"}), here).await;
+    assert_eq!(to_group["status"], "active", "{to_group}");
+    assert_eq!(to_group["principal"]["arn"], format!("arn:aws:identitystore:::group/{ops}"));
+    assert_eq!(assigned(&account, &instance, &viewer, &account.id).await, set_of(&[("GROUP", &ops)]));
+    revoked(&server, to_group["id"].as_str().unwrap()).await;
+    assert!(assigned(&account, &instance, &viewer, &account.id).await.is_empty());
+
+    // An assignment an admin made before any grant survives the grant's end.
+    let (_, standing) = assignment_grant(&server, id, &admin_id, user("dave"), here).await;
+    assert_eq!(standing["status"], "active", "{standing}");
+    revoked(&server, standing["id"].as_str().unwrap()).await;
+    assert_eq!(assigned(&account, &instance, &admin, &account.id).await, set_of(&[("USER", &dave)]));
+}
+
+fn set_of(pairs: &[(&str, &String)]) -> BTreeSet<(String, String)> {
+    pairs.iter().map(|(t, id)| (t.to_string(), id.to_string())).collect()
+}
+
+#[tokio::test]
+async fn an_assignment_is_active_only_once_provisioned_a_failed_one_fails_and_conflicts_are_retried() {
+    let moto = Moto::shared();
+    let proxy = FaultProxy::start(&moto.endpoint, Duration::from_secs(1)).await;
+    let server = TestServer::builder(moto)
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .env("JIT_IAM_SERVICE_PRINCIPAL_ARN", "arn:aws:iam::111122223333:role/jit-iam")
+        .env("JIT_IAM_IDENTITY_CENTER_PROVISIONING_WAIT", "1s")
+        .start()
+        .await;
+    proxy.answer("ListTagsForResource", None, permission_set_tags(&[]));
+    let account = Moto::shared().account(&random_account_id()).await;
+    let (instance, store) = account.identity_center().await;
+    account.create_identity_center_user(&store, "carol", "Carol").await;
+    let failing = account.create_permission_set(&instance, "Failing", true).await;
+    let slow = account.create_permission_set(&instance, "Slow", true).await;
+    let created = server.create_integration(integration(&account, json!({"identity_center": {}}))).await;
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(server.wait_for_sync(id).await["status"], "succeeded");
+    let carol = json!({"type": "identity_center_user", "name": "carol"});
+    let here = Some(account.id.as_str());
+
+    // FAILED: the grant fails with Identity Center's reason, and what was made is undone.
+    let reason = "Received a 409 status error: the role quota of the account is reached";
+    let status = json!({"Status": "FAILED", "FailureReason": reason, "RequestId": "request-failing"});
+    proxy.answer("CreateAccountAssignment", Some(&failing), json!({"AccountAssignmentCreationStatus": status}));
+    let failing_id = resource_id(&server, id, "permission_set", "Failing").await;
+    let (_, grant) = assignment_grant(&server, id, &failing_id, carol.clone(), here).await;
+    let grant = wait_for(&server, grant["id"].as_str().unwrap(), "failed").await;
+    assert_eq!(grant["last_error"]["code"], "provisioning_failed", "{grant}");
+    assert!(grant["last_error"]["message"].as_str().unwrap().contains(reason), "{grant}");
+    assert!(assigned(&account, &instance, &failing, &account.id).await.is_empty(), "undone");
+
+    // IN_PROGRESS past the wait: pending, never active, until it succeeded.
+    let status = json!({"Status": "IN_PROGRESS", "RequestId": "request-slow"});
+    proxy.answer("CreateAccountAssignment", Some(&slow), json!({"AccountAssignmentCreationStatus": status.clone()}));
+    proxy.answer("DescribeAccountAssignmentCreationStatus", None, json!({"AccountAssignmentCreationStatus": status}));
+    let slow_id = resource_id(&server, id, "permission_set", "Slow").await;
+    let body = json!({
+        "integration_id": id, "resource_id": slow_id, "access_level": "assign", "principal": carol,
+        "account_id": account.id, "duration_seconds": 600, "request_id": unique("req"), "approved_by": "approver"
+    });
+    let (_, grant) = server.post("/v1/grants?wait=20", body).await;
+    let grant_id = grant["id"].as_str().unwrap().to_string();
+    // Provisioned meanwhile (moto made it): the retry finds it and makes no second one.
+    assert_eq!(grant["status"], "active", "{grant}");
+    assert!(grant["last_error"].is_null(), "{grant}");
+    let (_, events) = server.get(&format!("/v1/grants/{grant_id}/events?limit=1000")).await;
+    let events = events["items"].as_array().unwrap().clone();
+    let waited = events.iter().position(|e| {
+        e["to_status"] == "pending" && e["message"].as_str().unwrap_or_default().contains("still in progress")
+    });
+    let activated = events.iter().position(|e| e["to_status"] == "active");
+    assert!(waited.is_some() && waited < activated, "in progress, then active: {events:?}");
+    let polled = events.iter().filter(|e| e["operation"] == "sso:DescribeAccountAssignmentCreationStatus").count();
+    assert!(polled >= 1, "the status is polled: {events:?}");
+    let created = events.iter().filter(|e| e["operation"] == "sso:CreateAccountAssignment").count();
+    assert_eq!(created, 1, "{events:?}");
+
+    // A ConflictException on the deletion is retried, not a failure.
+    proxy.fault_next("DeleteAccountAssignment", crate::support::Fault::Conflict);
+    revoked(&server, &grant_id).await;
+    let deletions = proxy.exchanges().iter().filter(|e| e.action == "DeleteAccountAssignment").count();
+    assert!(deletions >= 3, "the failed grant's undo, the conflict, the retry: {deletions}");
+    assert!(assigned(&account, &instance, &slow, &account.id).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_assignment_removed_by_someone_is_reported_then_put_back_by_reconciliation() {
+    let (server, proxy) = server_behind_proxy().await;
+    proxy.answer("ListTagsForResource", None, permission_set_tags(&[]));
+    let account = Moto::shared().account(&random_account_id()).await;
+    let (instance, store) = account.identity_center().await;
+    let carol = account.create_identity_center_user(&store, "carol", "Carol").await;
+    let viewer = account.create_permission_set(&instance, "Viewer", true).await;
+    let created = server.create_integration(integration(&account, json!({"identity_center": {}}))).await;
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(server.wait_for_sync(id).await["status"], "succeeded");
+    let viewer_id = resource_id(&server, id, "permission_set", "Viewer").await;
+    let carol_principal = json!({"type": "identity_center_user", "name": "carol"});
+    let (_, granted) = assignment_grant(&server, id, &viewer_id, carol_principal, Some(&account.id)).await;
+    assert_eq!(granted["status"], "active", "{granted}");
+    assert!(reconcile(&server, id, json!({})).await.is_empty(), "nothing to find");
+
+    account
+        .sso_admin()
+        .delete_account_assignment()
+        .instance_arn(&instance)
+        .target_id(&account.id)
+        .target_type(aws_sdk_ssoadmin::types::TargetType::AwsAccount)
+        .permission_set_arn(&viewer)
+        .principal_type(aws_sdk_ssoadmin::types::PrincipalType::User)
+        .principal_id(&carol)
+        .send()
+        .await
+        .unwrap();
+    let missing = [("access_missing".to_string(), "reported".to_string())];
+    assert_eq!(reconcile(&server, id, json!({"repair": false})).await, missing);
+    assert!(assigned(&account, &instance, &viewer, &account.id).await.is_empty(), "reporting changes nothing");
+    let repaired = [("access_missing".to_string(), "repaired".to_string())];
+    assert_eq!(reconcile(&server, id, json!({})).await, repaired);
+    assert_eq!(assigned(&account, &instance, &viewer, &account.id).await, set_of(&[("USER", &carol)]));
+    assert!(reconcile(&server, id, json!({})).await.is_empty());
+    revoked(&server, granted["id"].as_str().unwrap()).await;
+    assert!(assigned(&account, &instance, &viewer, &account.id).await.is_empty(), "the grant's end removes it");
 }
 
 /// Asks for a reconciliation with `body`; its kinds and actions once finished.

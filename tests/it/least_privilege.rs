@@ -6,7 +6,7 @@
 
 use serde_json::{json, Value};
 
-use crate::support::{permission_set_tags, unique, Enforced, EnforcedSetup, Fault};
+use crate::support::{permission_set_tags, unique, Enforced, EnforcedSetup, Fault, ENFORCED_ACCOUNT};
 
 /// The service's own user, an admin, alice and bob, and one thing of every
 /// type, Identity Center's included (`options.identity_center: {}`).
@@ -16,6 +16,19 @@ async fn enforced() -> Enforced {
     // moto has no sso-admin ListTagsForResource: the proxy answers it once moto
     // let the call through (a denial is moto's own 403).
     setup.answers.push(("ListTagsForResource", permission_set_tags(&[("team", "a")])));
+    // moto provisions assignments at once: answered as AWS does, in progress,
+    // so that every status call is made (and proven needed).
+    let in_progress = json!({"Status": "IN_PROGRESS", "RequestId": "enforced-request"});
+    let succeeded = json!({"Status": "SUCCEEDED", "RequestId": "enforced-request"});
+    setup.answers.push(("CreateAccountAssignment", json!({"AccountAssignmentCreationStatus": in_progress.clone()})));
+    setup.answers.push((
+        "DescribeAccountAssignmentCreationStatus",
+        json!({"AccountAssignmentCreationStatus": succeeded.clone()}),
+    ));
+    setup.answers.push(("DeleteAccountAssignment", json!({"AccountAssignmentDeletionStatus": in_progress})));
+    setup
+        .answers
+        .push(("DescribeAccountAssignmentDeletionStatus", json!({"AccountAssignmentDeletionStatus": succeeded})));
     let seed = &setup.seed;
     let (instance, store) = seed.identity_center().await;
     seed.create_identity_center_user(&store, "carol", "Carol").await;
@@ -98,7 +111,41 @@ impl Enforced {
         }
         left.extend(self.admin.role_policies("deployer").await);
         left.extend(self.identity_center_groups("carol").await);
+        left.extend(self.assignments().await);
         left
+    }
+
+    /// The assignments of the permission set in the account (principal type and id), as moto has them now.
+    async fn assignments(&self) -> Vec<String> {
+        let (instance, _) = self.admin.identity_center().await;
+        let sso = self.admin.sso_admin();
+        let sets = sso.list_permission_sets().instance_arn(&instance).send().await.unwrap();
+        let mut found = Vec::new();
+        for set in sets.permission_sets() {
+            let listed = sso
+                .list_account_assignments()
+                .instance_arn(&instance)
+                .account_id(ENFORCED_ACCOUNT)
+                .permission_set_arn(set)
+                .send()
+                .await
+                .unwrap();
+            found.extend(listed.account_assignments().iter().map(|a| format!("assignment {a:?}")));
+        }
+        found
+    }
+
+    /// The permission set assigned in the account to `principal` (`{"type", "name"}`).
+    async fn grant_permission_set(&self, principal: Value) -> Value {
+        let resource = self.resource("permission_set").await;
+        let body = json!({
+            "integration_id": self.integration, "resource_id": resource["id"], "access_level": "assign",
+            "principal": principal, "account_id": ENFORCED_ACCOUNT, "duration_seconds": 600,
+            "request_id": unique("enforced"), "approved_by": "approver"
+        });
+        let (status, grant) = self.server.post("/v1/grants?wait=20", body).await;
+        assert_eq!(status, 202, "{grant}");
+        grant
     }
 
     /// The Identity Center groups `user` is in (their ids), as moto has them now.
@@ -121,6 +168,14 @@ impl Enforced {
     async fn grant_identity_center_group(&self) -> Value {
         self.grant_to("identity_center_user", "identity_center_group", "member", "carol", 600).await
     }
+}
+
+/// The Identity Center user and group the permission set is assigned to.
+const CAROL: (&str, &str) = ("identity_center_user", "carol");
+const IC_OPS: (&str, &str) = ("identity_center_group", "ic-ops");
+
+fn principal_of((principal_type, name): (&str, &str)) -> Value {
+    json!({"type": principal_type, "name": name})
 }
 
 /// An AWS error body that names the missing permission.
@@ -177,6 +232,12 @@ async fn the_setup_policy_is_exactly_what_jit_iam_needs() {
     assert_eq!(membership["status"], "active", "{membership}");
     assert_eq!(e.identity_center_groups("carol").await.len(), 1);
     ids.push(membership["id"].as_str().unwrap().to_string());
+    for principal in [CAROL, IC_OPS] {
+        let assignment = e.grant_permission_set(principal_of(principal)).await;
+        assert_eq!(assignment["status"], "active", "{assignment}");
+        ids.push(assignment["id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(e.assignments().await.len(), 2);
     let expiring = e.grant("s3_bucket", "read", "bob", 2).await;
     e.wait(expiring["id"].as_str().unwrap(), |g| g["status"] == "revoked").await;
     for id in &ids {
@@ -401,6 +462,31 @@ async fn the_setup_policy_is_exactly_what_jit_iam_needs() {
                 let grant = e.wait(grant["id"].as_str().unwrap(), |g| g["status"] == "failed").await;
                 assert_eq!(grant["last_error"]["code"], "aws_access_denied", "{grant}");
                 denied(&grant["last_error"]["aws"], &action);
+                assert!(e.leftovers().await.is_empty(), "{action} left {:?}", e.leftovers().await);
+            }
+            "sso:ListAccountAssignments"
+            | "sso:CreateAccountAssignment"
+            | "sso:DescribeAccountAssignmentCreationStatus"
+            | "identitystore:GetGroupId" => {
+                let to = if action == "identitystore:GetGroupId" { IC_OPS } else { CAROL };
+                let grant = e.grant_permission_set(principal_of(to)).await;
+                let grant = e.wait(grant["id"].as_str().unwrap(), |g| g["status"] == "failed").await;
+                assert_eq!(grant["last_error"]["code"], "aws_access_denied", "{grant}");
+                denied(&grant["last_error"]["aws"], &action);
+                assert!(e.leftovers().await.is_empty(), "{action} left {:?}", e.leftovers().await);
+            }
+            "sso:DeleteAccountAssignment" | "sso:DescribeAccountAssignmentDeletionStatus" => {
+                e.set_role_policy(&e.permission_policy).await;
+                let grant = e.grant_permission_set(principal_of(CAROL)).await;
+                assert_eq!(grant["status"], "active", "{grant}");
+                e.set_role_policy(&e.without(&action)).await;
+                let id = grant["id"].as_str().unwrap();
+                e.revoke(id).await;
+                let failing = e.wait(id, |g| g["revoke_failing"] == true).await;
+                assert_eq!(failing["status"], "revoking");
+                denied(&failing["last_error"]["aws"], &action);
+                e.set_role_policy(&e.permission_policy).await;
+                e.wait(id, |g| g["status"] == "revoked").await;
                 assert!(e.leftovers().await.is_empty(), "{action} left {:?}", e.leftovers().await);
             }
             "identitystore:DeleteGroupMembership" => {

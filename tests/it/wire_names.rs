@@ -99,7 +99,7 @@ async fn every_check_list_is_its_enums_names() {
         (("grant_events", "kind"), names!(EventKind)),
         (("shared_attachments", "principal_type"), names!(PrincipalType)),
         // Not enums of the API: the ledger's own words.
-        (("shared_attachments", "kind"), ["group", "policy"].map(String::from).into()),
+        (("shared_attachments", "kind"), ["assignment", "group", "policy"].map(String::from).into()),
         (("shared_attachments", "state"), ["attached", "attaching"].map(String::from).into()),
         (("audit_events", "role"), names!(Role)),
         (("reconcile_runs", "status"), names!(ReconcileStatus)),

@@ -99,6 +99,15 @@ pub struct Grant {
     /// role until then (past the role's longest session), when jit-iam removes the deny.
     #[schema(required = true)]
     pub sessions_denied_until: Option<DateTime<Utc>>,
+    /// `permission_set` grants: the account the permission set is assigned in.
+    #[schema(required = true, example = "210987654321")]
+    pub target_account_id: Option<String>,
+    /// `permission_set` grants, once applied: the latest a session it gave can
+    /// last. Deleting an assignment does not end the sessions already issued:
+    /// they last the permission set's session duration past the grant's end
+    /// (past `expires_at` while active; past `finished_at` once ended).
+    #[schema(required = true)]
+    pub sessions_valid_until: Option<DateTime<Utc>>,
 }
 
 /// Why a grant step failed.
@@ -241,6 +250,8 @@ impl grant::Grant {
             revoke_failing: status == GrantStatus::Revoking && self.last_error.is_some(),
             session_name: (self.resource_type() == ResourceType::IamRole).then(|| grant::session_name(self.grant_id)),
             sessions_denied_until: self.sessions_denied_until,
+            target_account_id: self.target_account_id.clone(),
+            sessions_valid_until: self.sessions_valid_until(),
             last_error: self.last_error.clone().map(Into::into),
         }
     }

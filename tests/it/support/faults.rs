@@ -29,6 +29,9 @@ pub enum Fault {
     ResetAfter,
     /// The call is carried out, and the answer comes later than the caller waits.
     Slow,
+    /// An Identity Center `ConflictException` (HTTP 409): another operation
+    /// on the same assignment or permission set is in progress.
+    Conflict,
 }
 
 const FAULTS: [Fault; 6] =
@@ -220,6 +223,7 @@ async fn handle(state: Arc<ProxyState>, request: Request<Incoming>) -> Result<Re
         Some(Fault::Throttle) => Some(aws_error(400, "Throttling", "Rate exceeded")),
         Some(Fault::InternalError) => Some(aws_error(500, "InternalFailure", "injected failure")),
         Some(Fault::Unavailable) => Some(aws_error(503, "ServiceUnavailable", "injected outage")),
+        Some(Fault::Conflict) => Some(json_error(409, "ConflictException", "an operation is in progress")),
         Some(Fault::ResetBefore) => None,
         _ => {
             let forwarded = forward(&state, &parts, body).await;
@@ -268,6 +272,18 @@ fn json_answer(body: &serde_json::Value) -> Response<Full<Bytes>> {
     Response::builder()
         .status(200)
         .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amzn-requestid", uuid::Uuid::new_v4().to_string())
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap()
+}
+
+/// A JSON-protocol error (awsJson1_1), as AWS sends it.
+fn json_error(status: u16, code: &str, message: &str) -> Response<Full<Bytes>> {
+    let body = serde_json::json!({"__type": code, "Message": message});
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amzn-errortype", code)
         .header("x-amzn-requestid", uuid::Uuid::new_v4().to_string())
         .body(Full::new(Bytes::from(body.to_string())))
         .unwrap()
