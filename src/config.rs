@@ -201,6 +201,16 @@ pub struct GrantConfig {
     #[arg(long, env = "JIT_IAM_MAX_PERMISSION_SETS_PER_ACCOUNT", default_value_t = 50,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_permission_sets_per_account: u32,
+
+    /// Identity Center quota of permission sets in one instance (AWS default 2,000).
+    #[arg(long, env = "JIT_IAM_MAX_PERMISSION_SETS_PER_INSTANCE", default_value_t = 2000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_permission_sets_per_instance: u32,
+
+    /// Identity Center's limit on a permission set's inline policy, in characters (AWS: 32,768).
+    #[arg(long, env = "JIT_IAM_MAX_PERMISSION_SET_INLINE_POLICY", default_value_t = 32768,
+          value_parser = clap::value_parser!(u32).range(1..=32768))]
+    pub max_permission_set_inline_policy: u32,
 }
 
 /// The background worker that applies and revokes grants and runs syncs.

@@ -30,7 +30,7 @@ use super::error::{AwsError, AwsErrorKind};
 use super::identity_center::Instance;
 use super::inventory::{all_pages, policy_arns, Page};
 use crate::domain::grant::{backoff, CallOutcome, Grantee, PrincipalType};
-use crate::domain::policy::{GeneratedPolicy, GRANT_ID_TAG, JIT_IAM_POLICY_PATH};
+use crate::domain::policy::{GeneratedPolicy, TemporaryPermissionSet, GRANT_ID_TAG, JIT_IAM_POLICY_PATH};
 
 /// Counts the HTTP attempts of one call.
 #[derive(Clone, Debug, Default)]
@@ -158,6 +158,20 @@ pub trait IamChanges {
     async fn delete_assignment(&self, assignment: &Assignment) -> Result<Provisioning, AwsError>;
     /// The permission set's session duration in seconds; None when it is gone.
     async fn session_duration(&self, permission_set_arn: &str) -> Result<Option<i32>, AwsError>;
+    /// Creates a permission set (`session_duration` in ISO 8601); its ARN.
+    async fn create_permission_set(
+        &self,
+        set: &TemporaryPermissionSet,
+        session_duration: &str,
+    ) -> Result<String, AwsError>;
+    /// A permission set's inline policy (empty when it has none); None when the permission set is gone.
+    async fn inline_policy(&self, permission_set_arn: &str) -> Result<Option<String>, AwsError>;
+    /// Provisions a permission set to an account again: its role there takes the permission set's policy.
+    async fn provision_permission_set(&self, permission_set_arn: &str, account_id: &str) -> Result<(), AwsError>;
+    /// Writes (or overwrites) a permission set's inline policy.
+    async fn put_inline_policy(&self, permission_set_arn: &str, document: &str) -> Result<(), AwsError>;
+    /// Deletes a permission set; one already gone counts as done.
+    async fn delete_permission_set(&self, permission_set_arn: &str) -> Result<(), AwsError>;
 }
 
 /// A permission set assigned to an Identity Center user or group in an account.
@@ -1021,6 +1035,128 @@ impl IamChanges for SdkIam<'_> {
             Ok(answer.account_assignment_deletion_status().cloned().unwrap_or_else(no_status))
         })
         .await
+    }
+
+    async fn create_permission_set(
+        &self,
+        set: &TemporaryPermissionSet,
+        session_duration: &str,
+    ) -> Result<String, AwsError> {
+        const OPERATION: &str = "sso:CreatePermissionSet";
+        let (access, instance) = self.identity_center(OPERATION)?;
+        let client = access.sso_admin;
+        let created = self
+            .call(
+                OPERATION,
+                &set.name,
+                |_| false,
+                |counter| {
+                    client
+                        .create_permission_set()
+                        .instance_arn(&instance.instance_arn)
+                        .name(&set.name)
+                        .description(&set.description)
+                        .session_duration(session_duration)
+                        .customize()
+                        .interceptor(counter)
+                        .send()
+                },
+            )
+            .await?
+            .expect("a successful call has output");
+        created.permission_set().and_then(|p| p.permission_set_arn()).map(str::to_string).ok_or_else(|| {
+            AwsError::new(
+                AwsErrorKind::Transient,
+                OPERATION,
+                "Identity Center answered without the permission set's ARN",
+            )
+        })
+    }
+
+    async fn inline_policy(&self, permission_set_arn: &str) -> Result<Option<String>, AwsError> {
+        const OPERATION: &str = "sso:GetInlinePolicyForPermissionSet";
+        let (access, instance) = self.identity_center(OPERATION)?;
+        let client = access.sso_admin;
+        let found = self
+            .call(OPERATION, permission_set_arn, is_not_found, |counter| {
+                client
+                    .get_inline_policy_for_permission_set()
+                    .instance_arn(&instance.instance_arn)
+                    .permission_set_arn(permission_set_arn)
+                    .customize()
+                    .interceptor(counter)
+                    .send()
+            })
+            .await?;
+        Ok(found.map(|f| f.inline_policy().unwrap_or_default().to_string()))
+    }
+
+    async fn provision_permission_set(&self, permission_set_arn: &str, account_id: &str) -> Result<(), AwsError> {
+        const OPERATION: &str = "sso:ProvisionPermissionSet";
+        let (access, instance) = self.identity_center(OPERATION)?;
+        let (client, deadline) = (access.sso_admin, Instant::now() + access.provisioning_wait);
+        self.retrying_conflicts(deadline, || {
+            self.call(
+                OPERATION,
+                permission_set_arn,
+                |_| false,
+                |counter| {
+                    client
+                        .provision_permission_set()
+                        .instance_arn(&instance.instance_arn)
+                        .permission_set_arn(permission_set_arn)
+                        .target_type(aws_sdk_ssoadmin::types::ProvisionTargetType::AwsAccount)
+                        .target_id(account_id)
+                        .customize()
+                        .interceptor(counter)
+                        .send()
+                },
+            )
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn put_inline_policy(&self, permission_set_arn: &str, document: &str) -> Result<(), AwsError> {
+        const OPERATION: &str = "sso:PutInlinePolicyToPermissionSet";
+        let (access, instance) = self.identity_center(OPERATION)?;
+        let client = access.sso_admin;
+        self.call(
+            OPERATION,
+            permission_set_arn,
+            |_| false,
+            |counter| {
+                client
+                    .put_inline_policy_to_permission_set()
+                    .instance_arn(&instance.instance_arn)
+                    .permission_set_arn(permission_set_arn)
+                    .inline_policy(document)
+                    .customize()
+                    .interceptor(counter)
+                    .send()
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn delete_permission_set(&self, permission_set_arn: &str) -> Result<(), AwsError> {
+        const OPERATION: &str = "sso:DeletePermissionSet";
+        let (access, instance) = self.identity_center(OPERATION)?;
+        let (client, deadline) = (access.sso_admin, Instant::now() + access.provisioning_wait);
+        self.retrying_conflicts(deadline, || {
+            self.call(OPERATION, permission_set_arn, is_not_found, |counter| {
+                client
+                    .delete_permission_set()
+                    .instance_arn(&instance.instance_arn)
+                    .permission_set_arn(permission_set_arn)
+                    .customize()
+                    .interceptor(counter)
+                    .send()
+            })
+        })
+        .await
+        .map(|_| ())
     }
 
     async fn session_duration(&self, permission_set_arn: &str) -> Result<Option<i32>, AwsError> {

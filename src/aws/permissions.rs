@@ -354,6 +354,36 @@ pub const PERMISSIONS: &[Permission] = &[
         resources: Resources::IdentityCenterAssignments,
         why: "a permission_set grant is revoked only once its assignment is deleted",
     },
+    Permission {
+        action: "sso:CreatePermissionSet",
+        purpose: Purpose::IdentityCenterGrants,
+        resources: Resources::IdentityCenterAssignments,
+        why: "the temporary permission set of an EC2, S3 or IAM role grant to an Identity Center user or group",
+    },
+    Permission {
+        action: "sso:PutInlinePolicyToPermissionSet",
+        purpose: Purpose::IdentityCenterGrants,
+        resources: Resources::IdentityCenterAssignments,
+        why: "the temporary permission set's inline policy: the grant's document",
+    },
+    Permission {
+        action: "sso:DeletePermissionSet",
+        purpose: Purpose::IdentityCenterGrants,
+        resources: Resources::IdentityCenterAssignments,
+        why: "revoking a temporary permission set grant: its role in the account goes, and the sessions it gave",
+    },
+    Permission {
+        action: "sso:GetInlinePolicyForPermissionSet",
+        purpose: Purpose::IdentityCenterGrants,
+        resources: Resources::IdentityCenterAssignments,
+        why: "reconciliation: a temporary permission set deleted or its inline policy edited",
+    },
+    Permission {
+        action: "sso:ProvisionPermissionSet",
+        purpose: Purpose::IdentityCenterGrants,
+        resources: Resources::IdentityCenterAssignments,
+        why: "reconciliation: an edited inline policy written back reaches the account's role",
+    },
 ];
 
 impl Resources {
@@ -588,10 +618,15 @@ mod tests {
             assignments.action,
             [
                 "sso:CreateAccountAssignment",
+                "sso:CreatePermissionSet",
                 "sso:DeleteAccountAssignment",
+                "sso:DeletePermissionSet",
                 "sso:DescribeAccountAssignmentCreationStatus",
                 "sso:DescribeAccountAssignmentDeletionStatus",
-                "sso:ListAccountAssignments"
+                "sso:GetInlinePolicyForPermissionSet",
+                "sso:ListAccountAssignments",
+                "sso:ProvisionPermissionSet",
+                "sso:PutInlinePolicyToPermissionSet"
             ]
         );
         assert_eq!(

@@ -215,6 +215,14 @@ pub struct TargetAccount {
     pub provisioned_here: bool,
 }
 
+/// Room for one more permission set, as the inventory and live grants count:
+/// in the Identity Center instance, and provisioned to the resource's account.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PermissionSetRoom {
+    pub in_instance: usize,
+    pub in_account: usize,
+}
+
 /// The session name an `assume` grant's policy requires: the grant's alone,
 /// so that its end can deny exactly its sessions.
 pub fn session_name(grant_id: Uuid) -> String {

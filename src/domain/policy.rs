@@ -22,6 +22,40 @@ pub const GRANT_ID_TAG: &str = "jit-iam:grant-id";
 /// only that installation ever deletes it as an orphan.
 pub const INSTALLATION_ID_TAG: &str = "jit-iam:installation-id";
 
+/// The temporary permission set jit-iam creates in IAM Identity Center for a
+/// grant of an EC2 instance, S3 bucket or IAM role to an Identity Center
+/// principal: its name (Identity Center allows 32 characters: `jit-` and the
+/// first 28 hex digits of the grant id, time-ordered and random enough never
+/// to meet another grant's), its description (the full grant and installation
+/// ids, which orphan recognition reads) and tags.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TemporaryPermissionSet {
+    pub name: String,
+    pub description: String,
+}
+
+/// The prefix of every temporary permission set's name.
+pub const TEMPORARY_PERMISSION_SET_PREFIX: &str = "jit-";
+
+impl TemporaryPermissionSet {
+    pub fn for_grant(grant_id: Uuid, installation_id: Option<Uuid>) -> Self {
+        let hex = grant_id.simple().to_string();
+        let installation = installation_id.map_or("an earlier installation".to_string(), |id| id.to_string());
+        Self {
+            name: format!("{TEMPORARY_PERMISSION_SET_PREFIX}{}", &hex[..28]),
+            description: format!(
+                "jit-iam grant {grant_id} (installation {installation}): temporary, deleted when the grant ends"
+            ),
+        }
+    }
+
+    /// Whether `name` is a temporary permission set's (of any installation).
+    pub fn is_temporary(name: &str) -> bool {
+        name.strip_prefix(TEMPORARY_PERMISSION_SET_PREFIX)
+            .is_some_and(|rest| rest.len() == 28 && rest.bytes().all(|b| b.is_ascii_hexdigit()))
+    }
+}
+
 /// The identity of the policy jit-iam creates for a grant: name, path, ARN and
 /// tags, all derived from the grant, so a retried CreatePolicy finds the policy
 /// an interrupted attempt created. The one place they are put together.
@@ -212,5 +246,19 @@ mod tests {
             serde_json::json!({"Sid": "All", "Effect": "Allow", "NotAction": ["s3:PutBucketPolicy"], "Resource": ["*"]})
         );
         assert_eq!(serde_json::from_str::<PolicyDocument>(&doc.to_json()).unwrap(), doc);
+    }
+
+    #[test]
+    fn a_temporary_permission_set_is_named_for_its_grant_within_identity_centers_limits() {
+        let grant = Uuid::parse_str("01938f4e-7b7a-7c3e-9f0a-1d2c3b4a5e6f").unwrap();
+        let set = TemporaryPermissionSet::for_grant(grant, Some(Uuid::nil()));
+        assert_eq!(set.name, "jit-01938f4e7b7a7c3e9f0a1d2c3b4a");
+        assert_eq!(set.name.len(), 32, "Identity Center allows 32 characters");
+        assert!(set.description.contains(&grant.to_string()) && set.description.contains(&Uuid::nil().to_string()));
+        assert!(set.description.len() <= 700);
+        assert!(TemporaryPermissionSet::is_temporary(&set.name));
+        assert!(
+            !TemporaryPermissionSet::is_temporary("jit-admins") && !TemporaryPermissionSet::is_temporary("ReadOnly")
+        );
     }
 }

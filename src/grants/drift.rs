@@ -10,7 +10,9 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{attachment_key, identity_center_group_id, mechanism_of, shared, Ledger, Mechanism};
+use super::{
+    attachment_key, identity_center_group_id, mechanism_of, shared, temporary_permission_set, Ledger, Mechanism,
+};
 use crate::aws::iam_changes::{IamChanges, Provisioning};
 use crate::aws::reconcile::{IamSnapshot, PolicyState, PrincipalState};
 use crate::aws::{AwsError, AwsErrorKind};
@@ -40,7 +42,10 @@ pub fn covers(grant: &Grant) -> bool {
 }
 
 fn is_identity_center(mechanism: Mechanism) -> bool {
-    matches!(mechanism, Mechanism::IdentityCenterMembership | Mechanism::PermissionSetAssignment)
+    matches!(
+        mechanism,
+        Mechanism::IdentityCenterMembership | Mechanism::PermissionSetAssignment | Mechanism::TemporaryPermissionSet
+    )
 }
 
 /// What an active Identity Center grant misses, read from Identity Center
@@ -52,28 +57,46 @@ pub async fn of_identity_center_grant(
     ledger: &mut impl Ledger,
     grant: &Grant,
 ) -> Result<Result<Vec<Drift>, AwsError>, sqlx::Error> {
-    let (Some(mechanism), Some(principal_id), true) =
-        (mechanism_of(grant), grant.principal_id.as_deref(), grant.holds_attachment)
+    let (Some(mechanism), Some(principal_id)) =
+        (mechanism_of(grant).filter(|m| is_identity_center(*m)), grant.principal_id.as_deref())
     else {
         return Ok(Ok(Vec::new()));
     };
-    if !is_identity_center(mechanism) {
+    let holds = match mechanism {
+        Mechanism::TemporaryPermissionSet => grant.policy_arn.is_some(),
+        _ => grant.holds_attachment,
+    };
+    if !holds {
         return Ok(Ok(Vec::new()));
     }
     let grantee = grant.grantee();
+    let permission_set = async {
+        match (mechanism, &grant.policy_arn) {
+            (Mechanism::TemporaryPermissionSet, Some(arn)) => iam.inline_policy(arn).await.map(Some),
+            _ => Ok(None),
+        }
+    };
     let held = async {
         match mechanism {
             Mechanism::PermissionSetAssignment => iam.assignment_exists(&shared::assignment(grant)?).await,
+            Mechanism::TemporaryPermissionSet => {
+                let arn = grant.policy_arn.as_deref().unwrap_or_default();
+                match temporary_permission_set::assignment(grant, arn) {
+                    Ok(assignment) => iam.assignment_exists(&assignment).await,
+                    Err(_) => Ok(false),
+                }
+            }
             _ => Ok(iam
                 .identity_center_membership(identity_center_group_id(&grant.resource_arn), principal_id)
                 .await?
                 .is_some()),
         }
     };
-    let (current, held) = tokio::join!(iam.principal_id(grantee.principal_type, &grantee.name), held);
-    let (current, held) = match (current, held) {
-        (Ok(current), Ok(held)) => (current, held),
-        (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
+    let (current, held, permission_set) =
+        tokio::join!(iam.principal_id(grantee.principal_type, &grantee.name), held, permission_set);
+    let (current, held, permission_set) = match (current, held, permission_set) {
+        (Ok(current), Ok(held), Ok(permission_set)) => (current, held, permission_set),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Ok(Err(e)),
     };
     if current.as_deref() != Some(principal_id) {
         let evidence = match current {
@@ -84,6 +107,9 @@ pub async fn of_identity_center_grant(
             None => format!("{grantee} was deleted or renamed: its access went with it or stays with it"),
         };
         return Ok(Ok(vec![Drift::new(FindingKind::PrincipalChanged, &grantee.name, evidence)]));
+    }
+    if mechanism == Mechanism::TemporaryPermissionSet {
+        return Ok(Ok(of_temporary_permission_set(grant, &grantee, held, permission_set.flatten())));
     }
     if held {
         return Ok(Ok(Vec::new()));
@@ -102,6 +128,31 @@ pub async fn of_identity_center_grant(
         ),
         false => Drift::new(FindingKind::AccessMissing, &key.target, format!("{grantee} no longer has {what}")),
     }]))
+}
+
+/// A temporary permission set's findings: deleted (its inline policy
+/// unreadable), its inline policy not the document jit-iam wrote, unassigned.
+fn of_temporary_permission_set(
+    grant: &Grant,
+    grantee: &Grantee,
+    assigned: bool,
+    inline_policy: Option<String>,
+) -> Vec<Drift> {
+    let arn = grant.policy_arn.as_deref().unwrap_or_default();
+    let Some(inline_policy) = inline_policy else {
+        return vec![Drift::new(FindingKind::AccessMissing, arn, "the grant's temporary permission set was deleted")];
+    };
+    let mut drifts = Vec::new();
+    let written = grant.policy_document.as_ref().and_then(|d| serde_json::to_value(d).ok());
+    if serde_json::from_str::<Value>(&inline_policy).ok() != written {
+        let evidence = "its inline policy is not the document jit-iam wrote";
+        drifts.push(Drift::new(FindingKind::PolicyModified, arn, evidence));
+    }
+    if !assigned {
+        let evidence = format!("the permission set is not assigned to {grantee} in account {}", grant.account_id);
+        drifts.push(Drift::new(FindingKind::AccessMissing, arn, evidence));
+    }
+    drifts
 }
 
 /// The grant's principal in the snapshot, found by its unique id (by name for
@@ -160,7 +211,9 @@ pub async fn of_active_grant(
             }
         }
         _ if !grant.holds_attachment => {}
-        Mechanism::IdentityCenterMembership | Mechanism::PermissionSetAssignment => {}
+        Mechanism::IdentityCenterMembership
+        | Mechanism::PermissionSetAssignment
+        | Mechanism::TemporaryPermissionSet => {}
         Mechanism::AttachPolicy | Mechanism::GroupMembership => {
             let (held, target, what) = held_now(grant, mechanism, principal);
             if held {
@@ -230,6 +283,12 @@ pub async fn repair(
     let holder =
         Grantee { name: principal.map_or(grant.principal_name.clone(), |p| p.name.clone()), ..grant.grantee() };
     let repaired = match (drift.kind, mechanism) {
+        (kind, Mechanism::TemporaryPermissionSet) => {
+            match temporary_permission_set::repair(iam, ledger, grant, kind).await? {
+                Ok(()) => Ok(()),
+                Err(e) => Err(e.into_aws_error()),
+            }
+        }
         (FindingKind::PolicyModified, _) => match snapshot.policies.get(&drift.target) {
             Some(policy) => restore(iam, policy, grant).await,
             None => Ok(()),

@@ -23,6 +23,8 @@ pub trait Ledger {
     async fn forget(&mut self, key: &AttachmentKey<'_>) -> Result<(), sqlx::Error>;
     /// Other live grants holding the same attachment for the same grantee.
     async fn other_holders(&mut self, grant: &Grant) -> Result<i64, sqlx::Error>;
+    /// Records the ARN of the permission set made for a grant, durably, before it is used.
+    async fn record_permission_set(&mut self, grant_id: Uuid, arn: &str) -> Result<(), sqlx::Error>;
 }
 
 /// The ledger in Postgres: within the step's transaction (which holds the
@@ -75,5 +77,10 @@ impl Ledger for PgLedger<'_> {
 
     async fn other_holders(&mut self, grant: &Grant) -> Result<i64, sqlx::Error> {
         on_step!(self, |db| storage::grants::other_holders(db, grant))
+    }
+
+    /// On the pool, never in the step's transaction: it must outlive a step that fails.
+    async fn record_permission_set(&mut self, grant_id: Uuid, arn: &str) -> Result<(), sqlx::Error> {
+        storage::grants::record_permission_set(self.pool, grant_id, arn).await
     }
 }

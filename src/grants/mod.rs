@@ -8,6 +8,7 @@
 //! | [`shared`] policy | IAM policy | managed-policy quota | ListAttached{User,Role}Policies, then Attach{User,Role}Policy unless held | Detach{User,Role}Policy when the last holder ends | attached before any grant: never removed |
 //! | [`shared`] group | IAM group (users only) | groups-per-user quota | ListGroupsForUser, then AddUserToGroup unless a member | RemoveUserFromGroup when the last holder ends | a member before any grant: never removed |
 //! | [`shared`] Identity Center group | Identity Center group (Identity Center users only) | none | GetGroupMembershipId, then CreateGroupMembership unless a member | GetGroupMembershipId, DeleteGroupMembership when the last holder ends | a member before any grant: never removed |
+//! | [`temporary_permission_set`] | EC2 instance, S3 bucket, IAM role (Identity Center users and groups) | inline policy size; permission sets per instance and per account | CreatePermissionSet (session duration: the grant's remaining time, 1 to 12 h), PutInlinePolicyToPermissionSet, CreateAccountAssignment in the resource's account, its status polled | DeleteAccountAssignment, its status polled, DeletePermissionSet (its role in the account goes, and the sessions it gave) | none: the permission set is the grant's own |
 //! | [`shared`] assignment | permission set, in a target account (Identity Center users and groups) | target account of the integration; permission sets provisioned per account | ListAccountAssignments, then CreateAccountAssignment unless assigned, its status polled until final; DescribePermissionSet (session duration) | DeleteAccountAssignment when the last holder ends, its status polled | assigned before any grant: never removed |
 //!
 //! Which mechanism carries a grant is [`mechanism`]'s table, of the resource
@@ -35,7 +36,8 @@ use crate::domain::audit::{AuditAction, AuditRecord};
 use crate::domain::caller::Caller;
 use crate::domain::grant::Grant;
 use crate::domain::grant::{
-    session_name, GrantError, GrantErrorCode, Grantee, PrincipalType, TargetAccount, SESSION_NAME_PLACEHOLDER,
+    session_name, GrantError, GrantErrorCode, Grantee, PermissionSetRoom, PrincipalType, TargetAccount,
+    SESSION_NAME_PLACEHOLDER,
 };
 use crate::domain::integration::Integration;
 use crate::domain::policy::{GeneratedPolicy, PolicyDocument};
@@ -49,6 +51,7 @@ pub mod revocation;
 pub mod sessions;
 pub mod shared;
 pub mod submission;
+pub mod temporary_permission_set;
 #[cfg(test)]
 mod tests;
 
@@ -69,6 +72,10 @@ pub enum Mechanism {
     /// An assignment of an existing permission set in a target account to an
     /// Identity Center user or group, shared likewise (by ids).
     PermissionSetAssignment,
+    /// A permission set made for the grant (its inline policy naming its one
+    /// resource), assigned to an Identity Center user or group in the
+    /// resource's account.
+    TemporaryPermissionSet,
 }
 
 /// The registration of mechanisms: which one carries a grant of a resource
@@ -91,11 +98,11 @@ pub fn mechanism(resource_type: ResourceType, principal_type: PrincipalType) -> 
         | (Of::IdentityCenterGroup, To::IamUser | To::IamRole | To::IdentityCenterGroup) => None,
         // Permission sets are assigned to Identity Center principals only.
         (Of::PermissionSet, To::IamUser | To::IamRole) => None,
-        // IAM's resources to Identity Center principals need temporary permission sets, not built yet.
-        (
-            Of::Ec2Instance | Of::S3Bucket | Of::IamRole | Of::IamPolicy,
-            To::IdentityCenterUser | To::IdentityCenterGroup,
-        ) => None,
+        (Of::Ec2Instance | Of::S3Bucket | Of::IamRole, To::IdentityCenterUser | To::IdentityCenterGroup) => {
+            Some(Mechanism::TemporaryPermissionSet)
+        }
+        // An IAM policy is attached to IAM principals; Identity Center's are given permission sets.
+        (Of::IamPolicy, To::IdentityCenterUser | To::IdentityCenterGroup) => None,
         // Users receive access; they are not granted.
         (Of::IamUser | Of::IdentityCenterUser, _) => None,
     }
@@ -110,7 +117,7 @@ impl Mechanism {
     /// Whether grants share the change, so that changes to one grantee are
     /// serialized (a Postgres advisory lock held for the step).
     pub fn is_shared(self) -> bool {
-        self != Self::GeneratedPolicy
+        !matches!(self, Self::GeneratedPolicy | Self::TemporaryPermissionSet)
     }
 }
 
@@ -119,8 +126,11 @@ impl Mechanism {
 pub struct Quotas {
     pub max_policies_per_user: usize,
     pub max_policies_per_role: usize,
-    /// Identity Center's: permission sets provisioned to one account.
+    /// Identity Center's: permission sets provisioned to one account, in one
+    /// instance, and the size of a permission set's inline policy.
     pub max_permission_sets_per_account: usize,
+    pub max_permission_sets_per_instance: usize,
+    pub max_permission_set_inline_policy: usize,
 }
 
 /// IAM's fixed limit of groups per user.
@@ -132,6 +142,8 @@ impl From<&GrantConfig> for Quotas {
             max_policies_per_user: config.max_policies_per_user as usize,
             max_policies_per_role: config.max_policies_per_role as usize,
             max_permission_sets_per_account: config.max_permission_sets_per_account as usize,
+            max_permission_sets_per_instance: config.max_permission_sets_per_instance as usize,
+            max_permission_set_inline_policy: config.max_permission_set_inline_policy as usize,
         }
     }
 }
@@ -275,12 +287,24 @@ pub struct Request<'a> {
     /// The account the request names (`account_id`: permission set grants),
     /// and what the inventory has of it (None: not an account of the integration).
     pub target_account: Option<(&'a str, Option<&'a TargetAccount>)>,
+    /// Room for a temporary permission set (grants to Identity Center principals).
+    pub permission_set_room: Option<&'a PermissionSetRoom>,
 }
 
 /// Checks a grant before it is accepted: every rule of its mechanism.
 pub fn plan(request: &Request<'_>, quotas: &Quotas) -> Result<Plan, Refusal> {
-    let Request { integration, resource, level, grantee, principal, held, resource_field, grant_id, target_account } =
-        *request;
+    let Request {
+        integration,
+        resource,
+        level,
+        grantee,
+        principal,
+        held,
+        resource_field,
+        grant_id,
+        target_account,
+        permission_set_room,
+    } = *request;
     let invalid = |field, message: String| Refusal::Invalid { field, message };
     if !is_grantable(resource.resource_type) {
         let message = match resource.resource_type {
@@ -330,6 +354,10 @@ pub fn plan(request: &Request<'_>, quotas: &Quotas) -> Result<Plan, Refusal> {
         Mechanism::PermissionSetAssignment => {
             check_target_account(resource, target_account, quotas)?;
             Ok(Plan { mechanism, policy: None, quota: None })
+        }
+        Mechanism::TemporaryPermissionSet => {
+            let session_name = grant_id.map_or(SESSION_NAME_PLACEHOLDER.to_string(), session_name);
+            temporary_permission_set::plan(resource, level, permission_set_room, quotas, resource_field, &session_name)
         }
     }
 }
@@ -383,11 +411,10 @@ fn not_for(resource_type: ResourceType, principal_type: PrincipalType) -> String
         (ResourceType::IamGroup, PrincipalType::IdentityCenterUser) => {
             "an IAM group grant needs an IAM user: an Identity Center user cannot be an IAM group member".into()
         }
-        (_, PrincipalType::IdentityCenterUser | PrincipalType::IdentityCenterGroup) => format!(
-            "a {} is not granted to an {}: temporary permission sets are not available yet",
-            resource_type.as_str(),
-            principal_type.label()
-        ),
+        (ResourceType::IamPolicy, PrincipalType::IdentityCenterUser | PrincipalType::IdentityCenterGroup) => {
+            "an iam_policy is attached to IAM users and roles; an Identity Center principal is given a permission_set"
+                .into()
+        }
         _ => format!("a {} is not granted to an {}", resource_type.as_str(), principal_type.label()),
     }
 }
@@ -418,6 +445,9 @@ pub fn planned_calls(
 ) -> (Vec<PlannedCall>, Vec<PlannedCall>) {
     match (plan.mechanism, policy) {
         (Mechanism::GeneratedPolicy, Some(policy)) => generated_policy::planned_calls(grantee, resource, policy),
+        (Mechanism::TemporaryPermissionSet, _) => {
+            temporary_permission_set::planned_calls(grantee, resource, temporary_permission_set::PLACEHOLDER_NAME)
+        }
         _ => shared::planned_calls(plan.mechanism, grantee, resource),
     }
 }
@@ -440,6 +470,17 @@ pub enum StepError {
 impl StepError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Aws(e) if e.is_retryable()) || matches!(self, Self::ProvisioningInProgress(_))
+    }
+
+    /// As an AWS error, for the callers that report one (reconciliation's repairs).
+    pub fn into_aws_error(self) -> AwsError {
+        match self {
+            Self::Aws(e) => e,
+            other => {
+                let error = other.into_grant_error();
+                AwsError::new(AwsErrorKind::Rejected, "jit-iam", error.message)
+            }
+        }
     }
 
     pub fn into_grant_error(self) -> GrantError {
@@ -490,6 +531,9 @@ pub async fn apply(
         Some(Mechanism::GeneratedPolicy) => {
             Ok(generated_policy::apply(iam, ledger, grant, quotas).await?.map(|()| false))
         }
+        Some(Mechanism::TemporaryPermissionSet) => {
+            Ok(temporary_permission_set::apply(iam, ledger, grant).await?.map(|()| false))
+        }
         Some(mechanism) => shared::apply(iam, ledger, grant, mechanism, quotas).await,
         None => Ok(Err(StepError::Aws(AwsError::new(AwsErrorKind::Rejected, "jit-iam", unregistered(grant))))),
     }
@@ -505,6 +549,9 @@ pub async fn revoke(
 ) -> StepResult<Option<DateTime<Utc>>> {
     match mechanism_of(grant) {
         Some(Mechanism::GeneratedPolicy) => Ok(generated_policy::revoke(iam, grant).await),
+        Some(Mechanism::TemporaryPermissionSet) => {
+            Ok(temporary_permission_set::revoke(iam, grant).await.map(|()| None))
+        }
         Some(mechanism) => Ok(shared::revoke(iam, ledger, grant, mechanism).await?.map(|()| None)),
         // Never applied: nothing to take away.
         None => Ok(Ok(None)),
@@ -554,7 +601,9 @@ pub(crate) fn attachment_key<'a>(grant: &'a Grant, grantee: &'a Grantee, mechani
         // By the group's id (its ARN's last part): display names change.
         Mechanism::IdentityCenterMembership => ("group", Cow::Borrowed(identity_center_group_id(&grant.resource_arn))),
         Mechanism::PermissionSetAssignment => ("assignment", Cow::Owned(shared::assignment_target(grant))),
-        Mechanism::GeneratedPolicy | Mechanism::AttachPolicy => ("policy", Cow::Borrowed(grant.resource_arn.as_str())),
+        Mechanism::GeneratedPolicy | Mechanism::AttachPolicy | Mechanism::TemporaryPermissionSet => {
+            ("policy", Cow::Borrowed(grant.resource_arn.as_str()))
+        }
     };
     AttachmentKey { grantee, kind, target }
 }

@@ -232,10 +232,16 @@ pub(super) async fn apply(
             Ok(user_id) => iam.create_group_membership(&key.target, user_id).await,
             Err(e) => Err(e),
         },
-        Mechanism::PermissionSetAssignment => match assign(iam, grant).await {
-            Ok(()) => Ok(()),
-            Err(e) => return Ok(Err(e)),
-        },
+        Mechanism::PermissionSetAssignment => {
+            let provisioned = match assignment(grant) {
+                Ok(assignment) => provision(iam, &assignment).await,
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = provisioned {
+                return Ok(Err(e));
+            }
+            Ok(())
+        }
         _ => iam.attach_policy(&grantee, &key.target).await,
     };
     if let Err(e) = changed {
@@ -264,7 +270,11 @@ pub(super) async fn revoke(
             return Ok(Err(e.into()));
         }
     } else if !attachment.preexisting && mechanism == Mechanism::PermissionSetAssignment {
-        if let Err(e) = unassign(iam, grant).await {
+        let unprovisioned = match assignment(grant) {
+            Ok(assignment) => unprovision(iam, &assignment).await,
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = unprovisioned {
             return Ok(Err(e));
         }
     } else if !attachment.preexisting {
@@ -285,18 +295,16 @@ pub(super) async fn revoke(
     Ok(Ok(()))
 }
 
-/// Creates the grant's assignment and waits for it to be provisioned.
-async fn assign(iam: &impl IamChanges, grant: &Grant) -> Result<(), StepError> {
-    let assignment = assignment(grant)?;
-    let provisioning = iam.create_assignment(&assignment).await?;
-    provisioning_error(provisioning, "sso:CreateAccountAssignment", &assignment).map_or(Ok(()), Err)
+/// Creates an assignment and waits for it to be provisioned.
+pub(super) async fn provision(iam: &impl IamChanges, assignment: &Assignment) -> Result<(), StepError> {
+    let provisioning = iam.create_assignment(assignment).await?;
+    provisioning_error(provisioning, "sso:CreateAccountAssignment", assignment).map_or(Ok(()), Err)
 }
 
-/// Deletes the grant's assignment (none: done) and waits for the deletion.
-async fn unassign(iam: &impl IamChanges, grant: &Grant) -> Result<(), StepError> {
-    let assignment = assignment(grant)?;
-    let provisioning = iam.delete_assignment(&assignment).await?;
-    provisioning_error(provisioning, "sso:DeleteAccountAssignment", &assignment).map_or(Ok(()), Err)
+/// Deletes an assignment (none: done) and waits for the deletion.
+pub(super) async fn unprovision(iam: &impl IamChanges, assignment: &Assignment) -> Result<(), StepError> {
+    let provisioning = iam.delete_assignment(assignment).await?;
+    provisioning_error(provisioning, "sso:DeleteAccountAssignment", assignment).map_or(Ok(()), Err)
 }
 
 /// Deletes the approved user's membership of the group, found by both ids;

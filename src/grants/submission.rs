@@ -15,14 +15,15 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::{
-    plan, planned_calls, Failure, Handoff, Plan, PlannedCall, PolicyQuota, Quotas, Refusal, Request, Requester,
+    plan, planned_calls, temporary_permission_set, Failure, Handoff, Mechanism, Plan, PlannedCall, PolicyQuota, Quotas,
+    Refusal, Request, Requester,
 };
 use crate::config::GrantConfig;
 use crate::domain::audit::AuditAction;
 use crate::domain::grant::Grant;
-use crate::domain::grant::{GrantStatus, Grantee, PrincipalType, TargetAccount};
+use crate::domain::grant::{GrantStatus, Grantee, PermissionSetRoom, PrincipalType, TargetAccount};
 use crate::domain::integration::{GrantBounds, Integration, IntegrationStatus};
-use crate::domain::policy::{GeneratedPolicy, PolicyDocument};
+use crate::domain::policy::{GeneratedPolicy, PolicyDocument, TemporaryPermissionSet};
 use crate::domain::resource::{AccessLevel, Resource, ResourceType};
 use crate::storage;
 use crate::storage::grants::{NewEvent, NewGrant};
@@ -159,6 +160,20 @@ impl Checked {
             None => GeneratedPolicy::placeholder(partition, &self.resource.account_id),
         }
     }
+
+    /// The name and ARN of what carries the grant's policy document: the IAM
+    /// policy jit-iam creates, or the temporary permission set (whose ARN is
+    /// known only once it is created). Without a grant id (preview), placeholders.
+    pub fn policy_identity(&self, grant_id: Option<Uuid>) -> (String, Option<String>) {
+        if self.plan.mechanism != Mechanism::TemporaryPermissionSet {
+            let policy = self.generated_policy(grant_id);
+            return (policy.name, Some(policy.arn));
+        }
+        match grant_id {
+            Some(id) => (TemporaryPermissionSet::for_grant(id, None).name, None),
+            None => (temporary_permission_set::PLACEHOLDER_NAME.to_string(), None),
+        }
+    }
 }
 
 /// A check's answer: the database failing, or the grant refused, or what was checked.
@@ -185,12 +200,13 @@ pub async fn preview(db: &PgPool, config: &GrantConfig, submission: &Submission<
     let policy = checked.plan.policy.as_ref().map(|_| checked.generated_policy(None));
     let (apply_calls, revoke_calls) =
         planned_calls(&checked.plan, &checked.grantee, &checked.resource, policy.as_ref());
+    let policy_name = checked.plan.policy.as_ref().map(|_| checked.policy_identity(None).0);
     Ok(Preview {
         integration_id: checked.integration.id,
         access_level: submission.access_level,
         principal_arn: checked.principal_arn,
         expires_at: checked.expires_at,
-        policy: policy.map(|p| p.name).zip(checked.plan.policy),
+        policy: policy_name.zip(checked.plan.policy),
         apply_calls,
         revoke_calls,
         managed_policies: checked.plan.quota,
@@ -230,7 +246,16 @@ pub async fn check(
             None => Ok(None),
         }
     };
-    let (db_now, integration, resource, grantee_found, target_account) = tokio::try_join!(
+    // Identity Center principals may be given a temporary permission set: its room.
+    let permission_set_room = async {
+        match s.principal_type.is_identity_center() {
+            true => storage::grants::permission_set_room(db, s.integration_id, s.resource_id, s.resource_arn)
+                .await
+                .map(Some),
+            false => Ok(None),
+        }
+    };
+    let (db_now, integration, resource, grantee_found, target_account, permission_set_room) = tokio::try_join!(
         storage::now(db),
         storage::integrations::get(db, s.integration_id),
         storage::resources::find_offered(db, s.integration_id, s.resource_id, s.resource_arn),
@@ -243,8 +268,9 @@ pub async fn check(
             s.principal_name
         ),
         target_account,
+        permission_set_room,
     )?;
-    let found = Found { db_now, integration, resource, grantee: grantee_found, target_account };
+    let found = Found { db_now, integration, resource, grantee: grantee_found, target_account, permission_set_room };
     Ok(offered(config, s, length, grant_id, found))
 }
 
@@ -256,6 +282,7 @@ struct Found {
     grantee: Option<FoundGrantee>,
     /// The account named by `account_id` when given: None inside when not the integration's.
     target_account: Option<Option<TargetAccount>>,
+    permission_set_room: Option<PermissionSetRoom>,
 }
 
 /// The rules, on what the lookups found. What the request refers to and does
@@ -299,6 +326,7 @@ fn offered(
         resource_field: field,
         grant_id,
         target_account: s.account_id.map(|id| (id, found.target_account.as_ref().and_then(Option::as_ref))),
+        permission_set_room: found.permission_set_room.as_ref(),
     };
     let plan = plan(&request, &Quotas::from(config))?;
     Ok(Checked { integration, resource, grantee, principal_arn: principal.arn, principal_id, expires_at, plan })
@@ -443,7 +471,7 @@ pub async fn submit(
         return Ok(Submitted::Replayed(replay(existing, submission)?));
     }
     let checked = checked??;
-    let policy = checked.plan.policy.as_ref().map(|document| (checked.generated_policy(Some(grant_id)), document));
+    let policy = checked.plan.policy.as_ref().map(|document| (checked.policy_identity(Some(grant_id)), document));
     let fingerprint = submission.fingerprint();
     let new = NewGrant {
         grant_id,
@@ -464,8 +492,8 @@ pub async fn submit(
         reason: submission.reason,
         requested_by: &by.caller.name,
         expires_at: checked.expires_at,
-        policy_name: policy.as_ref().map(|(policy, _)| policy.name.as_str()),
-        policy_arn: policy.as_ref().map(|(policy, _)| policy.arn.as_str()),
+        policy_name: policy.as_ref().map(|((name, _), _)| name.as_str()),
+        policy_arn: policy.as_ref().and_then(|((_, arn), _)| arn.as_deref()),
         policy_document: policy.as_ref().map(|(_, document)| *document),
         target_account_id: submission.account_id,
     };

@@ -11,16 +11,22 @@ use uuid::Uuid;
 use super::*;
 use crate::aws::iam_changes::{policy_operations, Assignment, IamPrincipal, Provisioning};
 use crate::domain::access::policy_document;
-use crate::domain::grant::PrincipalType;
+use crate::domain::grant::{PermissionSetRoom, PrincipalType};
 use crate::domain::integration::{Connection, IntegrationOptions, IntegrationStatus, RootAccount};
+use crate::domain::policy::TemporaryPermissionSet;
 
 const ACCOUNT: &str = "123456789012";
 const SHARED_POLICY: &str = "arn:aws:iam::123456789012:policy/readonly";
 const IC_GROUP: &str = "g-ops";
 const PERMISSION_SET: &str = "arn:aws:sso:::permissionSet/ssoins-0123456789abcdef/ps-0123456789abcdef";
 const TARGET_ACCOUNT: &str = "210987654321";
-const QUOTAS: Quotas =
-    Quotas { max_policies_per_user: 10, max_policies_per_role: 10, max_permission_sets_per_account: 50 };
+const QUOTAS: Quotas = Quotas {
+    max_policies_per_user: 10,
+    max_policies_per_role: 10,
+    max_permission_sets_per_account: 50,
+    max_permission_sets_per_instance: 2000,
+    max_permission_set_inline_policy: 32768,
+};
 
 /// IAM in memory: policies with their grant tag, attachments, group members,
 /// and failures to answer, once each, to the next call of an operation.
@@ -43,6 +49,8 @@ struct MemoryIam {
     /// Permission set assignments, and the provisioning answer the next creation gets.
     assignments: Mutex<HashSet<Assignment>>,
     next_provisioning: Mutex<Option<Provisioning>>,
+    /// Permission sets: ARN -> (name, inline policy).
+    permission_sets: Mutex<HashMap<String, (String, String)>>,
 }
 
 impl MemoryIam {
@@ -251,6 +259,41 @@ impl IamChanges for MemoryIam {
         Ok(Some(3600))
     }
 
+    async fn create_permission_set(
+        &self,
+        set: &crate::domain::policy::TemporaryPermissionSet,
+        _session_duration: &str,
+    ) -> Result<String, AwsError> {
+        self.call("sso:CreatePermissionSet")?;
+        let mut sets = self.permission_sets.lock().unwrap();
+        let arn = format!("arn:aws:sso:::permissionSet/ssoins-0123456789abcdef/ps-{}", Uuid::new_v4().simple());
+        sets.insert(arn.clone(), (set.name.clone(), String::new()));
+        Ok(arn)
+    }
+
+    async fn inline_policy(&self, permission_set_arn: &str) -> Result<Option<String>, AwsError> {
+        self.call("sso:GetInlinePolicyForPermissionSet")?;
+        Ok(self.permission_sets.lock().unwrap().get(permission_set_arn).map(|(_, policy)| policy.clone()))
+    }
+
+    async fn provision_permission_set(&self, _permission_set_arn: &str, _account_id: &str) -> Result<(), AwsError> {
+        self.call("sso:ProvisionPermissionSet")
+    }
+
+    async fn put_inline_policy(&self, permission_set_arn: &str, document: &str) -> Result<(), AwsError> {
+        self.call("sso:PutInlinePolicyToPermissionSet")?;
+        match self.permission_sets.lock().unwrap().get_mut(permission_set_arn) {
+            Some((_, policy)) => Ok(*policy = document.to_string()),
+            None => Err(AwsError::new(AwsErrorKind::NotFound, "sso:PutInlinePolicyToPermissionSet", "no such set")),
+        }
+    }
+
+    async fn delete_permission_set(&self, permission_set_arn: &str) -> Result<(), AwsError> {
+        self.call("sso:DeletePermissionSet")?;
+        self.permission_sets.lock().unwrap().remove(permission_set_arn);
+        Ok(())
+    }
+
     async fn policy_holders(&self, arn: &str, principal_type: PrincipalType) -> Result<Vec<IamPrincipal>, AwsError> {
         self.call("iam:ListEntitiesForPolicy")?;
         let attached = self.attached.lock().unwrap();
@@ -304,6 +347,8 @@ struct MemoryLedger {
     held: Vec<String>,
     records: HashMap<(Grantee, String, String), SharedAttachment>,
     holders: HashMap<(Grantee, String), i64>,
+    /// The permission sets recorded for grants.
+    permission_sets: HashMap<Uuid, String>,
 }
 
 fn record_key(key: &AttachmentKey<'_>) -> (Grantee, String, String) {
@@ -334,6 +379,11 @@ impl Ledger for MemoryLedger {
         Ok(())
     }
 
+    async fn record_permission_set(&mut self, grant_id: Uuid, arn: &str) -> Result<(), sqlx::Error> {
+        self.permission_sets.insert(grant_id, arn.to_string());
+        Ok(())
+    }
+
     async fn other_holders(&mut self, grant: &Grant) -> Result<i64, sqlx::Error> {
         Ok(self.holders.get(&(grant.grantee(), grant.resource_arn.clone())).copied().unwrap_or(0))
     }
@@ -348,6 +398,9 @@ fn grant(resource_type: ResourceType, to: &Grantee) -> Grant {
     let grant_id = Uuid::now_v7();
     let (arn, name, level) = match resource_type {
         ResourceType::S3Bucket => ("arn:aws:s3:::data".to_string(), "data", AccessLevel::Read),
+        ResourceType::Ec2Instance => {
+            (format!("arn:aws:ec2:us-east-1:{ACCOUNT}:instance/i-0123456789abcdef0"), "web", AccessLevel::Operate)
+        }
         ResourceType::IamPolicy => (SHARED_POLICY.to_string(), "readonly", AccessLevel::Attach),
         ResourceType::IamGroup => ("arn:aws:iam::123456789012:group/ops".to_string(), "ops", AccessLevel::Member),
         ResourceType::IamRole => ("arn:aws:iam::123456789012:role/deploy".to_string(), "deploy", AccessLevel::Assume),
@@ -359,6 +412,7 @@ fn grant(resource_type: ResourceType, to: &Grantee) -> Grant {
     };
     let policy = (mechanism(resource_type, to.principal_type) == Some(Mechanism::GeneratedPolicy))
         .then(|| GeneratedPolicy::for_grant(grant_id, "aws", ACCOUNT));
+    let temporary = mechanism(resource_type, to.principal_type) == Some(Mechanism::TemporaryPermissionSet);
     let now = Utc::now();
     Grant {
         installation_id: Some(Uuid::nil()),
@@ -385,11 +439,13 @@ fn grant(resource_type: ResourceType, to: &Grantee) -> Grant {
         status: "pending".into(),
         revoke_reason: None,
         expires_at: now + chrono::Duration::hours(1),
-        policy_name: policy.as_ref().map(|p| p.name.clone()),
+        policy_name: match temporary {
+            true => Some(TemporaryPermissionSet::for_grant(grant_id, None).name),
+            false => policy.as_ref().map(|p| p.name.clone()),
+        },
         policy_arn: policy.as_ref().map(|p| p.arn.clone()),
-        policy_document: policy
-            .as_ref()
-            .map(|_| policy_document(resource_type, level, &arn, ACCOUNT, &session_name(grant_id)).unwrap()),
+        policy_document: (policy.is_some() || temporary)
+            .then(|| policy_document(resource_type, level, &arn, ACCOUNT, &session_name(grant_id)).unwrap()),
         holds_attachment: false,
         attempts: 0,
         next_run_at: Some(now),
@@ -726,6 +782,7 @@ fn request<'a>(
         resource_field: "resource_id",
         grant_id: None,
         target_account: None,
+        permission_set_room: None,
     }
 }
 
@@ -996,10 +1053,10 @@ fn the_mechanism_is_chosen_by_resource_type_and_principal_type() {
         (ResourceType::IdentityCenterGroup, IcUser, Some(Mechanism::IdentityCenterMembership)),
         (ResourceType::IdentityCenterGroup, User, None),
         (ResourceType::IdentityCenterGroup, Role, None),
-        // IAM's resources to Identity Center users: temporary permission sets, not built yet.
-        (ResourceType::Ec2Instance, IcUser, None),
-        (ResourceType::S3Bucket, IcUser, None),
-        (ResourceType::IamRole, IcUser, None),
+        // IAM's resources to Identity Center users: temporary permission sets.
+        (ResourceType::Ec2Instance, IcUser, Some(Mechanism::TemporaryPermissionSet)),
+        (ResourceType::S3Bucket, IcUser, Some(Mechanism::TemporaryPermissionSet)),
+        (ResourceType::IamRole, IcUser, Some(Mechanism::TemporaryPermissionSet)),
         (ResourceType::IamPolicy, IcUser, None),
         (ResourceType::IamGroup, IcUser, None),
         (ResourceType::IamUser, IcUser, None),
@@ -1011,10 +1068,10 @@ fn the_mechanism_is_chosen_by_resource_type_and_principal_type() {
         (ResourceType::PermissionSet, Role, None),
         (ResourceType::PermissionSet, IcUser, Some(Mechanism::PermissionSetAssignment)),
         (ResourceType::PermissionSet, IcGroup, Some(Mechanism::PermissionSetAssignment)),
-        // Identity Center groups receive assignments only (temporary permission sets: not built yet).
-        (ResourceType::Ec2Instance, IcGroup, None),
-        (ResourceType::S3Bucket, IcGroup, None),
-        (ResourceType::IamRole, IcGroup, None),
+        // Identity Center groups: assignments and temporary permission sets.
+        (ResourceType::Ec2Instance, IcGroup, Some(Mechanism::TemporaryPermissionSet)),
+        (ResourceType::S3Bucket, IcGroup, Some(Mechanism::TemporaryPermissionSet)),
+        (ResourceType::IamRole, IcGroup, Some(Mechanism::TemporaryPermissionSet)),
         (ResourceType::IamPolicy, IcGroup, None),
         (ResourceType::IamGroup, IcGroup, None),
         (ResourceType::IamUser, IcGroup, None),
@@ -1031,7 +1088,7 @@ fn the_mechanism_is_chosen_by_resource_type_and_principal_type() {
     assert!(is_grantable(ResourceType::PermissionSet));
     assert!(Mechanism::AttachPolicy.is_shared() && Mechanism::GroupMembership.is_shared());
     assert!(Mechanism::IdentityCenterMembership.is_shared() && Mechanism::PermissionSetAssignment.is_shared());
-    assert!(!Mechanism::GeneratedPolicy.is_shared());
+    assert!(!Mechanism::GeneratedPolicy.is_shared() && !Mechanism::TemporaryPermissionSet.is_shared());
 }
 
 /// A stored grant no mechanism carries (a role in a group) changes nothing
@@ -1239,13 +1296,12 @@ fn identity_center_groups_go_to_identity_center_users_only() {
         (Of::IdentityCenterGroup, To::IamUser),
         (Of::IdentityCenterGroup, To::IamRole),
         (Of::IamGroup, To::IdentityCenterUser),
-        (Of::S3Bucket, To::IdentityCenterUser),
         (Of::IamPolicy, To::IdentityCenterUser),
         (Of::PermissionSet, To::IamUser),
     ] {
         assert_eq!(mechanism(of, to), None, "{of:?} to {to:?}");
     }
-    assert!(not_for(Of::S3Bucket, To::IdentityCenterUser).contains("temporary permission sets are not available"));
+    assert!(not_for(Of::IamPolicy, To::IdentityCenterUser).contains("permission_set"));
     assert!(not_for(Of::IdentityCenterGroup, To::IamUser).contains("identity_center_user"));
 }
 
@@ -1394,5 +1450,125 @@ fn session_durations_are_read_from_iso_8601() {
     assert_eq!(iso8601_seconds("PT90M"), Some(5400));
     for bad in ["", "PT", "1H", "PT1D", "PTH", "PT0H"] {
         assert_eq!(iso8601_seconds(bad), None, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn a_temporary_permission_set_is_made_recorded_assigned_then_unassigned_and_deleted() {
+    for to in [grantee(PrincipalType::IdentityCenterUser, "carol"), grantee(PrincipalType::IdentityCenterGroup, "ops")]
+    {
+        let (iam, mut ledger) = (MemoryIam::default(), MemoryLedger::default());
+        let mut g = grant(ResourceType::S3Bucket, &to);
+        assert_eq!(mechanism_of(&g), Some(Mechanism::TemporaryPermissionSet));
+        assert!(!apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap(), "holds no shared attachment");
+        let get_id = match to.principal_type {
+            PrincipalType::IdentityCenterGroup => "identitystore:GetGroupId",
+            _ => "identitystore:GetUserId",
+        };
+        assert_eq!(
+            iam.calls(),
+            ["sso:CreatePermissionSet", get_id, "sso:PutInlinePolicyToPermissionSet", "sso:CreateAccountAssignment"]
+        );
+        let arn = ledger.permission_sets.get(&g.grant_id).cloned().expect("the ARN is recorded");
+        let (name, inline) = iam.permission_sets.lock().unwrap()[&arn].clone();
+        assert_eq!(Some(name), g.policy_name);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&inline).ok(),
+            serde_json::to_value(&g.policy_document).ok()
+        );
+        let assignment =
+            Assignment { permission_set_arn: arn.clone(), account_id: ACCOUNT.into(), ..assignment_to(&to) };
+        assert!(iam.assignments.lock().unwrap().contains(&assignment), "in the resource's account, by id");
+
+        g.policy_arn = Some(arn.clone());
+        revoke(&iam, &mut ledger, &g).await.unwrap().unwrap();
+        assert_eq!(iam.calls(), ["sso:DeleteAccountAssignment", "sso:DeletePermissionSet"]);
+        assert!(iam.assignments.lock().unwrap().is_empty() && iam.permission_sets.lock().unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_retried_temporary_permission_set_goes_on_from_the_recorded_one_and_an_unmade_one_needs_no_undo() {
+    let (iam, mut ledger) = (MemoryIam::default(), MemoryLedger::default());
+    let carol = grantee(PrincipalType::IdentityCenterUser, "carol");
+    let mut g = grant(ResourceType::Ec2Instance, &carol);
+    // The first try made it, recorded it, and failed to assign it.
+    iam.fail_next("sso:CreateAccountAssignment", AwsErrorKind::Throttled);
+    assert!(apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap_err().is_retryable());
+    g.policy_arn = ledger.permission_sets.get(&g.grant_id).cloned();
+    iam.calls();
+    apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap();
+    assert_eq!(
+        iam.calls(),
+        ["identitystore:GetUserId", "sso:PutInlinePolicyToPermissionSet", "sso:CreateAccountAssignment"],
+        "no second permission set"
+    );
+    assert_eq!(iam.permission_sets.lock().unwrap().len(), 1);
+
+    // Refused before any permission set was made: the undo has nothing to do.
+    let never = grant(ResourceType::Ec2Instance, &carol);
+    iam.fail_next("sso:CreatePermissionSet", AwsErrorKind::AccessDenied);
+    assert!(!apply(&iam, &mut ledger, &never, &QUOTAS).await.unwrap().unwrap_err().is_retryable());
+    iam.calls();
+    revoke(&iam, &mut ledger, &never).await.unwrap().unwrap();
+    assert!(iam.calls().is_empty());
+}
+
+#[tokio::test]
+async fn a_temporary_permission_set_edited_unassigned_or_deleted_is_found_and_put_back() {
+    let (iam, mut ledger) = (MemoryIam::default(), MemoryLedger::default());
+    let carol = grantee(PrincipalType::IdentityCenterUser, "carol");
+    let mut g = grant(ResourceType::IamRole, &carol);
+    apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap();
+    let arn = ledger.permission_sets[&g.grant_id].clone();
+    g.policy_arn = Some(arn.clone());
+    assert!(!drift::covers(&g), "read from Identity Center, not the IAM snapshot");
+    let g2 = g;
+    assert!(drift::of_identity_center_grant(&iam, &mut ledger, &g2).await.unwrap().unwrap().is_empty());
+
+    // Edited and unassigned by an admin: both found, both put back.
+    iam.permission_sets.lock().unwrap().get_mut(&arn).unwrap().1 = r#"{"Statement":[]}"#.into();
+    iam.assignments.lock().unwrap().clear();
+    let found = drift::of_identity_center_grant(&iam, &mut ledger, &g2).await.unwrap().unwrap();
+    let kinds: Vec<_> = found.iter().map(|d| d.kind).collect();
+    assert_eq!(kinds, [FindingKind::PolicyModified, FindingKind::AccessMissing]);
+    for finding in &found {
+        let snapshot = IamSnapshot::default();
+        drift::repair(&iam, &mut ledger, &snapshot, &g2, None, finding, Uuid::nil()).await.unwrap().unwrap();
+    }
+    assert!(iam.calls().contains(&"sso:ProvisionPermissionSet"), "the account's role takes the document again");
+    assert!(drift::of_identity_center_grant(&iam, &mut ledger, &g2).await.unwrap().unwrap().is_empty());
+
+    // Deleted: made again, and the new one recorded.
+    iam.permission_sets.lock().unwrap().clear();
+    iam.assignments.lock().unwrap().clear();
+    let found = drift::of_identity_center_grant(&iam, &mut ledger, &g2).await.unwrap().unwrap();
+    assert_eq!(found.iter().map(|d| d.kind).collect::<Vec<_>>(), [FindingKind::AccessMissing]);
+    drift::repair(&iam, &mut ledger, &IamSnapshot::default(), &g2, None, &found[0], Uuid::nil())
+        .await
+        .unwrap()
+        .unwrap();
+    let remade = ledger.permission_sets[&g2.grant_id].clone();
+    assert_ne!(remade, arn);
+    assert_eq!(iam.assignments.lock().unwrap().len(), 1);
+}
+
+#[test]
+fn a_temporary_permission_set_needs_room_in_the_instance_and_the_account() {
+    let carol = grantee(PrincipalType::IdentityCenterUser, "carol");
+    let bucket = resource(ResourceType::S3Bucket, "arn:aws:s3:::data");
+    let principal = resource(ResourceType::IdentityCenterUser, "arn:aws:identitystore:::user/id-carol");
+    let plan_with = |room: PermissionSetRoom| {
+        let request =
+            Request { permission_set_room: Some(&room), ..request(&bucket, AccessLevel::Read, &carol, &principal) };
+        plan(&request, &QUOTAS)
+    };
+    let plan = plan_with(PermissionSetRoom { in_instance: 1999, in_account: 49 }).unwrap();
+    assert_eq!(plan.mechanism, Mechanism::TemporaryPermissionSet);
+    assert!(plan.policy.is_some(), "the inline policy is the generated document");
+    for full in
+        [PermissionSetRoom { in_instance: 2000, in_account: 0 }, PermissionSetRoom { in_instance: 0, in_account: 50 }]
+    {
+        assert!(matches!(plan_with(full), Err(Refusal::Quota { field: "resource_id", .. })), "{full:?}");
     }
 }

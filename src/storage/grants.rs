@@ -15,7 +15,8 @@ use super::resources::MARK_CHANGED;
 use super::run_queue::interval;
 use crate::domain::audit::AuditRecord;
 use crate::domain::grant::{
-    CallOutcome, EventKind, Grant, GrantError, GrantEvent, GrantStatus, Grantee, PrincipalType, RevokeReason,
+    CallOutcome, EventKind, Grant, GrantError, GrantEvent, GrantStatus, Grantee, PermissionSetRoom, PrincipalType,
+    RevokeReason,
 };
 use crate::domain::policy::PolicyDocument;
 use crate::domain::resource::{AccessLevel, ResourceType};
@@ -892,6 +893,50 @@ pub async fn other_holders(db: impl PgExecutor<'_>, grant: &Grant) -> Result<i64
     .bind(&grant.target_account_id)
     .fetch_one(db)
     .await
+}
+
+/// The ARN of the permission set made for a grant, in its policy's place.
+pub async fn record_permission_set(db: impl PgExecutor<'_>, grant_id: Uuid, arn: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("update grants set policy_arn = $2 where grant_id = $1")
+        .bind(grant_id)
+        .bind(arn)
+        .execute(db)
+        .await
+        .map(|_| ())
+}
+
+/// Room for one more permission set: those in the integration's Identity
+/// Center instance (the inventory's, but jit-iam's temporary ones, plus those
+/// live grants hold or are making), and those provisioned to the account of
+/// the resource given by id or ARN (likewise).
+pub async fn permission_set_room(
+    db: impl PgExecutor<'_>,
+    integration_id: Uuid,
+    resource_id: Option<Uuid>,
+    resource_arn: Option<&str>,
+) -> Result<PermissionSetRoom, sqlx::Error> {
+    let (in_instance, in_account): (i64, i64) = sqlx::query_as(
+        "with target as (
+             select account_id from resources
+             where integration_id = $1 and (resource_id = $2 or arn = $3) limit 1),
+         inventoried as (
+             select details from resources
+             where integration_id = $1 and type = 'permission_set' and name !~ '^jit-[0-9a-f]{28}$'),
+         temporary as (
+             select account_id from grants
+             where integration_id = $1 and status in ('pending', 'active', 'revoking')
+               and principal_type in ('identity_center_user', 'identity_center_group')
+               and resource_type in ('ec2_instance', 's3_bucket', 'iam_role'))
+         select (select count(*) from inventoried) + (select count(*) from temporary),
+                (select count(*) from inventoried where details -> 'account_ids' ? (select account_id from target))
+                + (select count(*) from temporary where account_id = (select account_id from target))",
+    )
+    .bind(integration_id)
+    .bind(resource_id)
+    .bind(resource_arn)
+    .fetch_one(db)
+    .await?;
+    Ok(PermissionSetRoom { in_instance: in_instance as usize, in_account: in_account as usize })
 }
 
 /// Removes integrations being deleted whose last grant is revoked; returns how many.

@@ -263,14 +263,19 @@ pub async fn find_grantee(
                 details ->> 'unique_id' as unique_id
          from resources
          where integration_id = $1 and type = $2 and name = $3
-           and account_id = (select account_id from resources
-                             where integration_id = $1 and offered and (resource_id = $4 or arn = $5) limit 1)"
+           and account_id = case
+               -- Identity Center's users and groups live with the instance, in the root account.
+               when $6 then (select account_id from accounts where integration_id = $1 and is_root limit 1)
+               else (select account_id from resources
+                     where integration_id = $1 and offered and (resource_id = $4 or arn = $5) limit 1)
+           end"
     ))
     .bind(integration_id)
     .bind(principal_type.resource_type().as_str())
     .bind(name)
     .bind(resource_id)
     .bind(resource_arn)
+    .bind(principal_type.is_identity_center())
     .fetch_optional(db)
     .await?;
     Ok(row.map(|row| FoundGrantee { principal: row.resource.into(), held: row.held, unique_id: row.unique_id }))

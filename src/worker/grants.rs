@@ -221,15 +221,23 @@ async fn process(state: &AppState, mut grant: Grant) -> Result<Option<DateTime<U
 }
 
 /// The clients of the grant's account: the pool's, when the integration has
-/// not changed since they were built; None when the integration is gone.
+/// not changed since they were built; None when the integration is gone. An
+/// Identity Center principal's grants go through the root account, the
+/// instance's, whatever the resource's account.
 async fn clients(state: &AppState, grant: &Grant) -> Result<Option<Arc<AwsClients>>, sqlx::Error> {
     let Some(integration_id) = grant.integration_id else { return Ok(None) };
-    if let Some(clients) =
-        grant.integration_revision.and_then(|revision| state.aws.cached(integration_id, &grant.account_id, revision))
+    let identity_center = grant.grantee().principal_type.is_identity_center();
+    if let Some(clients) = grant
+        .integration_revision
+        .filter(|_| !identity_center)
+        .and_then(|revision| state.aws.cached(integration_id, &grant.account_id, revision))
     {
         return Ok(Some(clients));
     }
     match storage::integrations::get(&state.worker_db, integration_id).await? {
+        Some(integration) if identity_center => {
+            Ok(Some(state.aws.clients(&integration, &integration.root_account.account_id).await))
+        }
         Some(integration) => Ok(Some(state.aws.clients(&integration, &grant.account_id).await)),
         None => Ok(None),
     }

@@ -138,14 +138,21 @@ impl Account<'_> {
             Err(e) => return Ok(Err(e)),
         };
         let db = &self.state.worker_db;
-        let mut instance = None;
+        // Identity Center grants go through the root account, the instance's.
+        let mut identity_center = None;
         for grant in storage::grants::active_in_account(db, self.integration.id, self.account).await? {
             if !drift::covers(&grant) {
-                if instance.is_none() {
-                    instance = Some(self.identity_center_instance(&clients, &limiter).await);
+                if identity_center.is_none() {
+                    let root = &self.integration.root_account.account_id;
+                    let root_clients = match root == self.account {
+                        true => clients.clone(),
+                        false => self.state.aws.clients(self.integration, root).await,
+                    };
+                    let instance = self.identity_center_instance(&root_clients, &limiter).await;
+                    identity_center = Some((root_clients, instance));
                 }
-                let found = instance.clone().expect("resolved above");
-                self.check_identity_center_grant(&clients, found, grant).await?;
+                let (root_clients, instance) = identity_center.clone().expect("resolved above");
+                self.check_identity_center_grant(&root_clients, instance, grant).await?;
                 continue;
             }
             self.adopt(&clients.iam, &snapshot, &grant).await?;

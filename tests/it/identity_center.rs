@@ -722,6 +722,136 @@ async fn an_assignment_removed_by_someone_is_reported_then_put_back_by_reconcili
     assert!(assigned(&account, &instance, &viewer, &account.id).await.is_empty(), "the grant's end removes it");
 }
 
+/// The permission sets of the instance: name -> (ARN, inline policy), as moto has them now.
+async fn permission_sets(account: &Account, instance: &str) -> std::collections::BTreeMap<String, (String, String)> {
+    let sso = account.sso_admin();
+    let listed = sso.list_permission_sets().instance_arn(instance).send().await.unwrap();
+    let mut sets = std::collections::BTreeMap::new();
+    for arn in listed.permission_sets() {
+        let described =
+            sso.describe_permission_set().instance_arn(instance).permission_set_arn(arn).send().await.unwrap();
+        let name = described.permission_set().unwrap().name().unwrap().to_string();
+        let inline = sso.get_inline_policy_for_permission_set().instance_arn(instance).permission_set_arn(arn).send();
+        let inline = inline.await.unwrap().inline_policy().unwrap_or_default().to_string();
+        sets.insert(name, (arn.clone(), inline));
+    }
+    sets
+}
+
+#[tokio::test]
+async fn a_bucket_granted_to_identity_center_principals_is_a_temporary_permission_set_made_and_deleted() {
+    let (server, proxy) = server_behind_proxy().await;
+    proxy.answer("ListTagsForResource", None, permission_set_tags(&[]));
+    let account = Moto::shared().account(&random_account_id()).await;
+    let (instance, store) = account.identity_center().await;
+    let carol = account.create_identity_center_user(&store, "carol", "Carol").await;
+    let ops = account.create_identity_center_group(&store, "ops").await;
+    let bucket = unique("ic-data");
+    account.create_bucket(&bucket, &[]).await;
+    let created = server.create_integration(integration(&account, json!({"identity_center": {}}))).await;
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(server.wait_for_sync(id).await["status"], "succeeded");
+    let bucket_id = resource_id(&server, id, "s3_bucket", &bucket).await;
+    let user = json!({"type": "identity_center_user", "name": "carol"});
+
+    // The preview shows the permission set's inline policy and its calls.
+    let body = json!({
+        "integration_id": id, "resource_id": bucket_id, "access_level": "read", "principal": user,
+        "duration_seconds": 600, "request_id": unique("req"), "approved_by": "approver"
+    });
+    let (status, preview) = server.post("/v1/grants/preview", body).await;
+    assert_eq!(status, 200, "{preview}");
+    let operations: Vec<&str> =
+        preview["apply_calls"].as_array().unwrap().iter().map(|c| c["operation"].as_str().unwrap()).collect();
+    assert_eq!(
+        operations,
+        [
+            "sso:CreatePermissionSet",
+            "identitystore:GetUserId",
+            "sso:PutInlinePolicyToPermissionSet",
+            "sso:CreateAccountAssignment",
+            "sso:DescribeAccountAssignmentCreationStatus"
+        ]
+    );
+    let revoke_calls: Vec<&str> =
+        preview["revoke_calls"].as_array().unwrap().iter().map(|c| c["operation"].as_str().unwrap()).collect();
+    assert_eq!(
+        revoke_calls,
+        ["sso:DeleteAccountAssignment", "sso:DescribeAccountAssignmentDeletionStatus", "sso:DeletePermissionSet"]
+    );
+    assert!(preview["policy_document"]["Statement"].to_string().contains(&bucket), "{preview}");
+
+    for (principal, principal_type, principal_id) in
+        [(user.clone(), "USER", &carol), (json!({"type": "identity_center_group", "name": "ops"}), "GROUP", &ops)]
+    {
+        let (status, grant) = grant(&server, id, &bucket_id, "read", principal).await;
+        assert_eq!((status, grant["status"].as_str()), (202, Some("active")), "{grant}");
+        let name = grant["policy"]["name"].as_str().unwrap().to_string();
+        let arn = grant["policy"]["arn"].as_str().unwrap().to_string();
+        assert_eq!(name.len(), 32, "{name}");
+        let sets = permission_sets(&account, &instance).await;
+        let (found_arn, inline) = &sets[&name];
+        assert_eq!(found_arn, &arn);
+        let inline: Value = serde_json::from_str(inline).unwrap();
+        assert_eq!(inline, grant["policy"]["document"], "the inline policy is the grant's document");
+        let described = account.sso_admin().describe_permission_set().instance_arn(&instance).permission_set_arn(&arn);
+        let described = described.send().await.unwrap();
+        let described = described.permission_set().unwrap();
+        assert_eq!(
+            described.session_duration(),
+            Some("PT1H"),
+            "the grant's 10 minutes, at least Identity Center's hour"
+        );
+        assert!(described.description().unwrap().contains(grant["id"].as_str().unwrap()));
+        assert_eq!(
+            assigned(&account, &instance, &arn, &account.id).await,
+            set_of(&[(principal_type, principal_id)]),
+            "assigned in the bucket's account, by id"
+        );
+        revoked(&server, grant["id"].as_str().unwrap()).await;
+        assert!(assigned(&account, &instance, &arn, &account.id).await.is_empty());
+        assert!(!permission_sets(&account, &instance).await.contains_key(&name), "the permission set is deleted");
+    }
+
+    // Widened by an admin while active: found and written back.
+    let (_, widened) = grant(&server, id, &bucket_id, "read", user.clone()).await;
+    let arn = widened["policy"]["arn"].as_str().unwrap().to_string();
+    let sso = account.sso_admin();
+    let wider = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#;
+    sso.put_inline_policy_to_permission_set()
+        .instance_arn(&instance)
+        .permission_set_arn(&arn)
+        .inline_policy(wider)
+        .send()
+        .await
+        .unwrap();
+    let mut kinds = reconcile(&server, id, json!({})).await;
+    kinds.sort();
+    assert_eq!(kinds, [("policy_modified".to_string(), "repaired".to_string())]);
+    let sets = permission_sets(&account, &instance).await;
+    let inline: Value = serde_json::from_str(&sets[widened["policy"]["name"].as_str().unwrap()].1).unwrap();
+    assert_eq!(inline, widened["policy"]["document"], "written back");
+    assert!(reconcile(&server, id, json!({})).await.is_empty());
+    revoked(&server, widened["id"].as_str().unwrap()).await;
+    assert!(permission_sets(&account, &instance).await.is_empty());
+
+    // Refused before anything is made: the instance has no room.
+    let full = TestServer::builder(Moto::shared())
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .env("JIT_IAM_SERVICE_PRINCIPAL_ARN", "arn:aws:iam::111122223333:role/jit-iam")
+        .env("JIT_IAM_MAX_PERMISSION_SETS_PER_INSTANCE", "1")
+        .start()
+        .await;
+    account.create_permission_set(&instance, "Standing", false).await;
+    let created = full.create_integration(integration(&account, json!({"identity_center": {}}))).await;
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(full.wait_for_sync(id).await["status"], "succeeded");
+    let bucket_id = resource_id(&full, id, "s3_bucket", &bucket).await;
+    let (status, error) = grant(&full, id, &bucket_id, "read", user).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (409, Some("quota_exceeded")), "{error}");
+    assert_eq!(permission_sets(&account, &instance).await.len(), 1, "nothing made");
+}
+
 /// Asks for a reconciliation with `body`; its kinds and actions once finished.
 async fn reconcile(server: &TestServer, integration: &str, body: Value) -> Vec<(String, String)> {
     let (status, run) = server.post(&format!("/v1/integrations/{integration}/reconcile"), body).await;

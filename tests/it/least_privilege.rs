@@ -112,7 +112,24 @@ impl Enforced {
         left.extend(self.admin.role_policies("deployer").await);
         left.extend(self.identity_center_groups("carol").await);
         left.extend(self.assignments().await);
+        left.extend(self.temporary_permission_sets().await);
         left
+    }
+
+    /// jit-iam's temporary permission sets (named `jit-` and 28 hex digits), as moto has them now.
+    async fn temporary_permission_sets(&self) -> Vec<String> {
+        let (instance, _) = self.admin.identity_center().await;
+        let sso = self.admin.sso_admin();
+        let sets = sso.list_permission_sets().instance_arn(&instance).send().await.unwrap();
+        let mut found = Vec::new();
+        for arn in sets.permission_sets() {
+            let described = sso.describe_permission_set().instance_arn(&instance).permission_set_arn(arn).send();
+            let name = described.await.unwrap().permission_set().unwrap().name().unwrap_or_default().to_string();
+            if name.len() == 32 && name.starts_with("jit-") {
+                found.push(format!("permission set {name}"));
+            }
+        }
+        found
     }
 
     /// The assignments of the permission set in the account (principal type and id), as moto has them now.
@@ -236,8 +253,11 @@ async fn the_setup_policy_is_exactly_what_jit_iam_needs() {
         let assignment = e.grant_permission_set(principal_of(principal)).await;
         assert_eq!(assignment["status"], "active", "{assignment}");
         ids.push(assignment["id"].as_str().unwrap().to_string());
+        let temporary = e.grant_id(principal_of(principal), &e.resource("s3_bucket").await["id"], "read", 600).await;
+        assert_eq!(temporary["status"], "active", "{temporary}");
+        ids.push(temporary["id"].as_str().unwrap().to_string());
     }
-    assert_eq!(e.assignments().await.len(), 2);
+    assert_eq!(e.assignments().await.len(), 4, "two of the permission set, two of temporary ones");
     let expiring = e.grant("s3_bucket", "read", "bob", 2).await;
     e.wait(expiring["id"].as_str().unwrap(), |g| g["status"] == "revoked").await;
     for id in &ids {
@@ -473,6 +493,55 @@ async fn the_setup_policy_is_exactly_what_jit_iam_needs() {
                 let grant = e.wait(grant["id"].as_str().unwrap(), |g| g["status"] == "failed").await;
                 assert_eq!(grant["last_error"]["code"], "aws_access_denied", "{grant}");
                 denied(&grant["last_error"]["aws"], &action);
+                assert!(e.leftovers().await.is_empty(), "{action} left {:?}", e.leftovers().await);
+            }
+            "sso:CreatePermissionSet" | "sso:PutInlinePolicyToPermissionSet" => {
+                let grant = e.grant_to("identity_center_user", "s3_bucket", "read", "carol", 600).await;
+                let grant = e.wait(grant["id"].as_str().unwrap(), |g| g["status"] == "failed").await;
+                assert_eq!(grant["last_error"]["code"], "aws_access_denied", "{grant}");
+                denied(&grant["last_error"]["aws"], &action);
+                assert!(e.leftovers().await.is_empty(), "{action} left {:?}", e.leftovers().await);
+            }
+            "sso:DeletePermissionSet" => {
+                e.set_role_policy(&e.permission_policy).await;
+                let grant = e.grant_to("identity_center_user", "s3_bucket", "read", "carol", 600).await;
+                assert_eq!(grant["status"], "active", "{grant}");
+                e.set_role_policy(&e.without(&action)).await;
+                let id = grant["id"].as_str().unwrap();
+                e.revoke(id).await;
+                let failing = e.wait(id, |g| g["revoke_failing"] == true).await;
+                denied(&failing["last_error"]["aws"], &action);
+                e.set_role_policy(&e.permission_policy).await;
+                e.wait(id, |g| g["status"] == "revoked").await;
+                assert!(e.leftovers().await.is_empty(), "{action} left {:?}", e.leftovers().await);
+            }
+            "sso:GetInlinePolicyForPermissionSet" | "sso:ProvisionPermissionSet" => {
+                // Needed by reconciliation: reading a temporary permission set, writing an edited one back.
+                e.set_role_policy(&e.permission_policy).await;
+                let grant = e.grant_to("identity_center_user", "s3_bucket", "read", "carol", 600).await;
+                assert_eq!(grant["status"], "active", "{grant}");
+                let (instance, _) = e.admin.identity_center().await;
+                let wider = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#;
+                e.admin
+                    .sso_admin()
+                    .put_inline_policy_to_permission_set()
+                    .instance_arn(&instance)
+                    .permission_set_arn(grant["policy"]["arn"].as_str().unwrap())
+                    .inline_policy(wider)
+                    .send()
+                    .await
+                    .unwrap();
+                e.set_role_policy(&e.without(&action)).await;
+                let run = e.reconcile(json!({})).await;
+                assert_eq!(run["status"], "partial", "{action}: {run}");
+                let failed = run["findings"].as_array().unwrap().iter().find(|f| f["action"] == "failed").cloned();
+                let detail = failed.map(|f| f["detail"].to_string()).unwrap_or_default();
+                assert!(detail.contains(&action), "{action}: {run}");
+                e.set_role_policy(&e.permission_policy).await;
+                assert_eq!(e.reconcile(json!({})).await["status"], "succeeded");
+                let id = grant["id"].as_str().unwrap();
+                e.revoke(id).await;
+                e.wait(id, |g| g["status"] == "revoked").await;
                 assert!(e.leftovers().await.is_empty(), "{action} left {:?}", e.leftovers().await);
             }
             "sso:DeleteAccountAssignment" | "sso:DescribeAccountAssignmentDeletionStatus" => {

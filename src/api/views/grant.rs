@@ -45,7 +45,10 @@ pub struct GrantPrincipal {
     pub arn: String,
 }
 
-/// The policy jit-iam created for the grant (EC2, S3 and role grants).
+/// The policy jit-iam created for the grant (EC2, S3 and role grants): an
+/// IAM managed policy for IAM principals; for Identity Center users and
+/// groups, the temporary permission set (`jit-` and 28 hex digits of the grant
+/// id) whose inline policy is `document` (present once the permission set is made).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct GrantPolicy {
     #[schema(example = "jit-iam-01a21e4b-1bed-7280-8135-27a363c171b4")]
