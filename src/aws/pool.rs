@@ -29,6 +29,7 @@ use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use super::error::AwsError;
+use super::identity_center::Instance;
 use super::metrics::CallMetrics;
 use crate::config::AwsConfig;
 use crate::domain::arn::{PrincipalArn, RoleArn};
@@ -226,6 +227,8 @@ pub struct AwsClients {
     /// IAM Identity Center, in the integration's region (the instance's).
     pub sso_admin: aws_sdk_ssoadmin::Client,
     pub identity_store: aws_sdk_identitystore::Client,
+    /// The instance `options.identity_center: {}` discovered (`identity_center::instance`).
+    pub(super) identity_center_instance: OnceCell<Instance>,
     s3_force_path_style: bool,
     ec2: Mutex<HashMap<String, aws_sdk_ec2::Client>>,
     regional_s3: Mutex<HashMap<String, aws_sdk_s3::Client>>,
@@ -249,6 +252,7 @@ impl AwsClients {
             sts: client!(aws_sdk_sts, &config, |b| b.retry_partition(quota())),
             sso_admin: client!(aws_sdk_ssoadmin, &config, |b| b.retry_partition(quota())),
             identity_store: client!(aws_sdk_identitystore, &config, |b| b.retry_partition(quota())),
+            identity_center_instance: OnceCell::new(),
             s3_force_path_style,
             ec2: Mutex::new(HashMap::new()),
             regional_s3: Mutex::new(HashMap::new()),

@@ -495,3 +495,61 @@ async fn a_membership_removed_by_someone_is_reported_then_put_back_by_reconcilia
     revoked(&server, granted["id"].as_str().unwrap()).await;
     assert!(groups_of(&account, &store, &carol).await.is_empty(), "the grant's end removes what the repair put back");
 }
+
+/// A server behind a fault proxy with `env` besides, an account whose
+/// Identity Center has the users `users` and the group `ops`, and an
+/// integration discovering it with `options`, synced: (account, integration
+/// id, the group's resource id).
+async fn memberships(
+    env: &[(&str, &str)],
+    users: &[&str],
+    mut options: Value,
+) -> (TestServer, FaultProxy, Account, String, Value) {
+    let moto = Moto::shared();
+    let proxy = FaultProxy::start(&moto.endpoint, Duration::from_secs(1)).await;
+    let mut builder = TestServer::builder(moto)
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .env("JIT_IAM_SERVICE_PRINCIPAL_ARN", "arn:aws:iam::111122223333:role/jit-iam");
+    for (name, value) in env {
+        builder = builder.env(name, value);
+    }
+    let server = builder.start().await;
+    let account = Moto::shared().account(&random_account_id()).await;
+    let (_, store) = account.identity_center().await;
+    for user in users {
+        account.create_identity_center_user(&store, user, user).await;
+    }
+    account.create_identity_center_group(&store, "ops").await;
+    options["identity_center"] = json!({});
+    let created = server.create_integration(integration(&account, options)).await;
+    let id = created["id"].as_str().unwrap().to_string();
+    assert_eq!(server.wait_for_sync(&id).await["status"], "succeeded");
+    let group = server.browse_all(&format!("integration_id={id}&type=identity_center_group")).await[0]["id"].clone();
+    (server, proxy, account, id, group)
+}
+
+fn to(user: &str) -> Value {
+    json!({"type": "identity_center_user", "name": user})
+}
+
+#[tokio::test]
+async fn the_discovered_instance_is_listed_once_per_revision_of_the_integration() {
+    let (server, proxy, _, id, ops) = memberships(&[], &["carol"], json!({})).await;
+    let listed = || proxy.exchanges().iter().filter(|e| e.service == "sso" && e.action == "ListInstances").count();
+    let lifecycle = || async {
+        let (_, granted) = grant(&server, &id, &ops, "member", to("carol")).await;
+        assert_eq!(granted["status"], "active", "{granted}");
+        revoked(&server, granted["id"].as_str().unwrap()).await;
+    };
+    lifecycle().await;
+    lifecycle().await;
+    assert_eq!(listed(), 1, "the sync's discovery serves both grants, applied and revoked");
+
+    // A new revision (its options may name another instance) discovers afresh, once.
+    let (status, body) =
+        server.patch(&format!("/v1/integrations/{id}"), json!({"options": {"max_duration": 7200}})).await;
+    assert_eq!(status, 200, "{body}");
+    lifecycle().await;
+    lifecycle().await;
+    assert_eq!(listed(), 2);
+}
