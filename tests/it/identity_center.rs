@@ -553,3 +553,57 @@ async fn the_discovered_instance_is_listed_once_per_revision_of_the_integration(
     lifecycle().await;
     assert_eq!(listed(), 2);
 }
+
+#[tokio::test]
+async fn a_burst_of_identity_center_grants_expiring_together_keeps_to_the_rate_and_none_fails() {
+    const RATE: usize = 5;
+    // The bucket's burst at this rate: a quarter second's requests, at least one.
+    const BURST: usize = 1;
+    let users = ["u1", "u2", "u3", "u4", "u5", "u6"];
+    let env = [("JIT_IAM_IDENTITY_CENTER_REQUESTS_PER_SECOND", "5"), ("JIT_IAM_MIN_GRANT", "1s")];
+    let (server, proxy, _, id, ops) = memberships(&env, &users, json!({})).await;
+    // Three identitystore calls each to apply, two to revoke: 30 calls, 6 s at 5/s.
+    let expires_at = (chrono::Utc::now() + chrono::Duration::seconds(8)).to_rfc3339();
+    let mut grants = Vec::new();
+    for user in users {
+        let body = json!({
+            "integration_id": id, "resource_id": ops, "access_level": "member", "principal": to(user),
+            "expires_at": expires_at, "request_id": unique("req"), "approved_by": "approver"
+        });
+        let (status, granted) = server.post("/v1/grants", body).await;
+        assert_eq!(status, 202, "{granted}");
+        grants.push(granted["id"].as_str().unwrap().to_string());
+    }
+    for grant in &grants {
+        let ended = crate::support::eventually(Duration::from_secs(60), "the grant's end", || async {
+            let (_, grant) = server.get(&format!("/v1/grants/{grant}")).await;
+            (grant["status"] == "revoked" || grant["status"] == "failed").then_some(grant)
+        })
+        .await;
+        assert_eq!(
+            (ended["status"].as_str(), ended["revoke_reason"].as_str()),
+            (Some("revoked"), Some("expired")),
+            "{ended}"
+        );
+        assert!(ended["activated_at"].is_string(), "applied before it expired: {ended}");
+    }
+
+    let calls: Vec<_> = proxy
+        .exchanges()
+        .into_iter()
+        .filter(|e| e.service == "sso" || e.service == "identitystore")
+        .map(|e| e.at)
+        .collect();
+    let changes = proxy.exchanges().iter().filter(|e| e.action.ends_with("GroupMembership")).count();
+    assert_eq!(changes, 2 * users.len(), "every membership made and removed once");
+    assert!(calls.len() >= 5 * users.len(), "{} calls", calls.len());
+    // Any one second holds at most the rate and the burst (a few ms of
+    // leeway: the proxy timestamps arrivals, not departures).
+    let mut sorted = calls.clone();
+    sorted.sort();
+    for (i, at) in sorted.iter().enumerate() {
+        let within = sorted[i..].iter().take_while(|later| **later < *at + Duration::from_millis(980)).count();
+        assert!(within <= RATE + BURST, "{within} Identity Center calls in the second after call {i}");
+    }
+}
+
