@@ -607,3 +607,44 @@ async fn a_burst_of_identity_center_grants_expiring_together_keeps_to_the_rate_a
     }
 }
 
+#[tokio::test]
+async fn access_levels_narrow_identity_center_groups_and_permission_sets() {
+    let options = json!({"access_levels": {"identity_center_group": []}});
+    let (server, _proxy, account, id, ops) = memberships(&[], &["carol"], options).await;
+    let path = format!("/v1/integrations/{id}");
+    let body = || {
+        json!({
+            "integration_id": id, "resource_id": ops, "access_level": "member", "principal": to("carol"),
+            "duration_seconds": 600, "request_id": unique("req"), "approved_by": "approver"
+        })
+    };
+    for route in ["/v1/grants", "/v1/grants/preview"] {
+        let (status, error) = server.post(route, body()).await;
+        let refusal = (status.as_u16(), error["error"]["code"].as_str(), error["error"]["field"].as_str());
+        assert_eq!(refusal, (422, Some("validation_failed"), Some("access_level")), "{error}");
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(message.contains("integration's options.access_levels") && message.contains("no level"), "{message}");
+    }
+    let (_, grants) = server.get(&format!("/v1/grants?integration_id={id}")).await;
+    assert_eq!(grants["items"], json!([]), "{grants}");
+
+    // Only each type's own levels, each once, at creation and at change.
+    for (levels, field) in [
+        (json!({"identity_center_group": ["assign"]}), "options.access_levels.identity_center_group[0]"),
+        (json!({"permission_set": ["member"]}), "options.access_levels.permission_set[0]"),
+        (json!({"permission_set": ["assign", "assign"]}), "options.access_levels.permission_set[1]"),
+    ] {
+        let (status, error) = server.patch(&path, json!({"options": {"access_levels": levels.clone()}})).await;
+        assert_eq!((status.as_u16(), error["error"]["field"].as_str()), (422, Some(field)), "{levels}: {error}");
+        let options = json!({"access_levels": levels.clone(), "identity_center": {}});
+        let (status, error) = server.post("/v1/integrations", integration(&account, options)).await;
+        assert_eq!((status.as_u16(), error["error"]["field"].as_str()), (422, Some(field)), "{levels}: {error}");
+    }
+
+    let levels = json!({"identity_center_group": ["member"], "permission_set": ["assign"]});
+    let (status, updated) = server.patch(&path, json!({"options": {"access_levels": levels.clone()}})).await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["options"]["access_levels"], levels);
+    let (status, granted) = server.post("/v1/grants?wait=20", body()).await;
+    assert_eq!((status.as_u16(), granted["status"].as_str()), (202, Some("active")), "{granted}");
+}
