@@ -45,15 +45,16 @@ impl TokenBucket {
     /// Waits until this request may go. A caller dropped while waiting gives
     /// its turn up unused: the rate is then undershot, never exceeded.
     pub async fn acquire(&self) {
-        let start = {
-            let mut next = self.next.lock().expect("token bucket lock");
-            let now = Instant::now();
-            *next = (*next).max(now);
-            let start = next.checked_sub(self.tolerance).map_or(now, |earliest| earliest.max(now));
-            *next += self.interval;
-            start
-        };
-        tokio::time::sleep_until(start).await;
+        tokio::time::sleep_until(self.reserve(Instant::now())).await;
+    }
+
+    /// Reserves the next turn for a request asking at `now`: when it may go.
+    fn reserve(&self, now: Instant) -> Instant {
+        let mut next = self.next.lock().expect("token bucket lock");
+        *next = (*next).max(now);
+        let start = next.checked_sub(self.tolerance).map_or(now, |earliest| earliest.max(now));
+        *next += self.interval;
+        start
     }
 }
 
@@ -175,52 +176,30 @@ impl HttpConnector for PacedConnector {
 mod tests {
     use super::*;
 
-    /// Real time (tokio's paused clock needs its `test-util` feature, which
-    /// would rebuild every dependency for tests): about a second.
-    #[tokio::test]
-    async fn callers_wait_their_turn_at_the_rate_after_the_burst_and_all_are_served() {
-        const RATE: u32 = 20;
-        const BURST: u32 = 5;
-        const CALLERS: u32 = 25;
-        let bucket = Arc::new(TokenBucket::new(RATE, BURST));
-        let began = Instant::now();
-        let callers: Vec<_> = (0..CALLERS)
-            .map(|_| {
-                let bucket = bucket.clone();
-                tokio::spawn(async move {
-                    bucket.acquire().await;
-                    began.elapsed()
-                })
-            })
-            .collect();
-        let mut served = Vec::new();
-        for caller in callers {
-            served.push(caller.await.expect("no caller fails"));
-        }
-        served.sort();
-        assert_eq!(served.len(), CALLERS as usize);
-        let interval = Duration::from_millis(1000 / u64::from(RATE));
-        // The burst at once, then one per interval: never earlier.
-        for (i, at) in served.iter().enumerate() {
-            let earliest = interval * (i as u32 + 1).saturating_sub(BURST);
-            assert!(*at + Duration::from_millis(2) >= earliest, "caller {i} served at {at:?}, before {earliest:?}");
-        }
-        assert!(served[BURST as usize - 1] < Duration::from_millis(100), "the burst waits for nothing: {served:?}");
-        let last = *served.last().unwrap();
-        assert!(last < Duration::from_secs(2), "nobody waits much past their turn: {last:?}");
-        // Any one second holds at most the rate and the burst.
-        for (i, at) in served.iter().enumerate() {
-            let within = served[i..].iter().take_while(|later| **later < *at + Duration::from_secs(1)).count();
-            assert!(within as u32 <= RATE + BURST, "{within} in the second from {at:?}");
-        }
+    fn ms(milliseconds: u64) -> Duration {
+        Duration::from_millis(milliseconds)
+    }
 
-        // After a quiet spell the burst is available again.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let again = Instant::now();
-        for _ in 0..BURST {
-            bucket.acquire().await;
+    #[test]
+    fn turns_come_at_the_rate_after_the_burst_and_the_burst_returns_after_a_quiet_spell() {
+        let bucket = TokenBucket::new(20, 5);
+        let t0 = Instant::now();
+        // 25 callers at once: 5 go at once, then one every 50 ms.
+        let turns: Vec<Duration> = (0..25).map(|_| bucket.reserve(t0) - t0).collect();
+        let expected: Vec<Duration> = (0..25u64).map(|i| ms(50 * i.saturating_sub(4))).collect();
+        assert_eq!(turns, expected);
+        // A late caller waits only for the queue left.
+        assert_eq!(bucket.reserve(t0 + ms(900)) - t0, ms(1050));
+        // Quiet until the queue is long gone: a whole burst again, then the pace.
+        let later = t0 + Duration::from_secs(5);
+        let turns: Vec<Duration> = (0..7).map(|_| bucket.reserve(later) - later).collect();
+        assert_eq!(turns, [ms(0), ms(0), ms(0), ms(0), ms(0), ms(50), ms(100)]);
+        // Callers spread below the rate never wait.
+        let spread = Instant::now() + Duration::from_secs(10);
+        for i in 0..10 {
+            let at = spread + ms(60 * i);
+            assert_eq!(bucket.reserve(at), at);
         }
-        assert!(again.elapsed() < Duration::from_millis(100), "{:?}", again.elapsed());
     }
 
     #[test]
@@ -228,6 +207,25 @@ mod tests {
         let requests = IdentityCenterLimits::new(15, 10).requests;
         assert_eq!(requests.tolerance, requests.interval * 2);
         assert_eq!(IdentityCenterLimits::new(3, 10).requests.tolerance, Duration::ZERO);
+    }
+
+    /// Real time (tokio's paused clock needs its `test-util` feature, which
+    /// would rebuild every dependency for tests): half a second.
+    #[tokio::test]
+    async fn concurrent_callers_all_wait_their_turn_and_none_fails() {
+        let bucket = Arc::new(TokenBucket::new(40, 1));
+        let began = Instant::now();
+        let callers: Vec<_> = (0..20)
+            .map(|_| {
+                let bucket = bucket.clone();
+                tokio::spawn(async move { bucket.acquire().await })
+            })
+            .collect();
+        for caller in callers {
+            caller.await.expect("no caller fails");
+        }
+        // 19 intervals of 25 ms after the first, at the least.
+        assert!(began.elapsed() >= ms(475), "{:?}", began.elapsed());
     }
 
     #[tokio::test]

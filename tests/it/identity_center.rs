@@ -498,8 +498,8 @@ async fn a_membership_removed_by_someone_is_reported_then_put_back_by_reconcilia
 
 /// A server behind a fault proxy with `env` besides, an account whose
 /// Identity Center has the users `users` and the group `ops`, and an
-/// integration discovering it with `options`, synced: (account, integration
-/// id, the group's resource id).
+/// integration discovering it with `options`, synced: (server, proxy,
+/// account, integration id, the group's resource id).
 async fn memberships(
     env: &[(&str, &str)],
     users: &[&str],
