@@ -200,6 +200,8 @@ async fn run(moto: &Moto, sizes: Sizes, wrk_seconds: u32) -> Value {
         max_attempts: 5,
         attempt_timeout: Duration::from_secs(ATTEMPT_TIMEOUT_SECONDS),
         s3_force_path_style: false,
+        identity_center_requests_per_second: 15,
+        identity_center_max_assignment_creations: 10,
     })
     .await;
 

@@ -132,6 +132,18 @@ pub struct AwsConfig {
     /// Use path-style S3 addressing (for S3-compatible endpoints reached by host name).
     #[arg(long, env = "JIT_IAM_S3_FORCE_PATH_STYLE", action = ArgAction::SetTrue)]
     pub s3_force_path_style: bool,
+
+    /// Requests per second this process sends to one IAM Identity Center
+    /// instance, sso-admin and identitystore together (AWS allows about 20; per replica).
+    #[arg(long, env = "JIT_IAM_IDENTITY_CENTER_REQUESTS_PER_SECOND", default_value_t = 15,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub identity_center_requests_per_second: u32,
+
+    /// Account-assignment creations this process keeps in progress at once on
+    /// one Identity Center instance (AWS allows 10; per replica).
+    #[arg(long, env = "JIT_IAM_IDENTITY_CENTER_MAX_ASSIGNMENT_CREATIONS", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub identity_center_max_assignment_creations: u32,
 }
 
 /// How the inventory is kept.

@@ -98,7 +98,9 @@ pub fn choose(listed: &[Instance], options: &IdentityCenterOptions) -> Result<In
     }
 }
 
-/// The instance of the integration: as configured (no call), or discovered.
+/// The instance of the integration: as configured (no call), or discovered
+/// once per revision of the integration (the clients are built per revision,
+/// so changed options discover afresh; a failure is not remembered).
 pub async fn instance(
     clients: &AwsClients,
     options: &IdentityCenterOptions,
@@ -107,7 +109,11 @@ pub async fn instance(
     if let (Some(instance_arn), Some(identity_store_id)) = (&options.instance_arn, &options.identity_store_id) {
         return Ok(Instance { instance_arn: instance_arn.clone(), identity_store_id: identity_store_id.clone() });
     }
-    choose(&list_instances(&clients.sso_admin, limiter).await?, options)
+    clients
+        .identity_center_instance
+        .get_or_try_init(|| async { choose(&list_instances(&clients.sso_admin, limiter).await?, options) })
+        .await
+        .cloned()
 }
 
 /// Users, groups and permission sets of the integration's instance.

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod permissions;
 pub mod pool;
 pub mod reconcile;
+pub mod throttle;
 
 pub use error::{AwsError, AwsErrorKind};
 pub use pool::{AwsClients, AwsPool};

@@ -10,6 +10,9 @@
 //! Each account also has its own SDK retry quota: the SDK's default quota is
 //! one per service for the whole process, so one customer's throttled account
 //! would stop the retries of every other customer's calls.
+//!
+//! The Identity Center clients go through the limits of their instance
+//! (`throttle`), shared by every integration reaching it.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -25,11 +28,17 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::{future, ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
 use aws_sdk_iam::config::retry::{RetryPartition, TokenBucket};
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_http_client::{Builder as HttpClientBuilder, Connector};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use super::error::AwsError;
+use super::identity_center::Instance;
 use super::metrics::CallMetrics;
+use super::throttle::{IdentityCenterHomes, IdentityCenterLimits};
 use crate::config::AwsConfig;
 use crate::domain::arn::{PrincipalArn, RoleArn};
 use crate::domain::integration::Integration;
@@ -61,6 +70,9 @@ pub struct AwsPool {
     settings: AwsConfig,
     identity: OnceCell<PrincipalArn>,
     entries: Mutex<HashMap<(Uuid, String), Arc<AwsClients>>>,
+    identity_center_homes: IdentityCenterHomes,
+    /// The HTTP client the Identity Center clients' pacing wraps.
+    https: SharedHttpClient,
 }
 
 impl fmt::Debug for AwsPool {
@@ -89,7 +101,18 @@ impl AwsPool {
             )
             .load()
             .await;
-        Self { base, settings, identity: OnceCell::new(), entries: Mutex::new(HashMap::new()) }
+        let identity_center_homes = IdentityCenterHomes::new(
+            settings.identity_center_requests_per_second,
+            settings.identity_center_max_assignment_creations,
+        );
+        Self {
+            base,
+            settings,
+            identity: OnceCell::new(),
+            entries: Mutex::new(HashMap::new()),
+            identity_center_homes,
+            https: default_https_client(),
+        }
     }
 
     /// The principal customers trust in their access role: configured, or
@@ -182,8 +205,32 @@ impl AwsPool {
         let retry_partition = RetryPartition::custom(format!("jit-iam-{}-{account_id}", integration.id))
             .token_bucket(TokenBucket::builder().refill_rate(RETRY_QUOTA_REFILL_PER_SECOND).build())
             .build();
-        AwsClients::new(config, retry_partition, role, integration.revision, self.settings.s3_force_path_style)
+        let identity_center = self.identity_center_homes.of(account_id, &integration.root_account.region);
+        AwsClients::new(
+            config,
+            retry_partition,
+            role,
+            integration.revision,
+            self.settings.s3_force_path_style,
+            identity_center,
+            self.https.clone(),
+        )
     }
+}
+
+/// The SDK's own default HTTPS client (hyper 1, rustls with aws-lc, proxy
+/// from the environment), built here because the SDK only makes it inside
+/// each client, where nothing can wrap it.
+fn default_https_client() -> SharedHttpClient {
+    HttpClientBuilder::new().build_with_connector_fn(|settings, components| {
+        let mut connector = Connector::builder().tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc));
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
 }
 
 /// `jit-iam-<integration id>`: recognisable in CloudTrail.
@@ -226,6 +273,9 @@ pub struct AwsClients {
     /// IAM Identity Center, in the integration's region (the instance's).
     pub sso_admin: aws_sdk_ssoadmin::Client,
     pub identity_store: aws_sdk_identitystore::Client,
+    identity_center: Arc<IdentityCenterLimits>,
+    /// The instance `options.identity_center: {}` discovered (`identity_center::instance`).
+    pub(super) identity_center_instance: OnceCell<Instance>,
     s3_force_path_style: bool,
     ec2: Mutex<HashMap<String, aws_sdk_ec2::Client>>,
     regional_s3: Mutex<HashMap<String, aws_sdk_s3::Client>>,
@@ -238,8 +288,11 @@ impl AwsClients {
         role: RoleArn,
         revision: i64,
         s3_force_path_style: bool,
+        identity_center: Arc<IdentityCenterLimits>,
+        https: SharedHttpClient,
     ) -> Self {
         let quota = || retry_partition.clone();
+        let paced = identity_center.paced(https);
         Self {
             role,
             revision,
@@ -247,14 +300,21 @@ impl AwsClients {
             organizations: client!(aws_sdk_organizations, &config, |b| b.retry_partition(quota())),
             s3: client!(aws_sdk_s3, &config, |b| b.force_path_style(s3_force_path_style).retry_partition(quota())),
             sts: client!(aws_sdk_sts, &config, |b| b.retry_partition(quota())),
-            sso_admin: client!(aws_sdk_ssoadmin, &config, |b| b.retry_partition(quota())),
-            identity_store: client!(aws_sdk_identitystore, &config, |b| b.retry_partition(quota())),
+            sso_admin: client!(aws_sdk_ssoadmin, &config, |b| b.retry_partition(quota()).http_client(paced.clone())),
+            identity_store: client!(aws_sdk_identitystore, &config, |b| b.retry_partition(quota()).http_client(paced)),
+            identity_center,
+            identity_center_instance: OnceCell::new(),
             s3_force_path_style,
             ec2: Mutex::new(HashMap::new()),
             regional_s3: Mutex::new(HashMap::new()),
             config,
             retry_partition,
         }
+    }
+
+    /// The limits of the Identity Center instance these clients reach.
+    pub fn identity_center_limits(&self) -> &IdentityCenterLimits {
+        &self.identity_center
     }
 
     /// The region the integration's calls go to by default.

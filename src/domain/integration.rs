@@ -104,6 +104,10 @@ pub struct AccessLevels {
     pub iam_policy: Option<Vec<AccessLevel>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iam_group: Option<Vec<AccessLevel>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_center_group: Option<Vec<AccessLevel>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission_set: Option<Vec<AccessLevel>>,
 }
 
 impl AccessLevels {
@@ -115,11 +119,10 @@ impl AccessLevels {
             ResourceType::IamRole => &self.iam_role,
             ResourceType::IamPolicy => &self.iam_policy,
             ResourceType::IamGroup => &self.iam_group,
-            // Identity Center types offer their levels once grants on them exist.
-            ResourceType::IamUser
-            | ResourceType::IdentityCenterUser
-            | ResourceType::IdentityCenterGroup
-            | ResourceType::PermissionSet => return None,
+            ResourceType::IdentityCenterGroup => &self.identity_center_group,
+            ResourceType::PermissionSet => &self.permission_set,
+            // Grantees, not resources granted: no levels.
+            ResourceType::IamUser | ResourceType::IdentityCenterUser => return None,
         };
         list.as_deref()
     }
@@ -590,5 +593,30 @@ mod tests {
         let unset = IntegrationOptions::default();
         assert_eq!(unset.longest_grant(BOUNDS).length, BOUNDS.max);
         assert!(unset.allows(ResourceType::S3Bucket, AccessLevel::Admin).is_ok());
+    }
+
+    #[test]
+    fn identity_center_groups_and_permission_sets_can_be_narrowed() {
+        let o = IntegrationOptions {
+            access_levels: Some(AccessLevels {
+                identity_center_group: Some(vec![]),
+                permission_set: Some(vec![AccessLevel::Assign]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(validate_options(&o, Connection::Organization, BOUNDS).is_ok());
+        let refused = o.allows(ResourceType::IdentityCenterGroup, AccessLevel::Member).unwrap_err();
+        assert!(refused.contains("on identity_center_group") && refused.contains("allowed: no level"), "{refused}");
+        assert!(o.allows(ResourceType::PermissionSet, AccessLevel::Assign).is_ok());
+        let wrong = IntegrationOptions {
+            access_levels: Some(AccessLevels {
+                identity_center_group: Some(vec![AccessLevel::Assign]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let error = validate_options(&wrong, Connection::Organization, BOUNDS).unwrap_err();
+        assert_eq!(error.field, "options.access_levels.identity_center_group[0]");
     }
 }

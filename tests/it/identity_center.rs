@@ -906,3 +906,156 @@ async fn a_membership_removed_by_someone_is_reported_then_put_back_by_reconcilia
     revoked(&server, granted["id"].as_str().unwrap()).await;
     assert!(groups_of(&account, &store, &carol).await.is_empty(), "the grant's end removes what the repair put back");
 }
+
+/// A server behind a fault proxy with `env` besides, an account whose
+/// Identity Center has the users `users` and the group `ops`, and an
+/// integration discovering it with `options`, synced: (server, proxy,
+/// account, integration id, the group's resource id).
+async fn memberships(
+    env: &[(&str, &str)],
+    users: &[&str],
+    mut options: Value,
+) -> (TestServer, FaultProxy, Account, String, Value) {
+    let moto = Moto::shared();
+    let proxy = FaultProxy::start(&moto.endpoint, Duration::from_secs(1)).await;
+    let mut builder = TestServer::builder(moto)
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .env("JIT_IAM_SERVICE_PRINCIPAL_ARN", "arn:aws:iam::111122223333:role/jit-iam");
+    for (name, value) in env {
+        builder = builder.env(name, value);
+    }
+    let server = builder.start().await;
+    let account = Moto::shared().account(&random_account_id()).await;
+    let (_, store) = account.identity_center().await;
+    for user in users {
+        account.create_identity_center_user(&store, user, user).await;
+    }
+    account.create_identity_center_group(&store, "ops").await;
+    options["identity_center"] = json!({});
+    let created = server.create_integration(integration(&account, options)).await;
+    let id = created["id"].as_str().unwrap().to_string();
+    assert_eq!(server.wait_for_sync(&id).await["status"], "succeeded");
+    let group = server.browse_all(&format!("integration_id={id}&type=identity_center_group")).await[0]["id"].clone();
+    (server, proxy, account, id, group)
+}
+
+fn to(user: &str) -> Value {
+    json!({"type": "identity_center_user", "name": user})
+}
+
+#[tokio::test]
+async fn the_discovered_instance_is_listed_once_per_revision_of_the_integration() {
+    let (server, proxy, _, id, ops) = memberships(&[], &["carol"], json!({})).await;
+    let listed = || proxy.exchanges().iter().filter(|e| e.service == "sso" && e.action == "ListInstances").count();
+    let lifecycle = || async {
+        let (_, granted) = grant(&server, &id, &ops, "member", to("carol")).await;
+        assert_eq!(granted["status"], "active", "{granted}");
+        revoked(&server, granted["id"].as_str().unwrap()).await;
+    };
+    lifecycle().await;
+    lifecycle().await;
+    assert_eq!(listed(), 1, "the sync's discovery serves both grants, applied and revoked");
+
+    // A new revision (its options may name another instance) discovers afresh, once.
+    let (status, body) =
+        server.patch(&format!("/v1/integrations/{id}"), json!({"options": {"max_duration": 7200}})).await;
+    assert_eq!(status, 200, "{body}");
+    lifecycle().await;
+    lifecycle().await;
+    assert_eq!(listed(), 2);
+}
+
+#[tokio::test]
+async fn a_burst_of_identity_center_grants_expiring_together_keeps_to_the_rate_and_none_fails() {
+    const RATE: usize = 5;
+    // The bucket's burst at this rate: a quarter second's requests, at least one.
+    const BURST: usize = 1;
+    let users = ["u1", "u2", "u3", "u4", "u5", "u6"];
+    let env = [("JIT_IAM_IDENTITY_CENTER_REQUESTS_PER_SECOND", "5"), ("JIT_IAM_MIN_GRANT", "1s")];
+    let (server, proxy, _, id, ops) = memberships(&env, &users, json!({})).await;
+    // Three identitystore calls each to apply, two to revoke: 30 calls, 6 s at 5/s.
+    let expires_at = (chrono::Utc::now() + chrono::Duration::seconds(8)).to_rfc3339();
+    let mut grants = Vec::new();
+    for user in users {
+        let body = json!({
+            "integration_id": id, "resource_id": ops, "access_level": "member", "principal": to(user),
+            "expires_at": expires_at, "request_id": unique("req"), "approved_by": "approver"
+        });
+        let (status, granted) = server.post("/v1/grants", body).await;
+        assert_eq!(status, 202, "{granted}");
+        grants.push(granted["id"].as_str().unwrap().to_string());
+    }
+    for grant in &grants {
+        let ended = crate::support::eventually(Duration::from_secs(60), "the grant's end", || async {
+            let (_, grant) = server.get(&format!("/v1/grants/{grant}")).await;
+            (grant["status"] == "revoked" || grant["status"] == "failed").then_some(grant)
+        })
+        .await;
+        assert_eq!(
+            (ended["status"].as_str(), ended["revoke_reason"].as_str()),
+            (Some("revoked"), Some("expired")),
+            "{ended}"
+        );
+        assert!(ended["activated_at"].is_string(), "applied before it expired: {ended}");
+    }
+
+    let calls: Vec<_> = proxy
+        .exchanges()
+        .into_iter()
+        .filter(|e| e.service == "sso" || e.service == "identitystore")
+        .map(|e| e.at)
+        .collect();
+    let changes = proxy.exchanges().iter().filter(|e| e.action.ends_with("GroupMembership")).count();
+    assert_eq!(changes, 2 * users.len(), "every membership made and removed once");
+    assert!(calls.len() >= 5 * users.len(), "{} calls", calls.len());
+    // Any one second holds at most the rate and the burst (a few ms of
+    // leeway: the proxy timestamps arrivals, not departures).
+    let mut sorted = calls.clone();
+    sorted.sort();
+    for (i, at) in sorted.iter().enumerate() {
+        let within = sorted[i..].iter().take_while(|later| **later < *at + Duration::from_millis(980)).count();
+        assert!(within <= RATE + BURST, "{within} Identity Center calls in the second after call {i}");
+    }
+}
+
+#[tokio::test]
+async fn access_levels_narrow_identity_center_groups_and_permission_sets() {
+    let options = json!({"access_levels": {"identity_center_group": []}});
+    let (server, _proxy, account, id, ops) = memberships(&[], &["carol"], options).await;
+    let path = format!("/v1/integrations/{id}");
+    let body = || {
+        json!({
+            "integration_id": id, "resource_id": ops, "access_level": "member", "principal": to("carol"),
+            "duration_seconds": 600, "request_id": unique("req"), "approved_by": "approver"
+        })
+    };
+    for route in ["/v1/grants", "/v1/grants/preview"] {
+        let (status, error) = server.post(route, body()).await;
+        let refusal = (status.as_u16(), error["error"]["code"].as_str(), error["error"]["field"].as_str());
+        assert_eq!(refusal, (422, Some("validation_failed"), Some("access_level")), "{error}");
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(message.contains("integration's options.access_levels") && message.contains("no level"), "{message}");
+    }
+    let (_, grants) = server.get(&format!("/v1/grants?integration_id={id}")).await;
+    assert_eq!(grants["items"], json!([]), "{grants}");
+
+    // Only each type's own levels, each once, at creation and at change.
+    for (levels, field) in [
+        (json!({"identity_center_group": ["assign"]}), "options.access_levels.identity_center_group[0]"),
+        (json!({"permission_set": ["member"]}), "options.access_levels.permission_set[0]"),
+        (json!({"permission_set": ["assign", "assign"]}), "options.access_levels.permission_set[1]"),
+    ] {
+        let (status, error) = server.patch(&path, json!({"options": {"access_levels": levels.clone()}})).await;
+        assert_eq!((status.as_u16(), error["error"]["field"].as_str()), (422, Some(field)), "{levels}: {error}");
+        let options = json!({"access_levels": levels.clone(), "identity_center": {}});
+        let (status, error) = server.post("/v1/integrations", integration(&account, options)).await;
+        assert_eq!((status.as_u16(), error["error"]["field"].as_str()), (422, Some(field)), "{levels}: {error}");
+    }
+
+    let levels = json!({"identity_center_group": ["member"], "permission_set": ["assign"]});
+    let (status, updated) = server.patch(&path, json!({"options": {"access_levels": levels.clone()}})).await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["options"]["access_levels"], levels);
+    let (status, granted) = server.post("/v1/grants?wait=20", body()).await;
+    assert_eq!((status.as_u16(), granted["status"].as_str()), (202, Some("active")), "{granted}");
+}

@@ -291,6 +291,12 @@ async fn the_setup_policy_is_exactly_what_jit_iam_needs() {
             | "sso:ListAccountsForProvisionedPermissionSet"
             | "identitystore:ListUsers"
             | "identitystore:ListGroups" => {
+                if action == "sso:ListInstances" {
+                    // A discovered instance is remembered per revision of the integration: change it.
+                    let path = format!("/v1/integrations/{}", e.integration);
+                    let (status, body) = e.server.patch(&path, json!({"name": unique("enforced")})).await;
+                    assert_eq!(status, 200, "{body}");
+                }
                 let run = e.sync().await;
                 assert_eq!(run["accounts"][0]["status"], "failed", "{action}: {run}");
                 denied(&run["accounts"][0]["error"], &action);

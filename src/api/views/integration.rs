@@ -143,6 +143,12 @@ pub struct AccessLevels {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = iam_group_levels)]
     pub iam_group: Option<Vec<AccessLevel>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = identity_center_group_levels)]
+    pub identity_center_group: Option<Vec<AccessLevel>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = permission_set_levels)]
+    pub permission_set: Option<Vec<AccessLevel>>,
 }
 
 impl From<integration::AccessLevels> for AccessLevels {
@@ -153,6 +159,8 @@ impl From<integration::AccessLevels> for AccessLevels {
             iam_role: value.iam_role,
             iam_policy: value.iam_policy,
             iam_group: value.iam_group,
+            identity_center_group: value.identity_center_group,
+            permission_set: value.permission_set,
         }
     }
 }
@@ -234,4 +242,12 @@ fn iam_policy_levels() -> utoipa::openapi::schema::Array {
 
 fn iam_group_levels() -> utoipa::openapi::schema::Array {
     levels_schema(ResourceType::IamGroup)
+}
+
+fn identity_center_group_levels() -> utoipa::openapi::schema::Array {
+    levels_schema(ResourceType::IdentityCenterGroup)
+}
+
+fn permission_set_levels() -> utoipa::openapi::schema::Array {
+    levels_schema(ResourceType::PermissionSet)
 }
