@@ -221,6 +221,10 @@ pub struct IdentityCenterAccess<'a> {
     pub instance: Result<Instance, AwsError>,
     /// How long one call waits for an assignment's provisioning.
     pub provisioning_wait: Duration,
+    /// Assignment creations in progress on the instance: one permit each,
+    /// from CreateAccountAssignment until its status is final (or no longer
+    /// followed), so that a burst waits here rather than fails at AWS.
+    pub assignment_creations: Arc<tokio::sync::Semaphore>,
 }
 
 /// The IAM client of one account and the record of the calls made through it.
@@ -937,6 +941,7 @@ impl IamChanges for SdkIam<'_> {
         const OPERATION: &str = "sso:CreateAccountAssignment";
         let (access, instance) = self.identity_center(OPERATION)?;
         let (client, deadline) = (access.sso_admin, Instant::now() + access.provisioning_wait);
+        let _in_progress = access.assignment_creations.acquire().await.expect("the semaphore is never closed");
         let target = assignment.target();
         let created = self
             .retrying_conflicts(deadline, || {

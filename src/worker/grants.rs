@@ -267,6 +267,7 @@ async fn changes<'a>(state: &AppState, grant: &Grant, clients: &'a AwsClients) -
         identity_store: &clients.identity_store,
         instance,
         provisioning_wait: state.config.grants.identity_center_provisioning_wait,
+        assignment_creations: clients.identity_center_limits().assignment_creations(),
     }))
 }
 

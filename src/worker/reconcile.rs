@@ -278,6 +278,7 @@ impl Account<'_> {
             identity_store: &clients.identity_store,
             instance,
             provisioning_wait: self.state.config.grants.identity_center_provisioning_wait,
+            assignment_creations: clients.identity_center_limits().assignment_creations(),
         })
     }
 

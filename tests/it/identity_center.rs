@@ -852,6 +852,49 @@ async fn a_bucket_granted_to_identity_center_principals_is_a_temporary_permissio
     assert_eq!(permission_sets(&account, &instance).await.len(), 1, "nothing made");
 }
 
+#[tokio::test]
+async fn assignment_creations_in_progress_are_bounded_per_instance() {
+    let moto = Moto::shared();
+    let proxy = FaultProxy::start(&moto.endpoint, Duration::from_secs(1)).await;
+    let server = TestServer::builder(moto)
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .env("JIT_IAM_SERVICE_PRINCIPAL_ARN", "arn:aws:iam::111122223333:role/jit-iam")
+        .env("JIT_IAM_IDENTITY_CENTER_MAX_ASSIGNMENT_CREATIONS", "1")
+        .start()
+        .await;
+    proxy.answer("ListTagsForResource", None, permission_set_tags(&[]));
+    let account = Moto::shared().account(&random_account_id()).await;
+    let (instance, store) = account.identity_center().await;
+    account.create_identity_center_user(&store, "carol", "Carol").await;
+    for name in ["First", "Second"] {
+        account.create_permission_set(&instance, name, true).await;
+    }
+    let created = server.create_integration(integration(&account, json!({"identity_center": {}}))).await;
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(server.wait_for_sync(id).await["status"], "succeeded");
+    proxy.hold_answers("CreateAccountAssignment");
+    let mut ids = Vec::new();
+    for name in ["First", "Second"] {
+        let body = json!({
+            "integration_id": id, "resource_id": resource_id(&server, id, "permission_set", name).await,
+            "access_level": "assign", "principal": {"type": "identity_center_user", "name": "carol"},
+            "account_id": account.id, "duration_seconds": 600, "request_id": unique("req"), "approved_by": "approver"
+        });
+        let (status, grant) = server.post("/v1/grants", body).await;
+        assert_eq!(status, 202, "{grant}");
+        ids.push(grant["id"].as_str().unwrap().to_string());
+    }
+    proxy.holding().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let creations = || proxy.exchanges().iter().filter(|e| e.action == "CreateAccountAssignment").count();
+    assert_eq!(creations(), 1, "the second waits for the first to be provisioned");
+    proxy.release();
+    for id in &ids {
+        wait_for(&server, id, "active").await;
+    }
+    assert_eq!(creations(), 2);
+}
+
 /// Asks for a reconciliation with `body`; its kinds and actions once finished.
 async fn reconcile(server: &TestServer, integration: &str, body: Value) -> Vec<(String, String)> {
     let (status, run) = server.post(&format!("/v1/integrations/{integration}/reconcile"), body).await;
