@@ -375,6 +375,32 @@ pub fn given_again(snapshot: &IamSnapshot, grant: &Grant) -> Option<Drift> {
     })
 }
 
+/// An Identity Center membership or assignment jit-iam removed when the
+/// grant ended, and there again (read from Identity Center): reported, never
+/// removed, as [`given_again`].
+pub async fn given_again_in_identity_center(iam: &impl IamChanges, grant: &Grant) -> Result<Option<Drift>, AwsError> {
+    let (Some(mechanism), Some(principal_id)) = (mechanism_of(grant), grant.principal_id.as_deref()) else {
+        return Ok(None);
+    };
+    let (held, target) = match mechanism {
+        Mechanism::PermissionSetAssignment => {
+            (iam.assignment_exists(&shared::assignment(grant)?).await?, shared::assignment_target(grant))
+        }
+        Mechanism::IdentityCenterMembership => {
+            let group = identity_center_group_id(&grant.resource_arn);
+            (iam.identity_center_membership(group, principal_id).await?.is_some(), group.to_string())
+        }
+        _ => return Ok(None),
+    };
+    Ok(held.then(|| {
+        let evidence = format!(
+            "{} has it again after jit-iam removed it at the grant's end: given since by someone else, not jit-iam's to remove",
+            grant.grantee()
+        );
+        Drift::new(FindingKind::AccessLeftAfterEnd, &target, evidence)
+    }))
+}
+
 /// A policy under jit-iam's path that no grant here knows is this
 /// installation's orphan only when tagged `managed-by=jit-iam` with its
 /// installation id; anything else (another installation's live grants,

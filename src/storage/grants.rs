@@ -530,13 +530,16 @@ pub async fn shared_removed_at_end(
     sqlx::query_as::<_, Grant>(
         "select g.*, now() as db_now from grants g
          where g.integration_id = $1 and g.account_id = $2 and g.status = 'revoked'
-           and g.resource_type in ('iam_policy', 'iam_group') and g.finished_at > now() - $3
+           and g.resource_type in ('iam_policy', 'iam_group', 'identity_center_group', 'permission_set')
+           and g.finished_at > now() - $3
            and exists (select 1 from grant_events e
                        where e.grant_id = g.grant_id and e.kind = 'aws_call' and e.outcome = 'success'
-                         and e.operation in ('iam:DetachUserPolicy', 'iam:DetachRolePolicy', 'iam:RemoveUserFromGroup'))
+                         and e.operation in ('iam:DetachUserPolicy', 'iam:DetachRolePolicy', 'iam:RemoveUserFromGroup',
+                                             'identitystore:DeleteGroupMembership', 'sso:DeleteAccountAssignment'))
            and not exists (select 1 from grants l
                            where l.account_id = g.account_id and l.principal_type = g.principal_type
                              and l.principal_name = g.principal_name and l.resource_arn = g.resource_arn
+                             and l.target_account_id is not distinct from g.target_account_id
                              and l.status in ('pending', 'active', 'revoking'))
          order by g.grant_id",
     )
@@ -903,6 +906,28 @@ pub async fn record_permission_set(db: impl PgExecutor<'_>, grant_id: Uuid, arn:
         .execute(db)
         .await
         .map(|_| ())
+}
+
+/// This installation's temporary permission sets in the integration's
+/// inventory (named `jit-` and 28 hex digits, their description naming the
+/// installation) that no live grant holds: their ARNs.
+pub async fn orphaned_permission_sets(
+    db: impl PgExecutor<'_>,
+    integration_id: Uuid,
+    installation_id: Uuid,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select r.arn from resources r
+         where r.integration_id = $1 and r.type = 'permission_set' and r.name ~ '^jit-[0-9a-f]{28}$'
+           and strpos(r.details ->> 'description', $2) > 0
+           and not exists (select 1 from grants g
+                           where g.policy_arn = r.arn and g.status in ('pending', 'active', 'revoking'))
+         order by r.arn",
+    )
+    .bind(integration_id)
+    .bind(installation_id.to_string())
+    .fetch_all(db)
+    .await
 }
 
 /// Room for one more permission set: those in the integration's Identity

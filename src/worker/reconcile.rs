@@ -8,6 +8,7 @@
 //! then removes what it put back.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -23,7 +24,7 @@ use crate::aws::iam_changes::{IamChanges, SdkIam};
 use crate::aws::identity_center;
 use crate::aws::inventory::CallLimiter;
 use crate::aws::reconcile::{IamSnapshot, PolicyState, PrincipalState};
-use crate::aws::AwsError;
+use crate::aws::{AwsClients, AwsError};
 use crate::domain::audit::{AuditAction, AuditRecord};
 use crate::domain::grant::Grant;
 use crate::domain::integration::Integration;
@@ -138,20 +139,12 @@ impl Account<'_> {
             Err(e) => return Ok(Err(e)),
         };
         let db = &self.state.worker_db;
-        // Identity Center grants go through the root account, the instance's.
+        // Identity Center grants go through the root account, the instance's: found once, when needed.
         let mut identity_center = None;
         for grant in storage::grants::active_in_account(db, self.integration.id, self.account).await? {
             if !drift::covers(&grant) {
-                if identity_center.is_none() {
-                    let root = &self.integration.root_account.account_id;
-                    let root_clients = match root == self.account {
-                        true => clients.clone(),
-                        false => self.state.aws.clients(self.integration, root).await,
-                    };
-                    let instance = self.identity_center_instance(&root_clients, &limiter).await;
-                    identity_center = Some((root_clients, instance));
-                }
-                let (root_clients, instance) = identity_center.clone().expect("resolved above");
+                let (root_clients, instance) =
+                    self.root_identity_center(&mut identity_center, &clients, &limiter).await;
                 self.check_identity_center_grant(&root_clients, instance, grant).await?;
                 continue;
             }
@@ -167,11 +160,39 @@ impl Account<'_> {
         }
         let grace = self.state.config.reconcile.orphan_grace;
         for grant in storage::grants::shared_removed_at_end(db, self.integration.id, self.account, grace).await? {
-            if let Some(finding) = drift::given_again(&snapshot, &grant) {
+            let given_again = match drift::covers(&grant) {
+                true => drift::given_again(&snapshot, &grant),
+                false => {
+                    let (root_clients, instance) =
+                        self.root_identity_center(&mut identity_center, &clients, &limiter).await;
+                    let sdk = self.identity_center_calls(&root_clients, instance);
+                    let read = drift::given_again_in_identity_center(&sdk, &grant).await;
+                    self.calls += sdk.records().len() as i64;
+                    match read {
+                        Ok(found) => found,
+                        Err(e) => {
+                            let finding = Drift {
+                                kind: FindingKind::AccessLeftAfterEnd,
+                                target: grant.resource_arn.clone(),
+                                evidence: "the membership or assignment could not be read".into(),
+                            };
+                            self.push(Some(grant.grant_id), finding, FindingAction::Failed, Some(e.to_string()));
+                            continue;
+                        }
+                    }
+                }
+            };
+            if let Some(finding) = given_again {
                 self.report(&grant, finding, FindingAction::Reported).await?;
             }
         }
         self.denies_left_behind(&clients.iam, &snapshot).await?;
+        if self.account == self.integration.root_account.account_id
+            && self.integration.options.identity_center.is_some()
+        {
+            let (root_clients, instance) = self.root_identity_center(&mut identity_center, &clients, &limiter).await;
+            self.orphaned_permission_sets(&root_clients, instance).await?;
+        }
         let known: HashSet<&str> = known.iter().map(|(_, arn, _)| arn.as_str()).collect();
         let unknown = snapshot.policies.values().filter(|p| p.path == "/jit-iam/" && !known.contains(p.arn.as_str()));
         for policy in unknown {
@@ -247,11 +268,31 @@ impl Account<'_> {
         self.repair_grant(sdk, snapshot, grant, principal, drifts).await
     }
 
+    /// The root account's clients and the integration's Identity Center
+    /// instance, found the first time a run needs them (`found` keeps them).
+    async fn root_identity_center(
+        &mut self,
+        found: &mut Option<(Arc<AwsClients>, Result<identity_center::Instance, AwsError>)>,
+        clients: &Arc<AwsClients>,
+        limiter: &CallLimiter,
+    ) -> (Arc<AwsClients>, Result<identity_center::Instance, AwsError>) {
+        if let Some(found) = found {
+            return found.clone();
+        }
+        let root = &self.integration.root_account.account_id;
+        let root_clients = match root == self.account {
+            true => clients.clone(),
+            false => self.state.aws.clients(self.integration, root).await,
+        };
+        let instance = self.identity_center_instance(&root_clients, limiter).await;
+        found.insert((root_clients, instance)).clone()
+    }
+
     /// The integration's Identity Center instance (as configured, or found
     /// with sso:ListInstances), for its grants' memberships and assignments.
     async fn identity_center_instance(
         &mut self,
-        clients: &crate::aws::AwsClients,
+        clients: &AwsClients,
         limiter: &CallLimiter,
     ) -> Result<identity_center::Instance, AwsError> {
         let before = limiter.calls();
@@ -270,7 +311,7 @@ impl Account<'_> {
     /// The calls of an Identity Center grant's check or repair.
     fn identity_center_calls<'a>(
         &self,
-        clients: &'a crate::aws::AwsClients,
+        clients: &'a AwsClients,
         instance: Result<identity_center::Instance, AwsError>,
     ) -> SdkIam<'a> {
         SdkIam::new(&clients.iam).with_identity_center(IdentityCenterAccess {
@@ -287,7 +328,7 @@ impl Account<'_> {
     /// snapshot: read per grant).
     async fn check_identity_center_grant(
         &mut self,
-        clients: &crate::aws::AwsClients,
+        clients: &AwsClients,
         instance: Result<identity_center::Instance, AwsError>,
         grant: Grant,
     ) -> Result<(), sqlx::Error> {
@@ -460,6 +501,66 @@ impl Account<'_> {
             }
             Err(e) => self.push(None, finding, FindingAction::Failed, Some(e.to_string())),
         }
+        Ok(())
+    }
+
+    /// This installation's temporary permission sets (as the inventory last
+    /// saw them) that no live grant holds: made by a try that died before
+    /// recording them, or left by an ended grant. Deleted after the grace
+    /// period (or when the run asks), as orphaned policies are.
+    async fn orphaned_permission_sets(
+        &mut self,
+        clients: &AwsClients,
+        instance: Result<identity_center::Instance, AwsError>,
+    ) -> Result<(), sqlx::Error> {
+        let db = &self.state.worker_db;
+        let installation = self.state.installation_id;
+        let candidates = storage::grants::orphaned_permission_sets(db, self.integration.id, installation).await?;
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        let sdk = self.identity_center_calls(clients, instance);
+        let grace =
+            chrono::Duration::from_std(self.state.config.reconcile.orphan_grace).unwrap_or(chrono::Duration::MAX);
+        for arn in candidates {
+            let finding = Drift {
+                kind: FindingKind::OrphanedPolicy,
+                target: arn.clone(),
+                evidence: "a temporary permission set of this installation that no live grant holds".into(),
+            };
+            // Gone since the inventory saw it: nothing to do.
+            match sdk.inline_policy(&arn).await {
+                Ok(None) => continue,
+                Ok(Some(_)) => {}
+                Err(e) => {
+                    self.push(None, finding, FindingAction::Failed, Some(e.to_string()));
+                    continue;
+                }
+            }
+            let first_seen = storage::reconciles::orphan_seen(db, self.account, &arn).await?;
+            if !(self.run.delete_orphans || first_seen + grace <= Utc::now()) {
+                let detail = format!(
+                    "first seen {}; deleted after the grace period or when a run asks",
+                    first_seen.to_rfc3339()
+                );
+                self.push(None, finding, FindingAction::Kept, Some(detail));
+                continue;
+            }
+            match sdk.delete_permission_set(&arn).await {
+                Ok(()) => {
+                    let mut tx = db.begin().await?;
+                    storage::reconciles::forget_orphan(&mut *tx, self.account, &arn).await?;
+                    let record = AuditRecord::service(AuditAction::OrphanDeleted, self.run.id)
+                        .change("account_id", Value::Null, self.account)
+                        .change("permission_set_arn", &arn, Value::Null);
+                    storage::audit::record(&mut *tx, &record).await?;
+                    tx.commit().await?;
+                    self.push(None, finding, FindingAction::Repaired, Some("deleted".into()));
+                }
+                Err(e) => self.push(None, finding, FindingAction::Failed, Some(e.to_string())),
+            }
+        }
+        self.calls += sdk.records().len() as i64;
         Ok(())
     }
 

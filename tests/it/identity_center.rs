@@ -720,6 +720,12 @@ async fn an_assignment_removed_by_someone_is_reported_then_put_back_by_reconcili
     assert!(reconcile(&server, id, json!({})).await.is_empty());
     revoked(&server, granted["id"].as_str().unwrap()).await;
     assert!(assigned(&account, &instance, &viewer, &account.id).await.is_empty(), "the grant's end removes it");
+
+    // Assigned again by someone after the end: reported, never removed (not jit-iam's).
+    assign(&account, &instance, &viewer, &carol).await;
+    let left = [("access_left_after_end".to_string(), "reported".to_string())];
+    assert_eq!(reconcile(&server, id, json!({})).await, left);
+    assert_eq!(assigned(&account, &instance, &viewer, &account.id).await, set_of(&[("USER", &carol)]));
 }
 
 /// The permission sets of the instance: name -> (ARN, inline policy), as moto has them now.
@@ -893,6 +899,48 @@ async fn assignment_creations_in_progress_are_bounded_per_instance() {
         wait_for(&server, id, "active").await;
     }
     assert_eq!(creations(), 2);
+}
+
+/// A permission set named and described as jit-iam's temporary ones are, for `installation`.
+async fn temporary_looking_set(account: &Account, instance: &str, installation: &str) -> String {
+    let grant_id = uuid::Uuid::now_v7();
+    let name = format!("jit-{}", &grant_id.simple().to_string()[..28]);
+    let created = account
+        .sso_admin()
+        .create_permission_set()
+        .instance_arn(instance)
+        .name(&name)
+        .description(format!("jit-iam grant {grant_id} (installation {installation}): temporary"))
+        .session_duration("PT1H")
+        .send()
+        .await
+        .unwrap();
+    created.permission_set().unwrap().permission_set_arn().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn this_installations_orphaned_temporary_permission_sets_are_deleted_and_no_one_elses() {
+    let (server, proxy) = server_behind_proxy().await;
+    proxy.answer("ListTagsForResource", None, permission_set_tags(&[]));
+    let account = Moto::shared().account(&random_account_id()).await;
+    let (instance, _) = account.identity_center().await;
+    let installation = server.get("/readyz").await.1["installation_id"].as_str().unwrap().to_string();
+    // Made by a try that died before recording it; another installation's; an admin's.
+    let orphan = temporary_looking_set(&account, &instance, &installation).await;
+    let others = temporary_looking_set(&account, &instance, &uuid::Uuid::now_v7().to_string()).await;
+    let standing = account.create_permission_set(&instance, "ReadOnly", false).await;
+    let created = server.create_integration(integration(&account, json!({"identity_center": {}}))).await;
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(server.wait_for_sync(id).await["status"], "succeeded");
+
+    let kept = [("orphaned_policy".to_string(), "kept".to_string())];
+    assert_eq!(reconcile(&server, id, json!({})).await, kept, "within the grace period");
+    let deleted = [("orphaned_policy".to_string(), "repaired".to_string())];
+    assert_eq!(reconcile(&server, id, json!({"delete_orphans": true})).await, deleted);
+    let left: BTreeSet<String> = permission_sets(&account, &instance).await.into_values().map(|(arn, _)| arn).collect();
+    assert_eq!(left, [others, standing].into_iter().collect(), "only this installation's orphan goes");
+    assert!(!left.contains(&orphan));
+    assert!(reconcile(&server, id, json!({"delete_orphans": true})).await.is_empty(), "gone: nothing more to do");
 }
 
 /// Asks for a reconciliation with `body`; its kinds and actions once finished.
