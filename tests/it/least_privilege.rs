@@ -182,6 +182,20 @@ impl Enforced {
         listed.group_memberships().iter().filter_map(|m| m.group_id().map(|g| format!("group {g}"))).collect()
     }
 
+    /// The Identity Center grant whose apply or revoke calls `action`.
+    async fn identity_center_grant_needing(&self, action: &str) -> Value {
+        match action {
+            "identitystore:GetGroupId" => self.grant_permission_set(principal_of(IC_OPS)).await,
+            a if a.contains("GroupMembership") || a == "identitystore:GetUserId" => {
+                self.grant_identity_center_group().await
+            }
+            a if a.contains("PermissionSet") => {
+                self.grant_to("identity_center_user", "s3_bucket", "read", "carol", 600).await
+            }
+            _ => self.grant_permission_set(principal_of(CAROL)).await,
+        }
+    }
+
     async fn grant_identity_center_group(&self) -> Value {
         self.grant_to("identity_center_user", "identity_center_group", "member", "carol", 600).await
     }
@@ -481,41 +495,34 @@ async fn the_setup_policy_is_exactly_what_jit_iam_needs() {
                 e.revoke(grant["id"].as_str().unwrap()).await;
                 e.wait(grant["id"].as_str().unwrap(), |g| g["status"] == "revoked").await;
             }
+            // Identity Center grants: memberships, assignments, temporary permission sets.
             "identitystore:GetUserId"
+            | "identitystore:GetGroupId"
             | "identitystore:GetGroupMembershipId"
-            | "identitystore:CreateGroupMembership" => {
-                let grant = e.grant_identity_center_group().await;
-                let grant = e.wait(grant["id"].as_str().unwrap(), |g| g["status"] == "failed").await;
-                assert_eq!(grant["last_error"]["code"], "aws_access_denied", "{grant}");
-                denied(&grant["last_error"]["aws"], &action);
-                assert!(e.leftovers().await.is_empty(), "{action} left {:?}", e.leftovers().await);
-            }
-            "sso:ListAccountAssignments"
+            | "identitystore:CreateGroupMembership"
+            | "sso:ListAccountAssignments"
             | "sso:CreateAccountAssignment"
             | "sso:DescribeAccountAssignmentCreationStatus"
-            | "identitystore:GetGroupId" => {
-                let to = if action == "identitystore:GetGroupId" { IC_OPS } else { CAROL };
-                let grant = e.grant_permission_set(principal_of(to)).await;
+            | "sso:CreatePermissionSet"
+            | "sso:PutInlinePolicyToPermissionSet" => {
+                let grant = e.identity_center_grant_needing(&action).await;
                 let grant = e.wait(grant["id"].as_str().unwrap(), |g| g["status"] == "failed").await;
                 assert_eq!(grant["last_error"]["code"], "aws_access_denied", "{grant}");
                 denied(&grant["last_error"]["aws"], &action);
                 assert!(e.leftovers().await.is_empty(), "{action} left {:?}", e.leftovers().await);
             }
-            "sso:CreatePermissionSet" | "sso:PutInlinePolicyToPermissionSet" => {
-                let grant = e.grant_to("identity_center_user", "s3_bucket", "read", "carol", 600).await;
-                let grant = e.wait(grant["id"].as_str().unwrap(), |g| g["status"] == "failed").await;
-                assert_eq!(grant["last_error"]["code"], "aws_access_denied", "{grant}");
-                denied(&grant["last_error"]["aws"], &action);
-                assert!(e.leftovers().await.is_empty(), "{action} left {:?}", e.leftovers().await);
-            }
-            "sso:DeletePermissionSet" => {
+            "identitystore:DeleteGroupMembership"
+            | "sso:DeleteAccountAssignment"
+            | "sso:DescribeAccountAssignmentDeletionStatus"
+            | "sso:DeletePermissionSet" => {
                 e.set_role_policy(&e.permission_policy).await;
-                let grant = e.grant_to("identity_center_user", "s3_bucket", "read", "carol", 600).await;
+                let grant = e.identity_center_grant_needing(&action).await;
                 assert_eq!(grant["status"], "active", "{grant}");
                 e.set_role_policy(&e.without(&action)).await;
                 let id = grant["id"].as_str().unwrap();
                 e.revoke(id).await;
                 let failing = e.wait(id, |g| g["revoke_failing"] == true).await;
+                assert_eq!(failing["status"], "revoking");
                 denied(&failing["last_error"]["aws"], &action);
                 e.set_role_policy(&e.permission_policy).await;
                 e.wait(id, |g| g["status"] == "revoked").await;
@@ -547,34 +554,6 @@ async fn the_setup_policy_is_exactly_what_jit_iam_needs() {
                 assert_eq!(e.reconcile(json!({})).await["status"], "succeeded");
                 let id = grant["id"].as_str().unwrap();
                 e.revoke(id).await;
-                e.wait(id, |g| g["status"] == "revoked").await;
-                assert!(e.leftovers().await.is_empty(), "{action} left {:?}", e.leftovers().await);
-            }
-            "sso:DeleteAccountAssignment" | "sso:DescribeAccountAssignmentDeletionStatus" => {
-                e.set_role_policy(&e.permission_policy).await;
-                let grant = e.grant_permission_set(principal_of(CAROL)).await;
-                assert_eq!(grant["status"], "active", "{grant}");
-                e.set_role_policy(&e.without(&action)).await;
-                let id = grant["id"].as_str().unwrap();
-                e.revoke(id).await;
-                let failing = e.wait(id, |g| g["revoke_failing"] == true).await;
-                assert_eq!(failing["status"], "revoking");
-                denied(&failing["last_error"]["aws"], &action);
-                e.set_role_policy(&e.permission_policy).await;
-                e.wait(id, |g| g["status"] == "revoked").await;
-                assert!(e.leftovers().await.is_empty(), "{action} left {:?}", e.leftovers().await);
-            }
-            "identitystore:DeleteGroupMembership" => {
-                e.set_role_policy(&e.permission_policy).await;
-                let grant = e.grant_identity_center_group().await;
-                assert_eq!(grant["status"], "active", "{grant}");
-                e.set_role_policy(&e.without(&action)).await;
-                let id = grant["id"].as_str().unwrap();
-                e.revoke(id).await;
-                let failing = e.wait(id, |g| g["revoke_failing"] == true).await;
-                assert_eq!(failing["status"], "revoking");
-                denied(&failing["last_error"]["aws"], &action);
-                e.set_role_policy(&e.permission_policy).await;
                 e.wait(id, |g| g["status"] == "revoked").await;
                 assert!(e.leftovers().await.is_empty(), "{action} left {:?}", e.leftovers().await);
             }
