@@ -17,14 +17,22 @@ use crate::support::{permission_set_tags, random_account_id, unique, Account, Fa
 
 /// A server whose AWS endpoint is a fault proxy in front of the shared moto.
 async fn server_behind_proxy() -> (TestServer, FaultProxy) {
+    server_behind_proxy_with(&[]).await
+}
+
+/// The same, with settings `env`; the proxy answers every permission set's
+/// tags with none, unless a test sets them.
+async fn server_behind_proxy_with(env: &[(&str, &str)]) -> (TestServer, FaultProxy) {
     let moto = Moto::shared();
     let proxy = FaultProxy::start(&moto.endpoint, Duration::from_secs(1)).await;
-    let server = TestServer::builder(moto)
+    proxy.answer("ListTagsForResource", None, permission_set_tags(&[]));
+    let mut builder = TestServer::builder(moto)
         .env("AWS_ENDPOINT_URL", &proxy.endpoint)
-        .env("JIT_IAM_SERVICE_PRINCIPAL_ARN", "arn:aws:iam::111122223333:role/jit-iam")
-        .start()
-        .await;
-    (server, proxy)
+        .env("JIT_IAM_SERVICE_PRINCIPAL_ARN", "arn:aws:iam::111122223333:role/jit-iam");
+    for (key, value) in env {
+        builder = builder.env(key, value);
+    }
+    (builder.start().await, proxy)
 }
 
 fn integration(account: &Account, options: Value) -> Value {
@@ -512,8 +520,7 @@ fn seconds_between(from: &Value, to: &Value) -> i64 {
 
 #[tokio::test]
 async fn a_permission_set_is_assigned_in_the_target_account_by_ids_shared_and_never_taken_from_others() {
-    let (server, proxy) = server_behind_proxy().await;
-    proxy.answer("ListTagsForResource", None, permission_set_tags(&[]));
+    let (server, _proxy) = server_behind_proxy().await;
     let account = Moto::shared().account(&random_account_id()).await;
     let (instance, store) = account.identity_center().await;
     let carol = account.create_identity_center_user(&store, "carol", "Carol").await;
@@ -617,15 +624,7 @@ fn set_of(pairs: &[(&str, &String)]) -> BTreeSet<(String, String)> {
 
 #[tokio::test]
 async fn an_assignment_is_active_only_once_provisioned_a_failed_one_fails_and_conflicts_are_retried() {
-    let moto = Moto::shared();
-    let proxy = FaultProxy::start(&moto.endpoint, Duration::from_secs(1)).await;
-    let server = TestServer::builder(moto)
-        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
-        .env("JIT_IAM_SERVICE_PRINCIPAL_ARN", "arn:aws:iam::111122223333:role/jit-iam")
-        .env("JIT_IAM_IDENTITY_CENTER_PROVISIONING_WAIT", "1s")
-        .start()
-        .await;
-    proxy.answer("ListTagsForResource", None, permission_set_tags(&[]));
+    let (server, proxy) = server_behind_proxy_with(&[("JIT_IAM_IDENTITY_CENTER_PROVISIONING_WAIT", "1s")]).await;
     let account = Moto::shared().account(&random_account_id()).await;
     let (instance, store) = account.identity_center().await;
     account.create_identity_center_user(&store, "carol", "Carol").await;
@@ -684,8 +683,7 @@ async fn an_assignment_is_active_only_once_provisioned_a_failed_one_fails_and_co
 
 #[tokio::test]
 async fn an_assignment_removed_by_someone_is_reported_then_put_back_by_reconciliation() {
-    let (server, proxy) = server_behind_proxy().await;
-    proxy.answer("ListTagsForResource", None, permission_set_tags(&[]));
+    let (server, _proxy) = server_behind_proxy().await;
     let account = Moto::shared().account(&random_account_id()).await;
     let (instance, store) = account.identity_center().await;
     let carol = account.create_identity_center_user(&store, "carol", "Carol").await;
@@ -746,8 +744,7 @@ async fn permission_sets(account: &Account, instance: &str) -> std::collections:
 
 #[tokio::test]
 async fn a_bucket_granted_to_identity_center_principals_is_a_temporary_permission_set_made_and_deleted() {
-    let (server, proxy) = server_behind_proxy().await;
-    proxy.answer("ListTagsForResource", None, permission_set_tags(&[]));
+    let (server, _proxy) = server_behind_proxy().await;
     let account = Moto::shared().account(&random_account_id()).await;
     let (instance, store) = account.identity_center().await;
     let carol = account.create_identity_center_user(&store, "carol", "Carol").await;
@@ -842,12 +839,7 @@ async fn a_bucket_granted_to_identity_center_principals_is_a_temporary_permissio
     assert!(permission_sets(&account, &instance).await.is_empty());
 
     // Refused before anything is made: the instance has no room.
-    let full = TestServer::builder(Moto::shared())
-        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
-        .env("JIT_IAM_SERVICE_PRINCIPAL_ARN", "arn:aws:iam::111122223333:role/jit-iam")
-        .env("JIT_IAM_MAX_PERMISSION_SETS_PER_INSTANCE", "1")
-        .start()
-        .await;
+    let (full, _full_proxy) = server_behind_proxy_with(&[("JIT_IAM_MAX_PERMISSION_SETS_PER_INSTANCE", "1")]).await;
     account.create_permission_set(&instance, "Standing", false).await;
     let created = full.create_integration(integration(&account, json!({"identity_center": {}}))).await;
     let id = created["id"].as_str().unwrap();
@@ -860,15 +852,7 @@ async fn a_bucket_granted_to_identity_center_principals_is_a_temporary_permissio
 
 #[tokio::test]
 async fn assignment_creations_in_progress_are_bounded_per_instance() {
-    let moto = Moto::shared();
-    let proxy = FaultProxy::start(&moto.endpoint, Duration::from_secs(1)).await;
-    let server = TestServer::builder(moto)
-        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
-        .env("JIT_IAM_SERVICE_PRINCIPAL_ARN", "arn:aws:iam::111122223333:role/jit-iam")
-        .env("JIT_IAM_IDENTITY_CENTER_MAX_ASSIGNMENT_CREATIONS", "1")
-        .start()
-        .await;
-    proxy.answer("ListTagsForResource", None, permission_set_tags(&[]));
+    let (server, proxy) = server_behind_proxy_with(&[("JIT_IAM_IDENTITY_CENTER_MAX_ASSIGNMENT_CREATIONS", "1")]).await;
     let account = Moto::shared().account(&random_account_id()).await;
     let (instance, store) = account.identity_center().await;
     account.create_identity_center_user(&store, "carol", "Carol").await;
@@ -920,8 +904,7 @@ async fn temporary_looking_set(account: &Account, instance: &str, installation: 
 
 #[tokio::test]
 async fn this_installations_orphaned_temporary_permission_sets_are_deleted_and_no_one_elses() {
-    let (server, proxy) = server_behind_proxy().await;
-    proxy.answer("ListTagsForResource", None, permission_set_tags(&[]));
+    let (server, _proxy) = server_behind_proxy().await;
     let account = Moto::shared().account(&random_account_id()).await;
     let (instance, _) = account.identity_center().await;
     let installation = server.get("/readyz").await.1["installation_id"].as_str().unwrap().to_string();
@@ -1007,15 +990,7 @@ async fn memberships(
     users: &[&str],
     mut options: Value,
 ) -> (TestServer, FaultProxy, Account, String, Value) {
-    let moto = Moto::shared();
-    let proxy = FaultProxy::start(&moto.endpoint, Duration::from_secs(1)).await;
-    let mut builder = TestServer::builder(moto)
-        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
-        .env("JIT_IAM_SERVICE_PRINCIPAL_ARN", "arn:aws:iam::111122223333:role/jit-iam");
-    for (name, value) in env {
-        builder = builder.env(name, value);
-    }
-    let server = builder.start().await;
+    let (server, proxy) = server_behind_proxy_with(env).await;
     let account = Moto::shared().account(&random_account_id()).await;
     let (_, store) = account.identity_center().await;
     for user in users {
