@@ -9,7 +9,8 @@
 //!
 //! Each account also has its own SDK retry quota: the SDK's default quota is
 //! one per service for the whole process, so one customer's throttled account
-//! would stop the retries of every other customer's calls.
+//! would stop the retries of every other customer's calls. The retry mode is
+//! adaptive, so that a throttled account is also paced, at a rate of its own.
 //!
 //! The Identity Center clients go through the limits of their instance
 //! (`throttle`), shared by every integration reaching it.
@@ -87,8 +88,11 @@ impl AwsPool {
         let region = RegionProviderChain::default_provider().or_else(Region::from_static("us-east-1"));
         let base = aws_config::defaults(BehaviorVersion::latest())
             .region(region)
+            // Adaptive: after a throttling answer the SDK paces the account's
+            // calls (one rate per retry partition: per account, see below)
+            // instead of spending attempts; IAM's write rates are not published.
             .retry_config(
-                RetryConfig::standard()
+                RetryConfig::adaptive()
                     .with_max_attempts(settings.max_attempts)
                     .with_initial_backoff(Duration::from_millis(200))
                     .with_max_backoff(Duration::from_secs(10)),

@@ -248,3 +248,41 @@ async fn a_ten_second_database_outage_loses_nothing() {
     let rows: i64 = sqlx::query_scalar("select count(*) from grants").fetch_one(&db.pool().await).await.unwrap();
     assert_eq!(rows, 40);
 }
+
+/// IAM throttles writes per account at a rate it does not publish. Grants
+/// expiring together in a throttled account are paced by jit-iam (the SDK's
+/// adaptive retry, one rate per account), not failed and not retried blindly.
+#[tokio::test]
+async fn grants_expiring_together_under_throttled_iam_writes_are_revoked_paced_not_failed() {
+    let (proxy, server) = behind_fault_proxy(&[("JIT_IAM_MIN_GRANT", "1s")]).await;
+    let (account, integration, resources) = seeded(&server).await;
+    let mut ids = Vec::new();
+    for chunk in (0..60).collect::<Vec<_>>().chunks(20) {
+        let submissions = chunk.iter().map(|i| server.post("/v1/grants", grant_body(&integration, &resources, *i, 15)));
+        for (status, grant) in futures::future::join_all(submissions).await {
+            assert_eq!(status, 202, "{grant}");
+            ids.push(grant["id"].as_str().unwrap().to_string());
+        }
+    }
+    wait_until(&server, &ids, "active").await;
+    let writes_per_second = 10.0;
+    proxy.throttle_writes("iam", writes_per_second);
+    let grants = all_finished(&server, &ids).await;
+    assert!(grants.iter().all(|g| g["status"] == "revoked"), "every grant revoked, none failed");
+    assert_clean(&account).await;
+    let revocation_writes: Vec<Value> = aws_calls(&server, &ids)
+        .await
+        .into_iter()
+        .filter(|call| {
+            let operation = call["operation"].as_str().unwrap_or_default();
+            ["iam:Detach", "iam:Delete", "iam:Remove"].iter().any(|w| operation.starts_with(w))
+        })
+        .collect();
+    let succeeded = revocation_writes.iter().filter(|call| call["outcome"] != "failed").count();
+    let attempts: i64 = revocation_writes.iter().map(|call| call["attempts"].as_i64().unwrap_or(1)).sum();
+    let throttled = proxy.exchanges().iter().filter(|e| e.fault == Some(Fault::Throttle)).count();
+    let per_success = attempts as f64 / succeeded as f64;
+    println!("throttled revocations: {succeeded} writes, {attempts} attempts ({per_success:.2} per write), {throttled} throttled");
+    assert!(throttled > 0, "the proxy throttled");
+    assert!(per_success < 1.5, "{attempts} attempts for {succeeded} writes");
+}

@@ -69,6 +69,9 @@ struct ProxyState {
     next_faults: Mutex<Vec<(String, Fault)>>,
     /// Answers the proxy gives instead of moto's, for calls moto does not implement.
     answers: Mutex<Vec<Canned>>,
+    /// Write calls of a service allowed per second per account (AWS's own
+    /// throttling, as a rate): the service, the rate, and each account's bucket.
+    write_rate: Mutex<Option<(String, f64, HashMap<String, (f64, std::time::Instant)>)>>,
     /// The action whose answers are held back, and how many are held now.
     held_action: Mutex<Option<String>>,
     holding: AtomicU32,
@@ -102,6 +105,7 @@ impl FaultProxy {
             log: Mutex::new(Vec::new()),
             next_faults: Mutex::new(Vec::new()),
             answers: Mutex::new(Vec::new()),
+            write_rate: Mutex::new(None),
             held_action: Mutex::new(None),
             holding: AtomicU32::new(0),
             released: tokio::sync::watch::channel(0).0,
@@ -134,6 +138,13 @@ impl FaultProxy {
 
     pub fn exchanges(&self) -> Vec<Exchange> {
         self.state.log.lock().unwrap().clone()
+    }
+
+    /// Throttles the write calls (not Get, List, Describe) of `service` to
+    /// `per_second` per account, as AWS does: a call over the rate is
+    /// answered `Throttling` without reaching moto. A bucket of one second's calls.
+    pub fn throttle_writes(&self, service: &str, per_second: f64) {
+        *self.state.write_rate.lock().unwrap() = Some((service.to_string(), per_second, HashMap::new()));
     }
 
     /// Faults the next call of `action` with `fault`, once.
@@ -210,7 +221,8 @@ async fn handle(state: Arc<ProxyState>, request: Request<Incoming>) -> Result<Re
         let mut next = state.next_faults.lock().unwrap();
         next.iter().position(|(a, _)| *a == action).map(|i| next.remove(i).1)
     };
-    let fault = planned.or_else(|| {
+    let over_rate = over_write_rate(&state, &service, &action, account.as_deref().unwrap_or_default());
+    let fault = planned.or(over_rate.then_some(Fault::Throttle)).or_else(|| {
         (faultable && rand::random_range(0..1000) < rate).then(|| FAULTS[rand::random_range(0..FAULTS.len())])
     });
     let mut exchange =
@@ -253,6 +265,25 @@ async fn handle(state: Arc<ProxyState>, request: Request<Incoming>) -> Result<Re
         }
         (_, Some(reply)) => Ok(reply),
     }
+}
+
+/// Whether this call is a write of the throttled service over its account's rate (taking a token if not).
+fn over_write_rate(state: &ProxyState, service: &str, action: &str, account: &str) -> bool {
+    let mut limit = state.write_rate.lock().unwrap();
+    let Some((throttled, per_second, buckets)) = limit.as_mut() else { return false };
+    let reads = ["Get", "List", "Describe"].iter().any(|read| action.starts_with(read));
+    if throttled != service || reads {
+        return false;
+    }
+    let now = std::time::Instant::now();
+    let (tokens, at) = buckets.entry(account.to_string()).or_insert((*per_second, now));
+    *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * *per_second).min(*per_second);
+    *at = now;
+    if *tokens < 1.0 {
+        return true;
+    }
+    *tokens -= 1.0;
+    false
 }
 
 /// The canned answer for this call, if one was set.
