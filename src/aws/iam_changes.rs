@@ -164,6 +164,10 @@ pub trait IamChanges {
         set: &TemporaryPermissionSet,
         session_duration: &str,
     ) -> Result<String, AwsError>;
+    /// The ARN and description of the instance's permission set named `name`,
+    /// if there is one (every permission set is listed and described: for the
+    /// rare retry whose creation met its own permission set).
+    async fn find_permission_set(&self, name: &str) -> Result<Option<(String, String)>, AwsError>;
     /// A permission set's inline policy (empty when it has none); None when the permission set is gone.
     async fn inline_policy(&self, permission_set_arn: &str) -> Result<Option<String>, AwsError>;
     /// Provisions a permission set to an account again: its role there takes the permission set's policy.
@@ -1076,6 +1080,53 @@ impl IamChanges for SdkIam<'_> {
                 "Identity Center answered without the permission set's ARN",
             )
         })
+    }
+
+    async fn find_permission_set(&self, name: &str) -> Result<Option<(String, String)>, AwsError> {
+        const OPERATION: &str = "sso:ListPermissionSets";
+        let (access, instance) = self.identity_center(OPERATION)?;
+        let client = access.sso_admin;
+        let mut next = None;
+        loop {
+            let page = self
+                .call(
+                    OPERATION,
+                    &instance.instance_arn,
+                    |_| false,
+                    |counter| {
+                        client
+                            .list_permission_sets()
+                            .instance_arn(&instance.instance_arn)
+                            .set_next_token(next.take())
+                            .customize()
+                            .interceptor(counter)
+                            .send()
+                    },
+                )
+                .await?
+                .expect("a successful call has output");
+            for arn in page.permission_sets() {
+                let described = self
+                    .call("sso:DescribePermissionSet", arn, is_not_found, |counter| {
+                        client
+                            .describe_permission_set()
+                            .instance_arn(&instance.instance_arn)
+                            .permission_set_arn(arn)
+                            .customize()
+                            .interceptor(counter)
+                            .send()
+                    })
+                    .await?;
+                let Some(set) = described.as_ref().and_then(|d| d.permission_set()) else { continue };
+                if set.name() == Some(name) {
+                    return Ok(Some((arn.clone(), set.description().unwrap_or_default().to_string())));
+                }
+            }
+            match page.next_token() {
+                Some(token) if !token.is_empty() => next = Some(token.to_string()),
+                _ => return Ok(None),
+            }
+        }
     }
 
     async fn inline_policy(&self, permission_set_arn: &str) -> Result<Option<String>, AwsError> {

@@ -11,7 +11,9 @@
 //! provisions the permission set to the account: Identity Center creates its
 //! role there), followed until provisioned. A retry with the ARN recorded
 //! goes on from there; one whose try created the permission set and died
-//! before recording it leaves an orphan, which reconciliation deletes.
+//! before recording it meets it (`ConflictException`: names are unique in an
+//! instance) and adopts it when its description names the grant; an expired
+//! grant's such set is an orphan, which reconciliation deletes.
 //! Revoke: DeleteAccountAssignment, followed until done, then
 //! DeletePermissionSet, which removes its role from the account: the
 //! sessions the grant gave end with it.
@@ -163,6 +165,10 @@ pub(super) async fn apply(iam: &impl IamChanges, ledger: &mut impl Ledger, grant
                 tokio::join!(iam.create_permission_set(&set, &duration), super::verify_principal(iam, grant));
             let arn = match created {
                 Ok(arn) => arn,
+                Err(e) if e.code.as_deref() == Some("ConflictException") => match adopt(iam, &set).await {
+                    Ok(arn) => arn,
+                    Err(e) => return Ok(Err(e)),
+                },
                 Err(e) => return Ok(Err(e.into())),
             };
             // Recorded before anything else: the revocation (or the undo of a
@@ -182,6 +188,25 @@ pub(super) async fn apply(iam: &impl IamChanges, ledger: &mut impl Ledger, grant
         Err(e) => return Ok(Err(e)),
     };
     Ok(super::shared::provision(iam, &assignment).await)
+}
+
+/// The permission set of the grant's name, made by an earlier try that died
+/// before recording it: adopted only when its description names this grant
+/// (and this installation); any other is someone else's (`policy_conflict`).
+/// Without one, the conflict was another operation in progress: retried.
+async fn adopt(iam: &impl IamChanges, set: &TemporaryPermissionSet) -> Result<String, StepError> {
+    match iam.find_permission_set(&set.name).await? {
+        Some((arn, description)) if description == set.description => Ok(arn),
+        Some(_) => Err(StepError::PolicyConflict(format!(
+            "a permission set named {} exists and was not made for this grant",
+            set.name
+        ))),
+        None => Err(StepError::Aws(crate::aws::AwsError::new(
+            crate::aws::AwsErrorKind::Transient,
+            "sso:CreatePermissionSet",
+            "Identity Center answered ConflictException and no permission set has the grant's name yet",
+        ))),
+    }
 }
 
 /// The description of the grant's permission set: the one made at apply.

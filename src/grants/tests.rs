@@ -49,8 +49,9 @@ struct MemoryIam {
     /// Permission set assignments, and the provisioning answer the next creation gets.
     assignments: Mutex<HashSet<Assignment>>,
     next_provisioning: Mutex<Option<Provisioning>>,
-    /// Permission sets: ARN -> (name, inline policy).
+    /// Permission sets: ARN -> (name, inline policy), and their descriptions.
     permission_sets: Mutex<HashMap<String, (String, String)>>,
+    descriptions: Mutex<HashMap<String, String>>,
 }
 
 impl MemoryIam {
@@ -266,9 +267,23 @@ impl IamChanges for MemoryIam {
     ) -> Result<String, AwsError> {
         self.call("sso:CreatePermissionSet")?;
         let mut sets = self.permission_sets.lock().unwrap();
+        // As in AWS: names are unique in an instance.
+        if sets.values().any(|(name, _)| *name == set.name) {
+            let mut conflict = AwsError::new(AwsErrorKind::Transient, "sso:CreatePermissionSet", "name taken");
+            conflict.code = Some("ConflictException".into());
+            return Err(conflict);
+        }
         let arn = format!("arn:aws:sso:::permissionSet/ssoins-0123456789abcdef/ps-{}", Uuid::new_v4().simple());
         sets.insert(arn.clone(), (set.name.clone(), String::new()));
+        self.descriptions.lock().unwrap().insert(arn.clone(), set.description.clone());
         Ok(arn)
+    }
+
+    async fn find_permission_set(&self, name: &str) -> Result<Option<(String, String)>, AwsError> {
+        self.call("sso:ListPermissionSets")?;
+        let sets = self.permission_sets.lock().unwrap();
+        let found = sets.iter().find(|(_, (n, _))| n == name);
+        Ok(found.map(|(arn, _)| (arn.clone(), self.descriptions.lock().unwrap()[arn].clone())))
     }
 
     async fn inline_policy(&self, permission_set_arn: &str) -> Result<Option<String>, AwsError> {
@@ -1571,4 +1586,29 @@ fn a_temporary_permission_set_needs_room_in_the_instance_and_the_account() {
     {
         assert!(matches!(plan_with(full), Err(Refusal::Quota { field: "resource_id", .. })), "{full:?}");
     }
+}
+
+#[tokio::test]
+async fn a_permission_set_made_by_a_try_that_died_before_recording_it_is_adopted_and_no_other() {
+    let (iam, mut ledger) = (MemoryIam::default(), MemoryLedger::default());
+    let carol = grantee(PrincipalType::IdentityCenterUser, "carol");
+    let g = grant(ResourceType::S3Bucket, &carol);
+    // The first try made it; the process died before its ARN was recorded.
+    apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap();
+    let made = ledger.permission_sets.remove(&g.grant_id).unwrap();
+    iam.assignments.lock().unwrap().clear();
+    iam.calls();
+    apply(&iam, &mut ledger, &g, &QUOTAS).await.unwrap().unwrap();
+    assert_eq!(ledger.permission_sets[&g.grant_id], made, "adopted, not made twice");
+    assert_eq!(iam.permission_sets.lock().unwrap().len(), 1);
+
+    // Someone else's permission set under the name: never adopted.
+    let other = grant(ResourceType::S3Bucket, &carol);
+    let taken = TemporaryPermissionSet {
+        description: "an admin's".into(),
+        ..TemporaryPermissionSet::for_grant(other.grant_id, None)
+    };
+    iam.create_permission_set(&taken, "PT1H").await.unwrap();
+    let error = apply(&iam, &mut ledger, &other, &QUOTAS).await.unwrap().unwrap_err();
+    assert_eq!(error.into_grant_error().code, GrantErrorCode::PolicyConflict);
 }

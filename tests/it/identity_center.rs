@@ -885,6 +885,37 @@ async fn assignment_creations_in_progress_are_bounded_per_instance() {
     assert_eq!(creations(), 2);
 }
 
+#[tokio::test]
+async fn a_conflict_creating_a_temporary_permission_set_is_retried_and_makes_one() {
+    let (server, proxy) = server_behind_proxy().await;
+    let account = Moto::shared().account(&random_account_id()).await;
+    let (instance, store) = account.identity_center().await;
+    account.create_identity_center_user(&store, "carol", "Carol").await;
+    let bucket = unique("ic-conflict");
+    account.create_bucket(&bucket, &[]).await;
+    let created = server.create_integration(integration(&account, json!({"identity_center": {}}))).await;
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(server.wait_for_sync(id).await["status"], "succeeded");
+    let bucket_id = resource_id(&server, id, "s3_bucket", &bucket).await;
+    proxy.fault_next("CreatePermissionSet", crate::support::Fault::Conflict);
+    let (status, granted) =
+        grant(&server, id, &bucket_id, "read", json!({"type": "identity_center_user", "name": "carol"})).await;
+    assert_eq!((status, granted["status"].as_str()), (202, Some("active")), "{granted}");
+    let (_, events) = server.get(&format!("/v1/grants/{}/events?limit=1000", granted["id"].as_str().unwrap())).await;
+    let creations: Vec<(String, String)> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["operation"] == "sso:CreatePermissionSet")
+        .map(|e| (e["outcome"].as_str().unwrap().to_string(), e["error_code"].as_str().unwrap_or("").to_string()))
+        .collect();
+    let wanted = [("failed".to_string(), "ConflictException".to_string()), ("success".to_string(), String::new())];
+    assert_eq!(creations, wanted, "retried, one permission set made");
+    assert_eq!(permission_sets(&account, &instance).await.len(), 1);
+    revoked(&server, granted["id"].as_str().unwrap()).await;
+    assert!(permission_sets(&account, &instance).await.is_empty());
+}
+
 /// A permission set named and described as jit-iam's temporary ones are, for `installation`.
 async fn temporary_looking_set(account: &Account, instance: &str, installation: &str) -> String {
     let grant_id = uuid::Uuid::now_v7();
