@@ -14,7 +14,7 @@ use super::pause;
 use crate::app::AppState;
 use crate::storage::retention::{Prune, GRANT_EVENTS, RECONCILE_RUNS, SYNC_RUNS, WEBHOOK_DELIVERIES, WEBHOOK_MESSAGES};
 
-/// Rows of one table deleted per statement: a few milliseconds of locks.
+/// Rows of one table deleted per statement: row locks held a fraction of a second.
 const BATCH: i64 = 1000;
 
 pub async fn run(state: AppState, shutdown: CancellationToken) {
