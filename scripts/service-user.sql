@@ -10,6 +10,7 @@ grant select, insert, update, delete on all tables in schema public to jit_iam_s
 grant usage, select on all sequences in schema public to jit_iam_service;
 -- What is only ever appended or read: not even a row changed.
 revoke update, delete on audit_events, grant_events, installation from jit_iam_service;
+-- (Retention prunes ended grants' events through the owner's prune_grant_events.)
 -- Tables and sequences later migrations create (as the same owner) too.
 alter default privileges in schema public grant select, insert, update, delete on tables to jit_iam_service;
 alter default privileges in schema public grant usage, select on sequences to jit_iam_service;

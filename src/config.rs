@@ -103,6 +103,9 @@ pub struct ServeConfig {
 
     #[command(flatten)]
     pub webhooks: WebhookConfig,
+
+    #[command(flatten)]
+    pub retention: RetentionConfig,
 }
 
 /// How jit-iam reaches AWS. The endpoint, region and the service's own
@@ -272,6 +275,26 @@ pub struct WebhookConfig {
     pub webhook_concurrency: u32,
 }
 
+/// How long what the worker records is kept (0: forever). The audit trail is always kept.
+#[derive(Clone, Debug, Args)]
+pub struct RetentionConfig {
+    /// Events of a grant that ended (revoked or failed) are deleted this long after its end; the grant stays.
+    #[arg(long, env = "JIT_IAM_RETAIN_GRANT_EVENTS", default_value = "365days", value_parser = parse_duration)]
+    pub retain_grant_events: Duration,
+
+    /// Finished webhook deliveries (with their attempts) are deleted this long after they finished.
+    #[arg(long, env = "JIT_IAM_RETAIN_WEBHOOK_DELIVERIES", default_value = "30days", value_parser = parse_duration)]
+    pub retain_webhook_deliveries: Duration,
+
+    /// Sync and reconciliation runs are deleted this long after they finished (never an integration's latest).
+    #[arg(long, env = "JIT_IAM_RETAIN_RUNS", default_value = "14days", value_parser = parse_duration)]
+    pub retain_runs: Duration,
+
+    /// Time between two rounds of pruning.
+    #[arg(long, env = "JIT_IAM_PRUNE_INTERVAL", default_value = "5m", value_parser = parse_duration)]
+    pub prune_interval: Duration,
+}
+
 /// The delays between the attempts of a delivery.
 #[derive(Clone, Debug)]
 pub struct RetrySchedule(pub Vec<Duration>);
@@ -323,6 +346,18 @@ impl ServeConfig {
         }
         if self.http_idle_timeout < Duration::from_secs(1) {
             return Err("JIT_IAM_HTTP_IDLE_TIMEOUT must be at least 1s".into());
+        }
+        let retain_events = self.retention.retain_grant_events;
+        // Reconciliation reads the events of grants ended within the grace (access given again after the end).
+        if !retain_events.is_zero() && retain_events < self.reconcile.orphan_grace {
+            return Err(format!(
+                "JIT_IAM_RETAIN_GRANT_EVENTS must be 0 (forever) or at least JIT_IAM_ORPHAN_GRACE ({}), got {}",
+                humantime::format_duration(self.reconcile.orphan_grace),
+                humantime::format_duration(retain_events)
+            ));
+        }
+        if self.retention.prune_interval < Duration::from_secs(1) {
+            return Err("JIT_IAM_PRUNE_INTERVAL must be at least 1s".into());
         }
         Ok(())
     }

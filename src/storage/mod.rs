@@ -18,6 +18,7 @@ pub mod integrations;
 pub mod page_cache;
 pub mod reconciles;
 pub mod resources;
+pub mod retention;
 pub mod run_queue;
 pub mod syncs;
 pub mod webhooks;

@@ -20,6 +20,7 @@ mod openapi;
 mod races;
 mod readme_tour;
 mod reconcile;
+mod retention;
 mod roles;
 mod sessions;
 mod startup;

@@ -28,6 +28,7 @@ fn bad_configuration_exits_2_with_one_line() {
         (&[("JIT_IAM_API_TOKENS", "portal:0123456789abcdef"), ("JIT_IAM_MAX_GRANT", "800days")], "730 days"),
         (&[("JIT_IAM_API_TOKENS", "portal:0123456789abcdef"), ("JIT_IAM_SESSION_DURATION", "5m")], "15m"),
         (&[("JIT_IAM_API_TOKENS", "portal:0123456789abcdef"), ("JIT_IAM_SYNC_INTERVAL", "soon")], "soon"),
+        (&[("JIT_IAM_API_TOKENS", "portal:0123456789abcdef"), ("JIT_IAM_RETAIN_GRANT_EVENTS", "1h")], "ORPHAN_GRACE"),
     ];
     for (env, expected) in cases {
         let (code, stderr) = run(env);
