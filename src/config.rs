@@ -475,6 +475,16 @@ mod tests {
     }
 
     #[test]
+    fn the_metrics_token_is_long_enough_hashed_and_never_printed() {
+        let token: MetricsToken = "0123456789abcdef".parse().unwrap();
+        assert!(token.matches("0123456789abcdef"));
+        assert!(!token.matches("0123456789abcdeg"));
+        assert!(!format!("{token:?}").contains("0123456789abcdef"));
+        assert!("short".parse::<MetricsToken>().is_err());
+        assert!("0123456789 abcdef".parse::<MetricsToken>().is_err());
+    }
+
+    #[test]
     fn a_token_without_a_role_is_admin_and_a_bad_role_is_refused() {
         let tokens: ApiTokens =
             "root:0123456789abcdef,portal:1123456789abcdef:portal,audit:2123456789abcdef:auditor".parse().unwrap();
