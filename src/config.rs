@@ -87,6 +87,9 @@ pub struct ServeConfig {
     pub browse_cache_mb: u32,
 
     #[command(flatten)]
+    pub metrics: MetricsConfig,
+
+    #[command(flatten)]
     pub aws: AwsConfig,
 
     #[command(flatten)]
@@ -295,6 +298,40 @@ pub struct RetentionConfig {
     pub prune_interval: Duration,
 }
 
+/// What `/metrics` serves and who may read it.
+#[derive(Clone, Debug, Args)]
+pub struct MetricsConfig {
+    /// How often the gauges read from Postgres (grants by status, queues) are
+    /// refreshed; a scrape only renders the last values.
+    #[arg(long, env = "JIT_IAM_METRICS_REFRESH", default_value = "5s", value_parser = parse_duration)]
+    pub metrics_refresh: Duration,
+
+    /// When set, `/metrics` needs `Authorization: Bearer <this token>` (at least 16 characters); unset, it is open.
+    #[arg(long, env = "JIT_IAM_METRICS_TOKEN", hide_env_values = true, value_parser = MetricsToken::from_str)]
+    pub metrics_token: Option<MetricsToken>,
+}
+
+/// The SHA-256 of the `/metrics` token: compared in constant time, never printed.
+#[derive(Clone)]
+pub struct MetricsToken(pub [u8; 32]);
+
+impl fmt::Debug for MetricsToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MetricsToken(..)")
+    }
+}
+
+impl FromStr for MetricsToken {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        if value.len() < 16 || value.contains(char::is_whitespace) {
+            return Err("the metrics token must be at least 16 characters, without spaces".into());
+        }
+        Ok(MetricsToken(Sha256::digest(value.as_bytes()).into()))
+    }
+}
+
 /// The delays between the attempts of a delivery.
 #[derive(Clone, Debug)]
 pub struct RetrySchedule(pub Vec<Duration>);
@@ -343,6 +380,9 @@ impl ServeConfig {
         }
         if self.webhooks.expiry_notice.is_zero() {
             return Err("JIT_IAM_EXPIRY_NOTICE must be positive".into());
+        }
+        if self.metrics.metrics_refresh < Duration::from_millis(100) {
+            return Err("JIT_IAM_METRICS_REFRESH must be at least 100ms".into());
         }
         if self.http_idle_timeout < Duration::from_secs(1) {
             return Err("JIT_IAM_HTTP_IDLE_TIMEOUT must be at least 1s".into());
@@ -467,6 +507,16 @@ mod tests {
         assert!("a:0123456789abcdef,a:0123456789abcdeg".parse::<ApiTokens>().is_err());
         assert!("a:0123456789abcdef,b:0123456789abcdef".parse::<ApiTokens>().is_err());
         assert!("bad name:0123456789abcdef".parse::<ApiTokens>().is_err());
+    }
+
+    #[test]
+    fn the_metrics_token_is_long_enough_hashed_and_never_printed() {
+        let token: MetricsToken = "0123456789abcdef".parse().unwrap();
+        assert!(token.matches("0123456789abcdef"));
+        assert!(!token.matches("0123456789abcdeg"));
+        assert!(!format!("{token:?}").contains("0123456789abcdef"));
+        assert!("short".parse::<MetricsToken>().is_err());
+        assert!("0123456789 abcdef".parse::<MetricsToken>().is_err());
     }
 
     #[test]

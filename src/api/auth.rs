@@ -1,8 +1,9 @@
-//! Bearer-token authentication and role authorization of every `/v1` route.
+//! Bearer-token authentication and role authorization of every `/v1` route,
+//! and the optional token of `/metrics`.
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::AUTHORIZATION;
-use axum::http::Method;
+use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 use sha2::{Digest, Sha256};
@@ -10,7 +11,7 @@ use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
 use crate::app::AppState;
-use crate::config::ApiTokens;
+use crate::config::{ApiTokens, MetricsToken};
 use crate::domain::caller::{Caller, Role};
 
 impl ApiTokens {
@@ -26,6 +27,21 @@ impl ApiTokens {
         }
         found
     }
+}
+
+impl MetricsToken {
+    /// Whether `token` is the `/metrics` token, compared in constant time.
+    pub fn matches(&self, token: &str) -> bool {
+        let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        self.0.ct_eq(&presented).into()
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 const ANY_ROLE: &[Role] = &[Role::Admin, Role::Portal, Role::Auditor];
@@ -72,15 +88,7 @@ pub async fn require_token(
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let token = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| {
-            let (scheme, token) = value.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        })
-        .ok_or_else(ApiError::unauthorized)?;
+    let token = bearer_token(request.headers()).ok_or_else(ApiError::unauthorized)?;
     let caller = state.tokens.identify(token).ok_or_else(ApiError::unauthorized)?;
     tracing::Span::current().record("caller", caller.name.as_str());
     let path = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or_default();

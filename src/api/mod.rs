@@ -64,7 +64,7 @@ pub mod webhooks;
             Headers: `webhook-id` (the same on every retry), `webhook-timestamp`, `webhook-signature` \
             (`v1,<base64 HMAC-SHA256>`, space-separated while a rotated secret still signs). \
             A 2xx answer is success; 410 disables the endpoint; anything else is retried."),
-        (name = "health", description = "Liveness, readiness and metrics (no token needed)"),
+        (name = "health", description = "Liveness, readiness and metrics (no API token; `/metrics` needs `JIT_IAM_METRICS_TOKEN` when it is set)"),
     )
 )]
 struct ApiDoc;
@@ -126,7 +126,8 @@ fn document_v1_defaults(doc: &mut OpenApiDoc) {
             let Some(operation) = operation else { continue };
             describe_responses(operation);
             if !path.starts_with("/v1/") {
-                operation.security = Some(Vec::new());
+                // Open, unless the route documents an optional token of its own (`/metrics`).
+                operation.security.get_or_insert_with(Vec::new);
                 continue;
             }
             let roles = format!("Roles: {}.", auth::describe_roles(auth::allowed_roles(method, path)));

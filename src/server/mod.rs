@@ -75,6 +75,8 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
+    // The first scrape already shows the database's gauges.
+    worker::gauges::refresh(&state).await;
     let mut workers = worker::spawn(state.clone(), shutdown.clone());
     tracing::info!(address = %listener.local_addr()?, instance = %state.instance_id, "listening");
     let timeouts = HttpTimeouts { header: HEADER_READ_TIMEOUT, idle: state.config.http_idle_timeout };

@@ -1,6 +1,6 @@
 //! Background work inside `serve`: inventory syncs, applying and revoking
-//! grants, reconciling grants with IAM, delivering webhooks, and pruning what
-//! the retention settings no longer keep.
+//! grants, reconciling grants with IAM, delivering webhooks, pruning what
+//! the retention settings no longer keep, and refreshing the metrics gauges.
 //!
 //! Work lives in Postgres and is claimed with `FOR UPDATE SKIP LOCKED` and a
 //! lease, so several replicas share it safely. LISTEN/NOTIFY wakes the workers
@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::{AppState, GrantUpdate};
 
+pub mod gauges;
 pub mod grants;
 pub mod jobs;
 pub mod reconcile;
@@ -38,6 +39,7 @@ pub fn spawn(state: AppState, shutdown: CancellationToken) -> JoinSet<()> {
     workers.spawn(webhooks::run(state.clone(), shutdown.clone()));
     workers.spawn(webhooks::notice_expiring(state.clone(), shutdown.clone()));
     workers.spawn(retention::run(state.clone(), shutdown.clone()));
+    workers.spawn(gauges::run(state.clone(), shutdown.clone()));
     workers.spawn(grants::run(state, shutdown));
     workers
 }

@@ -89,7 +89,12 @@ fn both_overlays_render_and_every_object_validates() {
         assert!(manifest.contains("image: ghcr.io/example/jit-iam:0.1.0"));
         // Secrets are referenced, never written.
         assert!(!manifest.contains("kind: Secret"), "{manifest}");
-        assert_eq!(manifest.matches("secretKeyRef:").count(), 3);
+        // database-owner-url, database-url, api-tokens, and the optional metrics-token.
+        assert_eq!(manifest.matches("secretKeyRef:").count(), 4);
+        assert!(
+            manifest.contains("key: metrics-token\n              name: jit-iam\n              optional: true"),
+            "{manifest}"
+        );
     }
     assert!(pod_identity.contains("cidr: 169.254.170.23/32"), "the Pod Identity Agent is reachable");
     std::fs::remove_dir_all(dir).unwrap();

@@ -358,10 +358,10 @@ async fn the_setup_policy_is_exactly_what_jit_iam_needs() {
                 let failing = e.wait(id, |g| g["revoke_failing"] == true).await;
                 denied(&failing["last_error"]["aws"], &action);
                 // What the alert JitIamGrantRevokeFailing watches (deploy/prometheus/jit-iam-rules.yml).
-                assert_eq!(e.server.metric("jit_iam_grants_revoke_failing ").await, 1.0);
+                e.server.wait_for_metric("jit_iam_grants_revoke_failing ", 1.0).await;
                 e.set_role_policy(&e.permission_policy).await;
                 e.wait(id, |g| g["status"] == "revoked").await;
-                assert_eq!(e.server.metric("jit_iam_grants_revoke_failing ").await, 0.0);
+                e.server.wait_for_metric("jit_iam_grants_revoke_failing ", 0.0).await;
                 assert!(e.leftovers().await.is_empty(), "{action} left {:?}", e.leftovers().await);
             }
             "iam:DetachUserPolicy" | "iam:DeletePolicy" | "iam:RemoveUserFromGroup" => {

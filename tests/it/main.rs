@@ -16,6 +16,7 @@ mod identity_center;
 mod integrations;
 mod inventory;
 mod least_privilege;
+mod metrics;
 mod openapi;
 mod races;
 mod readme_tour;

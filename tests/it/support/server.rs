@@ -88,6 +88,8 @@ impl TestServer {
             ("JIT_IAM_DB_MAX_CONNECTIONS", "4"),
             ("JIT_IAM_WORKER_CONCURRENCY", "8"),
             ("JIT_IAM_SYNC_ACCOUNT_CONCURRENCY", "2"),
+            // Gauges current within a fraction of a second.
+            ("JIT_IAM_METRICS_REFRESH", "250ms"),
             ("RUST_LOG", "info,jit_iam=debug"),
         ];
         ServerBuilder { env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), db: None }
@@ -186,6 +188,16 @@ impl TestServer {
             .filter(|l| l.starts_with(prefix))
             .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
             .sum()
+    }
+
+    /// Waits until the metric reads `value`: the gauges read from the database
+    /// are refreshed every `JIT_IAM_METRICS_REFRESH`, not at each scrape.
+    pub async fn wait_for_metric(&self, prefix: &str, value: f64) {
+        let what = format!("{prefix} to read {value}");
+        super::eventually(Duration::from_secs(10), &what, || async {
+            (self.metric(prefix).await == value).then_some(())
+        })
+        .await;
     }
 
     /// Every resource the browse API lists for `query`, following all pages.
