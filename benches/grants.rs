@@ -3,6 +3,8 @@
 //! calls made directly on the same moto in the same run (moto is the ceiling).
 //!
 //!   scripts/bench grants      (report in bench-results/grants.json)
+//!   JIT_IAM_BENCH_AWS_LATENCY_MS=40 scripts/bench grants   (every AWS call, jit-iam's and
+//!                             the baseline's, 40 ms later: report in bench-results/grants-40ms.json)
 
 mod common;
 
@@ -13,7 +15,7 @@ use aws_sdk_iam::Client as Iam;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use common::{aws_calls_by_operation, calls_since, load_average, round3, run_bounded, Moto, Service};
+use common::{aws_calls_by_operation, calls_since, load_average, round3, run_bounded, with_aws_latency, Moto, Service};
 
 const USERS: usize = 200;
 const LATENCY_GRANTS: usize = 200;
@@ -118,7 +120,10 @@ fn user(i: usize) -> String {
     format!("user-{:03}", i % USERS)
 }
 
-async fn run(moto: &Moto) -> Value {
+async fn run(raw: &Moto) -> Value {
+    let (moto, _proxy, aws_latency_ms) = with_aws_latency(raw).await;
+    let moto = &moto;
+    eprintln!("==> AWS latency per call: {aws_latency_ms} ms");
     let account_id = format!("3{:011}", rand::random_range(0..100_000_000_000u64));
     let iam = Iam::new(&moto.account(&account_id).await);
     eprintln!("==> seeding account {account_id}");
@@ -295,6 +300,7 @@ async fn run(moto: &Moto) -> Value {
     let assume = assume_role_calls(&service.metrics().await);
     let (peak_rss_mb, _) = service.memory_mb();
     json!({
+        "aws_latency_per_call_ms": aws_latency_ms,
         "latency": latency,
         "aws_calls": calls,
         "assume_role": {"calls": assume, "grants": total_grants, "per_1000_grants": round3(assume * 1000.0 / total_grants as f64),

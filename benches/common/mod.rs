@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod latency;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::io::{BufRead, BufReader};
@@ -66,7 +68,7 @@ fn wait_for_port(child: &mut Child, address: &str, timeout: Duration) -> bool {
 /// (before the runtime exists): the child dies with the thread that spawned it.
 pub struct Moto {
     pub endpoint: String,
-    _child: ChildGuard,
+    _child: Arc<ChildGuard>,
 }
 
 impl Moto {
@@ -81,10 +83,15 @@ impl Moto {
             command.args(["-H", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null());
             let mut child = ChildGuard(die_with_parent(&mut command).spawn().expect("start moto_server"));
             if wait_for_port(&mut child.0, &format!("127.0.0.1:{port}"), Duration::from_secs(30)) {
-                return Moto { endpoint: format!("http://127.0.0.1:{port}"), _child: child };
+                return Moto { endpoint: format!("http://127.0.0.1:{port}"), _child: Arc::new(child) };
             }
         }
         panic!("moto_server did not start");
+    }
+
+    /// This moto reached through `endpoint` (a [`latency::LatencyProxy`] in front of it).
+    pub fn through(&self, endpoint: &str) -> Moto {
+        Moto { endpoint: endpoint.to_string(), _child: self._child.clone() }
     }
 
     /// SDK configuration with the given keys, pointed at this moto.
@@ -120,6 +127,20 @@ impl Moto {
         );
         self.config(credentials, "us-east-1").await
     }
+}
+
+/// The delay per AWS call the benchmark adds (`JIT_IAM_BENCH_AWS_LATENCY_MS`,
+/// 0: raw moto) through a [`latency::LatencyProxy`] both jit-iam and the
+/// direct baseline go through; with 0, no proxy at all.
+pub async fn with_aws_latency(moto: &Moto) -> (Moto, Option<latency::LatencyProxy>, u64) {
+    let millis: u64 = std::env::var("JIT_IAM_BENCH_AWS_LATENCY_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    if millis == 0 {
+        return (moto.through(&moto.endpoint), None, 0);
+    }
+    let delay = Duration::from_millis(millis);
+    let settings = latency::Latency { delay, jitter: delay / 10, throttle: None };
+    let proxy = latency::LatencyProxy::start(&moto.endpoint, settings).await;
+    (moto.through(&proxy.endpoint), Some(proxy), millis)
 }
 
 /// Runs `jobs` with at most `concurrency` in flight, printing progress to

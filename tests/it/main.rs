@@ -15,6 +15,7 @@ mod grants;
 mod identity_center;
 mod integrations;
 mod inventory;
+mod latency_proxy;
 mod least_privilege;
 mod metrics;
 mod openapi;

@@ -1,0 +1,200 @@
+//! The benchmarks' stand-in for AWS's latency and throttling, in front of
+//! moto: every call waits a fixed delay plus a random jitter before it is
+//! forwarded (each on its own task: the delay is never serialized), and one
+//! service's write calls can be throttled per account at a rate, answered as
+//! AWS answers (`Throttling`) without reaching moto. jit-iam and the direct
+//! baseline both go through it. Tested in `tests/it/latency_proxy.rs`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+/// What the proxy adds to each call.
+#[derive(Clone, Debug, Default)]
+pub struct Latency {
+    pub delay: Duration,
+    /// A uniformly random extra delay, up to this much.
+    pub jitter: Duration,
+    pub throttle: Option<Throttle>,
+}
+
+/// The write calls (not Get, List, Describe) of `service` (the SigV4 signing
+/// name: `iam`, `sts`, `sso`, ...) allowed per second per account; a bucket
+/// of one second's calls.
+#[derive(Clone, Debug)]
+pub struct Throttle {
+    pub service: String,
+    pub writes_per_second: f64,
+}
+
+pub struct LatencyProxy {
+    pub endpoint: String,
+    state: Arc<State>,
+}
+
+struct State {
+    upstream: String,
+    latency: Latency,
+    client: reqwest::Client,
+    /// (service, account) -> tokens and when they were counted.
+    buckets: Mutex<HashMap<(String, String), (f64, Instant)>>,
+    /// Access key id -> account, learnt from sts:AssumeRole answers.
+    accounts: Mutex<HashMap<String, String>>,
+    forwarded: AtomicU64,
+    throttled: AtomicU64,
+}
+
+impl LatencyProxy {
+    pub async fn start(upstream: &str, latency: Latency) -> LatencyProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new(State {
+            upstream: upstream.to_string(),
+            latency,
+            client: reqwest::Client::new(),
+            buckets: Mutex::new(HashMap::new()),
+            accounts: Mutex::new(HashMap::new()),
+            forwarded: AtomicU64::new(0),
+            throttled: AtomicU64::new(0),
+        });
+        let shared = state.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let state = shared.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request| handle(state.clone(), request));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        LatencyProxy { endpoint, state }
+    }
+
+    /// Calls forwarded to moto so far.
+    pub fn forwarded(&self) -> u64 {
+        self.state.forwarded.load(Ordering::Relaxed)
+    }
+
+    /// Calls answered `Throttling` so far.
+    pub fn throttled(&self) -> u64 {
+        self.state.throttled.load(Ordering::Relaxed)
+    }
+}
+
+async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, std::io::Error> {
+    let (parts, body) = request.into_parts();
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    // Credential=<access key id>/<date>/<region>/<service>/aws4_request
+    let credential: Vec<String> = parts
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split("Credential=").nth(1))
+        .map(|c| c.split('/').map(str::to_string).collect())
+        .unwrap_or_default();
+    let key = credential.first().cloned().unwrap_or_default();
+    let service = credential.get(3).cloned().unwrap_or_default();
+    // JSON protocol: `X-Amz-Target: Service.Action`; query protocol: a form with `Action`.
+    let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let params: HashMap<String, String> = match target {
+        Some(_) => HashMap::new(),
+        None => form_urlencoded::parse(&body).into_owned().collect(),
+    };
+    let action = match &target {
+        Some(target) => target.rsplit('.').next().unwrap_or_default().to_string(),
+        None => params.get("Action").cloned().unwrap_or_default(),
+    };
+
+    let jitter = state.latency.jitter.mul_f64(rand::random::<f64>());
+    tokio::time::sleep(state.latency.delay + jitter).await;
+
+    let account = state.accounts.lock().unwrap().get(&key).cloned().unwrap_or(key);
+    if over_rate(&state, &service, &action, &account) {
+        state.throttled.fetch_add(1, Ordering::Relaxed);
+        return Ok(throttling(target.is_some()));
+    }
+    let url = format!("{}{}", state.upstream, parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+    let mut forwarded = state.client.request(parts.method.clone(), url).body(body);
+    for (name, value) in &parts.headers {
+        forwarded = forwarded.header(name, value);
+    }
+    let Ok(answer) = forwarded.send().await else {
+        return Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "moto did not answer"));
+    };
+    state.forwarded.fetch_add(1, Ordering::Relaxed);
+    let mut reply = Response::builder().status(answer.status().as_u16());
+    for (name, value) in answer.headers() {
+        if name != "transfer-encoding" && name != "connection" {
+            reply = reply.header(name, value);
+        }
+    }
+    let answer = answer.bytes().await.unwrap_or_default();
+    if action == "AssumeRole" {
+        learn_account(&state, &params, &answer);
+    }
+    Ok(reply.body(Full::new(answer)).unwrap())
+}
+
+/// Whether the call is a write of the throttled service over its account's rate; takes a token when not.
+fn over_rate(state: &State, service: &str, action: &str, account: &str) -> bool {
+    let Some(throttle) = &state.latency.throttle else { return false };
+    let reads = ["Get", "List", "Describe"].iter().any(|read| action.starts_with(read));
+    if throttle.service != service || reads {
+        return false;
+    }
+    let rate = throttle.writes_per_second;
+    let now = Instant::now();
+    let mut buckets = state.buckets.lock().unwrap();
+    let (tokens, at) = buckets.entry((service.to_string(), account.to_string())).or_insert((rate, now));
+    *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(rate);
+    *at = now;
+    if *tokens < 1.0 {
+        return true;
+    }
+    *tokens -= 1.0;
+    false
+}
+
+/// AWS's throttling answer, in the call's protocol.
+fn throttling(json_protocol: bool) -> Response<Full<Bytes>> {
+    let request_id = format!("{:032x}", rand::random::<u128>());
+    let (content_type, body) = match json_protocol {
+        true => {
+            ("application/x-amz-json-1.1", r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#.to_string())
+        }
+        false => (
+            "text/xml",
+            format!(
+                "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message>\
+                 </Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+            ),
+        ),
+    };
+    Response::builder()
+        .status(400)
+        .header("content-type", content_type)
+        .header("x-amzn-requestid", request_id)
+        .body(Full::new(Bytes::from(body)))
+        .unwrap()
+}
+
+/// Remembers whose keys an sts:AssumeRole answer holds: the account of its RoleArn.
+fn learn_account(state: &State, params: &HashMap<String, String>, answer: &Bytes) {
+    let answer = String::from_utf8_lossy(answer);
+    let key = answer.split("<AccessKeyId>").nth(1).and_then(|rest| rest.split('<').next());
+    let account = params.get("RoleArn").and_then(|arn| arn.split(':').nth(4));
+    if let (Some(key), Some(account)) = (key, account) {
+        state.accounts.lock().unwrap().insert(key.to_string(), account.to_string());
+    }
+}

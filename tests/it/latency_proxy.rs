@@ -1,0 +1,85 @@
+//! The benchmarks' latency and throttling proxy (`benches/common/latency.rs`):
+//! its delay is applied to each call concurrently, and its throttling counts
+//! write calls per account and per service, as AWS does.
+
+use std::time::{Duration, Instant};
+
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use crate::support::{unique, Moto};
+
+#[path = "../../benches/common/latency.rs"]
+mod latency;
+
+use latency::{Latency, LatencyProxy, Throttle};
+
+/// An SDK configuration reaching moto through `proxy` with the access key
+/// `key` (the proxy's account, when no AssumeRole taught it better), without retries.
+async fn through(proxy: &LatencyProxy, key: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(&proxy.endpoint)
+        .credentials_provider(Credentials::new(key, "secret", None, None, "latency-proxy-test"))
+        .retry_config(RetryConfig::disabled())
+        .load()
+        .await
+}
+
+#[tokio::test]
+async fn the_delay_is_added_to_every_call_concurrently() {
+    let delay = Duration::from_millis(300);
+    let latency = Latency { delay, jitter: Duration::from_millis(50), throttle: None };
+    let proxy = LatencyProxy::start(&Moto::shared().endpoint, latency).await;
+    let iam = aws_sdk_iam::Client::new(&through(&proxy, "AKIDLATENCYDELAY").await);
+    let started = Instant::now();
+    iam.list_users().send().await.unwrap();
+    assert!(started.elapsed() >= delay, "one call waits the delay: {:?}", started.elapsed());
+    let started = Instant::now();
+    let calls = (0..10).map(|_| iam.list_users().send());
+    for answer in futures::future::join_all(calls).await {
+        answer.unwrap();
+    }
+    let elapsed = started.elapsed();
+    assert!(elapsed >= delay, "{elapsed:?}");
+    assert!(elapsed < delay * 4, "10 calls waited side by side, not one after the other (3 s): {elapsed:?}");
+    assert_eq!(proxy.forwarded(), 11);
+}
+
+#[tokio::test]
+async fn writes_of_the_throttled_service_are_throttled_per_account() {
+    let throttle = Throttle { service: "iam".into(), writes_per_second: 5.0 };
+    let latency = Latency { throttle: Some(throttle), ..Latency::default() };
+    let proxy = LatencyProxy::start(&Moto::shared().endpoint, latency).await;
+    let first = aws_sdk_iam::Client::new(&through(&proxy, "AKIDLATENCYFIRST").await);
+    let second = aws_sdk_iam::Client::new(&through(&proxy, "AKIDLATENCYSECOND").await);
+
+    let writes = (0..10).map(|_| first.create_user().user_name(unique("latency")).send());
+    let answers = futures::future::join_all(writes).await;
+    let throttled = answers.iter().filter(|a| a.as_ref().err().and_then(|e| e.code()) == Some("Throttling")).count();
+    assert!(answers.iter().all(|a| a.is_ok() || a.as_ref().err().and_then(|e| e.code()) == Some("Throttling")));
+    assert!((4..=5).contains(&throttled), "a burst of 10 over 5 per second: {throttled} throttled");
+
+    // Reads of that account, another account's writes, another service's writes: not throttled.
+    for answer in futures::future::join_all((0..10).map(|_| first.list_users().send())).await {
+        answer.unwrap();
+    }
+    for answer in
+        futures::future::join_all((0..5).map(|_| second.create_user().user_name(unique("latency")).send())).await
+    {
+        answer.unwrap();
+    }
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&through(&proxy, "AKIDLATENCYFIRST").await).force_path_style(true).build(),
+    );
+    for answer in futures::future::join_all((0..10).map(|_| s3.create_bucket().bucket(unique("latency")).send())).await
+    {
+        answer.unwrap();
+    }
+    assert_eq!(proxy.throttled() as usize, throttled);
+    // A second later the account has its rate again.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    first.create_user().user_name(unique("latency")).send().await.unwrap();
+}
