@@ -5,6 +5,8 @@
 //! 100 grants whose policies were detached by hand.
 //!
 //!   scripts/bench reconcile   (report in bench-results/reconcile.json)
+//!   JIT_IAM_BENCH_AWS_LATENCY_MS=40 scripts/bench reconcile   (every AWS call 40 ms later:
+//!                             bench-results/reconcile-40ms.json)
 
 mod common;
 
@@ -15,7 +17,7 @@ use aws_sdk_iam::Client as Iam;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use common::{round3, run_bounded, Moto, Service};
+use common::{round3, run_bounded, with_aws_latency, Moto, Service};
 
 const GRANTS: usize = 1000;
 const ROLES: usize = 1000;
@@ -72,7 +74,10 @@ async fn reconcile(service: &Service, integration: &str) -> (Value, f64) {
     }
 }
 
-async fn run(moto: &Moto) -> Value {
+async fn run(raw: &Moto) -> Value {
+    let (moto, _proxy, aws_latency_ms) = with_aws_latency(raw).await;
+    let moto = &moto;
+    eprintln!("==> AWS latency per call: {aws_latency_ms} ms");
     let account_id = format!("4{:011}", rand::random_range(0..100_000_000_000u64));
     let iam = Iam::new(&moto.account(&account_id).await);
     eprintln!("==> seeding account {account_id}: {GRANTS} users, {ROLES} roles, {GROUPS} groups");
@@ -157,6 +162,7 @@ async fn run(moto: &Moto) -> Value {
     let clean_calls = clean["aws_calls"].as_i64().unwrap();
     let repair_calls = repairing["aws_calls"].as_i64().unwrap();
     json!({
+        "aws_latency_per_call_ms": aws_latency_ms,
         "account": {"active_grants": GRANTS, "users": GRANTS, "roles": ROLES, "groups": GROUPS, "policies": GRANTS},
         "clean_run": {
             "aws_calls": clean_calls,

@@ -1,10 +1,8 @@
 //! The one shared state of the service: every handler and worker holds an `AppState`.
 
 use std::ops::Deref;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use tokio::sync::{broadcast, Notify, Semaphore};
@@ -78,9 +76,6 @@ pub struct Wakeups {
     pub webhooks: Notify,
     /// A grant changed: its expiry notice may be due sooner.
     pub expiry_notices: Notify,
-    /// When the grant claim loop looks for due work by itself next (Unix
-    /// milliseconds): a grant due earlier must wake it, a grant due later need not.
-    pub grants_idle_until: AtomicI64,
 }
 
 impl Wakeups {
@@ -90,12 +85,5 @@ impl Wakeups {
         self.reconciles.notify_one();
         self.webhooks.notify_one();
         self.expiry_notices.notify_one();
-    }
-
-    /// Wakes the grant claim loop unless it looks for due work by `due` anyway.
-    pub fn grant_due(&self, due: DateTime<Utc>) {
-        if due.timestamp_millis() < self.grants_idle_until.load(Ordering::SeqCst) {
-            self.grants.notify_one();
-        }
     }
 }

@@ -239,6 +239,12 @@ pub struct WorkerConfig {
           value_parser = clap::value_parser!(u32).range(1..=512))]
     pub worker_concurrency: u32,
 
+    /// Grants of one AWS account worked on at once, across replicas: an account
+    /// AWS throttles (or that answers slowly) never takes every slot from the others.
+    #[arg(long, env = "JIT_IAM_WORKER_ACCOUNT_CONCURRENCY", default_value_t = 12,
+          value_parser = clap::value_parser!(u32).range(1..=512))]
+    pub worker_account_concurrency: u32,
+
     /// How long a claim on a grant or sync lasts before another replica may take it over.
     #[arg(long, env = "JIT_IAM_WORKER_LEASE", default_value = "30s", value_parser = parse_duration)]
     pub worker_lease: Duration,

@@ -23,6 +23,7 @@ pub struct Latency {
     pub delay: Duration,
     /// A uniformly random extra delay, up to this much.
     pub jitter: Duration,
+    /// From the start; [`LatencyProxy::set_throttle`] changes it.
     pub throttle: Option<Throttle>,
 }
 
@@ -33,6 +34,8 @@ pub struct Latency {
 pub struct Throttle {
     pub service: String,
     pub writes_per_second: f64,
+    /// The accounts throttled; empty: every account.
+    pub accounts: Vec<String>,
 }
 
 pub struct LatencyProxy {
@@ -43,6 +46,7 @@ pub struct LatencyProxy {
 struct State {
     upstream: String,
     latency: Latency,
+    throttle: Mutex<Option<Throttle>>,
     client: reqwest::Client,
     /// (service, account) -> tokens and when they were counted.
     buckets: Mutex<HashMap<(String, String), (f64, Instant)>>,
@@ -50,6 +54,18 @@ struct State {
     accounts: Mutex<HashMap<String, String>>,
     forwarded: AtomicU64,
     throttled: AtomicU64,
+    /// Writes of a throttled service and account let through.
+    admitted: AtomicU64,
+    /// Every call forwarded: when it arrived, when its answer left, its action.
+    log: Mutex<Vec<Call>>,
+}
+
+/// One call through the proxy, as [`LatencyProxy::calls_between`] gives it.
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub arrived: Instant,
+    pub answered: Instant,
+    pub action: String,
 }
 
 impl LatencyProxy {
@@ -58,12 +74,15 @@ impl LatencyProxy {
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let state = Arc::new(State {
             upstream: upstream.to_string(),
+            throttle: Mutex::new(latency.throttle.clone()),
             latency,
             client: reqwest::Client::new(),
             buckets: Mutex::new(HashMap::new()),
             accounts: Mutex::new(HashMap::new()),
             forwarded: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
+            admitted: AtomicU64::new(0),
+            log: Mutex::new(Vec::new()),
         });
         let shared = state.clone();
         tokio::spawn(async move {
@@ -90,9 +109,27 @@ impl LatencyProxy {
     pub fn throttled(&self) -> u64 {
         self.state.throttled.load(Ordering::Relaxed)
     }
+
+    /// Writes that the throttle let through so far (with [`Self::throttled`]: the attempts).
+    pub fn admitted(&self) -> u64 {
+        self.state.admitted.load(Ordering::Relaxed)
+    }
+
+    /// The calls that arrived and were answered between `from` and `to`.
+    pub fn calls_between(&self, from: Instant, to: Instant) -> Vec<Call> {
+        let log = self.state.log.lock().unwrap();
+        log.iter().filter(|c| c.arrived >= from && c.answered <= to).cloned().collect()
+    }
+
+    /// Throttles from now on as `throttle` says (None: no more); each account's bucket starts full.
+    pub fn set_throttle(&self, throttle: Option<Throttle>) {
+        *self.state.throttle.lock().unwrap() = throttle;
+        self.state.buckets.lock().unwrap().clear();
+    }
 }
 
 async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, std::io::Error> {
+    let arrived = Instant::now();
     let (parts, body) = request.into_parts();
     let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     // Credential=<access key id>/<date>/<region>/<service>/aws4_request
@@ -143,14 +180,16 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Respons
     if action == "AssumeRole" {
         learn_account(&state, &params, &answer);
     }
+    state.log.lock().unwrap().push(Call { arrived, answered: Instant::now(), action });
     Ok(reply.body(Full::new(answer)).unwrap())
 }
 
 /// Whether the call is a write of the throttled service over its account's rate; takes a token when not.
 fn over_rate(state: &State, service: &str, action: &str, account: &str) -> bool {
-    let Some(throttle) = &state.latency.throttle else { return false };
+    let Some(throttle) = state.throttle.lock().unwrap().clone() else { return false };
     let reads = ["Get", "List", "Describe"].iter().any(|read| action.starts_with(read));
-    if throttle.service != service || reads {
+    let throttled_account = throttle.accounts.is_empty() || throttle.accounts.iter().any(|a| a == account);
+    if throttle.service != service || reads || !throttled_account {
         return false;
     }
     let rate = throttle.writes_per_second;
@@ -163,6 +202,7 @@ fn over_rate(state: &State, service: &str, action: &str, account: &str) -> bool 
         return true;
     }
     *tokens -= 1.0;
+    state.admitted.fetch_add(1, Ordering::Relaxed);
     false
 }
 

@@ -129,18 +129,24 @@ impl Moto {
     }
 }
 
-/// The delay per AWS call the benchmark adds (`JIT_IAM_BENCH_AWS_LATENCY_MS`,
-/// 0: raw moto) through a [`latency::LatencyProxy`] both jit-iam and the
-/// direct baseline go through; with 0, no proxy at all.
-pub async fn with_aws_latency(moto: &Moto) -> (Moto, Option<latency::LatencyProxy>, u64) {
-    let millis: u64 = std::env::var("JIT_IAM_BENCH_AWS_LATENCY_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
-    if millis == 0 {
-        return (moto.through(&moto.endpoint), None, 0);
-    }
+/// This moto behind a [`latency::LatencyProxy`] adding
+/// `JIT_IAM_BENCH_AWS_LATENCY_MS` per call (0: raw moto, one loopback hop
+/// more), which jit-iam and the direct baseline both go through.
+pub async fn with_aws_latency(moto: &Moto) -> (Moto, latency::LatencyProxy, u64) {
+    let millis = aws_latency_ms();
+    let proxy = latency::LatencyProxy::start(&moto.endpoint, aws_latency(millis)).await;
+    (moto.through(&proxy.endpoint), proxy, millis)
+}
+
+/// `JIT_IAM_BENCH_AWS_LATENCY_MS`, 0 when unset.
+pub fn aws_latency_ms() -> u64 {
+    std::env::var("JIT_IAM_BENCH_AWS_LATENCY_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// `millis` per call, give or take a tenth, throttling nothing.
+pub fn aws_latency(millis: u64) -> latency::Latency {
     let delay = Duration::from_millis(millis);
-    let settings = latency::Latency { delay, jitter: delay / 10, throttle: None };
-    let proxy = latency::LatencyProxy::start(&moto.endpoint, settings).await;
-    (moto.through(&proxy.endpoint), Some(proxy), millis)
+    latency::Latency { delay, jitter: delay / 10, throttle: None }
 }
 
 /// Runs `jobs` with at most `concurrency` in flight, printing progress to
@@ -312,7 +318,7 @@ impl Service {
     /// Registers `account_id` as a single-account integration and waits for its first sync; returns its id.
     pub async fn connect_single_account(&self, account_id: &str) -> String {
         let body = serde_json::json!({
-            "name": "bench", "connection": "single_account",
+            "name": format!("bench-{account_id}"), "connection": "single_account",
             "root_account": {"account_id": account_id, "access_role_arn": format!("arn:aws:iam::{account_id}:role/jit-iam-access"),
                              "external_id": "bench-external-id", "region": "us-east-1"},
             "options": {"regions": ["us-east-1"]}
@@ -532,4 +538,99 @@ pub fn self_check_wrk_parser() {
     assert_eq!(parsed.latency_ms["50"], 0.85);
     assert_eq!(parsed.latency_ms["99"], 1200.0);
     assert_eq!(parsed.non_2xx, 3);
+}
+
+/// The `p` quantile (0 to 1) of sorted samples.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index]
+}
+
+/// p50 and p99 of latency samples in milliseconds, for the report.
+pub fn summary(mut samples: Vec<f64>) -> Value {
+    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    json!({"p50_ms": round3(percentile(&samples, 0.5)), "p99_ms": round3(percentile(&samples, 0.99)), "n": samples.len()})
+}
+
+/// Waits until every grant has `status`; returns them.
+pub async fn wait_status(service: &Service, ids: &[String], status: &str) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(900);
+    loop {
+        let page = service.get(&format!("/v1/grants?status={status}&limit=1000")).await;
+        let mut found: BTreeMap<String, Value> = BTreeMap::new();
+        let mut page = page;
+        loop {
+            for grant in page["items"].as_array().unwrap() {
+                found.insert(grant["id"].as_str().unwrap().to_string(), grant.clone());
+            }
+            match page["next_cursor"].as_str() {
+                Some(cursor) => {
+                    page = service.get(&format!("/v1/grants?status={status}&limit=1000&cursor={cursor}")).await
+                }
+                None => break,
+            }
+        }
+        if ids.iter().all(|id| found.contains_key(id)) {
+            return ids.iter().map(|id| found[id].clone()).collect();
+        }
+        let failed = service.get("/v1/grants?status=failed&limit=1").await;
+        assert!(failed["items"].as_array().unwrap().is_empty(), "a grant failed: {}", failed["items"][0]);
+        assert!(Instant::now() < deadline, "grants not {status} after 15 minutes");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Where one request's time went, from the AWS calls the proxy saw during it.
+pub struct Breakdown {
+    pub total_ms: f64,
+    /// The time at least one AWS call was in flight.
+    pub aws_ms: f64,
+    /// Calls one after the other: groups of calls in flight together.
+    pub sequential_calls: usize,
+    pub calls: usize,
+}
+
+impl Breakdown {
+    pub fn of(proxy: &latency::LatencyProxy, started: Instant, ended: Instant) -> Breakdown {
+        let mut calls = proxy.calls_between(started, ended);
+        calls.sort_by_key(|c| c.arrived);
+        let (mut aws, mut groups, mut open_until): (Duration, usize, Option<Instant>) = (Duration::ZERO, 0, None);
+        for call in &calls {
+            match open_until {
+                Some(until) if call.arrived <= until => {
+                    if call.answered > until {
+                        aws += call.answered - until;
+                        open_until = Some(call.answered);
+                    }
+                }
+                _ => {
+                    groups += 1;
+                    aws += call.answered - call.arrived;
+                    open_until = Some(call.answered);
+                }
+            }
+        }
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        Breakdown { total_ms: ms(ended - started), aws_ms: ms(aws), sequential_calls: groups, calls: calls.len() }
+    }
+
+    /// The time spent outside AWS calls: in the caller, its database, the network to the proxy.
+    pub fn own_ms(&self) -> f64 {
+        self.total_ms - self.aws_ms
+    }
+}
+
+/// p50 and p99 of each part of many breakdowns, for the report.
+pub fn breakdown_summary(breakdowns: &[Breakdown]) -> Value {
+    let quantiles = |values: Vec<f64>| {
+        let mut values = values;
+        values.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        json!({"p50": round3(percentile(&values, 0.5)), "p99": round3(percentile(&values, 0.99))})
+    };
+    json!({
+        "aws_ms": quantiles(breakdowns.iter().map(|b| b.aws_ms).collect()),
+        "outside_aws_ms": quantiles(breakdowns.iter().map(Breakdown::own_ms).collect()),
+        "sequential_aws_calls": quantiles(breakdowns.iter().map(|b| b.sequential_calls as f64).collect()),
+        "aws_calls": quantiles(breakdowns.iter().map(|b| b.calls as f64).collect()),
+    })
 }

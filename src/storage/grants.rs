@@ -252,11 +252,26 @@ pub async fn claim_due(
     owner: &str,
     lease: Duration,
     limit: i64,
+    per_account: i64,
 ) -> Result<Vec<Grant>, sqlx::Error> {
+    // Earliest due first, but no more of one account than its room under
+    // `per_account` (counting what every replica works on): a backlog in one
+    // account waits its turn without holding up the others. Replicas claiming
+    // at the same instant may each fill the same room: the cap is a pace, not a lock.
     sqlx::query_as::<_, Grant>(
         "update grants g set lease_owner = $1, lease_expires_at = now() + $2
          from (select grant_id from grants
-               where next_run_at <= now() and (lease_expires_at is null or lease_expires_at < now())
+               where grant_id in (
+                   select ranked.grant_id
+                   from (select grant_id, account_id,
+                                row_number() over (partition by account_id order by next_run_at) as place
+                         from grants
+                         where next_run_at <= now() and (lease_expires_at is null or lease_expires_at < now())) ranked
+                   left join (select account_id, count(*) as n from grants
+                              where lease_owner is not null and lease_expires_at >= now()
+                              group by account_id) busy on busy.account_id = ranked.account_id
+                   where ranked.place <= $4 - coalesce(busy.n, 0))
+                 and next_run_at <= now() and (lease_expires_at is null or lease_expires_at < now())
                order by next_run_at
                limit $3
                for update skip locked) due
@@ -268,6 +283,7 @@ pub async fn claim_due(
     .bind(owner)
     .bind(interval(lease))
     .bind(limit)
+    .bind(per_account)
     .fetch_all(db)
     .await
 }

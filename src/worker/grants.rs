@@ -8,7 +8,6 @@
 //! ends with one statement: the transition, its events and the notification
 //! together.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,7 +50,8 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
             idle(&shutdown, &state.wake.grants, POLL).await;
             continue;
         }
-        match storage::grants::claim_due(&state.worker_db, &state.instance_id, lease, free as i64).await {
+        let per_account = i64::from(state.config.worker.worker_account_concurrency);
+        match storage::grants::claim_due(&state.worker_db, &state.instance_id, lease, free as i64, per_account).await {
             Ok(grants) if !grants.is_empty() => {
                 for grant in grants {
                     match state.grant_slots.clone().try_acquire_owned() {
@@ -70,16 +70,15 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
                 }
             }
             Ok(_) => {
-                // Published before the due time is read: a grant committed after
-                // that read sees this deadline and wakes the loop if due sooner.
-                let idle_until = &state.wake.grants_idle_until;
-                idle_until.store((Utc::now() + POLL).timestamp_millis(), Ordering::SeqCst);
                 // Integrations being deleted go once their last grant is revoked.
                 if let Err(e) = storage::grants::finish_integration_deletions(&state.worker_db).await {
                     tracing::warn!(error = %e, "cannot finish integration deletions");
                 }
                 let due_in = storage::grants::next_due_in(&state.worker_db).await.ok().flatten().unwrap_or(POLL);
-                idle_until.fetch_min((Utc::now() + due_in).timestamp_millis(), Ordering::SeqCst);
+                // Due but not claimed: its account is at its cap (or another replica
+                // is claiming it). A grant finishing here wakes the loop; one finishing
+                // on another replica is noticed within the poll.
+                let due_in = if due_in.is_zero() { POLL } else { due_in };
                 idle(&shutdown, &state.wake.grants, due_in.min(POLL)).await;
             }
             Err(e) => {
@@ -149,34 +148,23 @@ async fn work_on(state: AppState, grant: Grant, permit: OwnedSemaphorePermit) {
             }
         }
     };
-    let next_due = match with_lease(lease, process(&state, grant), renew).await {
-        Ok(Ok(next_due)) => next_due,
-        Err(LeaseEnd::Lost) => {
-            tracing::warn!(grant_id = %id, "grant lease lost; another replica took it over");
-            None
-        }
+    match with_lease(lease, process(&state, grant), renew).await {
+        Ok(Ok(())) => {}
+        Err(LeaseEnd::Lost) => tracing::warn!(grant_id = %id, "grant lease lost; another replica took it over"),
         Err(LeaseEnd::Unconfirmed) => {
-            tracing::warn!(grant_id = %id, "grant lease not renewed in time; stopped before it could run out");
-            None
+            tracing::warn!(grant_id = %id, "grant lease not renewed in time; stopped before it could run out")
         }
         // The lease runs out and the grant is retried; nothing is lost.
-        Ok(Err(e)) => {
-            tracing::warn!(grant_id = %id, error = %e, "database error while working on a grant");
-            Some(Utc::now() + lease)
-        }
-    };
-    let every_slot_was_taken = state.grant_slots.available_permits() == 0;
-    drop(permit);
-    // The claim loop must look again when it waits for a free slot, or sleeps past the grant's next due time.
-    if every_slot_was_taken {
-        state.wake.grants.notify_one();
-    } else if let Some(due) = next_due {
-        state.wake.grant_due(due);
+        Ok(Err(e)) => tracing::warn!(grant_id = %id, error = %e, "database error while working on a grant"),
     }
+    drop(permit);
+    // The claim loop looks again: a slot is free, and this grant's account may
+    // have been at its cap with more of its grants due.
+    state.wake.grants.notify_one();
 }
 
-/// Works on one grant until it needs nothing more now; returns when it is due next.
-async fn process(state: &AppState, mut grant: Grant) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+/// Works on one grant until it needs nothing more now.
+async fn process(state: &AppState, mut grant: Grant) -> Result<(), sqlx::Error> {
     let owner = state.instance_id.as_str();
     loop {
         // Expiry is decided by one clock, Postgres's, whatever this replica's says.
@@ -197,8 +185,7 @@ async fn process(state: &AppState, mut grant: Grant) -> Result<Option<DateTime<U
                 lift_sessions_deny(state, &grant).await?
             }
             GrantStatus::Active | GrantStatus::Revoked | GrantStatus::Failed => {
-                storage::grants::release(&state.worker_db, grant.grant_id, owner).await?;
-                return Ok(grant.next_run_at);
+                return storage::grants::release(&state.worker_db, grant.grant_id, owner).await;
             }
         };
         let _ = state.grant_updates.send(GrantUpdate { id: grant.grant_id, grant: next.clone().map(Arc::new) });
@@ -208,14 +195,14 @@ async fn process(state: &AppState, mut grant: Grant) -> Result<Option<DateTime<U
             // Changed under us (revoked or extended through the API): look again.
             None => match storage::grants::get(&state.worker_db, grant.grant_id).await? {
                 Some(row) => row,
-                None => return Ok(None),
+                None => return Ok(()),
             },
         };
         (grant.integration_revision, grant.integration_status) = integration;
         let ours = grant.lease_owner.as_deref() == Some(owner);
         let due = grant.next_run_at.is_some_and(|at| at <= grant.read_at()) || grant.status() == GrantStatus::Active;
         if !ours || !due {
-            return Ok(grant.next_run_at);
+            return Ok(());
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::crashes::{all_finished, assert_clean, grant_body, seeded, wait_until};
-use crate::support::{eventually, DatabaseProxy, Exchange, Fault, FaultProxy, Moto, TestDb, TestServer};
+use crate::support::{eventually, unique, DatabaseProxy, Exchange, Fault, FaultProxy, Moto, TestDb, TestServer};
 
 /// Effective IAM changes made more than once: a policy created or deleted
 /// twice, an attachment or membership made again while already in place.
@@ -285,4 +285,51 @@ async fn grants_expiring_together_under_throttled_iam_writes_are_revoked_paced_n
     println!("throttled revocations: {succeeded} writes, {attempts} attempts ({per_success:.2} per write), {throttled} throttled");
     assert!(throttled > 0, "the proxy throttled");
     assert!(per_success < 1.5, "{attempts} attempts for {succeeded} writes");
+}
+
+/// One account's backlog (AWS throttling it, or answering slowly) takes at most
+/// `JIT_IAM_WORKER_ACCOUNT_CONCURRENCY` of the worker's slots: another
+/// account's grant is applied meanwhile, not after the backlog.
+#[tokio::test]
+async fn a_slow_accounts_backlog_leaves_the_other_slots_to_other_accounts() {
+    let (proxy, server) = behind_fault_proxy(&[
+        ("JIT_IAM_WORKER_CONCURRENCY", "4"),
+        ("JIT_IAM_WORKER_ACCOUNT_CONCURRENCY", "2"),
+        ("JIT_IAM_AWS_ATTEMPT_TIMEOUT", "120s"),
+    ])
+    .await;
+    let (_, slow_integration, slow_resources) = seeded(&server).await;
+    let (other, other_integration, other_resources) = seeded(&server).await;
+    let body = |integration: &str, resource: &str, level: &str, user: usize| {
+        json!({
+            "integration_id": integration, "resource_id": resource, "access_level": level,
+            "principal": {"type": "iam_user", "name": format!("user-{user:02}")},
+            "duration_seconds": 3600, "request_id": unique("fair"), "approved_by": "approver"
+        })
+    };
+
+    // The slow account's grants wait on CreatePolicy answers that do not come.
+    proxy.hold_answers("CreatePolicy");
+    let mut slow = Vec::new();
+    for user in 0..6 {
+        let (status, grant) = server.post("/v1/grants", body(&slow_integration, &slow_resources["s3_bucket"], "read", user)).await;
+        assert_eq!(status, 202, "{grant}");
+        slow.push(grant["id"].as_str().unwrap().to_string());
+    }
+    proxy.holding().await;
+    let (status, grant) =
+        server.post("/v1/grants", body(&other_integration, &other_resources["iam_policy"], "attach", 0)).await;
+    assert_eq!(status, 202, "{grant}");
+    let other_grant = grant["id"].as_str().unwrap().to_string();
+    eventually(Duration::from_secs(30), "the other account's grant to be active", || async {
+        server.get(&format!("/v1/grants/{other_grant}")).await.1["status"] == "active"
+    })
+    .await;
+    assert_eq!(proxy.held(), 2, "the slow account holds exactly its 2 slots");
+    let pending = wait_until(&server, &slow, "pending|active").await;
+    assert!(pending.iter().all(|g| g["status"] == "pending"), "the slow account's grants still wait");
+    assert!(other.user_policies("user-00").await.iter().any(|p| p.ends_with("/readonly")), "attached in IAM");
+
+    proxy.release();
+    wait_until(&server, &slow, "active").await;
 }

@@ -50,7 +50,7 @@ async fn the_delay_is_added_to_every_call_concurrently() {
 
 #[tokio::test]
 async fn writes_of_the_throttled_service_are_throttled_per_account() {
-    let throttle = Throttle { service: "iam".into(), writes_per_second: 5.0 };
+    let throttle = Throttle { service: "iam".into(), writes_per_second: 5.0, accounts: vec![] };
     let latency = Latency { throttle: Some(throttle), ..Latency::default() };
     let proxy = LatencyProxy::start(&Moto::shared().endpoint, latency).await;
     let first = aws_sdk_iam::Client::new(&through(&proxy, "AKIDLATENCYFIRST").await);
@@ -82,4 +82,29 @@ async fn writes_of_the_throttled_service_are_throttled_per_account() {
     // A second later the account has its rate again.
     tokio::time::sleep(Duration::from_secs(1)).await;
     first.create_user().user_name(unique("latency")).send().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_throttle_set_while_running_applies_to_its_accounts_only() {
+    let proxy = LatencyProxy::start(&Moto::shared().endpoint, Latency::default()).await;
+    let throttled = aws_sdk_iam::Client::new(&through(&proxy, "AKIDLATENCYTHROTTLED").await);
+    let other = aws_sdk_iam::Client::new(&through(&proxy, "AKIDLATENCYOTHER").await);
+    assert_eq!(burst(&throttled).await, 0, "no throttle yet");
+
+    let only = Throttle { service: "iam".into(), writes_per_second: 5.0, accounts: vec!["AKIDLATENCYTHROTTLED".into()] };
+    proxy.set_throttle(Some(only));
+    let refused = burst(&throttled).await;
+    assert!((4..=5).contains(&refused), "a burst of 10 over 5 per second: {refused} throttled");
+    assert_eq!(proxy.admitted() as usize, 10 - refused, "the writes let through are counted");
+    assert_eq!(burst(&other).await, 0, "an account the throttle does not name");
+
+    proxy.set_throttle(None);
+    assert_eq!(burst(&throttled).await, 0, "throttle lifted");
+}
+
+/// Makes 10 IAM writes at once; answers how many were throttled.
+async fn burst(iam: &aws_sdk_iam::Client) -> usize {
+    let answers = futures::future::join_all((0..10).map(|_| iam.create_user().user_name(unique("latency")).send())).await;
+    assert!(answers.iter().all(|a| a.is_ok() || a.as_ref().err().and_then(|e| e.code()) == Some("Throttling")));
+    answers.iter().filter(|a| a.as_ref().err().and_then(|e| e.code()) == Some("Throttling")).count()
 }

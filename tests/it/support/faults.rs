@@ -176,6 +176,11 @@ impl FaultProxy {
         }
     }
 
+    /// Answers being held back now.
+    pub fn held(&self) -> u32 {
+        self.state.holding.load(Ordering::SeqCst)
+    }
+
     /// Lets the held answers go, and holds no more.
     pub fn release(&self) {
         *self.state.held_action.lock().unwrap() = None;
