@@ -129,7 +129,10 @@ async fn run(raw: &Moto) -> Value {
     proxy.set_throttle(Some(throttle));
     let (admitted_before, throttled_before) = (proxy.admitted(), proxy.throttled());
     let wait = (expires_at - Utc::now()).to_std().expect("the quiet grants ended after the expiry");
-    eprintln!("  waiting {:.0} s for {expires_at}; IAM writes of {throttled_account} throttled at {WRITES_PER_SECOND}/s", wait.as_secs_f64());
+    eprintln!(
+        "  waiting {:.0} s for {expires_at}; IAM writes of {throttled_account} throttled at {WRITES_PER_SECOND}/s",
+        wait.as_secs_f64()
+    );
     tokio::time::sleep(wait).await;
 
     eprintln!("==> the backlog drains; grants in {other_account} one at a time meanwhile");
@@ -144,7 +147,8 @@ async fn run(raw: &Moto) -> Value {
         async {
             let mut during = Vec::new();
             while !drained.load(Ordering::SeqCst) {
-                during.push(timed_grant(&service, &other_integration, &other_bucket, QUIET_GRANTS + during.len()).await);
+                during
+                    .push(timed_grant(&service, &other_integration, &other_bucket, QUIET_GRANTS + during.len()).await);
             }
             during
         }

@@ -46,6 +46,10 @@ async fn the_delay_is_added_to_every_call_concurrently() {
     assert!(elapsed >= delay, "{elapsed:?}");
     assert!(elapsed < delay * 4, "10 calls waited side by side, not one after the other (3 s): {elapsed:?}");
     assert_eq!(proxy.forwarded(), 11);
+    // The log the benchmarks break a request's time down with.
+    let calls = proxy.calls_between(started, Instant::now());
+    assert_eq!(calls.len(), 10, "{calls:?}");
+    assert!(calls.iter().all(|c| c.action == "ListUsers" && c.answered - c.arrived >= delay), "{calls:?}");
 }
 
 #[tokio::test]
@@ -91,7 +95,8 @@ async fn a_throttle_set_while_running_applies_to_its_accounts_only() {
     let other = aws_sdk_iam::Client::new(&through(&proxy, "AKIDLATENCYOTHER").await);
     assert_eq!(burst(&throttled).await, 0, "no throttle yet");
 
-    let only = Throttle { service: "iam".into(), writes_per_second: 5.0, accounts: vec!["AKIDLATENCYTHROTTLED".into()] };
+    let only =
+        Throttle { service: "iam".into(), writes_per_second: 5.0, accounts: vec!["AKIDLATENCYTHROTTLED".into()] };
     proxy.set_throttle(Some(only));
     let refused = burst(&throttled).await;
     assert!((4..=5).contains(&refused), "a burst of 10 over 5 per second: {refused} throttled");
@@ -104,7 +109,8 @@ async fn a_throttle_set_while_running_applies_to_its_accounts_only() {
 
 /// Makes 10 IAM writes at once; answers how many were throttled.
 async fn burst(iam: &aws_sdk_iam::Client) -> usize {
-    let answers = futures::future::join_all((0..10).map(|_| iam.create_user().user_name(unique("latency")).send())).await;
+    let answers =
+        futures::future::join_all((0..10).map(|_| iam.create_user().user_name(unique("latency")).send())).await;
     assert!(answers.iter().all(|a| a.is_ok() || a.as_ref().err().and_then(|e| e.code()) == Some("Throttling")));
     answers.iter().filter(|a| a.as_ref().err().and_then(|e| e.code()) == Some("Throttling")).count()
 }
