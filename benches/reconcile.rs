@@ -2,7 +2,9 @@
 //! generated policy attached to its own user) and 2,000 other IAM entities.
 //! A run that finds nothing, against the same GetAccountAuthorizationDetails
 //! pages read directly on the same moto in the same run; then a run repairing
-//! 100 grants whose policies were detached by hand.
+//! 100 grants whose policies were detached by hand. Then an organization of
+//! 100 member accounts with 100 active grants each: a run that finds nothing,
+//! against the same pages read directly at the best concurrency found.
 //!
 //!   scripts/bench reconcile   (report in bench-results/reconcile.json)
 //!   JIT_IAM_BENCH_AWS_LATENCY_MS=40 scripts/bench reconcile   (every AWS call 40 ms later:
@@ -15,6 +17,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_iam::types::EntityType;
 use aws_sdk_iam::Client as Iam;
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use serde_json::{json, Value};
 
 use common::{round3, run_bounded, with_aws_latency, Moto, Service};
@@ -23,6 +26,8 @@ const GRANTS: usize = 1000;
 const ROLES: usize = 1000;
 const GROUPS: usize = 1000;
 const DRIFTED: usize = 100;
+const MEMBERS: usize = 100;
+const GRANTS_PER_MEMBER: usize = 100;
 
 fn main() {
     let moto = Moto::start();
@@ -161,6 +166,7 @@ async fn run(raw: &Moto) -> Value {
 
     let clean_calls = clean["aws_calls"].as_i64().unwrap();
     let repair_calls = repairing["aws_calls"].as_i64().unwrap();
+    let organization = organization(moto, &service).await;
     json!({
         "aws_latency_per_call_ms": aws_latency_ms,
         "account": {"active_grants": GRANTS, "users": GRANTS, "roles": ROLES, "groups": GROUPS, "policies": GRANTS},
@@ -179,5 +185,123 @@ async fn run(raw: &Moto) -> Value {
             "bound": pages as i64 + DRIFTED as i64,
             "seconds": round3(repair_s),
         },
+        "organization": organization,
+    })
+}
+
+/// An organization of `MEMBERS` accounts, `GRANTS_PER_MEMBER` active grants
+/// in each: a run that finds nothing against the same pages read directly.
+async fn organization(moto: &Moto, service: &Service) -> Value {
+    use aws_sdk_organizations::types::OrganizationFeatureSet;
+    let root_id = format!("6{:011}", rand::random_range(0..100_000_000_000u64));
+    let root = moto.account(&root_id).await;
+    let org = aws_sdk_organizations::Client::new(&root);
+    org.create_organization().feature_set(OrganizationFeatureSet::All).send().await.expect("CreateOrganization");
+    eprintln!("==> organization {root_id}: {MEMBERS} members, {GRANTS_PER_MEMBER} users and a bucket each");
+    let creates = (0..MEMBERS).map(|i| {
+        let org = org.clone();
+        async move {
+            let created = org
+                .create_account()
+                .email(format!("member{i}@example.com"))
+                .account_name(format!("member-{i}"))
+                .send()
+                .await?;
+            Ok::<_, aws_sdk_organizations::Error>(created.create_account_status.unwrap().account_id.unwrap())
+        }
+    });
+    let members = run_bounded("members", 8, creates.collect()).await;
+    let mut configs = vec![root.clone()];
+    for member in &members {
+        configs.push(moto.account(member).await);
+    }
+    let users = configs[1..].iter().flat_map(|config| {
+        let iam = Iam::new(config);
+        (0..GRANTS_PER_MEMBER).map(move |i| {
+            let iam = iam.clone();
+            async move { iam.create_user().user_name(user(i)).send().await.map(|_| ()) }
+        })
+    });
+    run_bounded("users", 16, users.collect()).await;
+    let buckets =
+        configs[1..].iter().map(|config| {
+            let s3 =
+                aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(config).force_path_style(true).build());
+            async move {
+                s3.create_bucket().bucket(format!("bench-{}", uuid::Uuid::new_v4().simple())).send().await.map(|_| ())
+            }
+        });
+    run_bounded("buckets", 16, buckets.collect()).await;
+
+    let body = json!({
+        "name": format!("bench-org-{root_id}"), "connection": "organization",
+        "root_account": {"account_id": root_id, "access_role_arn": format!("arn:aws:iam::{root_id}:role/jit-iam-access"),
+                         "external_id": "bench-external-id", "region": "us-east-1"},
+        "options": {"regions": ["us-east-1"], "member_role_name": "jit-iam-access"}
+    });
+    let integration = service.call(reqwest::Method::POST, "/v1/integrations", Some(body), 201).await;
+    let integration = integration["id"].as_str().unwrap().to_string();
+    let runs = service.get(&format!("/v1/integrations/{integration}/syncs")).await;
+    service.wait_for_sync(&integration, runs["items"][0]["id"].as_str().unwrap(), Instant::now()).await;
+    let found = service.get(&format!("/v1/resources?integration_id={integration}&type=s3_bucket&limit=1000")).await;
+    let bucket_of: std::collections::HashMap<String, String> = found["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["account_id"].as_str().unwrap().to_string(), b["id"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(bucket_of.len(), MEMBERS, "a bucket in every member");
+
+    eprintln!("==> {} grants, 32 submitted at a time", MEMBERS * GRANTS_PER_MEMBER);
+    let grants = members.iter().flat_map(|member| {
+        let (integration, bucket) = (&integration, &bucket_of[member]);
+        (0..GRANTS_PER_MEMBER).map(move |i| async move {
+            let body = json!({
+                "integration_id": integration, "resource_id": bucket, "access_level": "read",
+                "principal": {"type": "iam_user", "name": user(i)}, "duration_seconds": 86_400,
+                "request_id": uuid::Uuid::new_v4().to_string(), "approved_by": "bench"
+            });
+            let grant = service.call(reqwest::Method::POST, "/v1/grants?wait=60", Some(body), 202).await;
+            match grant["status"] == "active" {
+                true => Ok(()),
+                false => Err(format!("{grant}")),
+            }
+        })
+    });
+    run_bounded("grants", 32, grants.collect()).await;
+
+    eprintln!("==> a run that finds nothing, and the same pages read directly (best of 2 each)");
+    let (mut service_s, mut aws_calls) = (f64::MAX, 0);
+    for _ in 0..2 {
+        let (run, seconds) = reconcile(service, &integration).await;
+        assert_eq!(run["findings"], json!([]), "{run}");
+        service_s = service_s.min(seconds);
+        aws_calls = run["aws_calls"].as_i64().unwrap();
+    }
+    let clients: Vec<Iam> = configs.iter().map(Iam::new).collect();
+    let mut direct = serde_json::Map::new();
+    let mut best = f64::MAX;
+    for concurrency in [1, 4, 8, 16, 32] {
+        let mut seconds = f64::MAX;
+        for _ in 0..2 {
+            let started = Instant::now();
+            futures::stream::iter(&clients).map(direct_read).buffer_unordered(concurrency).collect::<Vec<_>>().await;
+            seconds = seconds.min(started.elapsed().as_secs_f64());
+        }
+        direct.insert(concurrency.to_string(), round3(seconds));
+        best = best.min(seconds);
+    }
+    json!({
+        "accounts": MEMBERS + 1,
+        "active_grants": MEMBERS * GRANTS_PER_MEMBER,
+        "clean_run": {
+            "seconds": round3(service_s),
+            "aws_calls": aws_calls,
+            "direct_seconds_by_accounts_at_once": direct,
+            "best_direct_seconds": round3(best),
+            "ratio_to_best_direct": round3(service_s / best),
+            "goal_ratio": 1.25,
+        },
+        "service_settings": {"JIT_IAM_RECONCILE_ACCOUNT_CONCURRENCY": "default"},
     })
 }

@@ -184,6 +184,11 @@ pub struct ReconcileConfig {
     /// An orphaned policy is deleted once it has been seen this long (or when a run asks).
     #[arg(long, env = "JIT_IAM_ORPHAN_GRACE", default_value = "24h", value_parser = parse_duration)]
     pub orphan_grace: Duration,
+
+    /// Accounts of one organization reconciled at once.
+    #[arg(long, env = "JIT_IAM_RECONCILE_ACCOUNT_CONCURRENCY", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub reconcile_account_concurrency: u32,
 }
 
 /// Limits on grants.

@@ -5,17 +5,15 @@
 //! AWS answers (`Throttling`) without reaching moto. jit-iam and the direct
 //! baseline both go through it. Tested in `tests/it/latency_proxy.rs`.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use hyper::Request;
+
+use super::aws_proxy::{self, Accounts, Answer, AwsCall, Rate};
 
 /// What the proxy adds to each call.
 #[derive(Clone, Debug, Default)]
@@ -46,12 +44,10 @@ pub struct LatencyProxy {
 struct State {
     upstream: String,
     latency: Latency,
-    throttle: Mutex<Option<Throttle>>,
+    /// The throttle, and its accounts' buckets.
+    throttle: Mutex<Option<(Throttle, Rate)>>,
+    accounts: Accounts,
     client: reqwest::Client,
-    /// (service, account) -> tokens and when they were counted.
-    buckets: Mutex<HashMap<(String, String), (f64, Instant)>>,
-    /// Access key id -> account, learnt from sts:AssumeRole answers.
-    accounts: Mutex<HashMap<String, String>>,
     forwarded: AtomicU64,
     throttled: AtomicU64,
     /// Writes of a throttled service and account let through.
@@ -70,34 +66,22 @@ pub struct Call {
 
 impl LatencyProxy {
     pub async fn start(upstream: &str, latency: Latency) -> LatencyProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let state = Arc::new(State {
             upstream: upstream.to_string(),
-            throttle: Mutex::new(latency.throttle.clone()),
-            latency,
+            throttle: Mutex::new(None),
+            latency: latency.clone(),
+            accounts: Accounts::default(),
             client: reqwest::Client::new(),
-            buckets: Mutex::new(HashMap::new()),
-            accounts: Mutex::new(HashMap::new()),
             forwarded: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
             admitted: AtomicU64::new(0),
             log: Mutex::new(Vec::new()),
         });
         let shared = state.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
-                let state = shared.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request| handle(state.clone(), request));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        LatencyProxy { endpoint, state }
+        let endpoint = aws_proxy::serve(move |request| handle(shared.clone(), request)).await;
+        let proxy = LatencyProxy { endpoint, state };
+        proxy.set_throttle(latency.throttle);
+        proxy
     }
 
     /// Calls forwarded to moto so far.
@@ -123,118 +107,47 @@ impl LatencyProxy {
 
     /// Throttles from now on as `throttle` says (None: no more); each account's bucket starts full.
     pub fn set_throttle(&self, throttle: Option<Throttle>) {
-        *self.state.throttle.lock().unwrap() = throttle;
-        self.state.buckets.lock().unwrap().clear();
+        *self.state.throttle.lock().unwrap() = throttle.map(|t| {
+            let rate = Rate::new(t.writes_per_second);
+            (t, rate)
+        });
     }
 }
 
-async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, std::io::Error> {
+async fn handle(state: Arc<State>, request: Request<Incoming>) -> Answer {
     let arrived = Instant::now();
     let (parts, body) = request.into_parts();
     let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    // Credential=<access key id>/<date>/<region>/<service>/aws4_request
-    let credential: Vec<String> = parts
-        .headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split("Credential=").nth(1))
-        .map(|c| c.split('/').map(str::to_string).collect())
-        .unwrap_or_default();
-    let key = credential.first().cloned().unwrap_or_default();
-    let service = credential.get(3).cloned().unwrap_or_default();
-    // JSON protocol: `X-Amz-Target: Service.Action`; query protocol: a form with `Action`.
-    let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).map(str::to_string);
-    let params: HashMap<String, String> = match target {
-        Some(_) => HashMap::new(),
-        None => form_urlencoded::parse(&body).into_owned().collect(),
-    };
-    let action = match &target {
-        Some(target) => target.rsplit('.').next().unwrap_or_default().to_string(),
-        None => params.get("Action").cloned().unwrap_or_default(),
-    };
+    let call = AwsCall::read(&parts, &body);
 
     let jitter = state.latency.jitter.mul_f64(rand::random::<f64>());
     tokio::time::sleep(state.latency.delay + jitter).await;
 
-    let account = state.accounts.lock().unwrap().get(&key).cloned().unwrap_or(key);
-    if over_rate(&state, &service, &action, &account) {
+    let account = state.accounts.of(&call.key).unwrap_or_else(|| call.key.clone());
+    if over_rate(&state, &call, &account) {
         state.throttled.fetch_add(1, Ordering::Relaxed);
-        return Ok(throttling(target.is_some()));
+        return Ok(aws_proxy::throttling(&call));
     }
-    let url = format!("{}{}", state.upstream, parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
-    let mut forwarded = state.client.request(parts.method.clone(), url).body(body);
-    for (name, value) in &parts.headers {
-        forwarded = forwarded.header(name, value);
-    }
-    let Ok(answer) = forwarded.send().await else {
+    let Some((reply, answer)) = aws_proxy::forward(&state.client, &state.upstream, &parts, body).await else {
         return Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "moto did not answer"));
     };
     state.forwarded.fetch_add(1, Ordering::Relaxed);
-    let mut reply = Response::builder().status(answer.status().as_u16());
-    for (name, value) in answer.headers() {
-        if name != "transfer-encoding" && name != "connection" {
-            reply = reply.header(name, value);
-        }
-    }
-    let answer = answer.bytes().await.unwrap_or_default();
-    if action == "AssumeRole" {
-        learn_account(&state, &params, &answer);
-    }
-    state.log.lock().unwrap().push(Call { arrived, answered: Instant::now(), action });
-    Ok(reply.body(Full::new(answer)).unwrap())
+    state.accounts.learn(&call, &answer);
+    state.log.lock().unwrap().push(Call { arrived, answered: Instant::now(), action: call.action });
+    Ok(reply)
 }
 
-/// Whether the call is a write of the throttled service over its account's rate; takes a token when not.
-fn over_rate(state: &State, service: &str, action: &str, account: &str) -> bool {
-    let Some(throttle) = state.throttle.lock().unwrap().clone() else { return false };
-    let reads = ["Get", "List", "Describe"].iter().any(|read| action.starts_with(read));
-    let throttled_account = throttle.accounts.is_empty() || throttle.accounts.iter().any(|a| a == account);
-    if throttle.service != service || reads || !throttled_account {
+/// Whether the call is a write of the throttled service and account over its rate; takes a token when not.
+fn over_rate(state: &State, call: &AwsCall, account: &str) -> bool {
+    let mut throttle = state.throttle.lock().unwrap();
+    let Some((throttle, rate)) = throttle.as_mut() else { return false };
+    let named = throttle.accounts.is_empty() || throttle.accounts.iter().any(|a| a == account);
+    if throttle.service != call.service || call.is_read() || !named {
         return false;
     }
-    let rate = throttle.writes_per_second;
-    let now = Instant::now();
-    let mut buckets = state.buckets.lock().unwrap();
-    let (tokens, at) = buckets.entry((service.to_string(), account.to_string())).or_insert((rate, now));
-    *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(rate);
-    *at = now;
-    if *tokens < 1.0 {
+    if !rate.take(account) {
         return true;
     }
-    *tokens -= 1.0;
     state.admitted.fetch_add(1, Ordering::Relaxed);
     false
-}
-
-/// AWS's throttling answer, in the call's protocol.
-fn throttling(json_protocol: bool) -> Response<Full<Bytes>> {
-    let request_id = format!("{:032x}", rand::random::<u128>());
-    let (content_type, body) = match json_protocol {
-        true => {
-            ("application/x-amz-json-1.1", r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#.to_string())
-        }
-        false => (
-            "text/xml",
-            format!(
-                "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message>\
-                 </Error><RequestId>{request_id}</RequestId></ErrorResponse>"
-            ),
-        ),
-    };
-    Response::builder()
-        .status(400)
-        .header("content-type", content_type)
-        .header("x-amzn-requestid", request_id)
-        .body(Full::new(Bytes::from(body)))
-        .unwrap()
-}
-
-/// Remembers whose keys an sts:AssumeRole answer holds: the account of its RoleArn.
-fn learn_account(state: &State, params: &HashMap<String, String>, answer: &Bytes) {
-    let answer = String::from_utf8_lossy(answer);
-    let key = answer.split("<AccessKeyId>").nth(1).and_then(|rest| rest.split('<').next());
-    let account = params.get("RoleArn").and_then(|arn| arn.split(':').nth(4));
-    if let (Some(key), Some(account)) = (key, account) {
-        state.accounts.lock().unwrap().insert(key.to_string(), account.to_string());
-    }
 }

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod aws_proxy;
 pub mod latency;
 
 use std::collections::{BTreeMap, VecDeque};

@@ -141,10 +141,13 @@ async fn serve_http(
 const WORKER_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One connection per grant in flight, one per account being synced, two
-/// for a reconciliation (a repair holds its grant's row lock), and a few for
-/// the LISTEN connection, lease renewals and claims.
+/// per account being reconciled (a repair holds its grant's row lock), and a
+/// few for the LISTEN connection, lease renewals and claims.
 fn worker_pool_size(config: &ServeConfig) -> u32 {
-    config.worker.worker_concurrency + config.sync.sync_account_concurrency + 2 + 4
+    config.worker.worker_concurrency
+        + config.sync.sync_account_concurrency
+        + 2 * config.reconcile.reconcile_account_concurrency
+        + 4
 }
 
 /// Recording attempts and claiming deliveries: short statements, a handful of

@@ -25,7 +25,7 @@ use crate::aws::{identity_center, AwsClients, AwsError, AwsErrorKind};
 use crate::domain::audit::{AuditAction, AuditRecord};
 use crate::domain::grant::Grant;
 use crate::domain::grant::{backoff, EventKind, GrantError, GrantErrorCode, GrantStatus, RevokeReason};
-use crate::domain::integration::IntegrationStatus;
+use crate::domain::integration::{IdentityCenterOptions, IntegrationStatus};
 use crate::grants::{self, Mechanism, PgLedger, Quotas, StepError};
 use crate::storage;
 use crate::storage::grants::{NewEvent, Transition};
@@ -207,11 +207,19 @@ async fn process(state: &AppState, mut grant: Grant) -> Result<(), sqlx::Error> 
     }
 }
 
+/// The clients a grant's calls go through, with the integration's Identity
+/// Center options for an Identity Center principal's grant.
+struct GrantClients {
+    clients: Arc<AwsClients>,
+    identity_center: Option<IdentityCenterOptions>,
+}
+
 /// The clients of the grant's account: the pool's, when the integration has
 /// not changed since they were built; None when the integration is gone. An
 /// Identity Center principal's grants go through the root account, the
-/// instance's, whatever the resource's account.
-async fn clients(state: &AppState, grant: &Grant) -> Result<Option<Arc<AwsClients>>, sqlx::Error> {
+/// instance's, whatever the resource's account (their integration is read
+/// each time: its options name the instance).
+async fn clients(state: &AppState, grant: &Grant) -> Result<Option<GrantClients>, sqlx::Error> {
     let Some(integration_id) = grant.integration_id else { return Ok(None) };
     let identity_center = grant.grantee().principal_type.is_identity_center();
     if let Some(clients) = grant
@@ -219,43 +227,45 @@ async fn clients(state: &AppState, grant: &Grant) -> Result<Option<Arc<AwsClient
         .filter(|_| !identity_center)
         .and_then(|revision| state.aws.cached(integration_id, &grant.account_id, revision))
     {
-        return Ok(Some(clients));
+        return Ok(Some(GrantClients { clients, identity_center: None }));
     }
-    match storage::integrations::get(&state.worker_db, integration_id).await? {
-        Some(integration) if identity_center => {
-            Ok(Some(state.aws.clients(&integration, &integration.root_account.account_id).await))
+    let Some(integration) = storage::integrations::get(&state.worker_db, integration_id).await? else {
+        return Ok(None);
+    };
+    Ok(Some(match identity_center {
+        true => GrantClients {
+            clients: state.aws.clients(&integration, &integration.root_account.account_id).await,
+            identity_center: integration.options.identity_center,
+        },
+        false => {
+            GrantClients { clients: state.aws.clients(&integration, &grant.account_id).await, identity_center: None }
         }
-        Some(integration) => Ok(Some(state.aws.clients(&integration, &grant.account_id).await)),
-        None => Ok(None),
-    }
+    }))
 }
 
-/// The calls a grant makes through `clients`: for an Identity Center grant,
+/// The calls a grant makes through its clients: for an Identity Center grant,
 /// with the integration's instance (as configured, or found with sso:ListInstances).
-async fn changes<'a>(state: &AppState, grant: &Grant, clients: &'a AwsClients) -> Result<SdkIam<'a>, sqlx::Error> {
+async fn changes<'a>(state: &AppState, grant: &Grant, found: &'a GrantClients) -> SdkIam<'a> {
+    let clients = &found.clients;
     let iam = SdkIam::new(&clients.iam);
     if !grant.grantee().principal_type.is_identity_center() {
-        return Ok(iam);
+        return iam;
     }
-    let integration = match grant.integration_id {
-        Some(id) => storage::integrations::get(&state.worker_db, id).await?,
-        None => None,
-    };
-    let instance = match integration.and_then(|i| i.options.identity_center) {
-        Some(options) => identity_center::instance(clients, &options, &CallLimiter::new(1)).await,
+    let instance = match &found.identity_center {
+        Some(options) => identity_center::instance(clients, options, &CallLimiter::new(1)).await,
         None => Err(AwsError::new(
             AwsErrorKind::Rejected,
             "sso",
             "the grant's integration no longer has options.identity_center: its Identity Center instance is unknown",
         )),
     };
-    Ok(iam.with_identity_center(IdentityCenterAccess {
+    iam.with_identity_center(IdentityCenterAccess {
         sso_admin: &clients.sso_admin,
         identity_store: &clients.identity_store,
         instance,
         provisioning_wait: state.config.grants.identity_center_provisioning_wait,
         assignment_creations: clients.identity_center_limits().assignment_creations(),
-    }))
+    })
 }
 
 /// The transaction holding the grantee's lock, for the mechanisms that share attachments.
@@ -321,7 +331,7 @@ async fn apply(state: &AppState, grant: &Grant) -> Result<Option<Grant>, sqlx::E
         let error = GrantError { code: GrantErrorCode::NotFound, message: "the integration is gone".into(), aws: None };
         return undo(state, grant, &error, Vec::new()).await;
     };
-    let iam = changes(state, grant, &clients).await?;
+    let iam = changes(state, grant, &clients).await;
     let mut tx = principal_lock(state, grant).await?;
     let mut ledger = PgLedger::new(&state.worker_db, tx.as_deref_mut());
     let outcome = grants::apply(&iam, &mut ledger, grant, &Quotas::from(&state.config.grants)).await?;
@@ -410,7 +420,7 @@ async fn revoke(state: &AppState, grant: &Grant) -> Result<Option<Grant>, sqlx::
             Err(StepError::Aws(AwsError::new(AwsErrorKind::Rejected, "jit-iam", "the grant's integration is gone")))
         }
         Some(clients) => {
-            let iam = changes(state, grant, &clients).await?;
+            let iam = changes(state, grant, &clients).await;
             let mut ledger = PgLedger::new(&state.worker_db, tx.as_deref_mut());
             let result = grants::revoke(&iam, &mut ledger, grant).await?;
             if result.is_ok() && grant.activated_at.is_some() {
@@ -515,8 +525,8 @@ async fn lift_sessions_deny(state: &AppState, grant: &Grant) -> Result<Option<Gr
                 format!("the integration is gone: the inline policy {policy} stays on role {}", grant.resource_name),
             )],
         ),
-        Some(clients) => {
-            let iam = SdkIam::new(&clients.iam);
+        Some(found) => {
+            let iam = SdkIam::new(&found.clients.iam);
             let lifted = grants::sessions::lift(&iam, grant).await;
             let records = iam.records();
             count_calls(&records);

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use futures::StreamExt;
 use serde_json::Value;
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -86,10 +87,13 @@ async fn reconcile(state: &AppState, run: &ReconcileRun) -> Result<(), sqlx::Err
     if accounts.is_empty() {
         accounts.push(integration.root_account.account_id.clone());
     }
+    // Accounts side by side (each one's calls one after the other); findings in the accounts' order.
+    let concurrency = state.config.reconcile.reconcile_account_concurrency as usize;
+    let checks: Vec<_> = accounts.iter().map(|account| check(state, run, &integration, account)).collect();
+    let checked: Vec<_> = futures::stream::iter(checks).buffered(concurrency).collect().await;
     let (mut findings, mut aws_calls, mut error) = (Vec::new(), 0, None);
-    for account in &accounts {
-        let mut checked = Account { state, run, integration: &integration, account, findings: Vec::new(), calls: 0 };
-        if let Err(e) = checked.reconcile().await? {
+    for (account, mut checked, outcome) in checked {
+        if let Err(e) = outcome? {
             tracing::warn!(run_id = %run.id, account_id = %account, error = %e, "cannot reconcile an account");
             error.get_or_insert(e.body());
         }
@@ -114,6 +118,18 @@ async fn reconcile(state: &AppState, run: &ReconcileRun) -> Result<(), sqlx::Err
     )
     .await?;
     Ok(())
+}
+
+/// Reconciles one account of a run; answers the account, what it found and how that ended.
+async fn check<'a>(
+    state: &'a AppState,
+    run: &'a ReconcileRun,
+    integration: &'a Integration,
+    account: &'a str,
+) -> (&'a str, Account<'a>, Result<Result<(), AwsError>, sqlx::Error>) {
+    let mut checked = Account { state, run, integration, account, findings: Vec::new(), calls: 0 };
+    let outcome = checked.reconcile().await;
+    (account, checked, outcome)
 }
 
 /// One account of a run.

@@ -14,6 +14,9 @@ use crate::support::{unique, Moto};
 #[path = "../../benches/common/latency.rs"]
 mod latency;
 
+// `latency` reaches the proxy parts it shares with the fault proxy as `super::aws_proxy`.
+use crate::support::aws_proxy;
+
 use latency::{Latency, LatencyProxy, Throttle};
 
 /// An SDK configuration reaching moto through `proxy` with the access key

@@ -345,3 +345,74 @@ async fn a_second_installation_never_deletes_the_first_ones_grants() {
         assert_eq!((&record["actor"], &record["role"]), (&json!("jit-iam"), &json!("service")), "{audit}");
     }
 }
+
+/// An organization's accounts are reconciled side by side
+/// (`JIT_IAM_RECONCILE_ACCOUNT_CONCURRENCY`): drift in every member is found
+/// and put back, each finding naming its own grant.
+#[tokio::test]
+async fn an_organizations_accounts_are_reconciled_side_by_side() {
+    let moto = Moto::shared();
+    let root = moto.account(&random_account_id()).await;
+    root.organizations.create_organization().send().await.unwrap();
+    let mut members = Vec::new();
+    for i in 0..5 {
+        let created = root
+            .organizations
+            .create_account()
+            .email(format!("reconciled{i}@example.com"))
+            .account_name(format!("reconciled-{i}"))
+            .send()
+            .await
+            .unwrap();
+        let member = moto.account(&created.create_account_status.unwrap().account_id.unwrap()).await;
+        member.create_user("alice", &[]).await;
+        member.create_bucket(&unique("reconciled"), &[]).await;
+        members.push(member);
+    }
+    let server = TestServer::builder(moto)
+        .env("JIT_IAM_RECONCILE_ACCOUNT_CONCURRENCY", "3")
+        .env("JIT_IAM_RECONCILE_INTERVAL", "0")
+        .start()
+        .await;
+    let integration = server
+        .create_integration(json!({
+            "name": unique("reconciled"), "connection": "organization",
+            "root_account": {"account_id": root.id, "access_role_arn": root.role_arn("jit-iam-access"),
+                             "external_id": "external-id-123", "region": "us-east-1"},
+            "options": {"regions": ["us-east-1"], "member_role_name": "jit-iam-member"}
+        }))
+        .await;
+    let integration = integration["id"].as_str().unwrap().to_string();
+    server.wait_for_sync(&integration).await;
+
+    let mut granted = Vec::new();
+    for member in &members {
+        let buckets =
+            server.browse_all(&format!("integration_id={integration}&type=s3_bucket&account_id={}", member.id)).await;
+        let (status, grant) = server
+            .post(
+                "/v1/grants?wait=20",
+                json!({
+                    "integration_id": integration, "resource_id": buckets[0]["id"], "access_level": "read",
+                    "principal": {"type": "iam_user", "name": "alice"}, "duration_seconds": 3600,
+                    "request_id": unique("reconciled"), "approved_by": "approver@example.com"
+                }),
+            )
+            .await;
+        assert_eq!((status.as_u16(), grant["status"].as_str()), (202, Some("active")), "{grant}");
+        let policy = grant["policy"]["arn"].as_str().unwrap().to_string();
+        member.iam.detach_user_policy().user_name("alice").policy_arn(&policy).send().await.unwrap();
+        granted.push((grant["id"].as_str().unwrap().to_string(), policy));
+    }
+
+    let f = Fixture { server, account: root, integration, shared_policy: String::new() };
+    let run = f.reconcile(json!({})).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(findings(&run), pairs(&[("access_missing", "repaired"); 5]), "{run}");
+    let found: std::collections::BTreeSet<&str> =
+        run["findings"].as_array().unwrap().iter().filter_map(|f| f["grant_id"].as_str()).collect();
+    assert_eq!(found, granted.iter().map(|(id, _)| id.as_str()).collect(), "one finding per member's grant");
+    for (member, (_, policy)) in members.iter().zip(&granted) {
+        assert_eq!(member.user_policies("alice").await, [policy.clone()], "attached again in {}", member.id);
+    }
+}

@@ -11,9 +11,10 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
+
+use super::aws_proxy::{self, Accounts, Answer, AwsCall, Rate};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
@@ -59,8 +60,7 @@ struct ProxyState {
     rate: AtomicU32,
     /// Shares for the calls of some accounts, instead of `rate`.
     account_rates: Mutex<HashMap<String, u32>>,
-    /// Access key id -> account, learnt from the sts:AssumeRole answers.
-    accounts_by_key: Mutex<HashMap<String, String>>,
+    accounts: Accounts,
     /// How long a `Slow` answer is held back.
     delay: Duration,
     client: reqwest::Client,
@@ -70,8 +70,8 @@ struct ProxyState {
     /// Answers the proxy gives instead of moto's, for calls moto does not implement.
     answers: Mutex<Vec<Canned>>,
     /// Write calls of a service allowed per second per account (AWS's own
-    /// throttling, as a rate): the service, the rate, and each account's bucket.
-    write_rate: Mutex<Option<(String, f64, HashMap<String, (f64, std::time::Instant)>)>>,
+    /// throttling, as a rate): the service, and its accounts' buckets.
+    write_rate: Mutex<Option<(String, Rate)>>,
     /// The action whose answers are held back, and how many are held now.
     held_action: Mutex<Option<String>>,
     holding: AtomicU32,
@@ -93,13 +93,11 @@ struct Canned {
 impl FaultProxy {
     /// A proxy to `upstream`, faulting nothing until `set_rate`.
     pub async fn start(upstream: &str, slow_delay: Duration) -> FaultProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let state = Arc::new(ProxyState {
             upstream: upstream.to_string(),
             rate: AtomicU32::new(0),
             account_rates: Mutex::new(HashMap::new()),
-            accounts_by_key: Mutex::new(HashMap::new()),
+            accounts: Accounts::default(),
             delay: slow_delay,
             client: reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap(),
             log: Mutex::new(Vec::new()),
@@ -111,18 +109,7 @@ impl FaultProxy {
             released: tokio::sync::watch::channel(0).0,
         });
         let shared = state.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
-                let state = shared.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request| handle(state.clone(), request));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let endpoint = aws_proxy::serve(move |request| handle(shared.clone(), request)).await;
         FaultProxy { endpoint, state }
     }
 
@@ -144,7 +131,7 @@ impl FaultProxy {
     /// `per_second` per account, as AWS does: a call over the rate is
     /// answered `Throttling` without reaching moto. A bucket of one second's calls.
     pub fn throttle_writes(&self, service: &str, per_second: f64) {
-        *self.state.write_rate.lock().unwrap() = Some((service.to_string(), per_second, HashMap::new()));
+        *self.state.write_rate.lock().unwrap() = Some((service.to_string(), Rate::new(per_second)));
     }
 
     /// Faults the next call of `action` with `fault`, once.
@@ -188,65 +175,48 @@ impl FaultProxy {
     }
 }
 
-async fn handle(state: Arc<ProxyState>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, std::io::Error> {
+async fn handle(state: Arc<ProxyState>, request: Request<Incoming>) -> Answer {
     let (parts, body) = request.into_parts();
     let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    // Credential=<access key id>/<date>/<region>/<service>/aws4_request
-    let credential: Vec<&str> = parts
-        .headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split("Credential=").nth(1))
-        .map(|c| c.split('/').collect())
-        .unwrap_or_default();
-    let service = credential.get(3).copied().unwrap_or_default().to_string();
-    let account = credential.first().and_then(|key| state.accounts_by_key.lock().unwrap().get(*key).cloned());
-    // Query protocol (IAM, STS, EC2): a form with `Action`. JSON protocol
-    // (sso-admin, identitystore, organizations): `X-Amz-Target: Service.Action`
-    // and a JSON body, whose top-level strings are the params.
-    let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).map(str::to_string);
-    let params: BTreeMap<String, String> = match &target {
-        Some(_) => serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&body)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|(k, v)| Some((k, v.as_str()?.to_string())))
-            .collect(),
-        None => form_urlencoded::parse(&body).into_owned().collect(),
-    };
-    let action = match &target {
-        Some(target) => target.rsplit('.').next().unwrap_or_default().to_string(),
-        None => params.get("Action").cloned().unwrap_or_default(),
-    };
-    let faultable = service == "iam" || service == "sts";
+    let call = AwsCall::read(&parts, &body);
+    let account = state.accounts.of(&call.key);
+    let faultable = call.service == "iam" || call.service == "sts";
     let rate = account
         .as_ref()
         .and_then(|a| state.account_rates.lock().unwrap().get(a).copied())
         .unwrap_or_else(|| state.rate.load(Ordering::Relaxed));
     let planned = {
         let mut next = state.next_faults.lock().unwrap();
-        next.iter().position(|(a, _)| *a == action).map(|i| next.remove(i).1)
+        next.iter().position(|(a, _)| *a == call.action).map(|i| next.remove(i).1)
     };
-    let over_rate = over_write_rate(&state, &service, &action, account.as_deref().unwrap_or_default());
+    let over_rate = over_write_rate(&state, &call, account.as_deref().unwrap_or_default());
     let fault = planned.or(over_rate.then_some(Fault::Throttle)).or_else(|| {
         (faultable && rand::random_range(0..1000) < rate).then(|| FAULTS[rand::random_range(0..FAULTS.len())])
     });
-    let mut exchange =
-        Exchange { service, action, params, fault, upstream_status: None, account, at: std::time::Instant::now() };
+    let mut exchange = Exchange {
+        service: call.service.clone(),
+        action: call.action.clone(),
+        params: call.params.clone(),
+        fault,
+        upstream_status: None,
+        account,
+        at: std::time::Instant::now(),
+    };
     let held = state.held_action.lock().unwrap().as_deref() == Some(exchange.action.as_str());
     // Subscribed before the call goes on, so that a release meanwhile is not missed.
     let mut released = state.released.subscribe();
 
     let reply = match fault {
-        Some(Fault::Throttle) => Some(aws_error(400, "Throttling", "Rate exceeded")),
-        Some(Fault::InternalError) => Some(aws_error(500, "InternalFailure", "injected failure")),
-        Some(Fault::Unavailable) => Some(aws_error(503, "ServiceUnavailable", "injected outage")),
-        Some(Fault::Conflict) => Some(json_error(409, "ConflictException", "an operation is in progress")),
+        Some(Fault::Throttle) => Some(aws_proxy::query_error(400, "Throttling", "Rate exceeded")),
+        Some(Fault::InternalError) => Some(aws_proxy::query_error(500, "InternalFailure", "injected failure")),
+        Some(Fault::Unavailable) => Some(aws_proxy::query_error(503, "ServiceUnavailable", "injected outage")),
+        Some(Fault::Conflict) => Some(aws_proxy::json_error(409, "ConflictException", "an operation is in progress")),
         Some(Fault::ResetBefore) => None,
         _ => {
-            let forwarded = forward(&state, &parts, body).await;
+            let forwarded = aws_proxy::forward(&state.client, &state.upstream, &parts, body).await;
             exchange.upstream_status = forwarded.as_ref().map(|(r, _)| r.status().as_u16());
-            if let (Some((_, answer)), "AssumeRole") = (&forwarded, exchange.action.as_str()) {
-                learn_account(&state, &exchange.params, answer);
+            if let Some((_, answer)) = &forwarded {
+                state.accounts.learn(&call, answer);
             }
             match (canned(&state, &exchange), exchange.upstream_status) {
                 (Some(body), Some(status)) if status != 403 => Some(json_answer(&body)),
@@ -273,22 +243,10 @@ async fn handle(state: Arc<ProxyState>, request: Request<Incoming>) -> Result<Re
 }
 
 /// Whether this call is a write of the throttled service over its account's rate (taking a token if not).
-fn over_write_rate(state: &ProxyState, service: &str, action: &str, account: &str) -> bool {
+fn over_write_rate(state: &ProxyState, call: &AwsCall, account: &str) -> bool {
     let mut limit = state.write_rate.lock().unwrap();
-    let Some((throttled, per_second, buckets)) = limit.as_mut() else { return false };
-    let reads = ["Get", "List", "Describe"].iter().any(|read| action.starts_with(read));
-    if throttled != service || reads {
-        return false;
-    }
-    let now = std::time::Instant::now();
-    let (tokens, at) = buckets.entry(account.to_string()).or_insert((*per_second, now));
-    *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * *per_second).min(*per_second);
-    *at = now;
-    if *tokens < 1.0 {
-        return true;
-    }
-    *tokens -= 1.0;
-    false
+    let Some((throttled, rate)) = limit.as_mut() else { return false };
+    *throttled == call.service && !call.is_read() && !rate.take(account)
 }
 
 /// The canned answer for this call, if one was set.
@@ -311,62 +269,6 @@ fn json_answer(body: &serde_json::Value) -> Response<Full<Bytes>> {
         .header("x-amzn-requestid", uuid::Uuid::new_v4().to_string())
         .body(Full::new(Bytes::from(body.to_string())))
         .unwrap()
-}
-
-/// A JSON-protocol error (awsJson1_1), as AWS sends it.
-fn json_error(status: u16, code: &str, message: &str) -> Response<Full<Bytes>> {
-    let body = serde_json::json!({"__type": code, "Message": message});
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/x-amz-json-1.1")
-        .header("x-amzn-errortype", code)
-        .header("x-amzn-requestid", uuid::Uuid::new_v4().to_string())
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap()
-}
-
-/// Remembers whose keys an sts:AssumeRole answer holds: the account of its RoleArn.
-fn learn_account(state: &ProxyState, params: &BTreeMap<String, String>, answer: &Bytes) {
-    let answer = String::from_utf8_lossy(answer);
-    let key = answer.split("<AccessKeyId>").nth(1).and_then(|rest| rest.split('<').next());
-    let account = params.get("RoleArn").and_then(|arn| arn.split(':').nth(4));
-    if let (Some(key), Some(account)) = (key, account) {
-        state.accounts_by_key.lock().unwrap().insert(key.to_string(), account.to_string());
-    }
-}
-
-/// moto's answer, and its body.
-async fn forward(
-    state: &ProxyState,
-    parts: &hyper::http::request::Parts,
-    body: Bytes,
-) -> Option<(Response<Full<Bytes>>, Bytes)> {
-    let url = format!("{}{}", state.upstream, parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
-    let mut request = state.client.request(parts.method.clone(), url).body(body);
-    // Every header as sent, Host included: the request stays as the caller
-    // signed it (moto checks signatures under IAM enforcement).
-    for (name, value) in &parts.headers {
-        request = request.header(name, value);
-    }
-    let answer = request.send().await.ok()?;
-    let mut reply = Response::builder().status(answer.status().as_u16());
-    for (name, value) in answer.headers() {
-        if name != "transfer-encoding" && name != "connection" {
-            reply = reply.header(name, value);
-        }
-    }
-    let body = answer.bytes().await.ok()?;
-    Some((reply.body(Full::new(body.clone())).ok()?, body))
-}
-
-/// An AWS query-protocol error (IAM, STS), as AWS words it.
-fn aws_error(status: u16, code: &str, message: &str) -> Response<Full<Bytes>> {
-    let body = format!(
-        "<ErrorResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><Error><Type>Sender</Type>\
-         <Code>{code}</Code><Message>{message}</Message></Error><RequestId>{}</RequestId></ErrorResponse>",
-        uuid::Uuid::new_v4()
-    );
-    Response::builder().status(status).header("content-type", "text/xml").body(Full::new(Bytes::from(body))).unwrap()
 }
 
 /// A TCP proxy to Postgres that can be "stopped": connections are cut and new

@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+/// Shared with the benchmarks' latency proxy.
+#[path = "../../../benches/common/aws_proxy.rs"]
+pub mod aws_proxy;
 mod enforced;
 mod faults;
 mod moto;
