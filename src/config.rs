@@ -26,7 +26,7 @@ pub struct DatabaseConfig {
     pub database_url: String,
 
     /// Postgres connections of the HTTP API. The workers have their own: worker
-    /// concurrency + sync account concurrency + 4.
+    /// concurrency + sync account concurrency + 2 x reconcile account concurrency + 4.
     #[arg(long, env = "JIT_IAM_DB_MAX_CONNECTIONS", default_value_t = 10,
           value_parser = clap::value_parser!(u32).range(2..=1000))]
     pub db_max_connections: u32,
