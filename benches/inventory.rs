@@ -5,14 +5,13 @@
 //!    with the SDK (the service's own listing code, no Postgres) on the same
 //!    moto in the same run, alternately, as a ratio of the best times;
 //! 2. the AWS calls a sync makes against the minimum number of pages;
-//! 3. browsing (`GET /v1/resources`, type and tag filter, pages of 100) with
-//!    100,000 resources stored, under wrk with 64 keep-alive connections, as
-//!    configured (pages cached) and on a replica with the page cache off;
-//!    and the service's peak RSS.
+//! 3. the service's peak RSS.
+//!
+//! Browsing is measured apart, at 1,000,000 resources (benches/browse.rs).
 //!
 //! Prints the JSON report on stdout, progress on stderr.
-//! Knobs (for trying it out quickly): JIT_IAM_BENCH_SCALE (default 1: the
-//! sizes of the issue), JIT_IAM_BENCH_WRK_SECONDS (default 20).
+//! Knob (for trying it out quickly): JIT_IAM_BENCH_SCALE (default 1: the
+//! sizes of the issue).
 
 mod common;
 
@@ -23,7 +22,7 @@ use std::time::{Duration, Instant};
 use aws_config::{Region, SdkConfig};
 use aws_smithy_types::error::display::DisplayErrorContext;
 use chrono::{DateTime, Utc};
-use common::{aws_calls_by_operation, calls_since, round3, run_bounded, wrk, Moto, Service};
+use common::{aws_calls_by_operation, calls_since, round3, run_bounded, Moto, Service};
 use futures::StreamExt;
 use jit_iam::aws::inventory::{list_account, list_organization_accounts, CallLimiter};
 use jit_iam::aws::AwsPool;
@@ -48,11 +47,7 @@ const ROUNDS: usize = 2;
 /// of ~330 instances or a GetAccountAuthorizationDetails of 3,500 entities,
 /// queued behind the sync's other calls, takes longer, and every retry re-sends it.
 const ATTEMPT_TIMEOUT_SECONDS: u64 = 120;
-const BROWSE_RESOURCES: i64 = 100_000;
-const BROWSE_PATH: &str = "/v1/resources?type=iam_role&tag=env:prod&limit=100";
 const GOAL_RATIO: f64 = 1.25;
-const GOAL_RPS: f64 = 3000.0;
-const GOAL_P99_MS: f64 = 25.0;
 
 /// What one account is seeded with.
 #[derive(Clone, Copy, Debug)]
@@ -95,9 +90,7 @@ fn team_tag(i: usize) -> &'static str {
 }
 
 fn main() {
-    common::self_check_wrk_parser();
     let scale: f64 = std::env::var("JIT_IAM_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
-    let wrk_seconds: u32 = std::env::var("JIT_IAM_BENCH_WRK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
 
     // Children are spawned from this thread: they die with it (PR_SET_PDEATHSIG).
     let moto = Moto::start();
@@ -113,11 +106,11 @@ fn main() {
         std::env::set_var(key, value);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let report = runtime.block_on(run(&moto, Sizes::scaled(scale), wrk_seconds));
+    let report = runtime.block_on(run(&moto, Sizes::scaled(scale)));
     println!("{}", serde_json::to_string_pretty(&report).unwrap());
 }
 
-async fn run(moto: &Moto, sizes: Sizes, wrk_seconds: u32) -> Value {
+async fn run(moto: &Moto, sizes: Sizes) -> Value {
     // Per-operation counts of the direct listing, from the pool's call metrics.
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().expect("metrics recorder");
 
@@ -234,8 +227,6 @@ async fn run(moto: &Moto, sizes: Sizes, wrk_seconds: u32) -> Value {
     let minimum_total: u64 = minimum.values().sum();
     let last_direct = direct_rounds.last().unwrap();
 
-    eprintln!("==> browse: filling resources up to {BROWSE_RESOURCES}");
-    let browse = browse(moto, &service, &integration_id, wrk_seconds).await;
     let (peak_rss, rss_now) = service.memory_mb();
 
     json!({
@@ -268,7 +259,6 @@ async fn run(moto: &Moto, sizes: Sizes, wrk_seconds: u32) -> Value {
             "resources_synced": first.counts,
             "resources_listed_direct": last_direct.resources,
         },
-        "browse": browse,
         "service_peak_rss_mb": round3(peak_rss),
         "service_rss_mb": {"after_first_sync_peak": round3(rss_after_first_sync), "at_end": round3(rss_now)},
         "service_settings": service_env.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
@@ -572,123 +562,4 @@ fn minimum_pages(accounts: &[Value], sizes: &Sizes) -> BTreeMap<String, u64> {
         }
     }
     minimum
-}
-
-/// Fills `resources` to 100,000 rows, then loads the browse URL with wrk: on
-/// the service as configured (pages cached per inventory version), and on a
-/// second replica of the same database with the page cache off, where every
-/// request reads Postgres.
-async fn browse(moto: &Moto, service: &Service, integration_id: &str, wrk_seconds: u32) -> Value {
-    let db = service.db.pool().await;
-    let synced: i64 = sqlx::query_scalar("select count(*) from resources").fetch_one(&db).await.unwrap();
-    let missing = (BROWSE_RESOURCES - synced).max(0);
-    // Realistic rows: mixed types over 50 more accounts, env and team tags
-    // (groups carry none), regions for regional types; ARNs unique.
-    sqlx::query(
-        "insert into resources (integration_id, account_id, type, arn, name, region, tags, offered, details, sync_id, synced_at)
-         select $1, s.account_id, s.type,
-                case s.type
-                    when 'ec2_instance' then format('arn:aws:ec2:%s:%s:instance/i-%s', s.region, s.account_id, lpad(to_hex(s.g), 17, '0'))
-                    when 's3_bucket' then format('arn:aws:s3:::synthetic-%s-%s', s.account_id, s.g)
-                    when 'iam_role' then format('arn:aws:iam::%s:role/synthetic-role-%s', s.account_id, s.g)
-                    when 'iam_policy' then format('arn:aws:iam::%s:policy/synthetic-policy-%s', s.account_id, s.g)
-                    when 'iam_group' then format('arn:aws:iam::%s:group/synthetic-group-%s', s.account_id, s.g)
-                    else format('arn:aws:iam::%s:user/synthetic-user-%s', s.account_id, s.g)
-                end,
-                format('synthetic-%s-%s', replace(s.type, '_', '-'), s.g), s.region,
-                case when s.type = 'iam_group' then '{}'::jsonb
-                     else jsonb_build_object('env', case when (s.g / 10) % 2 = 0 then 'prod' else 'dev' end,
-                                             'team', (array['payments','search','platform','data'])[(1 + (s.g / 20) % 4)::int])
-                end,
-                true,
-                case when s.type = 'iam_user' then '{\"attached_policy_arns\":[],\"group_names\":[]}'::jsonb else '{}'::jsonb end,
-                gen_random_uuid(), now()
-         from (select g, (900000000000 + g % 50)::text as account_id,
-                      (array['iam_role','iam_role','iam_role','iam_policy','iam_policy','iam_group',
-                             's3_bucket','ec2_instance','ec2_instance','iam_user'])[(1 + g % 10)::int] as type,
-                      case when g % 10 in (6, 7, 8) then (array['us-east-1','eu-west-1','ap-southeast-2'])[(1 + (g / 10) % 3)::int] end as region
-               from generate_series(1, $2::bigint) as g) as s",
-    )
-    .bind(integration_id.parse::<uuid::Uuid>().unwrap())
-    .bind(missing)
-    .execute(&db)
-    .await
-    .expect("insert synthetic resources");
-    // Settled, as the table is between syncs: autovacuum would otherwise run during the measurement.
-    sqlx::query("vacuum analyze resources").execute(&db).await.unwrap();
-    let stored: i64 = sqlx::query_scalar("select count(*) from resources").fetch_one(&db).await.unwrap();
-    let matching: i64 = sqlx::query_scalar(
-        "select count(*) from resources where offered and type = 'iam_role' and tags @> '{\"env\":\"prod\"}'",
-    )
-    .fetch_one(&db)
-    .await
-    .unwrap();
-    eprintln!("    {stored} resources ({synced} synced, {missing} synthetic), {matching} match the filter");
-
-    let page = service.get(BROWSE_PATH).await;
-    let items = page["items"].as_array().map(Vec::len).unwrap_or(0);
-    assert_eq!(items, 100, "the browse page should hold 100 items: {page}");
-
-    db.close().await;
-    eprintln!("==> browse, pages cached (the default)");
-    let cached = load_browse(service, wrk_seconds).await;
-    let uncached_replica =
-        Service::start(moto, &[("DATABASE_URL", service.db.url.as_str()), ("JIT_IAM_BROWSE_CACHE_MB", "0")]).await;
-    eprintln!("==> browse, page cache off (JIT_IAM_BROWSE_CACHE_MB=0)");
-    let uncached = load_browse(&uncached_replica, wrk_seconds).await;
-    let meets_goal = cached["meets_goal"] == true;
-    json!({
-        "resources": stored,
-        "resources_synced": synced,
-        "matching_filter": matching,
-        "path": BROWSE_PATH,
-        "cached": cached,
-        "uncached": uncached,
-        "goal": {"requests_per_second": GOAL_RPS, "p99_ms_below": GOAL_P99_MS},
-        "meets_goal": meets_goal,
-    })
-}
-
-/// wrk on `service`'s browse URL: one connection first (latency without
-/// queueing), then 64 connections; with the CPU time it cost.
-async fn load_browse(service: &Service, wrk_seconds: u32) -> Value {
-    let url = format!("{}{BROWSE_PATH}", service.url);
-    let single = wrk(&url, &service.token, 1, 1, 5).await;
-    eprintln!("==> wrk -t2 -c64 -d{wrk_seconds}s {BROWSE_PATH}");
-    let load_before = common::load_average();
-    let cpu_before = (service.cpu_seconds(), common::cpu_seconds_of("postgres"), common::machine_cpu_ticks());
-    let result = wrk(&url, &service.token, 2, 64, wrk_seconds).await;
-    let (service_cpu, postgres_cpu) =
-        (service.cpu_seconds() - cpu_before.0, common::cpu_seconds_of("postgres") - cpu_before.1);
-    let machine = common::machine_cpu_ticks();
-    let machine_busy = (machine.0 - cpu_before.2 .0) / (machine.1 - cpu_before.2 .1);
-    let per_request_ms = |seconds: f64| round3(seconds * 1000.0 / result.requests.max(1) as f64);
-    eprintln!("{}", result.raw);
-    let p50 = result.latency_ms.get("50").copied().unwrap_or(f64::NAN);
-    let p99 = result.latency_ms.get("99").copied().unwrap_or(f64::NAN);
-    json!({
-        "tool": format!("wrk -t2 -c64 -d{wrk_seconds}s --latency"),
-        "requests": result.requests,
-        "requests_per_second": round3(result.requests_per_second),
-        "p50_ms": round3(p50),
-        "p75_ms": result.latency_ms.get("75").map(|v| round3(*v)),
-        "p90_ms": result.latency_ms.get("90").map(|v| round3(*v)),
-        "p99_ms": round3(p99),
-        "non_2xx": result.non_2xx,
-        "cpu_ms_per_request": {
-            "service": per_request_ms(service_cpu),
-            "postgres": per_request_ms(postgres_cpu),
-            "note": "postgres: every process named postgres, so other databases' work counts too",
-        },
-        "machine_cpu_busy_fraction": round3(machine_busy),
-        "load_average_before": load_before,
-        "single_connection": {
-            "tool": "wrk -t1 -c1 -d5s --latency",
-            "requests_per_second": round3(single.requests_per_second),
-            "p50_ms": single.latency_ms.get("50").map(|v| round3(*v)),
-            "p99_ms": single.latency_ms.get("99").map(|v| round3(*v)),
-        },
-        "socket_errors": (!result.socket_errors.is_empty()).then_some(result.socket_errors),
-        "meets_goal": result.requests_per_second >= GOAL_RPS && p99 < GOAL_P99_MS && result.non_2xx == 0,
-    })
 }

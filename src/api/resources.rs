@@ -80,7 +80,7 @@ pub async fn list_resources(State(state): State<AppState>, mut params: QueryPara
         super::integrations::find(&state, id).await?;
     }
     let after = page.after_id();
-    let version = storage::resources::version(&state.db).await?;
+    let version = state.browse_cache.version(&state.db).await?;
     let key = format!("{filter:?} {after:?} {}", page.limit);
     if let Some(body) = state.browse_cache.get(version, &key) {
         return Ok(json_body(body));

@@ -7,15 +7,54 @@
 //! the version first, and only a page stored under that very version is
 //! served. So a cached page is never older than one read from Postgres at the
 //! same moment, on any replica, and no invalidation message is needed.
+//!
+//! Requests that arrive together share their version read: each is answered
+//! by a read that started after it arrived, so it is as fresh as a read of its
+//! own, and under load one round trip serves every request that arrived while
+//! the previous one ran (instead of one round trip per request).
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use axum::body::Bytes;
+use sqlx::PgPool;
 
 pub struct PageCache {
     budget_bytes: usize,
     pages: Mutex<Pages>,
+    versions: SharedRead,
+}
+
+/// One version read at a time, shared by the requests it covers.
+#[derive(Default)]
+struct SharedRead {
+    /// Requests that have asked for the version so far.
+    arrivals: AtomicU64,
+    /// Held while a read runs: the requests queued behind it are then answered by it, or run the next one.
+    last: tokio::sync::Mutex<LastRead>,
+}
+
+#[derive(Default)]
+struct LastRead {
+    /// The requests (arrival numbers up to this) that had arrived when the read started.
+    covers: u64,
+    version: i64,
+}
+
+impl SharedRead {
+    async fn get<E, F: Future<Output = Result<i64, E>>>(&self, read: impl FnOnce() -> F) -> Result<i64, E> {
+        let arrival = self.arrivals.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut last = self.last.lock().await;
+        if last.covers >= arrival {
+            return Ok(last.version);
+        }
+        let covers = self.arrivals.load(Ordering::SeqCst);
+        let version = read().await?;
+        *last = LastRead { covers, version };
+        Ok(version)
+    }
 }
 
 /// The pages of one inventory version: an older version is never needed again.
@@ -39,7 +78,12 @@ impl Pages {
 impl PageCache {
     /// A cache holding at most `budget_bytes` of pages; 0 caches nothing.
     pub fn new(budget_bytes: usize) -> Self {
-        Self { budget_bytes, pages: Mutex::new(Pages::default()) }
+        Self { budget_bytes, pages: Mutex::new(Pages::default()), versions: SharedRead::default() }
+    }
+
+    /// The inventory version, read after this call began (see the module's comment).
+    pub async fn version(&self, db: &PgPool) -> Result<i64, sqlx::Error> {
+        self.versions.get(|| super::resources::version(db)).await
     }
 
     /// The page stored under `key` for exactly `version`.
@@ -94,5 +138,45 @@ mod tests {
         let off = PageCache::new(0);
         off.put(1, "a".into(), Bytes::from_static(b"x"));
         assert_eq!(off.get(1, "a"), None);
+    }
+
+    /// Requests arriving during a read wait for the next one (which they all
+    /// share); none is answered by a read that began before it arrived.
+    #[tokio::test]
+    async fn version_reads_are_shared_and_never_older_than_the_request() {
+        use std::sync::Arc;
+        let shared = Arc::new(SharedRead::default());
+        let reads = Arc::new(AtomicU64::new(0));
+        let (release_first, first_released) = tokio::sync::oneshot::channel::<()>();
+        let read = |reads: Arc<AtomicU64>, gate: Option<tokio::sync::oneshot::Receiver<()>>| async move {
+            let n = reads.fetch_add(1, Ordering::SeqCst) as i64 + 1;
+            if let Some(gate) = gate {
+                gate.await.unwrap();
+            }
+            Ok::<i64, ()>(n)
+        };
+        let first = tokio::spawn({
+            let (shared, reads) = (shared.clone(), reads.clone());
+            async move { shared.get(|| read(reads, Some(first_released))).await }
+        });
+        while reads.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        // Ten requests arrive while the first read runs.
+        let later: Vec<_> = (0..10)
+            .map(|_| {
+                let (shared, reads) = (shared.clone(), reads.clone());
+                tokio::spawn(async move { shared.get(|| read(reads, None)).await })
+            })
+            .collect();
+        while shared.arrivals.load(Ordering::SeqCst) < 11 {
+            tokio::task::yield_now().await;
+        }
+        release_first.send(()).unwrap();
+        assert_eq!(first.await.unwrap(), Ok(1));
+        for request in later {
+            assert_eq!(request.await.unwrap(), Ok(2), "the read after theirs, not the one running when they came");
+        }
+        assert_eq!(reads.load(Ordering::SeqCst), 2, "one read for the ten");
     }
 }
