@@ -58,6 +58,8 @@ struct State {
     admitted: AtomicU64,
     /// Every call forwarded: when it arrived, when its answer left, its action.
     log: Mutex<Vec<Call>>,
+    /// [`LatencyProxy::set_call_rate`]'s rate and its per-account buckets.
+    call_rate: Mutex<Option<(CallRate, HashMap<String, (f64, Instant)>)>>,
 }
 
 /// One call through the proxy, as [`LatencyProxy::calls_between`] gives it.
@@ -83,6 +85,7 @@ impl LatencyProxy {
             throttled: AtomicU64::new(0),
             admitted: AtomicU64::new(0),
             log: Mutex::new(Vec::new()),
+            call_rate: Mutex::new(None),
         });
         let shared = state.clone();
         tokio::spawn(async move {
@@ -157,7 +160,7 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Respons
     tokio::time::sleep(state.latency.delay + jitter).await;
 
     let account = state.accounts.lock().unwrap().get(&key).cloned().unwrap_or(key);
-    if over_rate(&state, &service, &action, &account) {
+    if over_call_rate(&state, &service, &account) || over_rate(&state, &service, &action, &account) {
         state.throttled.fetch_add(1, Ordering::Relaxed);
         return Ok(throttling(target.is_some()));
     }
@@ -237,4 +240,36 @@ fn learn_account(state: &State, params: &HashMap<String, String>, answer: &Bytes
     if let (Some(key), Some(account)) = (key, account) {
         state.accounts.lock().unwrap().insert(key.to_string(), account.to_string());
     }
+}
+
+/// Every call of `service`, reads too, allowed per second per account: how
+/// Organizations throttles the management account's ListAccounts and the
+/// like; a bucket of one second's calls.
+#[derive(Clone, Debug)]
+pub struct CallRate {
+    pub service: String,
+    pub calls_per_second: f64,
+}
+
+impl LatencyProxy {
+    /// Limits every call of a service from now on (None: no more); each account's bucket starts full.
+    pub fn set_call_rate(&self, rate: Option<CallRate>) {
+        *self.state.call_rate.lock().unwrap() = rate.map(|rate| (rate, HashMap::new()));
+    }
+}
+
+/// Whether the call is over its service's [`CallRate`] for its account; takes a token when not.
+fn over_call_rate(state: &State, service: &str, account: &str) -> bool {
+    let mut call_rate = state.call_rate.lock().unwrap();
+    let Some((rate, buckets)) = call_rate.as_mut().filter(|(rate, _)| rate.service == service) else { return false };
+    let per_second = rate.calls_per_second;
+    let now = Instant::now();
+    let (tokens, at) = buckets.entry(account.to_string()).or_insert((per_second, now));
+    *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * per_second).min(per_second);
+    *at = now;
+    if *tokens < 1.0 {
+        return true;
+    }
+    *tokens -= 1.0;
+    false
 }
