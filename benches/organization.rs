@@ -51,7 +51,7 @@ const ORGANIZATIONS_CALLS_PER_SECOND: f64 = 5.0;
 /// The service's defaults (JIT_IAM_SYNC_CONCURRENCY, JIT_IAM_SYNC_ACCOUNT_CONCURRENCY), src/config.rs;
 /// the direct listing runs the first's calls per account in flight.
 const SYNC_CONCURRENCY: usize = 8;
-const ACCOUNT_CONCURRENCY: usize = 4;
+const ACCOUNT_CONCURRENCY: usize = 16;
 const REGIONS: [&str; 1] = ["us-east-1"];
 const MEMBER_ROLE: &str = "jit-iam-access";
 const BROWSE_PATH: &str = "/v1/resources?type=iam_user&limit=100";
