@@ -164,8 +164,9 @@ pub struct SyncConfig {
           value_parser = clap::value_parser!(u32).range(1..=64))]
     pub sync_concurrency: u32,
 
-    /// Accounts of one organization synced at once.
-    #[arg(long, env = "JIT_IAM_SYNC_ACCOUNT_CONCURRENCY", default_value_t = 4,
+    /// Accounts of one organization synced at once (each is a chain of dependent
+    /// calls: AssumeRole, the lists, the per-bucket reads; docs/performance.md).
+    #[arg(long, env = "JIT_IAM_SYNC_ACCOUNT_CONCURRENCY", default_value_t = 16,
           value_parser = clap::value_parser!(u32).range(1..=64))]
     pub sync_account_concurrency: u32,
 }

@@ -46,6 +46,8 @@ struct State {
     latency: Latency,
     /// The throttle, and its accounts' buckets.
     throttle: Mutex<Option<(Throttle, Rate)>>,
+    /// [`LatencyProxy::set_call_rate`]'s rate and its accounts' buckets.
+    call_rate: Mutex<Option<(CallRate, Rate)>>,
     accounts: Accounts,
     client: reqwest::Client,
     forwarded: AtomicU64,
@@ -69,6 +71,7 @@ impl LatencyProxy {
         let state = Arc::new(State {
             upstream: upstream.to_string(),
             throttle: Mutex::new(None),
+            call_rate: Mutex::new(None),
             latency: latency.clone(),
             accounts: Accounts::default(),
             client: reqwest::Client::new(),
@@ -124,7 +127,7 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Answer {
     tokio::time::sleep(state.latency.delay + jitter).await;
 
     let account = state.accounts.of(&call.key).unwrap_or_else(|| call.key.clone());
-    if over_rate(&state, &call, &account) {
+    if over_call_rate(&state, &call, &account) || over_rate(&state, &call, &account) {
         state.throttled.fetch_add(1, Ordering::Relaxed);
         return Ok(aws_proxy::throttling(&call));
     }
@@ -150,4 +153,32 @@ fn over_rate(state: &State, call: &AwsCall, account: &str) -> bool {
     }
     state.admitted.fetch_add(1, Ordering::Relaxed);
     false
+}
+
+/// Every call of `service`, reads too, allowed per second per account: how
+/// Organizations throttles the management account's ListAccounts and the
+/// like; a bucket of one second's calls.
+#[derive(Clone, Debug)]
+pub struct CallRate {
+    pub service: String,
+    pub calls_per_second: f64,
+}
+
+impl LatencyProxy {
+    /// Limits every call of a service from now on (None: no more); each account's bucket starts full.
+    pub fn set_call_rate(&self, rate: Option<CallRate>) {
+        *self.state.call_rate.lock().unwrap() = rate.map(|rate| {
+            let buckets = Rate::new(rate.calls_per_second);
+            (rate, buckets)
+        });
+    }
+}
+
+/// Whether the call is over its service's [`CallRate`] for its account; takes a token when not.
+fn over_call_rate(state: &State, call: &AwsCall, account: &str) -> bool {
+    let mut call_rate = state.call_rate.lock().unwrap();
+    match call_rate.as_mut() {
+        Some((rate, buckets)) if rate.service == call.service => !buckets.take(account),
+        _ => false,
+    }
 }

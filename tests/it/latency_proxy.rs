@@ -117,3 +117,37 @@ async fn burst(iam: &aws_sdk_iam::Client) -> usize {
     assert!(answers.iter().all(|a| a.is_ok() || a.as_ref().err().and_then(|e| e.code()) == Some("Throttling")));
     answers.iter().filter(|a| a.as_ref().err().and_then(|e| e.code()) == Some("Throttling")).count()
 }
+
+#[tokio::test]
+async fn a_call_rate_limits_every_call_of_its_service_per_account() {
+    let proxy = LatencyProxy::start(&Moto::shared().endpoint, Latency::default()).await;
+    proxy.set_call_rate(Some(latency::CallRate { service: "iam".into(), calls_per_second: 5.0 }));
+    let limited = aws_sdk_iam::Client::new(&through(&proxy, "AKIDCALLRATEFIRST").await);
+    let other = aws_sdk_iam::Client::new(&through(&proxy, "AKIDCALLRATESECOND").await);
+
+    // Reads count too: a burst of 10 over 5 per second.
+    let answers = futures::future::join_all((0..10).map(|_| limited.list_users().send())).await;
+    assert!(answers.iter().all(|a| a.is_ok() || a.as_ref().err().and_then(|e| e.code()) == Some("Throttling")));
+    let refused = answers.iter().filter(|a| a.is_err()).count();
+    assert!((4..=5).contains(&refused), "a burst of 10 reads over 5 per second: {refused} throttled");
+    assert_eq!(proxy.throttled() as usize, refused);
+
+    // Another account of the service, another service of the account: their own rates.
+    for answer in futures::future::join_all((0..5).map(|_| other.list_users().send())).await {
+        answer.unwrap();
+    }
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&through(&proxy, "AKIDCALLRATEFIRST").await).force_path_style(true).build(),
+    );
+    for answer in futures::future::join_all((0..10).map(|_| s3.list_buckets().send())).await {
+        answer.unwrap();
+    }
+
+    // A second later the account has its rate again; lifted, no rate at all.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    limited.list_users().send().await.unwrap();
+    proxy.set_call_rate(None);
+    for answer in futures::future::join_all((0..10).map(|_| limited.list_users().send())).await {
+        answer.unwrap();
+    }
+}
