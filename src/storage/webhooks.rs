@@ -347,12 +347,17 @@ pub async fn next_due_in(db: impl PgExecutor<'_>, saturated: &[Uuid]) -> Result<
 }
 
 /// What one attempt came to.
-pub struct AttemptRecord<'a> {
+#[derive(Debug)]
+pub struct AttemptRecord {
+    pub delivery_id: Uuid,
+    /// The attempt's number, as claimed: recorded only while the delivery is
+    /// still leased to this owner for this attempt.
+    pub attempt: i32,
     pub attempted_at: DateTime<Utc>,
     pub duration_ms: i32,
     pub http_status: Option<i32>,
-    pub error: Option<&'a str>,
-    pub response_body: Option<&'a str>,
+    pub error: Option<String>,
+    pub response_body: Option<String>,
     pub succeeded: bool,
     /// The receiver answered 410: the endpoint is disabled.
     pub gone: bool,
@@ -360,60 +365,94 @@ pub struct AttemptRecord<'a> {
     pub retry_in: Option<Duration>,
 }
 
-/// Records an attempt and its consequences in one statement: the attempt row,
-/// the delivery's next state, and the endpoint's health (disabled on 410, or
-/// once every attempt has failed for `disable_after`). False when the lease
-/// was lost meanwhile (another replica attempts it again: at least once).
-pub async fn finish_attempt(
+impl AttemptRecord {
+    fn status(&self) -> DeliveryStatus {
+        match (self.succeeded, self.retry_in) {
+            (true, _) => DeliveryStatus::Succeeded,
+            (false, Some(_)) => DeliveryStatus::Pending,
+            (false, None) => DeliveryStatus::Failed,
+        }
+    }
+}
+
+/// Records attempts and their consequences in one statement (one commit for
+/// the batch): each attempt row, each delivery's next state, and the health
+/// of their endpoints (disabled on 410, or once every attempt has failed for
+/// `disable_after`), taking the attempts in the order given. An attempt is
+/// recorded only if its delivery is still leased to `owner` for that attempt
+/// (fencing: a replica whose lease ran out and was claimed again records
+/// nothing, the new claimer retries: at least once). Returns the deliveries
+/// recorded.
+pub async fn finish_attempts(
     db: impl PgExecutor<'_>,
-    delivery: &ClaimedDelivery,
     owner: &str,
-    record: &AttemptRecord<'_>,
+    records: &[AttemptRecord],
     disable_after: Duration,
-) -> Result<bool, sqlx::Error> {
-    let status = match (record.succeeded, record.retry_in) {
-        (true, _) => DeliveryStatus::Succeeded,
-        (false, Some(_)) => DeliveryStatus::Pending,
-        (false, None) => DeliveryStatus::Failed,
-    };
-    let finished: i64 = sqlx::query_scalar(
-        "with delivery as (
-             update webhook_deliveries
-             set status = $3, next_attempt_at = case when $3 = 'pending' then now() + $4 end,
-                 finished_at = case when $3 <> 'pending' then now() end, lease_owner = null, lease_expires_at = null
-             where delivery_id = $1 and lease_owner = $2 and attempts = $5
-             returning delivery_id, endpoint_id),
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "with attempt_in as (
+             select * from unnest($2::uuid[], $3::int[], $4::text[], $5::bigint[], $6::timestamptz[], $7::int[],
+                                  $8::int[], $9::text[], $10::text[], $11::bool[], $12::bool[])
+                 with ordinality as r(delivery_id, attempt, status, retry_in_us, attempted_at, duration_ms,
+                                      http_status, error, response_body, succeeded, gone, ord)),
+         delivery as (
+             update webhook_deliveries d
+             set status = r.status,
+                 next_attempt_at = case when r.status = 'pending' then now() + r.retry_in_us * interval '1 microsecond' end,
+                 finished_at = case when r.status <> 'pending' then now() end, lease_owner = null, lease_expires_at = null
+             from attempt_in r
+             where d.delivery_id = r.delivery_id and d.lease_owner = $1 and d.attempts = r.attempt
+             returning d.delivery_id, d.endpoint_id, r.attempt, r.succeeded, r.gone, r.ord),
          attempt as (
              insert into webhook_attempts (delivery_id, attempt, attempted_at, duration_ms, http_status, error,
                                            response_body)
-             select delivery_id, $5, $6, $7, $8, $9, $10 from delivery
+             select r.delivery_id, r.attempt, r.attempted_at, r.duration_ms, r.http_status, r.error, r.response_body
+             from attempt_in r join delivery using (delivery_id, attempt)
              on conflict do nothing),
+         health as (
+             select endpoint_id, bool_or(succeeded) as any_succeeded, bool_or(gone) as gone,
+                    (array_agg(succeeded order by ord desc))[1] as last_succeeded
+             from delivery group by endpoint_id),
+         -- Only endpoints whose health changes are written (a success on a
+         -- healthy endpoint writes nothing), locked in one order so that two
+         -- replicas' batches never deadlock on them.
+         changing as (
+             select e.endpoint_id from webhook_endpoints e join health h using (endpoint_id)
+             where h.gone or (h.last_succeeded and e.failing_since is not null)
+                or (not h.last_succeeded and e.failing_since is null)
+                or (h.any_succeeded and not h.last_succeeded)
+                or (e.enabled and not h.any_succeeded and e.failing_since <= now() - $13)
+             order by e.endpoint_id
+             for update of e),
          endpoint as (
              update webhook_endpoints e
-             set failing_since = case when $11 then null else coalesce(e.failing_since, now()) end,
+             set failing_since = case when h.last_succeeded then null
+                                      when h.any_succeeded then now()
+                                      else coalesce(e.failing_since, now()) end,
                  disabled_reason = case when not e.enabled then e.disabled_reason
-                                        when $12 then 'gone'
-                                        when not $11 and e.failing_since <= now() - $13 then 'failing' end,
-                 enabled = e.enabled and not $12 and ($11 or e.failing_since is null or e.failing_since > now() - $13)
-             from delivery where e.endpoint_id = delivery.endpoint_id)
-         select count(*) from delivery",
+                                        when h.gone then 'gone'
+                                        when not h.any_succeeded and e.failing_since <= now() - $13 then 'failing' end,
+                 enabled = e.enabled and not h.gone
+                           and (h.any_succeeded or e.failing_since is null or e.failing_since > now() - $13)
+             from changing c join health h using (endpoint_id)
+             where e.endpoint_id = c.endpoint_id)
+         select delivery_id from delivery",
     )
-    .bind(delivery.delivery_id)
     .bind(owner)
-    .bind(status.as_str())
-    .bind(interval(record.retry_in.unwrap_or_default()))
-    .bind(delivery.attempts)
-    .bind(record.attempted_at)
-    .bind(record.duration_ms)
-    .bind(record.http_status)
-    .bind(record.error)
-    .bind(record.response_body)
-    .bind(record.succeeded)
-    .bind(record.gone)
+    .bind(records.iter().map(|r| r.delivery_id).collect::<Vec<_>>())
+    .bind(records.iter().map(|r| r.attempt).collect::<Vec<_>>())
+    .bind(records.iter().map(|r| r.status().as_str()).collect::<Vec<_>>())
+    .bind(records.iter().map(|r| r.retry_in.unwrap_or_default().as_micros() as i64).collect::<Vec<_>>())
+    .bind(records.iter().map(|r| r.attempted_at).collect::<Vec<_>>())
+    .bind(records.iter().map(|r| r.duration_ms).collect::<Vec<_>>())
+    .bind(records.iter().map(|r| r.http_status).collect::<Vec<_>>())
+    .bind(records.iter().map(|r| r.error.as_deref()).collect::<Vec<_>>())
+    .bind(records.iter().map(|r| r.response_body.as_deref()).collect::<Vec<_>>())
+    .bind(records.iter().map(|r| r.succeeded).collect::<Vec<_>>())
+    .bind(records.iter().map(|r| r.gone).collect::<Vec<_>>())
     .bind(interval(disable_after))
-    .fetch_one(db)
-    .await?;
-    Ok(finished == 1)
+    .fetch_all(db)
+    .await
 }
 
 /// Marks active grants expiring within `notice` as noticed, once per expiry:

@@ -4,14 +4,16 @@
 //! lease by every replica, woken by NOTIFY from the transaction that recorded
 //! them; between wake-ups the loop sleeps until the next retry is due. One
 //! endpoint holds at most a quarter of the slots, so a slow or dead receiver
-//! never delays the others.
+//! never delays the others. Finished attempts are recorded by one task in
+//! batches (one statement and commit for whatever finished meanwhile), and a
+//! delivery's slot is free again only once its attempt is recorded.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -29,11 +31,18 @@ use crate::webhooks::signing::WebhookSecret;
 /// Without any wake-up, the loops look for work at least this often (a missed NOTIFY while reconnecting).
 const LONGEST_SLEEP: Duration = Duration::from_secs(300);
 
-/// Deliveries in flight in this process, per endpoint.
+/// An attempt made, waiting to be recorded; its slot is freed once it is.
+struct Finished {
+    record: AttemptRecord,
+    endpoint_id: Uuid,
+    slot: OwnedSemaphorePermit,
+}
+
+/// Deliveries in flight (attempted or being recorded) in this process, per endpoint.
 #[derive(Default)]
 struct InFlight {
     by_endpoint: Mutex<HashMap<Uuid, i32>>,
-    /// A delivery finished: a slot is free, an endpoint may have room again.
+    /// Deliveries were recorded: slots are free, endpoints may have room again.
     finished: Notify,
 }
 
@@ -57,6 +66,8 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
     let per_endpoint = (concurrency / 4).max(1) as i32;
     let slots = Arc::new(Semaphore::new(concurrency));
     let in_flight = Arc::new(InFlight::default());
+    let (finished_tx, finished_rx) = mpsc::unbounded_channel();
+    let recorder = tokio::spawn(record(state.clone(), finished_rx, concurrency, in_flight.clone()));
     // A claimed delivery is another replica's to retry once this passes
     // without its attempt recorded: longer than any attempt can take.
     let lease = state.config.worker.worker_lease + ATTEMPT_TIMEOUT;
@@ -84,7 +95,7 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
         for delivery in claimed {
             let slot = slots.clone().try_acquire_owned().expect("claimed no more than the free slots");
             in_flight.change(delivery.endpoint_id, 1);
-            tokio::spawn(deliver(state.clone(), delivery, slot, in_flight.clone()));
+            tokio::spawn(deliver(state.clone(), delivery, slot, finished_tx.clone()));
         }
         if filled {
             continue;
@@ -102,13 +113,51 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
             _ = tokio::time::sleep(next) => {}
         }
     }
-    // Attempts under way may finish and be recorded; the rest are retried by
-    // whichever replica finds their lease run out.
-    let _ = tokio::time::timeout(ATTEMPT_TIMEOUT, slots.acquire_many(concurrency as u32)).await;
+    // Attempts under way may finish and be recorded (the recorder ends once
+    // the last is); the rest are retried by whichever replica finds their
+    // lease run out.
+    drop(finished_tx);
+    let _ = tokio::time::timeout(ATTEMPT_TIMEOUT, recorder).await;
 }
 
-/// One attempt of one delivery, and its record.
-async fn deliver(state: AppState, delivery: ClaimedDelivery, _slot: OwnedSemaphorePermit, in_flight: Arc<InFlight>) {
+/// Records finished attempts in batches: whatever finished while the last
+/// batch was being written goes into the next, so a batch never waits to fill.
+async fn record(
+    state: AppState,
+    mut finished: mpsc::UnboundedReceiver<Finished>,
+    concurrency: usize,
+    in_flight: Arc<InFlight>,
+) {
+    let disable_after = state.config.webhooks.webhook_disable_after;
+    let mut batch = Vec::with_capacity(concurrency);
+    while finished.recv_many(&mut batch, concurrency).await > 0 {
+        let (records, held): (Vec<AttemptRecord>, Vec<(Uuid, OwnedSemaphorePermit)>) =
+            batch.drain(..).map(|f| (f.record, (f.endpoint_id, f.slot))).unzip();
+        match storage::webhooks::finish_attempts(&state.webhook_db, &state.instance_id, &records, disable_after).await {
+            Ok(recorded) if recorded.len() < records.len() => {
+                for lost in records.iter().filter(|r| !recorded.contains(&r.delivery_id)) {
+                    tracing::warn!(delivery_id = %lost.delivery_id, "webhook lease lost; another replica retries");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(deliveries = records.len(), error = %e,
+                                     "cannot record webhook attempts; they are retried when their leases run out"),
+        }
+        for (endpoint_id, slot) in held {
+            in_flight.change(endpoint_id, -1);
+            drop(slot);
+        }
+        in_flight.finished.notify_one();
+    }
+}
+
+/// One attempt of one delivery, handed to the recorder with its slot.
+async fn deliver(
+    state: AppState,
+    delivery: ClaimedDelivery,
+    slot: OwnedSemaphorePermit,
+    finished: mpsc::UnboundedSender<Finished>,
+) {
     let config = &state.config.webhooks;
     let attempted_at = Utc::now();
     let (outcome, duration) = match render(&delivery) {
@@ -122,27 +171,15 @@ async fn deliver(state: AppState, delivery: ClaimedDelivery, _slot: OwnedSemapho
         Err(error) => (AttemptOutcome::NoAnswer { error }, Duration::ZERO),
     };
     let succeeded = outcome.succeeded();
-    let (http_status, error, response_body, retry_after) = match &outcome {
-        AttemptOutcome::Answered { status, body, retry_after } => {
-            (Some(*status as i32), None, Some(body.as_str()), *retry_after)
-        }
-        AttemptOutcome::NoAnswer { error } => (None, Some(error.as_str()), None, None),
+    let (http_status, error, response_body, retry_after) = match outcome {
+        AttemptOutcome::Answered { status, body, retry_after } => (Some(status as i32), None, Some(body), retry_after),
+        AttemptOutcome::NoAnswer { error } => (None, Some(error), None, None),
     };
     let gone = http_status == Some(410);
     let retry_in = if succeeded || gone {
         None
     } else {
         retry_delay(&config.webhook_retry_schedule.0, delivery.attempts).map(|step| retry_after.unwrap_or(step))
-    };
-    let record = AttemptRecord {
-        attempted_at,
-        duration_ms: duration.as_millis().min(i32::MAX as u128) as i32,
-        http_status,
-        error,
-        response_body,
-        succeeded,
-        gone,
-        retry_in,
     };
     let outcome_label = match (succeeded, retry_in) {
         (true, _) => "succeeded",
@@ -157,17 +194,20 @@ async fn deliver(state: AppState, delivery: ClaimedDelivery, _slot: OwnedSemapho
         tracing::info!(delivery_id = %delivery.delivery_id, attempt = delivery.attempts, status = ?http_status,
                        error = ?error, outcome = outcome_label, "webhook attempt failed");
     }
-    let disable_after = config.webhook_disable_after;
-    match storage::webhooks::finish_attempt(&state.webhook_db, &delivery, &state.instance_id, &record, disable_after)
-        .await
-    {
-        Ok(true) => {}
-        Ok(false) => tracing::warn!(delivery_id = %delivery.delivery_id, "webhook lease lost; another replica retries"),
-        Err(e) => tracing::warn!(delivery_id = %delivery.delivery_id, error = %e,
-                                 "cannot record a webhook attempt; it is retried when its lease runs out"),
-    }
-    in_flight.change(delivery.endpoint_id, -1);
-    in_flight.finished.notify_one();
+    let record = AttemptRecord {
+        delivery_id: delivery.delivery_id,
+        attempt: delivery.attempts,
+        attempted_at,
+        duration_ms: duration.as_millis().min(i32::MAX as u128) as i32,
+        http_status,
+        error,
+        response_body,
+        succeeded,
+        gone,
+        retry_in,
+    };
+    // The recorder outlives every sender.
+    let _ = finished.send(Finished { record, endpoint_id: delivery.endpoint_id, slot });
 }
 
 /// The body: `{"type", "timestamp", "data"}`; for grant events `data` is the

@@ -8,8 +8,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jit_iam::domain::webhook::EventType;
+use jit_iam::storage::webhooks::{self as storage, AttemptRecord, ClaimedDelivery};
+use jit_iam::webhooks::signing::WebhookSecret;
 use reqwest::Method;
 use serde_json::{json, Value};
+use uuid::Uuid;
 
 use crate::support::{
     eventually, random_account_id, unique, Account, Answer, Fault, FaultProxy, Moto, Receiver, ServerBuilder, TestDb,
@@ -352,6 +355,194 @@ async fn two_replicas_deliver_each_event_once() {
     }
     assert_eq!(counts.len(), 40);
     assert!(counts.values().all(|n| *n == 1), "{counts:?}");
+}
+
+/// One attempt as a replica would record it.
+fn attempt(delivery: &ClaimedDelivery, http_status: Option<i32>, retry_in: Option<Duration>) -> AttemptRecord {
+    let succeeded = http_status.is_some_and(|s| (200..300).contains(&s));
+    AttemptRecord {
+        delivery_id: delivery.delivery_id,
+        attempt: delivery.attempts,
+        attempted_at: chrono::Utc::now(),
+        duration_ms: 3,
+        http_status,
+        error: http_status.is_none().then(|| "connection refused".to_string()),
+        response_body: http_status.map(|_| "answer".to_string()),
+        succeeded,
+        gone: http_status == Some(410),
+        retry_in: if succeeded || http_status == Some(410) { None } else { retry_in },
+    }
+}
+
+#[tokio::test]
+async fn a_batch_records_each_attempt_in_one_commit_and_nothing_for_a_claimer_that_lost_its_lease() {
+    let db = TestDb::new();
+    // The server migrates the database; with it gone no worker claims behind the test's back.
+    builder(Moto::shared()).database(db.clone()).start().await.kill();
+    let pool = db.pool().await;
+    let secret = WebhookSecret(vec![7; 32]);
+    let mut endpoints = Vec::new();
+    for name in ["ok", "failing", "gone", "mixed", "dead", "fenced"] {
+        let url = format!("https://{name}.example/hooks");
+        let endpoint = storage::insert_endpoint(&pool, &url, Some(name), None, &secret).await.unwrap();
+        endpoints.push(endpoint.endpoint_id);
+    }
+    let [ok, failing, gone, mixed, dead, fenced] = endpoints[..] else { unreachable!() };
+    // Every attempt to `dead` has failed for two hours: the next failure disables it.
+    sqlx::query("update webhook_endpoints set failing_since = now() - interval '2 hours' where endpoint_id = $1")
+        .bind(dead)
+        .execute(&pool)
+        .await
+        .unwrap();
+    for endpoint in [ok, ok, failing, gone, mixed, mixed, dead, fenced] {
+        storage::enqueue_test(&pool, endpoint, &json!({"n": 1})).await.unwrap();
+    }
+    let lease = Duration::from_secs(60);
+    let claimed = storage::claim(&pool, "replica-a", lease, &[], 10, 20).await.unwrap();
+    assert_eq!(claimed.len(), 8);
+    let of = |endpoint| claimed.iter().filter(move |d| d.endpoint_id == endpoint);
+
+    // `fenced`'s lease runs out and replica b claims it again: a's record of it must not count.
+    sqlx::query("update webhook_deliveries set lease_expires_at = now() - interval '1 second' where endpoint_id = $1")
+        .bind(fenced)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let reclaimed = storage::claim(&pool, "replica-b", lease, &[], 10, 20).await.unwrap();
+    assert_eq!(reclaimed.len(), 1);
+    assert_eq!((reclaimed[0].endpoint_id, reclaimed[0].attempts), (fenced, 2));
+
+    let retry = Some(Duration::from_secs(300));
+    let mut records = Vec::new();
+    records.extend(of(ok).map(|d| attempt(d, Some(204), retry)));
+    records.extend(of(failing).map(|d| attempt(d, Some(500), retry)));
+    records.extend(of(gone).map(|d| attempt(d, Some(410), retry)));
+    // `mixed`: a failure, then a success, in the order they finished.
+    let mut mixed_deliveries = of(mixed);
+    records.push(attempt(mixed_deliveries.next().unwrap(), None, retry));
+    records.push(attempt(mixed_deliveries.next().unwrap(), Some(200), retry));
+    // The retry schedule is used up: failed for good.
+    records.extend(of(dead).map(|d| attempt(d, None, None)));
+    records.extend(of(fenced).map(|d| attempt(d, Some(200), retry)));
+    let disable_after = Duration::from_secs(3600);
+    let recorded = storage::finish_attempts(&pool, "replica-a", &records, disable_after).await.unwrap();
+    assert_eq!(recorded.len(), 7, "every attempt but the fenced one");
+    assert!(!recorded.contains(&reclaimed[0].delivery_id));
+
+    let deliveries: Vec<(Uuid, String, i32, Option<String>, bool, bool, i64)> = sqlx::query_as(
+        "select endpoint_id, status, attempts, lease_owner,
+                coalesce(next_attempt_at > now() + interval '200 seconds', false),
+                finished_at is not null, (select count(*) from webhook_attempts a where a.delivery_id = d.delivery_id)
+         from webhook_deliveries d",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let mut by_endpoint: HashMap<Uuid, Vec<(String, i32, Option<String>, bool, bool, i64)>> = HashMap::new();
+    for (endpoint, status, attempts, owner, retry_later, finished, rows) in deliveries {
+        by_endpoint.entry(endpoint).or_default().push((status, attempts, owner, retry_later, finished, rows));
+    }
+    let done = |status: &str| (status.to_string(), 1, None, false, true, 1);
+    assert_eq!(by_endpoint[&ok], [done("succeeded"), done("succeeded")]);
+    assert_eq!(by_endpoint[&failing], [("pending".to_string(), 1, None, true, false, 1)], "retried per the schedule");
+    assert_eq!(by_endpoint[&gone], [done("failed")]);
+    let mut mixed_rows = by_endpoint[&mixed].clone();
+    mixed_rows.sort();
+    assert_eq!(mixed_rows, [("pending".to_string(), 1, None, true, false, 1), done("succeeded")]);
+    assert_eq!(by_endpoint[&dead], [done("failed")]);
+    // Still replica b's, its attempt 2 under way, and no attempt row from a.
+    assert_eq!(by_endpoint[&fenced], [("pending".to_string(), 2, Some("replica-b".to_string()), false, false, 0)]);
+
+    let health: HashMap<Uuid, (bool, Option<String>, bool)> = sqlx::query_as::<_, (Uuid, bool, Option<String>, bool)>(
+        "select endpoint_id, enabled, disabled_reason, failing_since is not null from webhook_endpoints",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|(id, enabled, reason, failing)| (id, (enabled, reason, failing)))
+    .collect();
+    assert_eq!(health[&ok], (true, None, false));
+    assert_eq!(health[&failing], (true, None, true));
+    assert_eq!(health[&gone], (false, Some("gone".to_string()), true));
+    assert_eq!(health[&mixed], (true, None, false), "its last attempt succeeded");
+    assert_eq!(health[&dead], (false, Some("failing".to_string()), true));
+    assert_eq!(health[&fenced], (true, None, false));
+
+    // One statement, one commit: every attempt row of the batch has the same transaction.
+    let (rows, transactions): (i64, i64) =
+        sqlx::query_as("select count(*), count(distinct xmin::text) from webhook_attempts")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((rows, transactions), (7, 1));
+
+    // Replica b's own record of its attempt counts; a second record of the same attempt does not.
+    let again = [attempt(&reclaimed[0], Some(200), retry)];
+    assert_eq!(storage::finish_attempts(&pool, "replica-b", &again, disable_after).await.unwrap().len(), 1);
+    assert!(storage::finish_attempts(&pool, "replica-b", &again, disable_after).await.unwrap().is_empty());
+    let (status, attempt_number): (String, i32) = sqlx::query_as(
+        "select d.status, a.attempt from webhook_deliveries d join webhook_attempts a using (delivery_id)
+         where d.endpoint_id = $1",
+    )
+    .bind(fenced)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((status.as_str(), attempt_number), ("succeeded", 2));
+}
+
+#[tokio::test]
+async fn deliveries_recorded_together_keep_each_endpoints_outcome_and_the_retry_schedule() {
+    let server = builder(Moto::shared()).start().await;
+    let live = Receiver::start().await;
+    let failing = Receiver::start().await;
+    failing.answer_always(Answer::Status(500));
+    let live_id = register(&server, &live.url, None).await["id"].as_str().unwrap().to_string();
+    let failing_id = register(&server, &failing.url, None).await["id"].as_str().unwrap().to_string();
+    const EVENTS: usize = 30;
+    for _ in 0..EVENTS {
+        for id in [&live_id, &failing_id] {
+            let (status, _) = server.post(&format!("/v1/webhooks/{id}/test"), json!({})).await;
+            assert_eq!(status, 202);
+        }
+    }
+    // The first attempt and three retries (300ms each) of every delivery to the failing one.
+    failing.wait_for(4 * EVENTS, Duration::from_secs(60)).await;
+    live.wait_for(EVENTS, Duration::from_secs(30)).await;
+    let pool = server.db().await;
+    let rows = eventually(Duration::from_secs(20), "every delivery finished", || async {
+        let rows: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
+            "select e.url, d.status, count(*), sum(d.attempts),
+                    (select count(*) from webhook_attempts a join webhook_deliveries x using (delivery_id)
+                     where x.endpoint_id = e.endpoint_id and a.http_status = case when e.url = $1 then 200 else 500 end)
+             from webhook_deliveries d join webhook_endpoints e using (endpoint_id)
+             group by e.url, e.endpoint_id, d.status order by e.url = $1 desc",
+        )
+        .bind(&live.url)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        (rows.len() == 2 && rows.iter().all(|r| r.1 != "pending")).then_some(rows)
+    })
+    .await;
+    let n = EVENTS as i64;
+    assert_eq!(rows[0], (live.url.clone(), "succeeded".to_string(), n, n, n));
+    assert_eq!(rows[1], (failing.url.clone(), "failed".to_string(), n, 4 * n, 4 * n));
+    // Each receiver got each event (its own webhook-id) as many times as recorded, no more.
+    let count = |receiver: &Receiver| {
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for request in receiver.received() {
+            *counts.entry(request.webhook_id()).or_default() += 1;
+        }
+        counts
+    };
+    let (live_counts, failing_counts) = (count(&live), count(&failing));
+    assert!(live_counts.len() == EVENTS && live_counts.values().all(|n| *n == 1), "{live_counts:?}");
+    assert!(failing_counts.len() == EVENTS && failing_counts.values().all(|n| *n == 4), "{failing_counts:?}");
+    let (_, endpoint) = server.get(&format!("/v1/webhooks/{failing_id}")).await;
+    assert_eq!(endpoint["enabled"], true, "failing for less than JIT_IAM_WEBHOOK_DISABLE_AFTER");
+    assert!(server.metric("jit_iam_webhook_deliveries_total{outcome=\"failed\"}").await >= EVENTS as f64);
 }
 
 #[tokio::test]
