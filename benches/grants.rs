@@ -9,7 +9,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use aws_sdk_iam::Client as Iam;
 use chrono::{DateTime, Utc};

@@ -22,9 +22,8 @@ use std::time::{Duration, Instant};
 use aws_config::{Region, SdkConfig};
 use aws_smithy_types::error::display::DisplayErrorContext;
 use chrono::{DateTime, Utc};
-use common::{aws_calls_by_operation, calls_since, round3, run_bounded, Moto, Service};
+use common::{aws_calls_by_operation, calls_since, list_organization_directly, round3, run_bounded, Moto, Service};
 use futures::StreamExt;
-use jit_iam::aws::inventory::{list_account, list_organization_accounts, CallLimiter};
 use jit_iam::aws::AwsPool;
 use jit_iam::config::AwsConfig;
 use jit_iam::domain::integration::{Connection, Integration, IntegrationOptions, IntegrationStatus, RootAccount};
@@ -40,7 +39,7 @@ const SEED_CONCURRENCY: usize = 8;
 const INSTANCE_BATCH: usize = 50;
 /// The service's defaults (JIT_IAM_SYNC_CONCURRENCY, JIT_IAM_SYNC_ACCOUNT_CONCURRENCY).
 const SYNC_CONCURRENCY: usize = 8;
-const ACCOUNT_CONCURRENCY: usize = 4;
+const ACCOUNT_CONCURRENCY: usize = 16;
 const ROUNDS: usize = 2;
 /// JIT_IAM_AWS_ATTEMPT_TIMEOUT, for the service and the direct listing alike.
 /// The default (10s) is too short here: on single-core moto a DescribeInstances
@@ -508,34 +507,10 @@ async fn direct_listing(
 ) -> DirectRound {
     let before = aws_calls_by_operation(&metrics.render());
     let started = Instant::now();
-    let root = pool.clients(integration, ROOT_ACCOUNT).await;
-    let org_limiter = CallLimiter::new(1);
-    let accounts = list_organization_accounts(&root, &org_limiter).await.expect("ListAccounts");
-    let mut ids: Vec<String> = accounts.into_iter().filter(|a| a.status == "ACTIVE").map(|a| a.id).collect();
-    if !ids.iter().any(|id| id == ROOT_ACCOUNT) {
-        ids.push(ROOT_ACCOUNT.to_string());
-    }
-    let per_account: Vec<(usize, u64)> = futures::stream::iter(ids)
-        .map(|account_id| async move {
-            let clients = pool.clients(integration, &account_id).await;
-            let limiter = CallLimiter::new(SYNC_CONCURRENCY);
-            let is_root = account_id == ROOT_ACCOUNT;
-            let found = list_account(&clients, &account_id, is_root, &integration.options, &limiter)
-                .await
-                .unwrap_or_else(|e| panic!("listing {account_id}: {e}"));
-            (found.len(), limiter.calls())
-        })
-        .buffer_unordered(ACCOUNT_CONCURRENCY)
-        .collect()
-        .await;
+    let (resources, calls) = list_organization_directly(pool, integration, ACCOUNT_CONCURRENCY, SYNC_CONCURRENCY).await;
     let seconds = started.elapsed().as_secs_f64();
     let by_operation = calls_since(&before, &aws_calls_by_operation(&metrics.render()));
-    DirectRound {
-        seconds,
-        calls: org_limiter.calls() + per_account.iter().map(|(_, c)| c).sum::<u64>(),
-        resources: per_account.iter().map(|(n, _)| n).sum(),
-        by_operation,
-    }
+    DirectRound { seconds, calls, resources, by_operation }
 }
 
 /// The fewest pages a sync can ask for, by operation, with the largest page

@@ -31,9 +31,11 @@ use std::time::{Duration, Instant};
 use aws_smithy_types::error::display::DisplayErrorContext;
 use chrono::{DateTime, Utc};
 use common::latency::{CallRate, LatencyProxy};
-use common::{aws_calls_by_operation, calls_since, round3, run_bounded, summary, with_aws_latency, Moto, Service};
+use common::{
+    aws_calls_by_operation, calls_since, list_organization_directly, round3, run_bounded, summary, with_aws_latency,
+    Moto, Service,
+};
 use futures::StreamExt;
-use jit_iam::aws::inventory::{list_account, list_organization_accounts, CallLimiter};
 use jit_iam::aws::AwsPool;
 use jit_iam::config::AwsConfig;
 use jit_iam::domain::integration::{Connection, Integration, IntegrationOptions, IntegrationStatus, RootAccount};
@@ -505,33 +507,9 @@ async fn direct_listing(
 ) -> DirectRound {
     let window = Window::open(proxy, aws_calls_by_operation(&metrics.render()));
     let started = Instant::now();
-    let root = pool.clients(integration, ROOT_ACCOUNT).await;
-    let org_limiter = CallLimiter::new(1);
-    let accounts = list_organization_accounts(&root, &org_limiter).await.expect("ListAccounts");
-    let mut ids: Vec<String> = accounts.into_iter().filter(|a| a.status == "ACTIVE").map(|a| a.id).collect();
-    if !ids.iter().any(|id| id == ROOT_ACCOUNT) {
-        ids.push(ROOT_ACCOUNT.to_string());
-    }
-    let per_account: Vec<(usize, u64)> = futures::stream::iter(ids)
-        .map(|account_id| async move {
-            let clients = pool.clients(integration, &account_id).await;
-            let limiter = CallLimiter::new(SYNC_CONCURRENCY);
-            let is_root = account_id == ROOT_ACCOUNT;
-            let found = list_account(&clients, &account_id, is_root, &integration.options, &limiter)
-                .await
-                .unwrap_or_else(|e| panic!("listing {account_id}: {e}"));
-            (found.len(), limiter.calls())
-        })
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
+    let (resources, calls) = list_organization_directly(pool, integration, concurrency, SYNC_CONCURRENCY).await;
     let seconds = started.elapsed().as_secs_f64();
-    DirectRound {
-        seconds,
-        calls: org_limiter.calls() + per_account.iter().map(|(_, c)| c).sum::<u64>(),
-        resources: per_account.iter().map(|(n, _)| n).sum(),
-        window: window.close(proxy, aws_calls_by_operation(&metrics.render())),
-    }
+    DirectRound { seconds, calls, resources, window: window.close(proxy, aws_calls_by_operation(&metrics.render())) }
 }
 
 /// Every page of the users listing, one request at a time, a few passes.

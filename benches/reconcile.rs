@@ -261,7 +261,7 @@ async fn organization(moto: &Moto, service: &Service) -> Value {
                 "principal": {"type": "iam_user", "name": user(i)}, "duration_seconds": 86_400,
                 "request_id": uuid::Uuid::new_v4().to_string(), "approved_by": "bench"
             });
-            let grant = service.call(reqwest::Method::POST, "/v1/grants?wait=60", Some(body), 202).await;
+            let grant = service.call(reqwest::Method::POST, "/v1/grants?wait=30", Some(body), 202).await;
             match grant["status"] == "active" {
                 true => Ok(()),
                 false => Err(format!("{grant}")),

@@ -635,3 +635,38 @@ pub fn breakdown_summary(breakdowns: &[Breakdown]) -> Value {
         "aws_calls": quantiles(breakdowns.iter().map(|b| b.calls as f64).collect()),
     })
 }
+
+/// What a sync of an organization lists, listed by jit-iam's own code in this
+/// process (nothing stored), `concurrency` accounts at a time with
+/// `calls_in_flight` calls each: the resources found and the AWS calls made.
+pub async fn list_organization_directly(
+    pool: &jit_iam::aws::AwsPool,
+    integration: &jit_iam::domain::integration::Integration,
+    concurrency: usize,
+    calls_in_flight: usize,
+) -> (usize, u64) {
+    use jit_iam::aws::inventory::{list_account, list_organization_accounts, CallLimiter};
+    let root_account = integration.root_account.account_id.as_str();
+    let root = pool.clients(integration, root_account).await;
+    let org_limiter = CallLimiter::new(1);
+    let accounts = list_organization_accounts(&root, &org_limiter).await.expect("ListAccounts");
+    let mut ids: Vec<String> = accounts.into_iter().filter(|a| a.status == "ACTIVE").map(|a| a.id).collect();
+    if !ids.iter().any(|id| id == root_account) {
+        ids.push(root_account.to_string());
+    }
+    let per_account: Vec<(usize, u64)> = futures::stream::iter(ids)
+        .map(|account_id| async move {
+            let clients = pool.clients(integration, &account_id).await;
+            let limiter = CallLimiter::new(calls_in_flight);
+            let is_root = account_id == root_account;
+            let found = list_account(&clients, &account_id, is_root, &integration.options, &limiter)
+                .await
+                .unwrap_or_else(|e| panic!("listing {account_id}: {e}"));
+            (found.len(), limiter.calls())
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let calls = org_limiter.calls() + per_account.iter().map(|(_, c)| c).sum::<u64>();
+    (per_account.iter().map(|(n, _)| n).sum(), calls)
+}
